@@ -1,0 +1,294 @@
+/*
+ * kring_consumer.c - the consumer: validate and drain records into
+ * caller-owned rows, publish the position once per batch, and sleep without
+ * losing wakeups.
+ *
+ * The consumer trusts nothing in the ring: every bound it uses (capacity,
+ * record sizes per type) is a private copy taken when it attached, every
+ * record header is range-checked before its payload is read, and a record
+ * that breaks the protocol stops the drain with KRING_E_CORRUPT, the ring
+ * position and the reason, after delivering the records before it.
+ */
+#include <string.h>
+
+#include "kring_atomic.h"
+#include "kring_user.h"
+
+static int corrupt(struct kring_consumer *c, int reason, uint64_t pos, uint64_t value)
+{
+    c->err_reason = reason;
+    c->err_pos = pos;
+    c->err_value = value;
+    return KRING_E_CORRUPT;
+}
+
+/* Take the position from the consumer page and check it against producer_pos. */
+static int attach_position(struct kring_consumer *c)
+{
+    /* Pairs with the producer's release store of producer_pos. */
+    const uint64_t ppos = kring_load_acquire_u64(&c->m.prod->producer_pos);
+    const uint64_t cpos = kring_load_relaxed_u64(&c->m.cons->consumer_pos);
+
+    if ((ppos & (KRING_ALIGN - 1)) != 0)
+        return corrupt(c, KRING_BAD_PRODUCER_POS, ppos, ppos);
+    if ((cpos & (KRING_ALIGN - 1)) != 0 || ppos - cpos > c->m.capacity)
+        return corrupt(c, KRING_BAD_CONSUMER_POS, cpos, cpos);
+    c->pos = cpos;
+    c->committed = cpos;
+    return KRING_OK;
+}
+
+int kring_consumer_init(struct kring_consumer *c, struct kring_consumer_page *cons,
+                        struct kring_producer_page *prod, uint8_t *data,
+                        uint64_t capacity, int double_mapped, int has_meta)
+{
+    if (!c || !cons || !prod || !data || capacity < 8 || (capacity & (capacity - 1)) != 0 ||
+        capacity > KRING_MAX_CAPACITY)
+        return KRING_E_INVAL;
+    memset(c, 0, sizeof *c);
+    c->m.fd = -1;
+    c->m.epoll_fd = -1;
+    c->m.cons = cons;
+    c->m.prod = prod;
+    c->m.data = data;
+    c->m.capacity = capacity;
+    c->m.mask = capacity - 1;
+    c->m.double_mapped = double_mapped != 0;
+    c->m.has_meta = has_meta != 0;
+    c->m.wait_kind = KRING_WAIT_NONE;
+    return attach_position(c);
+}
+
+int kring_consumer_set_type(struct kring_consumer *c, uint16_t id, uint32_t size, uint32_t min_size)
+{
+    if (id == 0 || id >= KRING_MAX_TYPES || size < KRING_EVENT_HEADER_SIZE ||
+        min_size < KRING_EVENT_HEADER_SIZE || min_size > size || size > KRING_LEN_MASK)
+        return KRING_E_INVAL;
+    c->type_size[id] = size;
+    c->type_min[id] = min_size;
+    return KRING_OK;
+}
+
+uint32_t kring_ring_flags(const struct kring_consumer *c)
+{
+    if (!c->m.has_meta)
+        return 0;
+    /* Pairs with the producer's seq_cst update of flags after its last
+     * producer_pos store: a consumer that sees CLOSED and then loads
+     * producer_pos sees the final position. */
+    return kring_load_acquire_u32(&c->m.prod->flags);
+}
+
+int64_t kring_pending(struct kring_consumer *c)
+{
+    /* Pairs with the producer's release store of producer_pos. */
+    uint64_t prod = kring_load_acquire_u64(&c->m.prod->producer_pos);
+    uint64_t avail = prod - c->pos;
+
+    if (avail > c->m.capacity || (prod & (KRING_ALIGN - 1)) != 0)
+        return corrupt(c, KRING_BAD_PRODUCER_POS, c->pos, prod);
+    return (int64_t)avail;
+}
+
+static void account_seq(struct kring_consumer *c, uint64_t seq)
+{
+    if (!c->seq_started) {
+        c->seq_started = 1;
+        c->next_seq = seq + 1;
+    } else if (seq >= c->next_seq) {
+        c->gaps += (int64_t)(seq - c->next_seq);
+        c->next_seq = seq + 1;
+    } else {
+        /* Late arrival filling an earlier gap (per-CPU producers reserve in
+         * one order and number in another). */
+        c->gaps -= 1;
+    }
+}
+
+int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
+                int commit, uint64_t *n)
+{
+    const uint64_t cap = c->m.capacity;
+    const uint64_t mask = c->m.mask;
+    const uint8_t *const data = c->m.data;
+    const int single = !c->m.double_mapped;
+    uint64_t pos = c->pos;
+    uint64_t count = 0;
+    uint64_t prod;
+    uint32_t flags;
+    int rc = KRING_OK;
+
+    *n = 0;
+    flags = kring_ring_flags(c);
+    /* Pairs with the producer's release store of producer_pos after the
+     * records and counters it covers. */
+    prod = kring_load_acquire_u64(&c->m.prod->producer_pos);
+    if (prod - pos > cap || (prod & (KRING_ALIGN - 1)) != 0)
+        return corrupt(c, KRING_BAD_PRODUCER_POS, pos, prod);
+
+    while (pos != prod && count < max_records) {
+        const uint64_t off = pos & mask;
+        const uint8_t *rec = data + off;
+        /* Pairs with the producer's release store of the header word (a BPF
+         * producer clears BUSY with it; ours writes it before producer_pos). */
+        const uint32_t hlen = kring_load_acquire_u32((const volatile uint32_t *)rec);
+        const uint32_t len = hlen & KRING_LEN_MASK;
+        const uint64_t span = KRING_RECORD_SPAN(len);
+
+        if (hlen & KRING_BUSY_BIT)
+            break;
+        if (span > prod - pos) {
+            rc = corrupt(c, KRING_BAD_LENGTH, pos, len);
+            break;
+        }
+        if (single && off + span > cap) {
+            rc = corrupt(c, KRING_BAD_STRADDLE, pos, len);
+            break;
+        }
+        if (!(hlen & KRING_DISCARD_BIT)) {
+            const uint8_t *payload = rec + KRING_RECORD_HEADER_SIZE;
+            struct kring_event_header ev;
+            struct kring_out *o;
+            uint32_t size;
+            uint8_t *dst;
+
+            if (len < KRING_EVENT_HEADER_SIZE) {
+                rc = corrupt(c, KRING_BAD_SHORT, pos, len);
+                break;
+            }
+            memcpy(&ev, payload, sizeof ev);
+            if (ev.type >= KRING_MAX_TYPES || c->type_size[ev.type] == 0) {
+                rc = corrupt(c, KRING_BAD_TYPE, pos, ev.type);
+                break;
+            }
+            size = c->type_size[ev.type];
+            if (len > size || len < c->type_min[ev.type]) {
+                rc = corrupt(c, KRING_BAD_SIZE, pos, len);
+                break;
+            }
+            o = &out[ev.type];
+            if (o->buf == NULL || o->count >= o->capacity)
+                break;                          /* no room for this type: stop here */
+            dst = o->buf + o->count * (uint64_t)size;
+            memcpy(dst, payload, len);          /* len, not the ring's word: checked above */
+            if (len < size)
+                memset(dst + len, 0, size - len);
+            o->count++;
+            account_seq(c, ev.seq);
+            count++;
+        }
+        pos += span;
+    }
+
+    c->pos = pos;
+    c->records += count;
+    *n = count;
+    if (commit)
+        kring_commit(c);
+    if (rc == KRING_OK && count == 0 && pos == prod) {
+        if (flags & KRING_F_BROKEN)
+            return KRING_E_BROKEN;
+        if (flags & KRING_F_CLOSED)
+            return KRING_E_CLOSED;
+    }
+    return rc;
+}
+
+void kring_commit(struct kring_consumer *c)
+{
+    if (c->pos == c->committed)
+        return;
+    /* Pairs with the producer's acquire load of consumer_pos before it
+     * reuses the space. */
+    kring_store_release_u64(&c->m.cons->consumer_pos, c->pos);
+    c->committed = c->pos;
+    if (c->m.wait_kind == KRING_WAIT_FUTEX || c->m.wait_kind == KRING_WAIT_EVENT) {
+        /* Store consumer_pos, full fence, load producer_waiting: pairs with the
+         * blocking producer's store of producer_waiting, full fence, load of
+         * consumer_pos in wait_for_space(). */
+        kring_fence_full();
+        if (kring_load_relaxed_u32(&c->m.prod->producer_waiting))
+            kring_plat_wake_space(&c->m);
+    }
+}
+
+/* Something to do: records pending, or the ring closed or broken. */
+static int ready(struct kring_consumer *c)
+{
+    /* Pairs with the producer's release store of producer_pos. */
+    return kring_load_acquire_u64(&c->m.prod->producer_pos) != c->pos ||
+           (kring_ring_flags(c) & (KRING_F_CLOSED | KRING_F_BROKEN)) != 0;
+}
+
+int kring_wait(struct kring_consumer *c, int64_t timeout_ns)
+{
+    const uint64_t start = kring_plat_monotonic_ns();
+    int64_t left = timeout_ns;
+    int rc;
+
+    for (;;) {
+        if (ready(c))
+            return KRING_OK;
+        if (timeout_ns >= 0) {
+            left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
+            if (left <= 0)
+                return KRING_E_TIMEOUT;
+        }
+        switch (c->m.wait_kind) {
+        case KRING_WAIT_FUTEX:
+        case KRING_WAIT_EVENT: {
+            /* Pairs with the producer's increment of wake_seq before it wakes us. */
+            uint32_t seen = kring_load_acquire_u32(&c->m.prod->wake_seq);
+
+            kring_store_relaxed_u32(&c->m.cons->waiting, 1);
+            /* Store waiting, full fence, load producer_pos: pairs with the
+             * producer's store of producer_pos, full fence, load of waiting.
+             * One of the two sees the other's store: no lost wakeup. */
+            kring_fence_full();
+            if (ready(c)) {
+                kring_store_relaxed_u32(&c->m.cons->waiting, 0);
+                return KRING_OK;
+            }
+            rc = kring_plat_wait_data(c, seen, left);
+            kring_store_relaxed_u32(&c->m.cons->waiting, 0);
+            break;
+        }
+        case KRING_WAIT_EPOLL:
+            rc = kring_plat_epoll_wait(&c->m, left);
+            break;
+        default:
+            return ready(c) ? KRING_OK : KRING_E_TIMEOUT;
+        }
+        if (rc == KRING_E_INTR || rc == KRING_E_OS)
+            return ready(c) ? KRING_OK : rc;
+        /* KRING_OK, spurious wakeups and timeouts: re-check at the loop top. */
+    }
+}
+
+void kring_consumer_close(struct kring_consumer *c)
+{
+    kring_plat_unmap(&c->m);
+    memset(&c->m, 0, sizeof c->m);
+    c->m.fd = -1;
+    c->m.epoll_fd = -1;
+}
+
+int kring_consumer_open(struct kring_consumer *c, const char *path)
+{
+    int rc;
+
+    if (!c || !path)
+        return KRING_E_INVAL;
+    memset(c, 0, sizeof *c);
+    rc = kring_plat_map(&c->m, path, 0);
+    if (rc != KRING_OK)
+        return rc;
+    rc = kring_load_types(&c->m, c->type_size, c->type_min);
+    if (rc != KRING_OK)
+        c->err_reason = KRING_BAD_META;
+    else
+        rc = attach_position(c);
+    if (rc != KRING_OK)
+        kring_plat_unmap(&c->m);
+    return rc;
+}

@@ -1,0 +1,291 @@
+/*
+ * kring_linux.c - Linux platform layer: shared-memory ring files, mappings
+ * with the right protections for each side, one-consumer/one-producer
+ * locks, futex waits and wakes, epoll for fd-based sources, clocks.
+ *
+ * A consumer maps page 0 read-write and page 1 + data read-only; a producer
+ * the other way round. Open-file-description locks on byte 0 (consumer) and
+ * byte 1 (producer) of the ring file keep one of each; the kernel releases
+ * them when a process dies.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kring_atomic.h"
+#include "kring_user.h"
+
+static int from_errno(struct kring_map *m, int err)
+{
+    if (m)
+        m->os_error = err;
+    switch (err) {
+    case ENOENT: return KRING_E_NOTFOUND;
+    case EACCES:
+    case EPERM:
+    case EROFS: return KRING_E_PERM;
+    case EEXIST: return KRING_E_EXISTS;
+    case ENOMEM: return KRING_E_NOMEM;
+    case EINTR: return KRING_E_INTR;
+    default: return KRING_E_OS;
+    }
+}
+
+uint64_t kring_time_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t kring_plat_monotonic_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint32_t kring_plat_pid(void)
+{
+    return (uint32_t)getpid();
+}
+
+int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
+{
+    struct kring_producer_page page;
+    uint64_t size;
+    int fd, rc, err;
+
+    if (!path || !tmpl)
+        return KRING_E_INVAL;
+    rc = kring_meta_check(tmpl, 0);
+    if (rc != KRING_OK)
+        return rc == KRING_E_VERSION ? KRING_E_INVAL : rc;
+    memcpy(&page, tmpl, sizeof page);
+    page.producer_pos = 0;
+    page.wake_seq = 0;
+    page.producer_waiting = 0;
+    page.flags = 0;
+    page.producer_pid = 0;
+    page.written = 0;
+    page.dropped = 0;
+    size = KRING_DATA_OFFSET + page.capacity;
+
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode ? (mode_t)mode : 0600);
+    if (fd < 0)
+        return from_errno(NULL, errno);
+    /* ftruncate zero-fills: the consumer page and the data area start zeroed. */
+    if (ftruncate(fd, (off_t)size) != 0 ||
+        pwrite(fd, &page, sizeof page, KRING_PAGE_SIZE) != (ssize_t)sizeof page) {
+        err = errno;
+        close(fd);
+        unlink(path);
+        return from_errno(NULL, err ? err : EIO);
+    }
+    close(fd);
+    return KRING_OK;
+}
+
+int kring_shm_unlink(const char *path)
+{
+    if (unlink(path) != 0)
+        return from_errno(NULL, errno);
+    return KRING_OK;
+}
+
+static int lock_role(int fd, int role)
+{
+    struct flock fl;
+
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = role;          /* byte 0: the consumer, byte 1: the producer */
+    fl.l_len = 1;
+    if (fcntl(fd, F_OFD_SETLK, &fl) != 0)
+        return (errno == EAGAIN || errno == EACCES) ? KRING_E_BUSY : from_errno(NULL, errno);
+    return KRING_OK;
+}
+
+int kring_plat_map(struct kring_map *m, const char *path, int role)
+{
+    struct kring_producer_page meta;
+    struct stat st;
+    uint64_t cap;
+    int fd, rc, err;
+    void *a, *b;
+
+    memset(m, 0, sizeof *m);
+    m->fd = -1;
+    m->epoll_fd = -1;
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return from_errno(m, errno);
+    if (fstat(fd, &st) != 0) {
+        rc = from_errno(m, errno);
+        goto close_fd;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < KRING_DATA_OFFSET ||
+        pread(fd, &meta, sizeof meta, KRING_PAGE_SIZE) != (ssize_t)sizeof meta) {
+        rc = KRING_E_VERSION;
+        goto close_fd;
+    }
+    /* Every bound used from here on comes from this private, checked copy. */
+    rc = kring_meta_check(&meta, (uint64_t)st.st_size);
+    if (rc != KRING_OK)
+        goto close_fd;
+    cap = meta.capacity;
+    rc = lock_role(fd, role);
+    if (rc != KRING_OK)
+        goto close_fd;
+
+    a = mmap(NULL, KRING_PAGE_SIZE, role == 0 ? PROT_READ | PROT_WRITE : PROT_READ,
+             MAP_SHARED, fd, 0);
+    if (a == MAP_FAILED) {
+        rc = from_errno(m, errno);
+        goto close_fd;
+    }
+    b = mmap(NULL, KRING_PAGE_SIZE + cap, role == 1 ? PROT_READ | PROT_WRITE : PROT_READ,
+             MAP_SHARED, fd, KRING_PAGE_SIZE);
+    if (b == MAP_FAILED) {
+        err = errno;
+        munmap(a, KRING_PAGE_SIZE);
+        rc = from_errno(m, err);
+        goto close_fd;
+    }
+    m->cons = a;
+    m->prod = b;
+    m->data = (uint8_t *)b + KRING_PAGE_SIZE;
+    m->capacity = cap;
+    m->mask = cap - 1;
+    m->double_mapped = 0;
+    m->has_meta = 1;
+    m->wait_kind = KRING_WAIT_FUTEX;
+    m->fd = fd;
+    m->role = role;
+    m->base_cons = a;
+    m->len_cons = KRING_PAGE_SIZE;
+    m->base_prod = b;
+    m->len_prod = KRING_PAGE_SIZE + cap;
+    return KRING_OK;
+
+close_fd:
+    close(fd);
+    return rc;
+}
+
+void kring_plat_unmap(struct kring_map *m)
+{
+    if (m->base_cons)
+        munmap(m->base_cons, m->len_cons);
+    if (m->base_prod)
+        munmap(m->base_prod, m->len_prod);
+    if (m->epoll_fd >= 0)
+        close(m->epoll_fd);
+    if (m->fd >= 0)
+        close(m->fd);           /* releases the role lock */
+    m->base_cons = m->base_prod = NULL;
+    m->epoll_fd = m->fd = -1;
+}
+
+static int futex_wait(const volatile uint32_t *word, uint32_t seen, int64_t timeout_ns)
+{
+    struct timespec ts, *tsp = NULL;
+
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tsp = &ts;
+    }
+    /* Shared (not FUTEX_PRIVATE): the word lives in a file mapped by two processes. */
+    if (syscall(SYS_futex, word, FUTEX_WAIT, seen, tsp, NULL, 0) == 0)
+        return KRING_OK;
+    switch (errno) {
+    case EAGAIN: return KRING_OK;       /* the word changed before we slept */
+    case ETIMEDOUT: return KRING_E_TIMEOUT;
+    case EINTR: return KRING_E_INTR;
+    default: return KRING_E_OS;
+    }
+}
+
+static void futex_wake(const volatile uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* The low 32 bits of consumer_pos, in either byte order. */
+static const volatile uint32_t *consumer_pos_lo(const struct kring_map *m)
+{
+    const volatile uint32_t *w = (const volatile uint32_t *)&m->cons->consumer_pos;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return w + 1;
+#else
+    return w;
+#endif
+}
+
+int kring_plat_wait_data(struct kring_consumer *c, uint32_t seen_wake_seq, int64_t timeout_ns)
+{
+    return futex_wait(&c->m.prod->wake_seq, seen_wake_seq, timeout_ns);
+}
+
+void kring_plat_wake_data(struct kring_map *m)
+{
+    futex_wake(&m->prod->wake_seq);
+}
+
+int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64_t timeout_ns)
+{
+    return futex_wait(consumer_pos_lo(&p->m), seen_cons_lo, timeout_ns);
+}
+
+void kring_plat_wake_space(struct kring_map *m)
+{
+    futex_wake(consumer_pos_lo(m));
+}
+
+int kring_consumer_set_epoll(struct kring_consumer *c, int fd)
+{
+    struct epoll_event ev;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+
+    if (ep < 0)
+        return from_errno(&c->m, errno);
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        int err = errno;
+
+        close(ep);
+        return from_errno(&c->m, err);
+    }
+    if (c->m.epoll_fd >= 0)
+        close(c->m.epoll_fd);
+    c->m.epoll_fd = ep;
+    c->m.wait_kind = KRING_WAIT_EPOLL;
+    return KRING_OK;
+}
+
+int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns)
+{
+    struct epoll_event ev;
+    int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
+    int r = epoll_wait(m->epoll_fd, &ev, 1, ms);
+
+    if (r > 0)
+        return KRING_OK;
+    if (r == 0)
+        return KRING_E_TIMEOUT;
+    return errno == EINTR ? KRING_E_INTR : from_errno(m, errno);
+}

@@ -1,0 +1,117 @@
+/*
+ * kring_meta.c - messages, and the checks on a ring's description and
+ * schema that every side runs before it trusts a producer page.
+ */
+#include <string.h>
+
+#include "kring_atomic.h"
+#include "kring_user.h"
+
+const char *kring_strerror(int code)
+{
+    switch (code) {
+    case KRING_OK: return "success";
+    case KRING_E_INVAL: return "invalid argument";
+    case KRING_E_NOMEM: return "out of memory";
+    case KRING_E_OS: return "system call failed";
+    case KRING_E_NOTFOUND: return "no such ring";
+    case KRING_E_PERM: return "permission denied";
+    case KRING_E_VERSION: return "not a pykring ring, or an incompatible ABI version";
+    case KRING_E_CORRUPT: return "ring memory violates the protocol";
+    case KRING_E_CLOSED: return "the producer closed the ring and it is drained";
+    case KRING_E_TIMEOUT: return "timed out";
+    case KRING_E_INTR: return "interrupted by a signal";
+    case KRING_E_BUSY: return "the ring is in use by another consumer or producer";
+    case KRING_E_EXISTS: return "a ring of that name exists already";
+    case KRING_E_BROKEN: return "the producer stopped writing: it read a nonsense consumer position";
+    case KRING_E_TOOBIG: return "record does not fit in the ring";
+    default: return "unknown error";
+    }
+}
+
+const char *kring_corrupt_reason(int reason)
+{
+    switch (reason) {
+    case KRING_BAD_PRODUCER_POS:
+        return "producer_pos is unaligned, behind the consumer, or more than the capacity ahead";
+    case KRING_BAD_CONSUMER_POS:
+        return "consumer_pos is unaligned, ahead of producer_pos, or more than the capacity behind";
+    case KRING_BAD_LENGTH: return "record length runs past producer_pos";
+    case KRING_BAD_STRADDLE: return "record crosses the end of the data area";
+    case KRING_BAD_SHORT: return "record payload shorter than the 24-byte event header";
+    case KRING_BAD_TYPE: return "record type id is not in the ring's schema";
+    case KRING_BAD_SIZE: return "record length outside the bounds of its type";
+    case KRING_BAD_META: return "producer page does not describe a valid ring";
+    default: return "no problem recorded";
+    }
+}
+
+static int has_nul(const char *s, size_t n)
+{
+    return memchr(s, 0, n) != NULL;
+}
+
+int kring_meta_check(const struct kring_producer_page *m, uint64_t file_size)
+{
+    uint32_t t, f, seen = 0;
+    uint64_t cap = m->capacity;
+
+    if (m->magic != KRING_MAGIC || m->abi_major != KRING_ABI_MAJOR)
+        return KRING_E_VERSION;
+    if (m->page_size != KRING_PAGE_SIZE || m->data_offset != KRING_DATA_OFFSET ||
+        cap < KRING_MIN_CAPACITY || cap > KRING_MAX_CAPACITY || (cap & (cap - 1)) != 0 ||
+        m->ntypes == 0 || m->ntypes > KRING_MAX_TYPES || m->nfields > KRING_MAX_FIELDS)
+        return KRING_E_CORRUPT;
+    if (file_size && file_size < KRING_DATA_OFFSET + cap)
+        return KRING_E_CORRUPT;
+    for (t = 0; t < m->ntypes; t++) {
+        const struct kring_type *ty = &m->types[t];
+
+        if (ty->id == 0 || ty->id >= KRING_MAX_TYPES || (seen & (1u << ty->id)) != 0)
+            return KRING_E_CORRUPT;
+        seen |= 1u << ty->id;
+        if (!has_nul(ty->name, sizeof ty->name) || ty->name[0] == 0)
+            return KRING_E_CORRUPT;
+        if (ty->size < KRING_EVENT_HEADER_SIZE || ty->size > KRING_LEN_MASK ||
+            ty->min_size < KRING_EVENT_HEADER_SIZE || ty->min_size > ty->size ||
+            KRING_RECORD_SPAN(ty->size) > cap / 2)
+            return KRING_E_CORRUPT;
+        if ((uint32_t)ty->first_field + ty->nfields > m->nfields)
+            return KRING_E_CORRUPT;
+        for (f = ty->first_field; f < (uint32_t)ty->first_field + ty->nfields; f++) {
+            const struct kring_field *fd = &m->fields[f];
+
+            if (!has_nul(fd->name, sizeof fd->name) || fd->name[0] == 0 ||
+                !has_nul(fd->format, sizeof fd->format) || fd->format[0] == 0 ||
+                fd->offset < KRING_EVENT_HEADER_SIZE || fd->offset >= ty->size)
+                return KRING_E_CORRUPT;
+        }
+    }
+    return KRING_OK;
+}
+
+int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size)
+{
+    const struct kring_producer_page *meta = m->prod;
+    uint32_t t, ntypes = meta->ntypes;
+
+    /* The page is shared and may have changed since it was checked: copy
+     * each bound once and check the copy. */
+    memset(size, 0, KRING_MAX_TYPES * sizeof *size);
+    memset(min_size, 0, KRING_MAX_TYPES * sizeof *min_size);
+    if (ntypes == 0 || ntypes > KRING_MAX_TYPES)
+        return KRING_E_CORRUPT;
+    for (t = 0; t < ntypes; t++) {
+        const uint16_t id = meta->types[t].id;
+        const uint32_t sz = meta->types[t].size;
+        const uint32_t mn = meta->types[t].min_size;
+
+        if (id == 0 || id >= KRING_MAX_TYPES || size[id] != 0 ||
+            sz < KRING_EVENT_HEADER_SIZE || sz > KRING_LEN_MASK ||
+            mn < KRING_EVENT_HEADER_SIZE || mn > sz || KRING_RECORD_SPAN(sz) > m->capacity / 2)
+            return KRING_E_CORRUPT;
+        size[id] = sz;
+        min_size[id] = mn;
+    }
+    return KRING_OK;
+}

@@ -1,0 +1,281 @@
+/*
+ * kring_producer.c - the user-mode producer: one writer per ring.
+ *
+ * The producer keeps its own position and sequence number and never reads
+ * them back from shared memory. It reads consumer_pos once per write call
+ * (and once per wait for space), range-checks it, and treats nonsense as a
+ * full ring: it sets KRING_F_BROKEN and stops writing, so whatever the
+ * consumer page holds, no byte is written outside the data area.
+ *
+ * Records are written whole (header, event header, body) and published
+ * together by one release store of producer_pos, so a consumer never sees a
+ * torn record, even if the producer is killed mid-write. A record never
+ * straddles the end of the data area: a DISCARD record pads to the end.
+ */
+#include <string.h>
+
+#include "kring_atomic.h"
+#include "kring_user.h"
+
+static void set_flags(struct kring_map *m, uint32_t set, uint32_t clear)
+{
+    /* seq_cst read-modify-write: ordered after every earlier store,
+     * producer_pos included (pairs with kring_ring_flags()). */
+    if (set)
+        kring_fetch_or_u32(&m->prod->flags, set);
+    if (clear)
+        kring_fetch_and_u32(&m->prod->flags, ~clear);
+}
+
+/* Wake a sleeping consumer after producer_pos (or flags) changed. */
+static void notify_consumer(struct kring_producer *p)
+{
+    /* Store producer_pos, full fence, load waiting: pairs with the consumer's
+     * store of waiting, full fence, load of producer_pos in kring_wait(). */
+    kring_fence_full();
+    if (kring_load_relaxed_u32(&p->m.cons->waiting)) {
+        /* The consumer futex-waits on wake_seq with the value it read before
+         * setting waiting: changing it first makes that wait return. */
+        kring_fetch_add_u32(&p->m.prod->wake_seq, 1);
+        kring_plat_wake_data(&p->m);
+        p->wakeups++;
+    }
+}
+
+/* Read consumer_pos once and return the free bytes, or -1 (and mark the
+ * ring broken) when the value cannot be right. */
+static int64_t free_space(struct kring_producer *p)
+{
+    /* Pairs with the consumer's release store of consumer_pos in kring_commit(). */
+    const uint64_t cons = kring_load_acquire_u64(&p->m.cons->consumer_pos);
+    const uint64_t used = p->pos - cons;
+
+    if ((cons & (KRING_ALIGN - 1)) != 0 || used > p->m.capacity) {
+        if (!p->broken) {
+            p->broken = 1;
+            p->bad_consumer_pos = cons;
+            set_flags(&p->m, KRING_F_BROKEN, 0);
+            notify_consumer(p);
+        }
+        return -1;
+    }
+    return (int64_t)(p->m.capacity - used);
+}
+
+static int check_lengths(const struct kring_producer *p, uint16_t type, uint32_t len,
+                         const uint32_t *lens, uint64_t n)
+{
+    uint64_t i;
+    uint32_t size, min;
+
+    if (type == 0 || type >= KRING_MAX_TYPES || p->type_size[type] == 0)
+        return KRING_E_INVAL;
+    size = p->type_size[type];
+    min = p->type_min[type];
+    if (!lens)
+        return (len <= size - KRING_EVENT_HEADER_SIZE && len + KRING_EVENT_HEADER_SIZE >= min)
+                   ? KRING_OK : KRING_E_INVAL;
+    for (i = 0; i < n; i++)
+        if (lens[i] > size - KRING_EVENT_HEADER_SIZE || lens[i] + KRING_EVENT_HEADER_SIZE < min)
+            return KRING_E_INVAL;
+    return KRING_OK;
+}
+
+/* Block policy: sleep until consumer_pos moves, or timeout. */
+static int wait_for_space(struct kring_producer *p, int64_t timeout_ns)
+{
+    /* The low 32 bits of consumer_pos change on every advance (capacity
+     * <= 2 GiB), so they serve as the futex word. */
+    const uint64_t before = kring_load_acquire_u64(&p->m.cons->consumer_pos);
+    int rc;
+
+    kring_store_relaxed_u32(&p->m.prod->producer_waiting, 1);
+    /* Store producer_waiting, full fence, load consumer_pos: pairs with the
+     * consumer's store of consumer_pos, full fence, load of producer_waiting
+     * in kring_commit(). */
+    kring_fence_full();
+    if (kring_load_acquire_u64(&p->m.cons->consumer_pos) != before) {
+        kring_store_relaxed_u32(&p->m.prod->producer_waiting, 0);
+        return KRING_OK;
+    }
+    rc = kring_plat_wait_space(p, (uint32_t)before, timeout_ns);
+    kring_store_relaxed_u32(&p->m.prod->producer_waiting, 0);
+    return rc;
+}
+
+int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uint64_t stride,
+                uint32_t len, const uint32_t *lens, uint64_t n, uint16_t ev_flags,
+                int64_t timeout_ns, uint64_t *done)
+{
+    const uint64_t cap = p->m.capacity;
+    const uint64_t mask = p->m.mask;
+    uint8_t *const data = p->m.data;
+    const uint64_t start = timeout_ns > 0 ? kring_plat_monotonic_ns() : 0;
+    uint64_t ts = kring_time_ns();
+    uint64_t i = 0;
+    int rc;
+
+    *done = 0;
+    rc = check_lengths(p, type, len, lens, n);
+    if (rc != KRING_OK)
+        return rc;
+
+    while (i < n) {
+        int64_t room = p->broken ? -1 : free_space(p);
+        uint64_t pos = p->pos;
+        const uint64_t first = i;
+
+        if (room < 0) {
+            if (p->policy == KRING_DROP) {
+                p->dropped += n - i;
+                p->seq += n - i;
+                kring_store_relaxed_u64(&p->m.prod->dropped, p->dropped);
+            }
+            rc = KRING_E_BROKEN;
+            break;
+        }
+        for (; i < n; i++) {
+            const uint32_t body = lens ? lens[i] : len;
+            const uint32_t plen = KRING_EVENT_HEADER_SIZE + body;
+            const uint64_t span = KRING_RECORD_SPAN(plen);
+            uint64_t off = pos & mask;
+            const uint64_t pad = off + span > cap ? cap - off : 0;
+            struct kring_record_header h;
+            struct kring_event_header ev;
+            uint8_t *rec;
+
+            if (pad + span > (uint64_t)room)
+                break;
+            if (pad) {
+                h.len = (uint32_t)(pad - KRING_RECORD_HEADER_SIZE) | KRING_DISCARD_BIT;
+                h.pg_off = 0;
+                memcpy(data + off, &h, sizeof h);
+                pos += pad;
+                room -= (int64_t)pad;
+                off = 0;
+            }
+            rec = data + off;
+            h.len = plen;
+            h.pg_off = 0;
+            ev.seq = p->seq++;
+            ev.ts_ns = ts;
+            ev.type = type;
+            ev.flags = ev_flags;
+            ev.reserved = 0;
+            memcpy(rec, &h, sizeof h);
+            memcpy(rec + KRING_RECORD_HEADER_SIZE, &ev, sizeof ev);
+            memcpy(rec + KRING_RECORD_HEADER_SIZE + KRING_EVENT_HEADER_SIZE, src + i * stride, body);
+            pos += span;
+            room -= (int64_t)span;
+        }
+        if (i > first) {
+            p->written += i - first;
+            kring_store_relaxed_u64(&p->m.prod->written, p->written);
+            /* Pairs with the consumer's acquire load of producer_pos in
+             * kring_drain(): the records and counters above are visible
+             * before the position that covers them. */
+            kring_store_release_u64(&p->m.prod->producer_pos, pos);
+            p->pos = pos;
+            notify_consumer(p);
+        }
+        if (i == n)
+            break;
+        /* Full. */
+        if (p->policy == KRING_DROP) {
+            p->dropped += n - i;
+            p->seq += n - i;
+            kring_store_relaxed_u64(&p->m.prod->dropped, p->dropped);
+            break;
+        }
+        {
+            int64_t left = timeout_ns;
+
+            if (timeout_ns == 0) {
+                rc = KRING_E_TIMEOUT;
+                break;
+            }
+            if (timeout_ns > 0) {
+                left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
+                if (left <= 0) {
+                    rc = KRING_E_TIMEOUT;
+                    break;
+                }
+            }
+            rc = wait_for_space(p, left);
+            if (rc == KRING_E_INTR || rc == KRING_E_OS)
+                break;
+            rc = KRING_OK;
+            ts = kring_time_ns();
+        }
+    }
+    *done = i;
+    return rc;
+}
+
+int kring_flush(struct kring_producer *p, int64_t timeout_ns)
+{
+    const uint64_t start = kring_plat_monotonic_ns();
+
+    for (;;) {
+        int64_t room = free_space(p), left = timeout_ns;
+        int rc;
+
+        if (room < 0)
+            return KRING_E_BROKEN;
+        if ((uint64_t)room == p->m.capacity)
+            return KRING_OK;
+        if (timeout_ns >= 0) {
+            left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
+            if (left <= 0)
+                return KRING_E_TIMEOUT;
+        }
+        rc = wait_for_space(p, left);
+        if (rc == KRING_E_INTR || rc == KRING_E_OS)
+            return rc;
+    }
+}
+
+int kring_producer_open(struct kring_producer *p, const char *path, int policy)
+{
+    uint64_t pos;
+    int rc;
+
+    if (!p || !path || (policy != KRING_DROP && policy != KRING_BLOCK))
+        return KRING_E_INVAL;
+    memset(p, 0, sizeof *p);
+    rc = kring_plat_map(&p->m, path, 1);
+    if (rc != KRING_OK)
+        return rc;
+    rc = kring_load_types(&p->m, p->type_size, p->type_min);
+    /* Our own page: only a previous producer wrote it. Still check it. */
+    pos = kring_load_acquire_u64(&p->m.prod->producer_pos);
+    if (rc == KRING_OK && (pos & (KRING_ALIGN - 1)) != 0)
+        rc = KRING_E_CORRUPT;
+    if (rc != KRING_OK) {
+        kring_plat_unmap(&p->m);
+        return rc;
+    }
+    p->pos = pos;
+    p->written = kring_load_relaxed_u64(&p->m.prod->written);
+    p->dropped = kring_load_relaxed_u64(&p->m.prod->dropped);
+    p->seq = p->written + p->dropped;
+    p->policy = policy;
+    p->m.prod->producer_pid = kring_plat_pid();
+    set_flags(&p->m, KRING_F_PRODUCER | (policy == KRING_BLOCK ? KRING_F_BLOCKING : 0),
+              KRING_F_CLOSED | KRING_F_BROKEN | (policy == KRING_BLOCK ? 0 : KRING_F_BLOCKING));
+    return KRING_OK;
+}
+
+void kring_producer_close(struct kring_producer *p, int clean)
+{
+    if (!p->m.prod)
+        return;
+    if (clean) {
+        set_flags(&p->m, KRING_F_CLOSED, KRING_F_PRODUCER);
+        notify_consumer(p);
+    }
+    kring_plat_unmap(&p->m);
+    memset(&p->m, 0, sizeof p->m);
+    p->m.fd = -1;
+    p->m.epoll_fd = -1;
+}

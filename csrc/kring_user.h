@@ -1,0 +1,191 @@
+/*
+ * kring_user.h - the user-mode library: consumer (drain, wait), user-mode
+ * producer, and the platform layer that creates and maps shared-memory rings.
+ *
+ * Everything here is private to one process; only kring.h is shared memory.
+ * Functions return KRING_OK (0) or a negative KRING_E_* code; kring_strerror()
+ * owns the messages. The part between the cdef markers is read by the cffi
+ * builder verbatim.
+ */
+#ifndef KRING_USER_H
+#define KRING_USER_H
+
+#include "kring.h"
+
+/* @cdef-begin */
+
+enum {
+    KRING_OK = 0,
+    KRING_E_INVAL = -1,         /* bad argument */
+    KRING_E_NOMEM = -2,         /* out of memory */
+    KRING_E_OS = -3,            /* a system call failed: os_error has errno / GetLastError */
+    KRING_E_NOTFOUND = -4,      /* no such ring */
+    KRING_E_PERM = -5,          /* permission denied */
+    KRING_E_VERSION = -6,       /* not a ring, or another ABI major version */
+    KRING_E_CORRUPT = -7,       /* ring memory violates the protocol: see err_* */
+    KRING_E_CLOSED = -8,        /* the producer closed the ring and it is drained */
+    KRING_E_TIMEOUT = -9,       /* nothing happened before the timeout */
+    KRING_E_INTR = -10,         /* a signal interrupted the wait */
+    KRING_E_BUSY = -11,         /* the ring already has a consumer (or a producer) */
+    KRING_E_EXISTS = -12,       /* a ring of that name exists already */
+    KRING_E_BROKEN = -13,       /* the producer stopped: the consumer position was nonsense */
+    KRING_E_TOOBIG = -14        /* a record does not fit in the ring */
+};
+
+/* What a KRING_E_CORRUPT found (err_reason). */
+enum {
+    KRING_BAD_NONE = 0,
+    KRING_BAD_PRODUCER_POS = 1, /* producer_pos behind the consumer, unaligned or > capacity ahead */
+    KRING_BAD_CONSUMER_POS = 2, /* consumer_pos unaligned, ahead of producer_pos or > capacity behind */
+    KRING_BAD_LENGTH = 3,       /* record runs past producer_pos */
+    KRING_BAD_STRADDLE = 4,     /* record crosses the end of a singly mapped data area */
+    KRING_BAD_SHORT = 5,        /* payload shorter than the event header */
+    KRING_BAD_TYPE = 6,         /* record type id not in the schema */
+    KRING_BAD_SIZE = 7,         /* payload length outside [min_size, size] of its type */
+    KRING_BAD_META = 8          /* producer page description invalid (magic, capacity, schema) */
+};
+
+/* Ways to wait (kring_map.wait_kind). */
+enum {
+    KRING_WAIT_NONE = 0,        /* poll only */
+    KRING_WAIT_FUTEX = 1,       /* Linux shared-memory ring: futex words in the pages */
+    KRING_WAIT_EPOLL = 2,       /* Linux fd-based source (BPF ring buffer map): epoll */
+    KRING_WAIT_EVENT = 3        /* Windows: named events */
+};
+
+/* Full-ring policy of a producer. */
+enum {
+    KRING_DROP = 0,             /* drop the new record and count it (what a kernel does) */
+    KRING_BLOCK = 1             /* wait until the consumer makes room (lossless IPC) */
+};
+
+/* One process's mapping of a ring. */
+struct kring_map {
+    struct kring_consumer_page *cons;    /* page 0 */
+    struct kring_producer_page *prod;    /* page 1: producer_pos (+ metadata when meta) */
+    uint8_t *data;                       /* data area */
+    uint64_t capacity;                   /* data bytes, power of two */
+    uint64_t mask;                       /* capacity - 1 */
+    int double_mapped;                   /* data mapped twice back to back (BPF) */
+    int has_meta;                        /* prod carries the kring metadata and schema */
+    int wait_kind;                       /* KRING_WAIT_* */
+    int fd;                              /* ring file (Linux), -1 if none */
+    int epoll_fd;                        /* KRING_WAIT_EPOLL */
+    int role;                            /* 0 consumer, 1 producer */
+    void *base_cons;                     /* what to unmap */
+    uint64_t len_cons;
+    void *base_prod;
+    uint64_t len_prod;
+    void *h_mapping;                     /* Windows handles */
+    void *h_data_event;
+    void *h_space_event;
+    void *h_lock;
+    int os_error;                        /* errno / GetLastError of the last KRING_E_OS */
+};
+
+/* Consumer state (private). */
+struct kring_consumer {
+    struct kring_map m;
+    uint64_t pos;                        /* private consumer position (published by commit) */
+    uint64_t committed;                  /* last value stored to consumer_pos */
+    uint32_t type_size[KRING_MAX_TYPES]; /* 0: unknown type */
+    uint32_t type_min[KRING_MAX_TYPES];
+    uint64_t records;                    /* records delivered */
+    uint64_t next_seq;                   /* sequence number expected next */
+    int64_t gaps;                        /* sequence numbers never seen (lost) */
+    int seq_started;
+    int err_reason;                      /* KRING_BAD_* of the last KRING_E_CORRUPT */
+    uint64_t err_pos;                    /* ring position of the problem */
+    uint64_t err_value;                  /* the offending value */
+};
+
+/* Output of a drain: one per record type id, caller-owned rows. */
+struct kring_out {
+    uint8_t *buf;                        /* rows of type_size[id] bytes, or NULL: stop at this type */
+    uint64_t capacity;                   /* rows available */
+    uint64_t count;                      /* rows filled; the drain appends at count */
+};
+
+/* Producer state (private). */
+struct kring_producer {
+    struct kring_map m;
+    uint64_t pos;                        /* private producer position: the truth, never read back */
+    uint64_t seq;                        /* next sequence number */
+    uint64_t written;
+    uint64_t dropped;
+    uint32_t type_size[KRING_MAX_TYPES];
+    uint32_t type_min[KRING_MAX_TYPES];
+    int policy;                          /* KRING_DROP or KRING_BLOCK */
+    int broken;
+    uint64_t bad_consumer_pos;           /* the nonsense value that broke it */
+    uint64_t wakeups;                    /* times it woke a sleeping consumer */
+};
+
+const char *kring_strerror(int code);
+const char *kring_corrupt_reason(int reason);
+uint64_t kring_time_ns(void);            /* CLOCK_REALTIME in ns since the epoch */
+
+/* Schema and description checks on a producer page (no side effects). */
+int kring_meta_check(const struct kring_producer_page *meta, uint64_t file_size);
+
+/* Shared-memory rings. `path` is a file path (Linux) or a mapping name (Windows). */
+int kring_shm_create(const char *path, const struct kring_producer_page *meta_template, int mode);
+int kring_shm_unlink(const char *path);
+int kring_consumer_open(struct kring_consumer *c, const char *path);
+int kring_producer_open(struct kring_producer *p, const char *path, int policy);
+
+/* A consumer over memory mapped by someone else (the BPF ring buffer map,
+ * the Windows driver). `prod` carries metadata iff has_meta. */
+int kring_consumer_init(struct kring_consumer *c, struct kring_consumer_page *cons,
+                        struct kring_producer_page *prod, uint8_t *data,
+                        uint64_t capacity, int double_mapped, int has_meta);
+int kring_consumer_set_type(struct kring_consumer *c, uint16_t id, uint32_t size, uint32_t min_size);
+int kring_consumer_set_epoll(struct kring_consumer *c, int fd);
+
+void kring_consumer_close(struct kring_consumer *c);
+void kring_producer_close(struct kring_producer *p, int clean);
+
+/* Drain up to max_records into out[type id] (KRING_MAX_TYPES entries).
+ * Returns KRING_OK, or KRING_E_CORRUPT with err_* set (records before the
+ * bad one are delivered), or KRING_E_BROKEN / KRING_E_CLOSED when nothing
+ * was delivered and nothing more will come. Publishes consumer_pos when
+ * commit is non-zero; *n receives the number of records delivered. */
+int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
+                int commit, uint64_t *n);
+/* Publish the private position (after a drain with commit = 0). */
+void kring_commit(struct kring_consumer *c);
+/* Bytes published and not yet drained (0 .. capacity), or a negative code. */
+int64_t kring_pending(struct kring_consumer *c);
+uint32_t kring_ring_flags(const struct kring_consumer *c);
+/* Wait until data is pending, the ring is closed or broken, or timeout_ns
+ * passes (< 0: forever). KRING_OK when there is something to drain. */
+int kring_wait(struct kring_consumer *c, int64_t timeout_ns);
+
+/* Write n records of type `type`: record i's body (the bytes after the
+ * event header) is lens ? lens[i] : len bytes at src + i * stride. The
+ * producer stamps seq, ts_ns, type and flags (ev_flags for all). Drop
+ * policy: writes what fits, drops and counts the rest. Block policy:
+ * waits for room up to timeout_ns (< 0: forever). *done receives the
+ * records written. */
+int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uint64_t stride,
+                uint32_t len, const uint32_t *lens, uint64_t n, uint16_t ev_flags,
+                int64_t timeout_ns, uint64_t *done);
+/* Waits until the consumer drained everything, or timeout. */
+int kring_flush(struct kring_producer *p, int64_t timeout_ns);
+
+/* @cdef-end */
+
+/* Platform layer (kring_linux.c / kring_win.c), used by the portable files. */
+int kring_plat_wait_data(struct kring_consumer *c, uint32_t seen_wake_seq, int64_t timeout_ns);
+void kring_plat_wake_data(struct kring_map *m);
+int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64_t timeout_ns);
+void kring_plat_wake_space(struct kring_map *m);
+int kring_plat_map(struct kring_map *m, const char *path, int role);
+/* Copy and check the type bounds of a mapped ring (kring_meta.c). */
+int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size);
+void kring_plat_unmap(struct kring_map *m);
+int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns);
+uint64_t kring_plat_monotonic_ns(void);
+uint32_t kring_plat_pid(void);
+
+#endif /* KRING_USER_H */

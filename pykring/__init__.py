@@ -1,0 +1,41 @@
+"""pykring: kernel events and other high-rate record streams into numpy.
+
+A lock-free single-producer ring in shared memory (the Linux BPF ring buffer
+layout), drained by C straight into numpy structured arrays::
+
+    import numpy as np, pykring
+
+    with pykring.create("ticks", 1 << 20, np.dtype([("price", "<f8"), ("qty", "<u4")])) as ring:
+        for batch in ring:              # blocks; yields arrays of records
+            print(batch["seq"], batch["ts"], batch["price"])
+
+and in another process::
+
+    with pykring.Producer("ticks") as p:
+        p.write((101.5, 3))
+"""
+from ._version import __version__
+from .errors import (
+    KringError,
+    KringPermissionError,
+    RecordTooBigError,
+    RingBrokenError,
+    RingBusyError,
+    RingClosedError,
+    RingCorruptError,
+    RingExistsError,
+    RingNotFoundError,
+    RingTimeoutError,
+    VersionMismatchError,
+)
+from .producer import Producer
+from .ring import Batch, Ring, Stats, attach, create
+from .schema import HEADER_FIELDS, body_dtype, record_dtype
+
+__all__ = [
+    "__version__", "create", "attach", "Producer", "Ring", "Batch", "Stats",
+    "record_dtype", "body_dtype", "HEADER_FIELDS",
+    "KringError", "KringPermissionError", "RecordTooBigError", "RingBrokenError", "RingBusyError",
+    "RingClosedError", "RingCorruptError", "RingExistsError", "RingNotFoundError",
+    "RingTimeoutError", "VersionMismatchError",
+]

@@ -1,0 +1,76 @@
+"""cffi builder for pykring._kring (API mode, out of line).
+
+Reads the cdef sections of the ring ABI header and the user-mode library
+header verbatim, and compiles the project's own C files. setup.py runs it
+through ``cffi_modules``; tests run it directly to make sanitizer builds.
+
+Environment: KRING_WERROR=1 adds -Werror; KRING_SANITIZE=address,undefined
+builds with those sanitizers (load libasan first when importing it).
+"""
+import os
+import re
+import sys
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CSRC = os.path.join(ROOT, "csrc")
+
+COMMON_SOURCES = ["kring_consumer.c", "kring_producer.c", "kring_meta.c"]
+PLATFORM_SOURCES = {"linux": ["kring_linux.c"], "win32": ["kring_win.c"]}
+
+
+def _version():
+    ns = {}
+    with open(os.path.join(HERE, "_version.py")) as f:
+        exec(f.read(), ns)
+    return ns["__version__"]
+
+
+def cdef_section(name):
+    """The text between the @cdef-begin and @cdef-end markers of csrc/<name>."""
+    with open(os.path.join(CSRC, name)) as f:
+        text = f.read()
+    m = re.search(r"@cdef-begin[^\n]*\n(.*?)/\* @cdef-end \*/", text, re.S)
+    if not m:
+        raise RuntimeError("csrc/%s has no cdef section" % name)
+    return m.group(1)
+
+
+def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
+    if werror is None:
+        werror = os.environ.get("KRING_WERROR") == "1"
+    if sanitize is None:
+        sanitize = os.environ.get("KRING_SANITIZE") or None
+    plat = "win32" if sys.platform == "win32" else "linux"
+    sources = [os.path.relpath(os.path.join(CSRC, s)) for s in COMMON_SOURCES + PLATFORM_SOURCES[plat]]
+
+    ffi = FFI()
+    ffi.cdef(cdef_section("kring.h"))
+    ffi.cdef(cdef_section("kring_user.h"))
+    ffi.cdef("const char *kring_pkg_version(void);")
+    cflags, ldflags = [], []
+    if plat == "linux":
+        cflags += ["-std=c11", "-O3", "-Wall", "-Wextra", "-fvisibility=hidden"]
+        if werror:
+            cflags.append("-Werror")
+        if sanitize:
+            cflags += ["-fsanitize=" + sanitize, "-fno-omit-frame-pointer", "-g", "-O1"]
+            ldflags += ["-fsanitize=" + sanitize]
+    ffi.set_source(
+        module,
+        '#include "kring_user.h"\n'
+        'const char *kring_pkg_version(void) { return "%s"; }\n' % _version(),
+        sources=sources,
+        include_dirs=[os.path.relpath(CSRC)],
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+    )
+    return ffi
+
+
+ffibuilder = make_ffibuilder()
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

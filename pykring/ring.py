@@ -1,0 +1,358 @@
+"""Consumers: :class:`Ring`, its batches and statistics."""
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from . import errors
+from ._lib import check, ffi, lib, raise_for
+from .schema import Types, make_meta, normalize_types, types_from_meta
+
+#: How long one wait slice lasts: a blocked read checks for signals (Ctrl-C)
+#: at least this often.
+WAIT_SLICE_S = 0.05
+
+Timeout = Optional[float]
+
+
+def ring_path(name: Union[str, "os.PathLike[str]"]) -> str:
+    """Where the ring called `name` lives: a plain name is a file in /dev/shm,
+    anything with a slash is a path."""
+    name = os.fspath(name)
+    if not name or "\0" in name:
+        raise ValueError("ring name must be a non-empty string without NUL bytes")
+    if sys.platform == "win32":
+        return name
+    return name if "/" in name else os.path.join("/dev/shm", name)
+
+
+def _span(size: int) -> int:
+    return (size + 8 + 7) & ~7
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counters of a ring, as seen by its consumer."""
+
+    written: Optional[int]   #: records the producer committed (None: source keeps no count)
+    dropped: Optional[int]   #: records the producer dropped because the ring was full (exact)
+    lost: int                #: sequence numbers this consumer never saw (gaps, drops included)
+    read: int                #: records this consumer delivered
+    pending_bytes: int       #: bytes published and not yet drained
+    capacity: int            #: data area bytes
+
+
+class Batch(Mapping[str, np.ndarray]):
+    """Records of one drain, by record type name. Every type of the ring is a
+    key; types with no records map to empty arrays."""
+
+    __slots__ = ("_arrays",)
+
+    def __init__(self, arrays: Dict[str, np.ndarray]):
+        self._arrays = arrays
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._arrays[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    @property
+    def count(self) -> int:
+        """Records in the batch, all types together."""
+        return sum(len(a) for a in self._arrays.values())
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __repr__(self) -> str:
+        return "Batch(%s)" % ", ".join("%s=%d" % (k, len(v)) for k, v in self._arrays.items())
+
+
+class Ring:
+    """The consumer of a ring: owns the mapping, drains records into numpy.
+
+    Use :func:`create` or :func:`attach` (or a kernel source) to get one, and
+    close it (or use it as a context manager) to release the mapping. Arrays
+    it returns are copies, owned by the caller: they stay valid after the
+    ring is closed.
+    """
+
+    def __init__(self, c, types: List[Tuple[int, str, np.dtype]], path: Optional[str] = None,
+                 unlink: bool = False, on_close: Optional[Callable[[], None]] = None,
+                 written: Optional[Callable[[], Tuple[int, int]]] = None):
+        self._c = c
+        self._types = types
+        self._by_name = {name: (tid, dt) for tid, name, dt in types}
+        self._path = path
+        self._unlink = unlink
+        self._on_close = on_close
+        self._counts = written
+        self._outs = ffi.new("struct kring_out[]", lib.KRING_MAX_TYPES)
+        self._n = ffi.new("uint64_t *")
+        self._closed = False
+
+    # -- description ------------------------------------------------------
+    @property
+    def dtype(self) -> np.dtype:
+        """The record dtype of a single-type ring."""
+        if len(self._types) != 1:
+            raise TypeError("this ring has %d record types: use .dtypes" % len(self._types))
+        return self._types[0][2]
+
+    @property
+    def dtypes(self) -> Dict[str, np.dtype]:
+        """Record dtype by type name."""
+        return {name: dt for _, name, dt in self._types}
+
+    @property
+    def capacity(self) -> int:
+        return int(self._c.m.capacity)
+
+    @property
+    def path(self) -> Optional[str]:
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- reading ----------------------------------------------------------
+    def _live(self):
+        if self._closed:
+            raise ValueError("I/O operation on a closed ring")
+        return self._c
+
+    def wait(self, timeout: Timeout = None) -> bool:
+        """Block until records are pending or the ring is closed; False on timeout.
+
+        ``timeout`` in seconds, None for no limit. Interruptible (Ctrl-C)."""
+        c = self._live()
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            left = WAIT_SLICE_S if deadline is None else min(WAIT_SLICE_S, deadline - time.monotonic())
+            rc = lib.kring_wait(c, int(max(0.0, left) * 1e9))   # GIL released inside
+            if rc == lib.KRING_OK:
+                return True
+            if rc not in (lib.KRING_E_TIMEOUT, lib.KRING_E_INTR):
+                raise_for(rc, "wait", c.m.os_error)
+            # Back in the interpreter: a pending KeyboardInterrupt is raised here.
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int,
+               commit: bool, grow: bool) -> int:
+        """Drain into bufs[type id] from row fill[id]; grow full buffers if asked."""
+        c, outs, n = self._c, self._outs, self._n
+        total = 0
+        keep = []
+        while True:
+            for tid, buf in bufs.items():
+                o = outs[tid]
+                cbuf = ffi.from_buffer(buf, require_writable=True)
+                keep.append(cbuf)
+                o.buf = ffi.cast("uint8_t *", cbuf)
+                o.capacity = len(buf)
+                o.count = fill[tid]
+            rc = lib.kring_drain(c, outs, max_records - total, 1 if commit else 0, n)  # GIL released
+            got = int(n[0])
+            total += got
+            for tid in bufs:
+                fill[tid] = int(outs[tid].count)
+                outs[tid].buf = ffi.NULL
+            keep.clear()
+            if rc < 0:
+                if total:
+                    # Deliver what came before; the next read meets the same
+                    # condition again (corrupt record, closed, broken) and raises.
+                    return total
+                check(rc, "drain", c.m.os_error, c)
+            full = [tid for tid, buf in bufs.items() if fill[tid] == len(buf)]
+            if not (grow and full and total < max_records and lib.kring_pending(c) > 0):
+                return total
+            for tid in full:
+                old = bufs[tid]
+                bufs[tid] = np.empty(max(2 * len(old), 64), dtype=old.dtype)
+                bufs[tid][:len(old)] = old
+
+    def _estimate(self, tid: int, max_records: int) -> int:
+        pending = lib.kring_pending(self._c)
+        if pending < 0:
+            check(pending, "read", 0, self._c)
+        size = int(self._c.type_min[tid])
+        return max(1, min(max_records, pending // _span(size) if pending else 1))
+
+    def read(self, max_records: Optional[int] = None, timeout: Timeout = 0,
+             out: Optional[np.ndarray] = None, commit: bool = True) -> np.ndarray:
+        """Records of a single-type ring, as a structured array.
+
+        Drains what is pending now, up to `max_records` (and ``len(out)``).
+        ``timeout``: 0 returns at once (maybe an empty array), None waits for
+        the first record without limit, a number of seconds waits that long.
+        ``out``: an array of :attr:`dtype` to fill; the result is then a view
+        of its first rows (valid until you reuse `out`).
+        ``commit=False`` leaves the records in the ring until :meth:`commit`
+        (redelivered to the next consumer if this one dies first).
+        Raises :class:`RingClosedError` once the producer closed the ring and
+        everything was read.
+        """
+        c = self._live()
+        tid, _, dt = self._types[0] if len(self._types) == 1 else (None, None, None)
+        if tid is None:
+            raise TypeError("this ring has %d record types: use read_batch()" % len(self._types))
+        limit = (1 << 62) if max_records is None else int(max_records)
+        if limit < 0:
+            raise ValueError("max_records must be >= 0")
+        if out is not None:
+            if out.dtype != dt or out.ndim != 1 or not out.flags.c_contiguous or not out.flags.writeable:
+                raise TypeError("out must be a writable, contiguous 1-d array of the ring's dtype %s" % (dt,))
+            limit = min(limit, len(out))
+        if timeout != 0 and lib.kring_pending(c) == 0 and not self.wait(timeout):
+            return out[:0] if out is not None else np.empty(0, dtype=dt)
+        if out is not None:
+            fill = {tid: 0}
+            got = self._drain({tid: out}, fill, limit, commit, grow=False)
+            return out[:got]
+        bufs = {tid: np.empty(self._estimate(tid, limit), dtype=dt)}
+        fill = {tid: 0}
+        self._drain(bufs, fill, limit, commit, grow=True)
+        return bufs[tid][:fill[tid]]
+
+    def read_batch(self, max_records: Optional[int] = None, timeout: Timeout = 0,
+                   commit: bool = True) -> Batch:
+        """Records of every type, as a :class:`Batch` (type name -> array).
+        Arguments as for :meth:`read`."""
+        c = self._live()
+        limit = (1 << 62) if max_records is None else int(max_records)
+        if limit < 0:
+            raise ValueError("max_records must be >= 0")
+        if timeout != 0 and lib.kring_pending(c) == 0 and not self.wait(timeout):
+            return Batch({name: np.empty(0, dtype=dt) for _, name, dt in self._types})
+        bufs = {tid: np.empty(min(self._estimate(tid, limit), 1024), dtype=dt) for tid, _, dt in self._types}
+        fill = {tid: 0 for tid in bufs}
+        self._drain(bufs, fill, limit, commit, grow=True)
+        return Batch({name: bufs[tid][:fill[tid]] for tid, name, _ in self._types})
+
+    def commit(self) -> None:
+        """Publish the position after reads with ``commit=False``."""
+        lib.kring_commit(self._live())
+
+    def __iter__(self) -> Iterator[Union[np.ndarray, Batch]]:
+        """Blocks and yields non-empty batches: arrays for a single-type ring,
+        :class:`Batch` objects otherwise. Ends when the producer closes the ring."""
+        single = len(self._types) == 1
+        while True:
+            try:
+                batch = self.read(timeout=None) if single else self.read_batch(timeout=None)
+            except errors.RingClosedError:
+                return
+            if len(batch) if single else batch.count:
+                yield batch
+
+    # -- state ------------------------------------------------------------
+    @property
+    def stats(self) -> Stats:
+        c = self._live()
+        pending = lib.kring_pending(c)
+        written = dropped = None
+        if self._counts is not None:
+            written, dropped = self._counts()
+        elif c.m.has_meta:
+            written, dropped = int(c.m.prod.written), int(c.m.prod.dropped)
+        return Stats(written=written, dropped=dropped, lost=max(0, int(c.gaps)), read=int(c.records),
+                     pending_bytes=max(0, int(pending)), capacity=int(c.m.capacity))
+
+    @property
+    def flags(self) -> int:
+        """The producer's KRING_F_* flags (0 for sources without metadata)."""
+        return int(lib.kring_ring_flags(self._live()))
+
+    def close(self) -> None:
+        """Release the mapping (and remove the ring file if this consumer created it)."""
+        if self._closed:
+            return
+        self._closed = True
+        lib.kring_consumer_close(self._c)
+        if self._on_close is not None:
+            self._on_close()
+        if self._unlink and self._path:
+            try:
+                os.unlink(self._path)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> "Ring":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return "<pykring.Ring %s %s, %d bytes, types %s>" % (
+            self._path or "", state, self.capacity, ", ".join(n for _, n, _ in self._types))
+
+
+def _open_consumer(path: str, what: str) -> Ring:
+    c = ffi.new("struct kring_consumer *")
+    rc = lib.kring_consumer_open(c, path.encode())
+    if rc == lib.KRING_E_CORRUPT and c.err_reason == 0:
+        raise errors.RingCorruptError("%s %s: the producer page does not describe a valid ring" % (what, path))
+    check(rc, "%s %s" % (what, path), c.m.os_error, c)
+    try:
+        types = types_from_meta(c.m.prod)
+        for tid, name, dt in types:
+            if int(c.type_size[tid]) != dt.itemsize:
+                raise errors.RingCorruptError("%s %s: schema of %r changed while attaching" % (what, path, name))
+    except BaseException:
+        lib.kring_consumer_close(c)
+        raise
+    return Ring(c, types, path)
+
+
+def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *,
+           replace: bool = False, unlink: bool = True, mode: int = 0o600) -> Ring:
+    """Create a shared-memory ring and return its consumer.
+
+    ``dtype``: a structured numpy dtype (the ring's one record type, named
+    ``"record"``) or a mapping of type names to dtypes (up to 15 types).
+    The records read back carry the event header fields ``seq``, ``ts``
+    (datetime64[ns]), ``type`` and ``flags`` first. ``capacity``: data bytes,
+    a power of two from 4 KiB to 2 GiB. The file is removed when the ring is
+    closed unless ``unlink=False``.
+    """
+    path = ring_path(name)
+    types = normalize_types(dtype)
+    meta = make_meta(capacity, types)
+    if replace:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    check(lib.kring_shm_create(path.encode(), meta, mode), "create ring %s" % path)
+    try:
+        ring = _open_consumer(path, "create ring")
+    except BaseException:
+        os.unlink(path)
+        raise
+    ring._unlink = unlink
+    ring._c.seq_started = 1      # a new ring: sequence numbers start at 0
+    ring._c.next_seq = 0
+    return ring
+
+
+def attach(name: str) -> Ring:
+    """Become the consumer of an existing ring, at its persisted position."""
+    return _open_consumer(ring_path(name), "attach ring")

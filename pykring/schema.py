@@ -1,0 +1,177 @@
+"""Record schemas: numpy dtypes <-> the schema in a ring's producer page.
+
+A record is the 24-byte event header (``seq``, ``ts``, ``type``, ``flags``)
+followed by the record type's own fields. The numpy dtype of a record maps
+its bytes one to one, so a drain is a plain copy.
+"""
+import re
+from typing import Dict, List, Mapping, Tuple, Union
+
+import numpy as np
+
+from ._lib import ffi, lib
+
+HEADER_SIZE = lib.KRING_EVENT_HEADER_SIZE
+#: The common event header, as numpy fields (name, format, offset).
+HEADER_FIELDS = (("seq", "<u8", 0), ("ts", "<M8[ns]", 8), ("type", "<u2", 16), ("flags", "<u2", 18))
+HEADER_NAMES = frozenset(f[0] for f in HEADER_FIELDS)
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Scalar numpy types a schema may carry: fixed-size, no objects, optionally a subarray.
+_FORMAT_RE = re.compile(r"^(\((\d+,)*\d+,?\))?[<>|=]?(b1|[iu][1248]|f[248]|c(8|16)|S\d+|V\d+|[mM]8\[(ns|us|ms|s)\])$")
+
+DtypeLike = Union[np.dtype, str, list, tuple]
+Types = Mapping[str, DtypeLike]
+
+
+def _format_of(dt: np.dtype) -> str:
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        fmt = "(%s,)" % ",".join(str(s) for s in shape) + base.str
+    else:
+        fmt = dt.str
+    if dt.fields is not None or not _FORMAT_RE.match(fmt) or dt.hasobject:
+        raise TypeError("field type %r is not supported in a ring record: use fixed-size "
+                        "numbers, bytes (S<n>), datetimes or subarrays of those" % (dt,))
+    return fmt
+
+
+def record_dtype(body: np.dtype) -> np.dtype:
+    """The full record dtype (event header + body) for a body dtype."""
+    names, formats, offsets = [], [], []
+    for name, fmt, off in HEADER_FIELDS:
+        names.append(name)
+        formats.append(fmt)
+        offsets.append(off)
+    for name in body.names or ():
+        fdt, off = body.fields[name][:2]
+        names.append(name)
+        formats.append(fdt)
+        offsets.append(HEADER_SIZE + off)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": HEADER_SIZE + body.itemsize})
+
+
+def body_dtype(full: np.dtype) -> np.dtype:
+    """The body dtype (fields after the event header) of a full record dtype."""
+    names = [n for n in full.names if n not in HEADER_NAMES]
+    return np.dtype({"names": names,
+                     "formats": [full.fields[n][0] for n in names],
+                     "offsets": [full.fields[n][1] - HEADER_SIZE for n in names],
+                     "itemsize": full.itemsize - HEADER_SIZE})
+
+
+def normalize_types(dtype: Union[DtypeLike, Types]) -> Dict[str, np.dtype]:
+    """A single dtype becomes the one type ``"record"``; a mapping names several."""
+    if isinstance(dtype, Mapping):
+        items = list(dtype.items())
+    else:
+        items = [("record", dtype)]
+    out: Dict[str, np.dtype] = {}
+    if not 1 <= len(items) <= lib.KRING_MAX_TYPES - 1:
+        raise ValueError("a ring has 1 to %d record types" % (lib.KRING_MAX_TYPES - 1))
+    for name, dt in items:
+        dt = np.dtype(dt)
+        if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) >= lib.KRING_NAME_LEN:
+            raise ValueError("record type name %r: use an identifier of at most %d characters"
+                             % (name, lib.KRING_NAME_LEN - 1))
+        if dt.names is None:
+            raise TypeError("record type %r: a structured dtype is needed, e.g. "
+                            "np.dtype([('x', '<f8'), ('n', '<u4')]), not %s" % (name, dt))
+        clash = HEADER_NAMES.intersection(dt.names)
+        if clash:
+            raise ValueError("record type %r: field names %s are taken by the event header "
+                             "(seq, ts, type, flags)" % (name, sorted(clash)))
+        out[name] = dt
+    return out
+
+
+def make_meta(capacity: int, types: Mapping[str, np.dtype]):
+    """A producer page template (cffi struct) describing a new ring."""
+    if not isinstance(capacity, int) or capacity < lib.KRING_MIN_CAPACITY or \
+            capacity > lib.KRING_MAX_CAPACITY or capacity & (capacity - 1):
+        raise ValueError("capacity must be a power of two from %d bytes to %d bytes, not %r"
+                         % (lib.KRING_MIN_CAPACITY, lib.KRING_MAX_CAPACITY, capacity))
+    meta = ffi.new("struct kring_producer_page *")
+    meta.magic = lib.KRING_MAGIC
+    meta.abi_major = lib.KRING_ABI_MAJOR
+    meta.abi_minor = lib.KRING_ABI_MINOR
+    meta.page_size = lib.KRING_PAGE_SIZE
+    meta.capacity = capacity
+    meta.data_offset = lib.KRING_DATA_OFFSET
+    nfields = 0
+    for i, (name, body) in enumerate(types.items()):
+        size = HEADER_SIZE + body.itemsize
+        span = (size + 8 + 7) & ~7
+        if span > capacity // 2:
+            raise ValueError("record type %r (%d bytes) does not fit a %d-byte ring twice: use a "
+                             "capacity of at least %d" % (name, size, capacity, 1 << (2 * span - 1).bit_length()))
+        t = meta.types[i]
+        t.name = name.encode()
+        t.id = i + 1
+        t.size = size
+        t.min_size = size
+        t.first_field = nfields
+        for fname in body.names:
+            fdt, off = body.fields[fname][:2]
+            if nfields >= lib.KRING_MAX_FIELDS:
+                raise ValueError("a ring's schema holds at most %d fields in all" % lib.KRING_MAX_FIELDS)
+            if not _NAME_RE.match(fname) or len(fname) >= lib.KRING_NAME_LEN:
+                raise ValueError("field name %r: use an identifier of at most %d characters"
+                                 % (fname, lib.KRING_NAME_LEN - 1))
+            f = meta.fields[nfields]
+            f.name = fname.encode()
+            f.format = _format_of(fdt).encode()
+            f.offset = HEADER_SIZE + off
+            nfields += 1
+        t.nfields = nfields - t.first_field
+    meta.ntypes = len(types)
+    meta.nfields = nfields
+    return meta
+
+
+def types_from_meta(meta) -> List[Tuple[int, str, np.dtype]]:
+    """(id, name, full dtype) for each type in a mapped producer page.
+
+    The page comes from another process: every name and format is checked
+    before numpy sees it, and every field must lie inside its record.
+    """
+    from .errors import RingCorruptError
+
+    def bad(why: str) -> RingCorruptError:
+        return RingCorruptError("ring schema is invalid: %s" % why, offset=None, problem=why)
+
+    out = []
+    ntypes, nfields = int(meta.ntypes), int(meta.nfields)
+    if not 1 <= ntypes <= lib.KRING_MAX_TYPES or nfields > lib.KRING_MAX_FIELDS:
+        raise bad("%d types, %d fields" % (ntypes, nfields))
+    for i in range(ntypes):
+        t = meta.types[i]
+        name = ffi.string(t.name, lib.KRING_NAME_LEN).decode("ascii", "replace")
+        if not _NAME_RE.match(name):
+            raise bad("type name %r" % name)
+        size = int(t.size)
+        names, formats, offsets = [], [], []
+        for j in range(int(t.first_field), int(t.first_field) + int(t.nfields)):
+            if j >= nfields:
+                raise bad("type %r lists fields past the end of the field table" % name)
+            f = meta.fields[j]
+            fname = ffi.string(f.name, lib.KRING_NAME_LEN).decode("ascii", "replace")
+            fmt = ffi.string(f.format, lib.KRING_FORMAT_LEN).decode("ascii", "replace")
+            if not _NAME_RE.match(fname) or fname in HEADER_NAMES or fname in names:
+                raise bad("type %r has a bad field name %r" % (name, fname))
+            if not _FORMAT_RE.match(fmt):
+                raise bad("field %s.%s has an unsupported format %r" % (name, fname, fmt))
+            fdt = np.dtype(fmt)
+            off = int(f.offset)
+            if off < HEADER_SIZE or off + fdt.itemsize > size:
+                raise bad("field %s.%s (%d bytes at %d) lies outside its %d-byte record"
+                          % (name, fname, fdt.itemsize, off, size))
+            names.append(fname)
+            formats.append(fdt)
+            offsets.append(off)
+        body = np.dtype({"names": names, "formats": formats,
+                         "offsets": [o - HEADER_SIZE for o in offsets],
+                         "itemsize": size - HEADER_SIZE})
+        out.append((int(t.id), name, record_dtype(body)))
+    return out

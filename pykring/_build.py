@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CSRC = os.path.join(ROOT, "csrc")
 
-COMMON_SOURCES = ["kring_consumer.c", "kring_producer.c", "kring_meta.c"]
+COMMON_SOURCES = ["kring_consumer.c", "kring_producer.c", "kring_meta.c", "kring_events.c"]
 PLATFORM_SOURCES = {"linux": ["kring_linux.c"], "win32": ["kring_win.c"]}
 
 
@@ -49,6 +49,7 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
     ffi = FFI()
     ffi.cdef(cdef_section("kring.h"))
     ffi.cdef(cdef_section("kring_user.h"))
+    ffi.cdef(cdef_section("kring_events.h"))
     ffi.cdef("const char *kring_pkg_version(void);")
     cflags, ldflags = [], []
     if plat == "linux":
@@ -60,7 +61,7 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
             ldflags += ["-fsanitize=" + sanitize]
     ffi.set_source(
         module,
-        '#include "kring_user.h"\n'
+        '#include "kring_user.h"\n#include "kring_events.h"\n'
         'const char *kring_pkg_version(void) { return "%s"; }\n' % _version(),
         sources=sources,
         include_dirs=[os.path.relpath(CSRC)],

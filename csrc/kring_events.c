@@ -1,0 +1,110 @@
+/*
+ * kring_events.c - the schema of the kernel event records, filled into a
+ * producer page. Built into the Windows driver and the Python extension;
+ * no libc, so it compiles for the kernel as is.
+ */
+#include "kring_events.h"
+
+struct field_desc {
+    const char *name;
+    const char *format;
+    uint32_t offset;
+};
+
+#define F(t, f, fmt) { #f, fmt, (uint32_t)offsetof(struct t, f) }
+
+static const struct field_desc process_start_fields[] = {
+    F(kring_process_start, pid, "<u4"),
+    F(kring_process_start, ppid, "<u4"),
+    F(kring_process_start, creator_pid, "<u4"),
+    F(kring_process_start, creator_tid, "<u4"),
+    F(kring_process_start, uid, "<u4"),
+    F(kring_process_start, session_id, "<u4"),
+    F(kring_process_start, detail, "<u4"),
+    F(kring_process_start, path_len, "<u2"),
+    F(kring_process_start, cmdline_len, "<u2"),
+    F(kring_process_start, comm, "|S16"),
+    F(kring_process_start, path, "|S512"),
+    F(kring_process_start, cmdline, "|S1024"),
+};
+
+static const struct field_desc process_exit_fields[] = {
+    F(kring_process_exit, pid, "<u4"),
+    F(kring_process_exit, ppid, "<u4"),
+    F(kring_process_exit, exit_code, "<i4"),
+    F(kring_process_exit, raw_status, "<u4"),
+    F(kring_process_exit, detail, "<u4"),
+    F(kring_process_exit, comm, "|S16"),
+};
+
+static const struct field_desc image_load_fields[] = {
+    F(kring_image_load, pid, "<u4"),
+    F(kring_image_load, detail, "<u4"),
+    F(kring_image_load, base, "<u8"),
+    F(kring_image_load, size, "<u8"),
+    F(kring_image_load, file_offset, "<u8"),
+    F(kring_image_load, path_len, "<u2"),
+    F(kring_image_load, path, "|S512"),
+};
+
+#undef F
+
+struct type_desc {
+    const char *name;
+    uint16_t id;
+    uint32_t size;
+    uint32_t min_size;
+    const struct field_desc *fields;
+    uint16_t nfields;
+};
+
+#define COUNT(a) ((uint16_t)(sizeof(a) / sizeof((a)[0])))
+
+static const struct type_desc event_types[] = {
+    { "process_start", KRING_TYPE_PROCESS_START, sizeof(struct kring_process_start),
+      KRING_PROCESS_START_MIN_SIZE, process_start_fields, COUNT(process_start_fields) },
+    { "process_exit", KRING_TYPE_PROCESS_EXIT, sizeof(struct kring_process_exit),
+      KRING_PROCESS_EXIT_MIN_SIZE, process_exit_fields, COUNT(process_exit_fields) },
+    { "image_load", KRING_TYPE_IMAGE_LOAD, sizeof(struct kring_image_load),
+      KRING_IMAGE_LOAD_MIN_SIZE, image_load_fields, COUNT(image_load_fields) },
+};
+
+/* Bounded copy that always NUL-terminates and zero-fills (no libc). */
+static void copy_name(char *dst, uint32_t cap, const char *src)
+{
+    uint32_t i = 0;
+
+    for (; i + 1 < cap && src[i]; i++)
+        dst[i] = src[i];
+    for (; i < cap; i++)
+        dst[i] = 0;
+}
+
+uint32_t kring_events_schema(struct kring_producer_page *page)
+{
+    uint32_t t, f, nfields = 0;
+
+    for (t = 0; t < COUNT(event_types); t++) {
+        const struct type_desc *d = &event_types[t];
+        struct kring_type *ty = &page->types[t];
+
+        copy_name(ty->name, KRING_NAME_LEN, d->name);
+        ty->id = d->id;
+        ty->size = d->size;
+        ty->min_size = d->min_size;
+        ty->first_field = (uint16_t)nfields;
+        ty->nfields = d->nfields;
+        ty->reserved = 0;
+        for (f = 0; f < d->nfields; f++, nfields++) {
+            struct kring_field *fd = &page->fields[nfields];
+
+            copy_name(fd->name, KRING_NAME_LEN, d->fields[f].name);
+            copy_name(fd->format, KRING_FORMAT_LEN, d->fields[f].format);
+            fd->offset = d->fields[f].offset;
+            fd->reserved = 0;
+        }
+    }
+    page->ntypes = COUNT(event_types);
+    page->nfields = nfields;
+    return nfields;
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# pykring's two entry points, for a fresh Debian machine (run as root):
+#
+#   bash run.sh demo [ARGS]   the main job: stream records into Python and show them
+#   bash run.sh test [ARGS]   the whole test suite (ARGS go to pytest)
+#
+# Both install what they need, idempotently: Debian packages (only when a
+# tool is missing), a virtual environment in .venv, and this package in it
+# (rebuilt when its C sources or build files change).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+cd "$ROOT"
+
+log() { printf '[run.sh] %s\n' "$*" >&2; }
+
+need_apt=()
+want() {  # want <command> <debian package>
+    command -v "$1" >/dev/null 2>&1 || need_apt+=("$2")
+}
+
+apt_install() {
+    [ "${#need_apt[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing tools: ${need_apt[*]}; install them (as root: apt-get install ${need_apt[*]})"
+        exit 1
+    fi
+    log "installing Debian packages: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+}
+
+setup() {
+    want gcc gcc
+    want python3 python3
+    apt_install
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        need_apt+=(python3-venv python3-dev)
+        apt_install
+    fi
+    if [ ! -x "$PY" ]; then
+        log "creating virtual environment $VENV"
+        python3 -m venv "$VENV"
+    fi
+    # Rebuild when anything that goes into the build changed.
+    local stamp="$VENV/.pykring-build" sum
+    sum=$(cat pyproject.toml setup.py pykring/_build.py pykring/_version.py csrc/*.h csrc/*.c | sha256sum | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ] || ! "$PY" -c 'import pykring' >/dev/null 2>&1; then
+        log "installing pykring (editable, with test extras) into $VENV"
+        "$PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+        KRING_WERROR=1 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
+        echo "$sum" > "$stamp"
+    fi
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    demo)
+        setup
+        exec "$PY" -m pykring demo "$@"
+        ;;
+    test)
+        setup
+        # As root (and on CI) every test must run: a skip is a failure.
+        if [ "$(id -u)" -eq 0 ] || [ "${CI:-}" = "true" ]; then
+            export KRING_REQUIRE_ALL=1
+        fi
+        exec "$PY" -m pytest "$@"
+        ;;
+    *)
+        echo "usage: bash run.sh demo|test [ARGS]" >&2
+        exit 2
+        ;;
+esac

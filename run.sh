@@ -64,6 +64,7 @@ case "$cmd" in
         exec "$PY" -m pykring demo "$@"
         ;;
     test)
+        want x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
         setup
         # As root (and on CI) every test must run: a skip is a failure.
         if [ "$(id -u)" -eq 0 ] || [ "${CI:-}" = "true" ]; then

@@ -307,6 +307,20 @@ void kring_consumer_close(struct kring_consumer *c)
     c->m.epoll_fd = -1;
 }
 
+/* After the platform layer mapped a ring with metadata: types and position. */
+static int attach_mapped(struct kring_consumer *c)
+{
+    int rc = kring_load_types(&c->m, c->type_size, c->type_min);
+
+    if (rc != KRING_OK)
+        c->err_reason = KRING_BAD_META;
+    else
+        rc = attach_position(c);
+    if (rc != KRING_OK)
+        kring_plat_unmap(&c->m);
+    return rc;
+}
+
 int kring_consumer_open(struct kring_consumer *c, const char *path)
 {
     int rc;
@@ -315,14 +329,24 @@ int kring_consumer_open(struct kring_consumer *c, const char *path)
         return KRING_E_INVAL;
     memset(c, 0, sizeof *c);
     rc = kring_plat_map(&c->m, path, 0);
+    return rc == KRING_OK ? attach_mapped(c) : rc;
+}
+
+int kring_consumer_create(struct kring_consumer *c, const char *path,
+                          const struct kring_producer_page *meta_template, int mode)
+{
+    int rc;
+
+    if (!c || !path || !meta_template)
+        return KRING_E_INVAL;
+    memset(c, 0, sizeof *c);
+    rc = kring_plat_create(&c->m, path, meta_template, mode, 0);
     if (rc != KRING_OK)
         return rc;
-    rc = kring_load_types(&c->m, c->type_size, c->type_min);
-    if (rc != KRING_OK)
-        c->err_reason = KRING_BAD_META;
-    else
-        rc = attach_position(c);
-    if (rc != KRING_OK)
-        kring_plat_unmap(&c->m);
+    rc = attach_mapped(c);
+    if (rc == KRING_OK) {
+        c->seq_started = 1;     /* a new ring: sequence numbers start at 0 */
+        c->next_seq = 0;
+    }
     return rc;
 }

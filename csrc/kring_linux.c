@@ -64,29 +64,18 @@ uint32_t kring_plat_pid(void)
 int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
 {
     struct kring_producer_page page;
-    uint64_t size;
     int fd, rc, err;
 
     if (!path || !tmpl)
         return KRING_E_INVAL;
-    rc = kring_meta_check(tmpl, 0);
+    rc = kring_meta_initial(&page, tmpl);
     if (rc != KRING_OK)
-        return rc == KRING_E_VERSION ? KRING_E_INVAL : rc;
-    memcpy(&page, tmpl, sizeof page);
-    page.producer_pos = 0;
-    page.wake_seq = 0;
-    page.producer_waiting = 0;
-    page.flags = 0;
-    page.producer_pid = 0;
-    page.written = 0;
-    page.dropped = 0;
-    size = KRING_DATA_OFFSET + page.capacity;
-
+        return rc;
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode ? (mode_t)mode : 0600);
     if (fd < 0)
         return from_errno(NULL, errno);
     /* ftruncate zero-fills: the consumer page and the data area start zeroed. */
-    if (ftruncate(fd, (off_t)size) != 0 ||
+    if (ftruncate(fd, (off_t)(KRING_DATA_OFFSET + page.capacity)) != 0 ||
         pwrite(fd, &page, sizeof page, KRING_PAGE_SIZE) != (ssize_t)sizeof page) {
         err = errno;
         close(fd);
@@ -95,6 +84,19 @@ int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, i
     }
     close(fd);
     return KRING_OK;
+}
+
+int kring_plat_create(struct kring_map *m, const char *path,
+                      const struct kring_producer_page *tmpl, int mode, int role)
+{
+    int rc = kring_shm_create(path, tmpl, mode);
+
+    if (rc != KRING_OK)
+        return rc;
+    rc = kring_plat_map(m, path, role);
+    if (rc != KRING_OK)
+        unlink(path);
+    return rc;
 }
 
 int kring_shm_unlink(const char *path)

@@ -115,3 +115,20 @@ int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_si
     }
     return KRING_OK;
 }
+
+int kring_meta_initial(struct kring_producer_page *page, const struct kring_producer_page *tmpl)
+{
+    int rc = kring_meta_check(tmpl, 0);
+
+    if (rc != KRING_OK)
+        return rc == KRING_E_VERSION ? KRING_E_INVAL : rc;
+    memcpy(page, tmpl, sizeof *page);
+    page->producer_pos = 0;
+    page->wake_seq = 0;
+    page->producer_waiting = 0;
+    page->flags = 0;
+    page->producer_pid = 0;
+    page->written = 0;
+    page->dropped = 0;
+    return KRING_OK;
+}

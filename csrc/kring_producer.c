@@ -235,18 +235,12 @@ int kring_flush(struct kring_producer *p, int64_t timeout_ns)
     }
 }
 
-int kring_producer_open(struct kring_producer *p, const char *path, int policy)
+/* After the platform layer mapped a ring: types, position, counters, flags. */
+static int attach_mapped(struct kring_producer *p, int policy)
 {
     uint64_t pos;
-    int rc;
+    int rc = kring_load_types(&p->m, p->type_size, p->type_min);
 
-    if (!p || !path || (policy != KRING_DROP && policy != KRING_BLOCK))
-        return KRING_E_INVAL;
-    memset(p, 0, sizeof *p);
-    rc = kring_plat_map(&p->m, path, 1);
-    if (rc != KRING_OK)
-        return rc;
-    rc = kring_load_types(&p->m, p->type_size, p->type_min);
     /* Our own page: only a previous producer wrote it. Still check it. */
     pos = kring_load_acquire_u64(&p->m.prod->producer_pos);
     if (rc == KRING_OK && (pos & (KRING_ALIGN - 1)) != 0)
@@ -264,6 +258,29 @@ int kring_producer_open(struct kring_producer *p, const char *path, int policy)
     set_flags(&p->m, KRING_F_PRODUCER | (policy == KRING_BLOCK ? KRING_F_BLOCKING : 0),
               KRING_F_CLOSED | KRING_F_BROKEN | (policy == KRING_BLOCK ? 0 : KRING_F_BLOCKING));
     return KRING_OK;
+}
+
+int kring_producer_open(struct kring_producer *p, const char *path, int policy)
+{
+    int rc;
+
+    if (!p || !path || (policy != KRING_DROP && policy != KRING_BLOCK))
+        return KRING_E_INVAL;
+    memset(p, 0, sizeof *p);
+    rc = kring_plat_map(&p->m, path, 1);
+    return rc == KRING_OK ? attach_mapped(p, policy) : rc;
+}
+
+int kring_producer_create(struct kring_producer *p, const char *path,
+                          const struct kring_producer_page *meta_template, int mode, int policy)
+{
+    int rc;
+
+    if (!p || !path || !meta_template || (policy != KRING_DROP && policy != KRING_BLOCK))
+        return KRING_E_INVAL;
+    memset(p, 0, sizeof *p);
+    rc = kring_plat_create(&p->m, path, meta_template, mode, 1);
+    return rc == KRING_OK ? attach_mapped(p, policy) : rc;
 }
 
 void kring_producer_close(struct kring_producer *p, int clean)

@@ -133,6 +133,12 @@ int kring_shm_create(const char *path, const struct kring_producer_page *meta_te
 int kring_shm_unlink(const char *path);
 int kring_consumer_open(struct kring_consumer *c, const char *path);
 int kring_producer_open(struct kring_producer *p, const char *path, int policy);
+/* Create a ring and attach to it in one step (on Windows a named mapping
+ * exists only while a handle to it is open). mode: file mode on Linux. */
+int kring_consumer_create(struct kring_consumer *c, const char *path,
+                          const struct kring_producer_page *meta_template, int mode);
+int kring_producer_create(struct kring_producer *p, const char *path,
+                          const struct kring_producer_page *meta_template, int mode, int policy);
 
 /* A consumer over memory mapped by someone else (the BPF ring buffer map,
  * the Windows driver). `prod` carries metadata iff has_meta. */
@@ -181,6 +187,11 @@ void kring_plat_wake_data(struct kring_map *m);
 int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64_t timeout_ns);
 void kring_plat_wake_space(struct kring_map *m);
 int kring_plat_map(struct kring_map *m, const char *path, int role);
+int kring_plat_create(struct kring_map *m, const char *path,
+                      const struct kring_producer_page *meta_template, int mode, int role);
+/* The producer page a new ring starts with: the template's description and
+ * schema, positions, counters and flags zero (kring_meta.c). */
+int kring_meta_initial(struct kring_producer_page *page, const struct kring_producer_page *tmpl);
 /* Copy and check the type bounds of a mapped ring (kring_meta.c). */
 int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size);
 void kring_plat_unmap(struct kring_map *m);

@@ -1,12 +1,11 @@
 """The user-mode producer: writes records into a shared-memory ring."""
-import os
 from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from . import errors
 from ._lib import check, ffi, lib, raise_for
-from .ring import Timeout, ring_path
+from .ring import Timeout, _remove, ring_path
 from .schema import HEADER_SIZE, Types, body_dtype, make_meta, normalize_types, types_from_meta
 
 
@@ -24,11 +23,18 @@ class Producer:
     All records of one :meth:`write` call carry the same timestamp.
     """
 
-    def __init__(self, name: str, *, block: bool = False, timeout: Timeout = None):
+    def __init__(self, name: str, *, block: bool = False, timeout: Timeout = None,
+                 _create: Optional[Tuple[Any, int]] = None):
         self._path = ring_path(name)
         p = ffi.new("struct kring_producer *")
-        rc = lib.kring_producer_open(p, self._path.encode(), lib.KRING_BLOCK if block else lib.KRING_DROP)
-        check(rc, "attach producer to %s" % self._path, p.m.os_error)
+        policy = lib.KRING_BLOCK if block else lib.KRING_DROP
+        if _create is None:
+            rc = lib.kring_producer_open(p, self._path.encode(), policy)
+            check(rc, "attach producer to %s" % self._path, p.m.os_error)
+        else:
+            meta, mode = _create
+            rc = lib.kring_producer_create(p, self._path.encode(), meta, mode, policy)
+            check(rc, "create ring %s" % self._path, p.m.os_error)
         self._p = p
         self._closed = False
         self._timeout = timeout
@@ -45,16 +51,16 @@ class Producer:
                block: bool = False, timeout: Timeout = None, replace: bool = False,
                mode: int = 0o600) -> "Producer":
         """Create a ring (as :func:`pykring.create` does) and attach as its producer.
-        A consumer attaches with :func:`pykring.attach`."""
-        path = ring_path(name)
+        A consumer attaches with :func:`pykring.attach`. The ring file stays
+        until removed (``os.unlink(producer.path)``)."""
         meta = make_meta(capacity, normalize_types(dtype))
         if replace:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-        check(lib.kring_shm_create(path.encode(), meta, mode), "create ring %s" % path)
-        return cls(name, block=block, timeout=timeout)
+            _remove(ring_path(name))
+        return cls(name, block=block, timeout=timeout, _create=(meta, mode))
+
+    @property
+    def path(self) -> str:
+        return self._path
 
     # -- description ------------------------------------------------------
     @property

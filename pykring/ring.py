@@ -305,21 +305,29 @@ class Ring:
             self._path or "", state, self.capacity, ", ".join(n for _, n, _ in self._types))
 
 
-def _open_consumer(path: str, what: str) -> Ring:
-    c = ffi.new("struct kring_consumer *")
-    rc = lib.kring_consumer_open(c, path.encode())
-    if rc == lib.KRING_E_CORRUPT and c.err_reason == 0:
-        raise errors.RingCorruptError("%s %s: the producer page does not describe a valid ring" % (what, path))
-    check(rc, "%s %s" % (what, path), c.m.os_error, c)
+def _wrap_consumer(c, path: str) -> Ring:
     try:
         types = types_from_meta(c.m.prod)
         for tid, name, dt in types:
             if int(c.type_size[tid]) != dt.itemsize:
-                raise errors.RingCorruptError("%s %s: schema of %r changed while attaching" % (what, path, name))
+                raise errors.RingCorruptError("ring %s: schema of %r changed while attaching" % (path, name))
     except BaseException:
         lib.kring_consumer_close(c)
         raise
     return Ring(c, types, path)
+
+
+def _check_open(rc: int, c, what: str) -> None:
+    if rc == lib.KRING_E_CORRUPT and c.err_reason == lib.KRING_BAD_META:
+        raise errors.RingCorruptError("%s: the producer page does not describe a valid ring "
+                                      "(schema or sizes out of bounds)" % what, problem="bad metadata")
+    check(rc, what, c.m.os_error, c)
+
+
+def _open_consumer(path: str, what: str) -> Ring:
+    c = ffi.new("struct kring_consumer *")
+    _check_open(lib.kring_consumer_open(c, path.encode()), c, "%s %s" % (what, path))
+    return _wrap_consumer(c, path)
 
 
 def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *,
@@ -334,23 +342,22 @@ def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *
     closed unless ``unlink=False``.
     """
     path = ring_path(name)
-    types = normalize_types(dtype)
-    meta = make_meta(capacity, types)
+    meta = make_meta(capacity, normalize_types(dtype))
     if replace:
+        _remove(path)
+    c = ffi.new("struct kring_consumer *")
+    _check_open(lib.kring_consumer_create(c, path.encode(), meta, mode), c, "create ring %s" % path)
+    ring = _wrap_consumer(c, path)
+    ring._unlink = unlink
+    return ring
+
+
+def _remove(path: str) -> None:
+    if sys.platform != "win32":
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
-    check(lib.kring_shm_create(path.encode(), meta, mode), "create ring %s" % path)
-    try:
-        ring = _open_consumer(path, "create ring")
-    except BaseException:
-        os.unlink(path)
-        raise
-    ring._unlink = unlink
-    ring._c.seq_started = 1      # a new ring: sequence numbers start at 0
-    ring._c.next_seq = 0
-    return ring
 
 
 def attach(name: str) -> Ring:

@@ -1,11 +1,12 @@
 """The user-mode producer: writes records into a shared-memory ring."""
+import time
 from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from . import errors
 from ._lib import check, ffi, lib, raise_for
-from .ring import Timeout, _remove, ring_path
+from .ring import WAIT_SLICE_S, Timeout, _remove, ring_path
 from .schema import HEADER_SIZE, Types, body_dtype, make_meta, normalize_types, types_from_meta
 
 
@@ -145,10 +146,20 @@ class Producer:
         src = ffi.cast("uint8_t *", ffi.from_buffer(arr)) + skip
         if timeout == "default":
             timeout = self._timeout
-        tns = -1 if timeout is None else int(max(0.0, float(timeout)) * 1e9)
-        rc = lib.kring_write(p, tid, src, stride, body.itemsize, ffi.NULL, n, flags, tns, self._done)
-        done = int(self._done[0])
-        if rc == lib.KRING_E_TIMEOUT:
+        deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
+        done = 0
+        while True:
+            # Block mode waits in slices so that Ctrl-C gets through promptly.
+            left = WAIT_SLICE_S if deadline is None else min(WAIT_SLICE_S, deadline - time.monotonic())
+            tns = int(max(0.0, left) * 1e9)
+            rc = lib.kring_write(p, tid, src + done * stride, stride, body.itemsize, ffi.NULL, n - done,
+                                 flags, tns, self._done)   # GIL released inside
+            done += int(self._done[0])
+            if rc not in (lib.KRING_E_TIMEOUT, lib.KRING_E_INTR) or done == n:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        if rc == lib.KRING_E_TIMEOUT and done < n:
             raise errors.RingTimeoutError("write: the ring stayed full for %ss; %d of %d records written"
                                           % (timeout, done, n), written=done)
         if rc == lib.KRING_E_BROKEN:
@@ -156,6 +167,8 @@ class Producer:
                 "write: the consumer page holds a nonsense position (%d); the producer stopped "
                 "writing (%d of %d written, the rest %s). Recreate the ring." % (
                     p.bad_consumer_pos, done, n, "dropped and counted" if not self._block else "not written"))
+        if rc == lib.KRING_E_INTR:
+            rc = lib.KRING_OK
         check(rc, "write", p.m.os_error)
         return done
 

@@ -57,7 +57,7 @@ typedef __int64 int64_t;
 #define KRING_LEN_MASK 0x3FFFFFFF
 
 /* Schema bounds (all of it fits in the producer page). */
-#define KRING_MAX_TYPES 16              /* record type ids are 1 .. KRING_MAX_TYPES - 1; 0 is never valid */
+#define KRING_MAX_TYPES 16              /* ids are 1 .. KRING_MAX_TYPES - 1 (so at most 15 types); 0 is never valid */
 #define KRING_MAX_FIELDS 48             /* fields over all types of one ring */
 #define KRING_NAME_LEN 24               /* type and field names, NUL-terminated */
 #define KRING_FORMAT_LEN 16             /* numpy dtype strings, NUL-terminated */
@@ -110,7 +110,9 @@ struct kring_consumer_page {
 struct kring_field {
     char name[KRING_NAME_LEN];      /* [A-Za-z_][A-Za-z0-9_]*, NUL-terminated */
     char format[KRING_FORMAT_LEN];  /* numpy dtype string: "<u4", "|S16", "<M8[ns]", "(3,)<f8" */
-    uint32_t offset;                /* >= KRING_EVENT_HEADER_SIZE, field ends within size */
+    uint32_t offset;                /* >= KRING_EVENT_HEADER_SIZE and < size (C checks); the
+                                   consumer that parses format checks that the field ends
+                                   within size */
     uint32_t reserved;              /* 0 */
 };
 
@@ -153,9 +155,11 @@ struct kring_producer_page {
     uint32_t reserved1;
     uint64_t reserved2[2];
 
-    /* @128: counters, producer-written; stored before producer_pos is published. */
-    uint64_t written;           /* records committed since the ring was created */
-    uint64_t dropped;           /* records dropped because the ring was full (exact) */
+    /* @128: counters, producer-written (relaxed stores). */
+    uint64_t written;           /* records committed since the ring was created; stored
+                                   before the producer_pos that publishes them */
+    uint64_t dropped;           /* records dropped (exact): the ring was full, or broken
+                                   under the drop policy; stored when they are dropped */
     uint64_t reserved3[6];
 
     /* @192 */

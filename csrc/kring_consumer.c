@@ -236,14 +236,14 @@ void kring_commit(struct kring_consumer *c)
      * reuses the space. */
     kring_store_release_u64(&c->m.cons->consumer_pos, c->pos);
     c->committed = c->pos;
-    if (c->m.wait_kind == KRING_WAIT_FUTEX || c->m.wait_kind == KRING_WAIT_EVENT) {
-        /* Store consumer_pos, full fence, load producer_waiting: pairs with the
-         * blocking producer's store of producer_waiting, full fence, load of
-         * consumer_pos in wait_for_space(). */
-        kring_fence_full();
-        if (kring_load_relaxed_u32(&c->m.prod->producer_waiting))
-            kring_plat_wake_space(&c->m);
-    }
+    /* Store consumer_pos, full fence, load producer_waiting: pairs with the
+     * blocking producer's store of producer_waiting, full fence, load of
+     * consumer_pos in wait_for_space(). (A BPF producer reads consumer_pos
+     * after its own full fence to decide whether to wake us.) */
+    kring_fence_full();
+    if ((c->m.wait_kind == KRING_WAIT_FUTEX || c->m.wait_kind == KRING_WAIT_EVENT) &&
+        kring_load_relaxed_u32(&c->m.prod->producer_waiting))
+        kring_plat_wake_space(&c->m);
 }
 
 /* Something to do: records pending, or the ring closed or broken. */

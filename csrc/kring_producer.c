@@ -42,14 +42,15 @@ static void notify_consumer(struct kring_producer *p)
     }
 }
 
-/* Read consumer_pos once and return the free bytes, or -1 (and mark the
- * ring broken) when the value cannot be right. */
-static int64_t free_space(struct kring_producer *p)
+/* Read consumer_pos once into *seen and return the free bytes, or -1 (and
+ * mark the ring broken) when the value cannot be right. */
+static int64_t free_space(struct kring_producer *p, uint64_t *seen)
 {
     /* Pairs with the consumer's release store of consumer_pos in kring_commit(). */
     const uint64_t cons = kring_load_acquire_u64(&p->m.cons->consumer_pos);
     const uint64_t used = p->pos - cons;
 
+    *seen = cons;
     if ((cons & (KRING_ALIGN - 1)) != 0 || used > p->m.capacity) {
         if (!p->broken) {
             p->broken = 1;
@@ -81,12 +82,11 @@ static int check_lengths(const struct kring_producer *p, uint16_t type, uint32_t
     return KRING_OK;
 }
 
-/* Block policy: sleep until consumer_pos moves, or timeout. */
-static int wait_for_space(struct kring_producer *p, int64_t timeout_ns)
+/* Block policy: sleep until consumer_pos moves away from `seen`, the value
+ * that showed the ring full, or timeout. Waiting on a value read later
+ * would lose the wakeup of a consumer that drained in between. */
+static int wait_for_space(struct kring_producer *p, uint64_t seen, int64_t timeout_ns)
 {
-    /* The low 32 bits of consumer_pos change on every advance (capacity
-     * <= 2 GiB), so they serve as the futex word. */
-    const uint64_t before = kring_load_acquire_u64(&p->m.cons->consumer_pos);
     int rc;
 
     kring_store_relaxed_u32(&p->m.prod->producer_waiting, 1);
@@ -94,11 +94,13 @@ static int wait_for_space(struct kring_producer *p, int64_t timeout_ns)
      * consumer's store of consumer_pos, full fence, load of producer_waiting
      * in kring_commit(). */
     kring_fence_full();
-    if (kring_load_acquire_u64(&p->m.cons->consumer_pos) != before) {
+    if (kring_load_acquire_u64(&p->m.cons->consumer_pos) != seen) {
         kring_store_relaxed_u32(&p->m.prod->producer_waiting, 0);
         return KRING_OK;
     }
-    rc = kring_plat_wait_space(p, (uint32_t)before, timeout_ns);
+    /* The low 32 bits of consumer_pos change on every advance (capacity
+     * <= 2 GiB), so they serve as the futex word. */
+    rc = kring_plat_wait_space(p, (uint32_t)seen, timeout_ns);
     kring_store_relaxed_u32(&p->m.prod->producer_waiting, 0);
     return rc;
 }
@@ -121,7 +123,8 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
         return rc;
 
     while (i < n) {
-        int64_t room = p->broken ? -1 : free_space(p);
+        uint64_t seen = 0;
+        int64_t room = p->broken ? -1 : free_space(p, &seen);
         uint64_t pos = p->pos;
         const uint64_t first = i;
 
@@ -201,7 +204,7 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
                     break;
                 }
             }
-            rc = wait_for_space(p, left);
+            rc = wait_for_space(p, seen, left);
             if (rc == KRING_E_INTR || rc == KRING_E_OS)
                 break;
             rc = KRING_OK;
@@ -217,7 +220,8 @@ int kring_flush(struct kring_producer *p, int64_t timeout_ns)
     const uint64_t start = kring_plat_monotonic_ns();
 
     for (;;) {
-        int64_t room = free_space(p), left = timeout_ns;
+        uint64_t seen;
+        int64_t room = free_space(p, &seen), left = timeout_ns;
         int rc;
 
         if (room < 0)
@@ -229,7 +233,7 @@ int kring_flush(struct kring_producer *p, int64_t timeout_ns)
             if (left <= 0)
                 return KRING_E_TIMEOUT;
         }
-        rc = wait_for_space(p, left);
+        rc = wait_for_space(p, seen, left);
         if (rc == KRING_E_INTR || rc == KRING_E_OS)
             return rc;
     }

@@ -21,7 +21,9 @@ class Producer:
     for the consumer to make room (lossless IPC), up to ``timeout`` seconds
     (None: no limit) and raises :class:`RingTimeoutError` after that.
 
-    All records of one :meth:`write` call carry the same timestamp.
+    Records written together carry the same timestamp: all of one
+    :meth:`write` call, unless it had to wait for room (each part written
+    after a wait is stamped when it is written).
     """
 
     def __init__(self, name: str, *, block: bool = False, timeout: Timeout = None,

@@ -291,3 +291,35 @@ int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns)
         return KRING_E_TIMEOUT;
     return errno == EINTR ? KRING_E_INTR : from_errno(m, errno);
 }
+
+int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity)
+{
+    const long page = sysconf(_SC_PAGESIZE);
+    void *cons, *prod;
+    int rc, err;
+
+    if (!c || map_fd < 0 || page <= 0 || capacity < (uint64_t)page || (capacity & (capacity - 1)) != 0 ||
+        capacity > KRING_MAX_CAPACITY)
+        return KRING_E_INVAL;
+    cons = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+    if (cons == MAP_FAILED)
+        return from_errno(&c->m, errno);
+    /* The kernel maps the data area twice back to back: a record that wraps
+     * is contiguous. Only the consumer page may be mapped writable. */
+    prod = mmap(NULL, (size_t)page + 2 * capacity, PROT_READ, MAP_SHARED, map_fd, (off_t)page);
+    if (prod == MAP_FAILED) {
+        err = errno;
+        munmap(cons, (size_t)page);
+        return from_errno(&c->m, err);
+    }
+    rc = kring_consumer_init(c, cons, prod, (uint8_t *)prod + page, capacity, 1, 0);
+    c->m.base_cons = cons;
+    c->m.len_cons = (uint64_t)page;
+    c->m.base_prod = prod;
+    c->m.len_prod = (uint64_t)page + 2 * capacity;
+    if (rc == KRING_OK)
+        rc = kring_consumer_set_epoll(c, map_fd);
+    if (rc != KRING_OK)
+        kring_plat_unmap(&c->m);
+    return rc;
+}

@@ -146,6 +146,11 @@ int kring_consumer_init(struct kring_consumer *c, struct kring_consumer_page *co
                         struct kring_producer_page *prod, uint8_t *data,
                         uint64_t capacity, int double_mapped, int has_meta);
 int kring_consumer_set_type(struct kring_consumer *c, uint16_t id, uint32_t size, uint32_t min_size);
+/* A consumer over a Linux BPF ring buffer map (BPF_MAP_TYPE_RINGBUF fd,
+ * data `capacity` bytes): maps its consumer page read-write and its producer
+ * page and twice-mapped data read-only, and waits with epoll on the fd.
+ * The fd stays the caller's. Set the record types with kring_consumer_set_type. */
+int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity);
 int kring_consumer_set_epoll(struct kring_consumer *c, int fd);
 
 void kring_consumer_close(struct kring_consumer *c);

@@ -322,3 +322,11 @@ int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns)
     (void)timeout_ns;
     return KRING_E_INVAL;
 }
+
+int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity)
+{
+    (void)c;
+    (void)map_fd;
+    (void)capacity;
+    return KRING_E_INVAL;   /* BPF ring buffers are a Linux source */
+}

@@ -27,7 +27,7 @@ Types = Mapping[str, DtypeLike]
 def _format_of(dt: np.dtype) -> str:
     if dt.subdtype is not None:
         base, shape = dt.subdtype
-        fmt = "(%s,)" % ",".join(str(s) for s in shape) + base.str
+        fmt = ("(%d,)" % shape[0] if len(shape) == 1 else "(%s)" % ",".join(str(s) for s in shape)) + base.str
     else:
         fmt = dt.str
     if dt.fields is not None or not _FORMAT_RE.match(fmt) or dt.hasobject:
@@ -119,9 +119,13 @@ def make_meta(capacity: int, types: Mapping[str, np.dtype]):
             if not _NAME_RE.match(fname) or len(fname) >= lib.KRING_NAME_LEN:
                 raise ValueError("field name %r: use an identifier of at most %d characters"
                                  % (fname, lib.KRING_NAME_LEN - 1))
+            fmt = _format_of(fdt)
+            if len(fmt) >= lib.KRING_FORMAT_LEN:
+                raise ValueError("field %r: its format %r is longer than the schema holds (%d characters); "
+                                 "use a flatter or smaller subarray" % (fname, fmt, lib.KRING_FORMAT_LEN - 1))
             f = meta.fields[nfields]
             f.name = fname.encode()
-            f.format = _format_of(fdt).encode()
+            f.format = fmt.encode()
             f.offset = HEADER_SIZE + off
             nfields += 1
         t.nfields = nfields - t.first_field

@@ -1,0 +1,63 @@
+"""Shared fixtures and the KRING_REQUIRE_ALL switch.
+
+``KRING_REQUIRE_ALL=1`` (set by ``run.sh test`` as root and on CI) turns
+every skipped test into a failure, so tests that need root, the kernel or a
+sanitizer runtime cannot silently stop running.
+"""
+import os
+import uuid
+
+import pytest
+
+REQUIRE_ALL = os.environ.get("KRING_REQUIRE_ALL") == "1"
+
+
+@pytest.fixture
+def ring_name():
+    """A unique ring name; /dev/shm/<name> is removed after the test."""
+    name = "pykring-test-%d-%s" % (os.getpid(), uuid.uuid4().hex)
+    yield name
+    try:
+        os.unlink(os.path.join("/dev/shm", name))
+    except FileNotFoundError:
+        pass
+
+
+def _skip_reason(longrepr) -> str:
+    # A skip's longrepr is (path, lineno, "Skipped: reason").
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if REQUIRE_ALL and rep.skipped and not hasattr(rep, "wasxfail"):
+        rep.outcome = "failed"
+        rep.longrepr = ("KRING_REQUIRE_ALL=1 but test %s was skipped (%s phase): %s"
+                        % (item.nodeid, rep.when, _skip_reason(rep.longrepr)))
+
+
+_collection_skips = []
+
+
+def pytest_collectreport(report):
+    # A module-level pytest.skip() / importorskip() skips a whole file at
+    # collection. Turning that report into an error would stop the whole
+    # session; record it and fail the run at the end instead.
+    if REQUIRE_ALL and report.skipped:
+        _collection_skips.append("%s: %s" % (report.nodeid, _skip_reason(report.longrepr)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _collection_skips:
+        terminalreporter.write_line("FAILED (KRING_REQUIRE_ALL=1, skipped at collection) %s" % line,
+                                    red=True, bold=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    if _collection_skips and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,206 @@
+"""A pure-Python reference model of a pykring ring (docs/PROTOCOL.md 5, 7, 8).
+
+It models the bytes, not just the records: :class:`RingModel` keeps its own
+copy of the data area and writes into it exactly what the protocol says a
+user-mode producer writes (record header, event header, body; DISCARD
+padding at the end; nothing else), and its consumer parses those bytes back
+with the protocol's validation rules. Tests run the C producer and drain
+side by side with it and compare bytes, records, counters and positions.
+
+:func:`parse` is the consumer half on its own, usable on arbitrary bytes.
+"""
+import struct
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+RECORD_HEADER = 8
+EVENT_HEADER = 24
+ALIGN = 8
+BUSY = 0x80000000
+DISCARD = 0x40000000
+LEN_MASK = 0x3FFFFFFF
+MAX_TYPES = 16
+U64 = (1 << 64) - 1
+
+# Corruption reasons (KRING_BAD_*).
+BAD_PRODUCER_POS = 1
+BAD_LENGTH = 3
+BAD_STRADDLE = 4
+BAD_SHORT = 5
+BAD_TYPE = 6
+BAD_SIZE = 7
+
+
+def span(payload_len: int) -> int:
+    """Bytes a record with `payload_len` payload bytes occupies: round_up(8 + len, 8)."""
+    return (payload_len + RECORD_HEADER + ALIGN - 1) & ~(ALIGN - 1)
+
+
+@dataclass
+class Corrupt:
+    reason: int
+    pos: int        # ring position of the bad record (or the consumer position)
+    value: int      # the offending value
+
+
+@dataclass
+class Drained:
+    rows: List[Tuple[int, bytes]]   # (type id, row bytes zero-filled to the type's size), ring order
+    pos: int                        # consumer position after the drain
+    error: Optional[Corrupt]        # stopped at a corrupt record (rows before it delivered)
+    seqs: List[int]
+
+
+def parse(data: bytes, capacity: int, types: Dict[int, Tuple[int, int]], pos: int, prod: int,
+          max_records: Optional[int] = None) -> Drained:
+    """Drain the records in ring positions [pos, prod) of a singly mapped data area.
+
+    `types` maps type id -> (size, min_size). Follows docs/PROTOCOL.md 8, step 2-3.
+    """
+    mask = capacity - 1
+    rows: List[Tuple[int, bytes]] = []
+    seqs: List[int] = []
+    if (prod - pos) & U64 > capacity or prod % ALIGN:
+        return Drained(rows, pos, Corrupt(BAD_PRODUCER_POS, pos, prod), seqs)
+    error = None
+    while pos != prod and (max_records is None or len(rows) < max_records):
+        off = pos & mask
+        (hlen,) = struct.unpack_from("<I", data, off)
+        length = hlen & LEN_MASK
+        sp = span(length)
+        if hlen & BUSY:
+            break
+        if sp > (prod - pos) & U64:
+            error = Corrupt(BAD_LENGTH, pos, length)
+            break
+        if off + sp > capacity:
+            error = Corrupt(BAD_STRADDLE, pos, length)
+            break
+        if not hlen & DISCARD:
+            if length < EVENT_HEADER:
+                error = Corrupt(BAD_SHORT, pos, length)
+                break
+            payload = bytes(data[off + RECORD_HEADER:off + RECORD_HEADER + length])
+            seq, _ts, tid = struct.unpack_from("<QQH", payload, 0)
+            if tid not in types:
+                error = Corrupt(BAD_TYPE, pos, tid)
+                break
+            size, min_size = types[tid]
+            if length > size or length < min_size:
+                error = Corrupt(BAD_SIZE, pos, length)
+                break
+            rows.append((tid, payload + bytes(size - length)))
+            seqs.append(seq)
+        pos = (pos + sp) & U64
+    return Drained(rows, pos, error, seqs)
+
+
+class RingModel:
+    """One ring, one drop-policy producer and one consumer, in Python."""
+
+    def __init__(self, capacity: int, types: Dict[int, Tuple[int, int]], seq_started: bool = True):
+        assert capacity & (capacity - 1) == 0
+        self.capacity = capacity
+        self.mask = capacity - 1
+        self.types = dict(types)            # id -> (size, min_size)
+        self.data = bytearray(capacity)     # a new ring's data area is zero
+        # Shared words.
+        self.producer_pos = 0
+        self.consumer_pos = 0               # published by commit
+        self.written = 0
+        self.dropped = 0
+        self.closed = False                 # KRING_F_CLOSED
+        # Producer private.
+        self.seq = 0
+        # Consumer private.
+        self.read_pos = 0
+        self.records_read = 0
+        self.next_seq = 0
+        self.gaps = 0
+        self.seq_started = seq_started
+
+    # -- producer ----------------------------------------------------------------
+    def write(self, tid: int, bodies: Sequence[bytes], flags: int = 0, ts: int = 0) -> List[int]:
+        """Write records of type `tid` (drop policy). Returns the data offsets of
+        the records written (their count is what kring_write reports as done);
+        the rest are dropped and counted."""
+        size, min_size = self.types[tid]
+        room = self.capacity - ((self.producer_pos - self.consumer_pos) & U64)   # free-running u64
+        pos = self.producer_pos
+        offsets = []
+        for body in bodies:
+            plen = EVENT_HEADER + len(body)
+            assert min_size <= plen <= size
+            sp = span(plen)
+            off = pos & self.mask
+            pad = self.capacity - off if off + sp > self.capacity else 0
+            if pad + sp > room:
+                break
+            if pad:
+                struct.pack_into("<II", self.data, off, (pad - RECORD_HEADER) | DISCARD, 0)
+                pos += pad
+                room -= pad
+                off = 0
+            struct.pack_into("<IIQQHHI", self.data, off, plen, 0, self.seq, ts, tid, flags, 0)
+            self.data[off + RECORD_HEADER + EVENT_HEADER:off + RECORD_HEADER + plen] = body
+            offsets.append(off)
+            self.seq += 1
+            pos += sp
+            room -= sp
+        done = len(offsets)
+        self.written += done
+        self.dropped += len(bodies) - done
+        self.seq += len(bodies) - done
+        self.producer_pos = pos & U64
+        return offsets
+
+    def stamp(self, offsets: Sequence[int], ts: int) -> None:
+        """Set the timestamp of records written at `offsets` (the C producer takes it
+        from the clock when the call starts; tests read it back and check it)."""
+        for off in offsets:
+            struct.pack_into("<Q", self.data, off + RECORD_HEADER + 8, ts)
+
+    def close_producer(self) -> None:
+        self.closed = True
+
+    def open_producer(self) -> None:
+        """A producer re-attaches: next sequence number = written + dropped."""
+        self.closed = False
+        self.seq = self.written + self.dropped
+
+    # -- consumer ----------------------------------------------------------------
+    def drain(self, max_records: Optional[int] = None, commit: bool = True) -> Drained:
+        """One read: the rows delivered. Raises ClosedModel when the C consumer
+        must report "closed" (nothing delivered, nothing pending, producer closed)."""
+        d = parse(self.data, self.capacity, self.types, self.read_pos, self.producer_pos, max_records)
+        assert d.error is None, d.error            # the model's producer writes valid records
+        for seq in d.seqs:
+            if seq >= self.next_seq or not self.seq_started:
+                if self.seq_started:
+                    self.gaps += seq - self.next_seq
+                self.next_seq = seq + 1
+                self.seq_started = True
+            else:
+                self.gaps -= 1
+        self.read_pos = d.pos
+        self.records_read += len(d.rows)
+        if commit:
+            self.commit()
+        if not d.rows and self.read_pos == self.producer_pos and self.closed:
+            raise ClosedModel()
+        return d
+
+    def commit(self) -> None:
+        self.consumer_pos = self.read_pos
+
+    @property
+    def pending_bytes(self) -> int:
+        return (self.producer_pos - self.read_pos) & U64
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.gaps)
+
+
+class ClosedModel(Exception):
+    """The model's consumer reports "closed"."""

@@ -1,0 +1,52 @@
+/*
+ * kring_bpf.h - what the eBPF programs (kring_events.bpf.c) and their loader
+ * (pykring/linux_bpf.py) share besides the ring: the load-time configuration,
+ * the run-time state and the counters. pykring/linux_bpf.py mirrors these
+ * layouts with struct formats; the static asserts below pin them.
+ *
+ * Fixed-width integers only (the loader may be a 32-bit process).
+ */
+#ifndef KRING_BPF_H
+#define KRING_BPF_H
+
+/* kring_bpf_config.want: which records the programs write. */
+#define KRING_BPF_WANT_PROCESS 0x1      /* process_start (fork, exec) and process_exit */
+#define KRING_BPF_WANT_IMAGE 0x2        /* image_load (exec: main binary + loader; mmap) */
+
+/* kring_bpf_config.clock: the kernel clock behind ts_ns. */
+#define KRING_BPF_CLOCK_MONOTONIC 0     /* bpf_ktime_get_ns() + clock_offset */
+#define KRING_BPF_CLOCK_TAI 1           /* bpf_ktime_get_tai_ns() + clock_offset (Linux >= 6.1):
+                                           follows steps of CLOCK_REALTIME, as ts_ns must */
+
+/* Load-time configuration: section .rodata.kring, written by the loader
+ * before the object is loaded (the verifier then prunes what is not wanted). */
+struct kring_bpf_config {
+    uint32_t want;              /* KRING_BPF_WANT_* */
+    uint32_t clock;             /* KRING_BPF_CLOCK_* */
+    int64_t clock_offset;       /* ns to add to the clock to get ns since the Unix epoch:
+                                   TAI: -(TAI - UTC) in whole seconds; MONOTONIC:
+                                   CLOCK_REALTIME - CLOCK_MONOTONIC, measured by the loader */
+    uint32_t page_shift;        /* log2 of the page size (mmap offsets of vm_pgoff) */
+    uint32_t reserved;          /* 0 */
+};
+
+/* Run-time state: map kring_state, one entry, written by the loader. */
+struct kring_bpf_state {
+    uint64_t attached_ns;       /* CLOCK_MONOTONIC ns when the fork program was attached:
+                                   a process whose leader started before it has no
+                                   process_start (KRING_D_NO_START at its exit). Until
+                                   the loader sets it: 0. */
+};
+
+/* Counters: map kring_counts, one per-CPU entry; the consumer sums the CPUs. */
+struct kring_bpf_counts {
+    uint64_t written;           /* records committed to the ring */
+    uint64_t dropped;           /* records lost because the ring was full; each took a
+                                   sequence number, so the consumer sees them as gaps */
+};
+
+KRING_STATIC_ASSERT(sizeof(struct kring_bpf_config) == 24, bpf_config_size);
+KRING_STATIC_ASSERT(sizeof(struct kring_bpf_state) == 8, bpf_state_size);
+KRING_STATIC_ASSERT(sizeof(struct kring_bpf_counts) == 16, bpf_counts_size);
+
+#endif /* KRING_BPF_H */

@@ -1,0 +1,527 @@
+/*
+ * kring_events.bpf.c - the Linux kernel producer of pykring's kernel event
+ * records (csrc/kring_events.h, the structs the Windows driver writes too),
+ * written into a BPF ring buffer map that pykring drains like any kring ring.
+ *
+ * Programs (each attached only when its records are wanted):
+ *   kring_fork       tp_btf/sched_process_fork    process_start for a new process
+ *                                                 (new threads are ignored)
+ *   kring_exec       tp_btf/sched_process_exec    process_start with KRING_D_EXEC;
+ *                                                 image_load of the main binary
+ *                                                 (KRING_D_MAIN_IMAGE) and of the
+ *                                                 program interpreter (ld.so)
+ *   kring_exit       tp_btf/sched_process_exit    process_exit once the whole
+ *                                                 thread group is gone
+ *   kring_mmap_ent   tp/syscalls/sys_enter_mmap   remembers executable file mappings
+ *   kring_mmap_ret   tp/syscalls/sys_exit_mmap    image_load when such an mmap succeeded
+ *
+ * Records:
+ *   - Every record takes the next ring-wide sequence number (kring_seq, one
+ *     atomic add) before it is written; a record that does not fit is counted
+ *     in kring_counts.dropped, so the consumer's sequence gaps equal the drops.
+ *     Several CPUs number and commit in their own order: the consumer counts a
+ *     late number as filling an earlier gap (PROTOCOL.md 5.6).
+ *   - ts_ns is ns since the Unix epoch: a kernel clock plus an offset the loader
+ *     measured (kring_bpf_config).
+ *   - Variable-length records end after their last string's NUL: process_start
+ *     after the command line, image_load after the path. They are built in a
+ *     per-CPU scratch record and copied with bpf_ringbuf_output(), whose length
+ *     (unlike bpf_ringbuf_reserve's) need not be a constant. Tracepoint programs
+ *     run with preemption off and do not nest on a CPU, so one scratch area per
+ *     CPU is enough.
+ *   - Paths are canonical: the opened file's dentry walked up to the root of its
+ *     mount namespace (through mount points), with bpf_loop. A path longer than
+ *     KRING_PATH_MAX - 1 bytes is cut there (KRING_D_PATH_TRUNCATED); one longer
+ *     than WALK_AREA - 1 bytes or deeper than WALK_MAX_DEPTH keeps its last part.
+ *   - `detail` bits (kring_events.h): process_start from fork has none of
+ *     KRING_D_EXEC; its path and command line are the parent's (the child runs
+ *     the same program until it execs). From exec: KRING_D_EXEC, creator_pid =
+ *     the process itself, creator_tid = the thread that called execve (its id
+ *     before exec). Kernel threads have no executable: KRING_D_NO_PATH.
+ *     process_exit: KRING_D_NO_START when the process started before the fork
+ *     program was attached. image_load: KRING_D_MAIN_IMAGE for the program's
+ *     own executable.
+ */
+#include "vmlinux.h"
+/* Before bpf_helpers.h, whose offsetof() is no constant expression for the
+ * static asserts: kring.h defines it as __builtin_offsetof. */
+#define KRING_NO_STDINT         /* vmlinux.h has uint8_t .. uint64_t */
+#include "kring_events.h"
+#include "kring_bpf.h"
+
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define PROT_EXEC 0x4
+#define MAP_ANONYMOUS 0x20
+#define NAME_MAX 255
+
+/* Path building area: components are written right to left ending at
+ * WALK_AREA; the KRING_PATH_MAX bytes after it are never written (zero), so
+ * one fixed-size copy from the path's start yields the path zero-padded. */
+#define WALK_AREA 4096
+#define WALK_MAX_DEPTH 256
+
+/* bpf_ktime_get_tai_ns (Linux 6.1) is newer than some libbpf helper lists. */
+static __u64 (*const kring_ktime_get_tai_ns)(void) = (void *)208;
+
+const volatile struct kring_bpf_config kring_cfg SEC(".rodata.kring") = {};
+
+/* Next sequence number (ring-wide). */
+__u64 kring_seq = 0;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 16 << 20);              /* set by the loader */
+} kring_events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct kring_bpf_counts);
+} kring_counts SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct kring_bpf_state);
+} kring_state SEC(".maps");
+
+struct scratch {
+    struct kring_process_start ps;
+    struct kring_image_load il;
+    char path[WALK_AREA + KRING_PATH_MAX];      /* see WALK_AREA */
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct scratch);
+} kring_scratch SEC(".maps");
+
+/* An executable file mmap() in flight, by thread (pid_tgid). */
+struct mmap_args {
+    __u64 len;
+    __u64 off;
+    __s64 fd;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64);
+    __type(value, struct mmap_args);
+} kring_mmaps SEC(".maps");
+
+/* ---- records ---------------------------------------------------------- */
+
+static __always_inline __u64 now_ns(void)
+{
+    if (kring_cfg.clock == KRING_BPF_CLOCK_TAI)
+        return kring_ktime_get_tai_ns() + (__u64)kring_cfg.clock_offset;
+    return bpf_ktime_get_ns() + (__u64)kring_cfg.clock_offset;
+}
+
+/* Fill the event header; takes the record's sequence number. */
+static __always_inline void header(struct kring_event_header *h, __u16 type, __u16 flags)
+{
+    h->seq = __sync_fetch_and_add(&kring_seq, 1);
+    h->ts_ns = now_ns();
+    h->type = type;
+    h->flags = flags;
+    h->reserved = 0;
+}
+
+static __always_inline void count(int ok)
+{
+    __u32 zero = 0;
+    struct kring_bpf_counts *c = bpf_map_lookup_elem(&kring_counts, &zero);
+
+    if (!c)
+        return;
+    if (ok)
+        c->written++;
+    else
+        c->dropped++;
+}
+
+/* ---- canonical paths -------------------------------------------------- */
+
+struct walk {
+    struct dentry *dentry;
+    struct vfsmount *vfsmnt;
+    struct mount *mnt;
+    __u32 pos;              /* the path built so far starts at scratch.path[pos] */
+    __u32 done;             /* reached the root */
+    __u32 cut;              /* ran out of room or depth: only the last part is kept */
+};
+
+static __always_inline struct mount *real_mount(struct vfsmount *m)
+{
+    return (struct mount *)((char *)m - bpf_core_field_offset(struct mount, mnt));
+}
+
+static long walk_step(__u32 i, void *ctx)
+{
+    struct walk *w = ctx;
+    __u32 zero = 0, len, off;
+    struct scratch *s = bpf_map_lookup_elem(&kring_scratch, &zero);
+    /* Locals: BPF_CORE_READ must not see our own struct's fields. */
+    struct dentry *d = w->dentry, *parent, *mnt_root;
+    struct vfsmount *vfsmnt = w->vfsmnt;
+    struct mount *mnt = w->mnt;
+    const unsigned char *name;
+
+    if (!s || !d)
+        return 1;
+    parent = BPF_CORE_READ(d, d_parent);
+    mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+    if (d == mnt_root || d == parent) {
+        struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+        if (d != mnt_root || !up || up == mnt) {
+            /* The root of the namespace (or of a filesystem that is not
+             * mounted anywhere: pipes, memfd, a detached mount). */
+            w->done = 1;
+            return 1;
+        }
+        /* Cross to the mount point in the parent mount. */
+        w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+        w->mnt = up;
+        w->vfsmnt = (struct vfsmount *)((char *)up + bpf_core_field_offset(struct mount, mnt));
+        return 0;
+    }
+    len = BPF_CORE_READ(d, d_name.len);
+    name = BPF_CORE_READ(d, d_name.name);
+    if (len > NAME_MAX)
+        len = NAME_MAX;
+    if (len + 1 > w->pos) {
+        w->cut = 1;
+        return 1;
+    }
+    off = w->pos - len;
+    bpf_probe_read_kernel(&s->path[off & (WALK_AREA - 1)], len & NAME_MAX, name);
+    off -= 1;
+    s->path[off & (WALK_AREA - 1)] = '/';
+    w->pos = off;
+    w->dentry = parent;
+    return 0;
+}
+
+/* Write the canonical path of `f` into dst[KRING_PATH_MAX], NUL-padded; its
+ * length before the NUL into *len. Returns KRING_D_* bits. */
+static __always_inline __u32 file_path(struct scratch *s, struct file *f, char *dst, __u16 *len)
+{
+    struct walk w = {};
+    __u32 pos, n;
+
+    if (!f) {
+        /* No file: copy zeros from the never-written end of the area. */
+        bpf_probe_read_kernel(dst, KRING_PATH_MAX, &s->path[WALK_AREA]);
+        *len = 0;
+        return KRING_D_NO_PATH;
+    }
+    w.dentry = BPF_CORE_READ(f, f_path.dentry);
+    w.vfsmnt = BPF_CORE_READ(f, f_path.mnt);
+    w.mnt = real_mount(w.vfsmnt);
+    w.pos = WALK_AREA;
+    bpf_loop(WALK_MAX_DEPTH, walk_step, &w, 0);
+    pos = w.pos;
+    if (pos >= WALK_AREA) {
+        /* The root itself. */
+        pos = WALK_AREA - 1;
+        s->path[pos] = '/';
+    }
+    pos &= WALK_AREA - 1;
+    n = WALK_AREA - pos;
+    if (n > KRING_PATH_MAX - 1) {
+        bpf_probe_read_kernel(dst, KRING_PATH_MAX - 1, &s->path[pos]);
+        dst[KRING_PATH_MAX - 1] = 0;
+        *len = KRING_PATH_MAX - 1;
+        return KRING_D_PATH_TRUNCATED;
+    }
+    bpf_probe_read_kernel(dst, KRING_PATH_MAX, &s->path[pos]);
+    *len = (__u16)n;
+    return (w.done && !w.cut) ? 0 : KRING_D_PATH_TRUNCATED;
+}
+
+/* ---- process_start ---------------------------------------------------- */
+
+/* Copy the command line (argv, NUL-separated) from the user memory of the
+ * current process, whose mm is `mm`. Returns the bytes of cmdline used,
+ * its NUL included (1 .. KRING_CMDLINE_MAX). */
+static __always_inline __u32 read_cmdline(struct kring_process_start *ps, struct mm_struct *mm)
+{
+    __u64 start = 0, end = 0, n;
+
+    if (mm) {
+        start = BPF_CORE_READ(mm, arg_start);
+        end = BPF_CORE_READ(mm, arg_end);
+    }
+    n = end > start ? end - start : 0;
+    if (n > KRING_CMDLINE_MAX - 1) {
+        n = KRING_CMDLINE_MAX - 1;
+        ps->detail |= KRING_D_CMDLINE_TRUNCATED;
+    }
+    if (n && bpf_probe_read_user(ps->cmdline, n & (KRING_CMDLINE_MAX - 1), (void *)start) != 0)
+        n = 0;
+    n &= KRING_CMDLINE_MAX - 1;
+    ps->cmdline[n] = 0;
+    /* argv ends with a NUL: it is the terminator, not part of the text. */
+    if (n && !(ps->detail & KRING_D_CMDLINE_TRUNCATED)) {
+        __u32 last = (__u32)n - 1;
+
+        barrier_var(last);      /* keep the mask: the verifier needs it */
+        if (ps->cmdline[last & (KRING_CMDLINE_MAX - 1)] == 0)
+            n -= 1;
+    }
+    ps->cmdline_len = (__u16)n;
+    return (__u32)n + 1;
+}
+
+static __always_inline void emit_process_start(struct kring_process_start *ps, __u32 tail)
+{
+    __u32 len = KRING_PROCESS_START_MIN_SIZE + (tail & (KRING_CMDLINE_MAX * 2 - 1));
+
+    header(&ps->h, KRING_TYPE_PROCESS_START,
+           (ps->detail & (KRING_D_PATH_TRUNCATED | KRING_D_CMDLINE_TRUNCATED)) ? KRING_EV_TRUNCATED : 0);
+    if (len > sizeof(*ps))
+        len = sizeof(*ps);
+    count(bpf_ringbuf_output(&kring_events, ps, len, 0) == 0);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(kring_fork, struct task_struct *parent, struct task_struct *child)
+{
+    __u32 zero = 0, tail;
+    struct scratch *s;
+    struct kring_process_start *ps;
+    struct mm_struct *mm;
+
+    if (child->pid != child->tgid)
+        return 0;                               /* a new thread, not a process */
+    s = bpf_map_lookup_elem(&kring_scratch, &zero);
+    if (!s)
+        return 0;
+    ps = &s->ps;
+    ps->pid = child->tgid;
+    ps->ppid = BPF_CORE_READ(child, real_parent, tgid);
+    ps->creator_pid = parent->tgid;
+    ps->creator_tid = parent->pid;
+    ps->uid = BPF_CORE_READ(child, real_cred, uid.val);
+    ps->session_id = 0;
+    ps->detail = 0;
+    bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), child->comm);
+    mm = child->mm;
+    ps->detail |= file_path(s, mm ? BPF_CORE_READ(mm, exe_file) : 0, ps->path, &ps->path_len);
+    /* The child's argv is the parent's (same addresses, same contents): read it
+     * from the parent, whose memory is the current one here. */
+    tail = read_cmdline(ps, mm && parent->mm ? mm : 0);
+    emit_process_start(ps, tail);
+    return 0;
+}
+
+/* ---- image_load ------------------------------------------------------- */
+
+struct vma_info {
+    __u64 start;
+    __u64 end;
+    __u64 pgoff;
+    struct file *file;
+};
+
+static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void *ctx)
+{
+    struct vma_info *v = ctx;
+
+    v->start = vma->vm_start;
+    v->end = vma->vm_end;
+    v->pgoff = vma->vm_pgoff;
+    v->file = vma->vm_file;
+    return 0;
+}
+
+static __always_inline void emit_image(struct kring_image_load *il, __u32 detail)
+{
+    __u32 len = KRING_IMAGE_LOAD_MIN_SIZE + (il->path_len & (KRING_PATH_MAX - 1)) + 1;
+
+    il->detail |= detail;
+    header(&il->h, KRING_TYPE_IMAGE_LOAD, (il->detail & KRING_D_PATH_TRUNCATED) ? KRING_EV_TRUNCATED : 0);
+    if (len > sizeof(*il))
+        len = sizeof(*il);
+    count(bpf_ringbuf_output(&kring_events, il, len, 0) == 0);
+}
+
+static __always_inline void image_init(struct kring_image_load *il, __u32 pid, __u64 base, __u64 size,
+                                       __u64 off)
+{
+    il->pid = pid;
+    il->detail = 0;
+    il->base = base;
+    il->size = size;
+    il->file_offset = off;
+    il->reserved[0] = 0;
+    il->reserved[1] = 0;
+    il->reserved[2] = 0;
+}
+
+/* image_load for the mapping of the current process that contains addr.
+ * Skipped when it is not a file mapping or is a mapping of `not_file`. */
+static __always_inline struct file *image_at(struct scratch *s, __u32 pid, __u64 addr, __u32 detail,
+                                             struct file *not_file)
+{
+    struct vma_info v = {};
+    struct task_struct *task = bpf_get_current_task_btf();
+
+    if (!addr || bpf_find_vma(task, addr, vma_found, &v, 0) != 0 || !v.file || v.file == not_file)
+        return 0;
+    image_init(&s->il, pid, v.start, v.end - v.start, v.pgoff << (kring_cfg.page_shift & 63));
+    s->il.detail = file_path(s, v.file, s->il.path, &s->il.path_len);
+    emit_image(&s->il, detail);
+    return v.file;
+}
+
+/* ---- exec ------------------------------------------------------------- */
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+    __u32 zero = 0, tail;
+    struct scratch *s = bpf_map_lookup_elem(&kring_scratch, &zero);
+    struct mm_struct *mm = p->mm;
+    struct file *exe;
+
+    if (!s)
+        return 0;
+    if (kring_cfg.want & KRING_BPF_WANT_PROCESS) {
+        struct kring_process_start *ps = &s->ps;
+
+        ps->pid = p->tgid;
+        ps->ppid = BPF_CORE_READ(p, real_parent, tgid);
+        ps->creator_pid = p->tgid;
+        ps->creator_tid = (__u32)old_pid;
+        ps->uid = BPF_CORE_READ(p, real_cred, uid.val);
+        ps->session_id = 0;
+        ps->detail = KRING_D_EXEC;
+        bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), p->comm);
+        ps->detail |= file_path(s, BPF_CORE_READ(bprm, file), ps->path, &ps->path_len);
+        tail = read_cmdline(ps, mm);
+        emit_process_start(ps, tail);
+    }
+    if ((kring_cfg.want & KRING_BPF_WANT_IMAGE) && mm) {
+        /* The kernel mapped the program and its interpreter itself (no mmap
+         * syscall): report the executable mapping of each. The main program's
+         * code is at start_code; the thread starts in the interpreter's code
+         * (or, without one, at the program's entry). */
+        struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+        exe = image_at(s, p->tgid, BPF_CORE_READ(mm, start_code), KRING_D_MAIN_IMAGE, 0);
+        if (regs)
+            image_at(s, p->tgid, PT_REGS_IP_CORE(regs), 0, exe);
+    }
+    return 0;
+}
+
+/* ---- exit ------------------------------------------------------------- */
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(kring_exit, struct task_struct *p, bool group_dead)
+{
+    __u32 zero = 0, code;
+    struct kring_process_exit *e;
+    struct kring_bpf_state *st;
+    __u64 seq, started;
+
+    if (!group_dead)
+        return 0;                               /* other threads of the process live on */
+    seq = __sync_fetch_and_add(&kring_seq, 1);
+    e = bpf_ringbuf_reserve(&kring_events, sizeof(*e), 0);
+    if (!e) {
+        count(0);
+        return 0;
+    }
+    e->h.seq = seq;
+    e->h.ts_ns = now_ns();
+    e->h.type = KRING_TYPE_PROCESS_EXIT;
+    e->h.flags = 0;
+    e->h.reserved = 0;
+    e->pid = p->tgid;
+    e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+    /* exit_code is a wait status: (code & 0xff) << 8 for exit(code), or the
+     * signal number (| 0x80 with a core dump) for a killed process. */
+    code = (__u32)p->exit_code;
+    e->raw_status = code;
+    e->exit_code = (code & 0x7f) ? -(__s32)(code & 0x7f) : (__s32)((code >> 8) & 0xff);
+    e->detail = 0;
+    st = bpf_map_lookup_elem(&kring_state, &zero);
+    started = BPF_CORE_READ(p, group_leader, start_time);
+    if (!st || started < st->attached_ns || !st->attached_ns)
+        e->detail |= KRING_D_NO_START;
+    e->reserved = 0;
+    bpf_probe_read_kernel(e->comm, sizeof(e->comm), p->comm);
+    bpf_ringbuf_submit(e, 0);
+    count(1);
+    return 0;
+}
+
+/* ---- mmap ------------------------------------------------------------- */
+
+SEC("tp/syscalls/sys_enter_mmap")
+int kring_mmap_ent(struct trace_event_raw_sys_enter *ctx)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct mmap_args a;
+    __s64 fd = (int)ctx->args[4];
+
+    if (!(ctx->args[2] & PROT_EXEC) || (ctx->args[3] & MAP_ANONYMOUS) || fd < 0)
+        return 0;
+    a.len = ctx->args[1];
+    a.off = ctx->args[5];
+    a.fd = fd;
+    bpf_map_update_elem(&kring_mmaps, &id, &a, BPF_ANY);
+    return 0;
+}
+
+SEC("tp/syscalls/sys_exit_mmap")
+int kring_mmap_ret(struct trace_event_raw_sys_exit *ctx)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct mmap_args *a = bpf_map_lookup_elem(&kring_mmaps, &id);
+    struct task_struct *task;
+    struct fdtable *fdt;
+    struct file **fds, *f = 0;
+    struct scratch *s;
+    __u32 zero = 0;
+    __u64 len, off, page;
+    __s64 fd;
+    long ret = ctx->ret;
+
+    if (!a)
+        return 0;
+    len = a->len;
+    off = a->off;
+    fd = a->fd;
+    bpf_map_delete_elem(&kring_mmaps, &id);
+    if (ret < 0 && ret > -4096)
+        return 0;                               /* the mmap failed */
+    s = bpf_map_lookup_elem(&kring_scratch, &zero);
+    if (!s)
+        return 0;
+    task = (struct task_struct *)bpf_get_current_task();
+    fdt = BPF_CORE_READ(task, files, fdt);
+    if (fdt && fd < BPF_CORE_READ(fdt, max_fds)) {
+        fds = BPF_CORE_READ(fdt, fd);
+        bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+    }
+    page = 1ULL << (kring_cfg.page_shift & 63);
+    image_init(&s->il, (__u32)(id >> 32), (__u64)ret, (len + page - 1) & ~(page - 1), off);
+    s->il.detail = file_path(s, f, s->il.path, &s->il.path_len);
+    emit_image(&s->il, 0);
+    return 0;
+}

@@ -28,12 +28,13 @@ from .errors import (
     RingTimeoutError,
     VersionMismatchError,
 )
+from .kernel import kernel
 from .producer import Producer
 from .ring import Batch, Ring, Stats, attach, create
 from .schema import HEADER_FIELDS, body_dtype, record_dtype
 
 __all__ = [
-    "__version__", "create", "attach", "Producer", "Ring", "Batch", "Stats",
+    "__version__", "create", "attach", "kernel", "Producer", "Ring", "Batch", "Stats",
     "record_dtype", "body_dtype", "HEADER_FIELDS",
     "KringError", "KringPermissionError", "RecordTooBigError", "RingBrokenError", "RingBusyError",
     "RingClosedError", "RingCorruptError", "RingExistsError", "RingNotFoundError",

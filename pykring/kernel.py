@@ -1,0 +1,43 @@
+"""``pykring.kernel()``: the platform's kernel event source as a :class:`~pykring.Ring`.
+
+Linux: eBPF programs (:mod:`pykring.linux_bpf`). Windows: the kring driver
+(not available yet). Both deliver the records of ``pykring.events``:
+``process_start``, ``process_exit`` and ``image_load``.
+"""
+import sys
+
+from .errors import KringError
+
+#: The event kinds a kernel source can deliver.
+EVENT_KINDS = ("process", "image")
+
+
+class KernelSourceUnavailableError(KringError, NotImplementedError):
+    """This platform has no kernel event source (yet)."""
+
+
+def kernel(events=EVENT_KINDS, *, size: int = 16 << 20):
+    """Open the kernel event source of this platform and return its :class:`~pykring.Ring`.
+
+    ``events``: any of ``"process"`` (process_start at fork and exec,
+    process_exit) and ``"image"`` (image_load: executable file mappings, the
+    main binary and its loader included), as a tuple or a comma-separated
+    string. ``size``: bytes of the kernel ring buffer, a power of two.
+
+    The ring's records come from :meth:`Ring.read_batch` (or iteration) as a
+    :class:`~pykring.Batch` with all three types; ``ring.stats`` has the
+    kernel's ``written`` and ``dropped`` counts and the sequence gaps
+    (``lost``). Closing the ring (or interpreter exit) detaches the programs.
+
+    Linux needs root, or CAP_BPF and CAP_PERFMON (image events also tracefs):
+    otherwise :class:`~pykring.KringPermissionError`, a ``PermissionError``.
+    """
+    if sys.platform.startswith("linux"):
+        from .linux_bpf import open_ring
+
+        return open_ring(events, size)
+    if sys.platform == "win32":
+        raise KernelSourceUnavailableError(
+            "pykring.kernel(): the Windows kernel event source needs the kring driver, whose "
+            "backend is not available in this version of pykring yet")
+    raise KernelSourceUnavailableError("pykring.kernel(): no kernel event source for platform %r" % sys.platform)

@@ -1,0 +1,500 @@
+"""The Linux kernel event source: eBPF programs write process and image-load
+records into a BPF ring buffer map, which pykring drains like any ring.
+
+The programs (csrc/bpf/kring_events.bpf.c) are compiled with clang when the
+package is built and ship as ``pykring/bpf/kring_events.bpf.o`` (CO-RE: one
+object for any kernel with BTF). libbpf opens, relocates, loads and attaches
+it; it is used through cffi in ABI mode (``dlopen("libbpf.so.1")``), so the
+package needs no libbpf headers to build and no libbpf at all until a kernel
+source is opened.
+
+Use :func:`pykring.kernel`; :class:`LinuxKernelSource` is the machinery.
+"""
+import atexit
+import errno
+import os
+import struct
+import threading
+import time
+import weakref
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from . import errors
+from .events import EVENT_TYPES, event_meta
+
+#: Debian packages that build (clang llvm libbpf-dev bpftool) and run (libbpf1) the source.
+DEBIAN_PACKAGES = "clang llvm libbpf-dev bpftool libbpf1"
+#: The compiled programs, next to this module (KRING_BPF_OBJECT overrides).
+OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "kring_events.bpf.o")
+#: Default ring buffer size: 16 MiB holds ~25,000 process_start records.
+DEFAULT_SIZE = 16 << 20
+EVENT_KINDS = ("process", "image")
+
+# csrc/bpf/kring_bpf.h, mirrored (sizes pinned by static asserts there).
+WANT_PROCESS, WANT_IMAGE = 0x1, 0x2
+CLOCK_MONOTONIC, CLOCK_TAI = 0, 1
+_CONFIG = struct.Struct("<IIqII")           # struct kring_bpf_config
+_STATE = struct.Struct("<Q")                # struct kring_bpf_state
+_COUNTS = struct.Struct("<QQ")              # struct kring_bpf_counts
+
+# Programs in attach order, and which records need them. The fork program
+# goes first: the time after it is attached tells which processes started
+# without a process_start record (KRING_D_NO_START).
+_PROGRAMS = (
+    ("kring_fork", WANT_PROCESS),
+    ("kring_exec", WANT_PROCESS | WANT_IMAGE),
+    ("kring_exit", WANT_PROCESS),
+    ("kring_mmap_ret", WANT_IMAGE),
+    ("kring_mmap_ent", WANT_IMAGE),
+)
+_TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+_MMAP_TRACEPOINT = "events/syscalls/sys_enter_mmap/id"
+
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+_LIBBPF_CDEF = """
+struct bpf_object;
+struct bpf_program;
+struct bpf_map;
+struct bpf_link;
+typedef int (*libbpf_print_fn_t)(int level, const char *fmt, void *ap);
+
+libbpf_print_fn_t libbpf_set_print(libbpf_print_fn_t fn);
+struct bpf_object *bpf_object__open_file(const char *path, const void *opts);
+int bpf_object__load(struct bpf_object *obj);
+void bpf_object__close(struct bpf_object *obj);
+struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj, const char *name);
+int bpf_program__set_autoload(struct bpf_program *prog, _Bool autoload);
+int bpf_program__fd(const struct bpf_program *prog);
+struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+int bpf_link__destroy(struct bpf_link *link);
+struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
+struct bpf_map *bpf_object__next_map(const struct bpf_object *obj, const struct bpf_map *map);
+int bpf_map__fd(const struct bpf_map *map);
+int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
+int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
+int bpf_map_lookup_elem(int fd, const void *key, void *value);
+int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags);
+int bpf_obj_get_info_by_fd(int bpf_fd, void *info, uint32_t *info_len);
+int libbpf_num_possible_cpus(void);
+int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts);
+"""
+# libbpf hands its printer a va_list; on x86-64 and arm64 Linux that arrives
+# as a pointer, which vsnprintf takes the same way.
+_LIBC_CDEF = """
+int vsnprintf(char *str, size_t size, const char *format, void *ap);
+int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data);
+"""
+_BPF_PROG_TYPE_TRACEPOINT = 5
+_BPF_FUNC_KTIME_GET_TAI_NS = 208
+_LIBBPF_WARN, _LIBBPF_INFO, _LIBBPF_DEBUG = 0, 1, 2
+
+_lock = threading.Lock()
+_libs = None
+_log: List[str] = []           # libbpf messages of the current open (under _lock)
+_printer = None
+
+
+def _load_libs():
+    """(ffi, libbpf, libc), loaded once."""
+    global _libs, _printer
+    if _libs is not None:
+        return _libs
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef(_LIBBPF_CDEF)
+    ffi.cdef(_LIBC_CDEF)
+    try:
+        bpf = ffi.dlopen("libbpf.so.1")
+    except OSError as exc:
+        raise errors.KringError(
+            "the Linux kernel event source needs libbpf (libbpf.so.1 could not be loaded: %s); "
+            "install the Debian package libbpf1 (to build the eBPF programs too: %s)"
+            % (exc, DEBIAN_PACKAGES)) from None
+    libc = ffi.dlopen(None)
+    verbose = os.environ.get("KRING_BPF_DEBUG") == "1"
+
+    # One buffer, big enough for a verifier log (libbpf prints it in one call).
+    size = 1 << 22
+    buf = ffi.new("char[]", size)
+
+    @ffi.callback("int(int, const char *, void *)")
+    def printer(level, fmt, ap):
+        n = libc.vsnprintf(buf, size, fmt, ap)
+        text = ffi.string(buf, min(max(n, 0), size - 1)).decode("utf-8", "replace")
+        if verbose:
+            os.write(2, text.encode())
+        if level <= _LIBBPF_INFO:
+            _log.append(text)
+            del _log[:-400]
+        return 0
+
+    _printer = printer
+    bpf.libbpf_set_print(printer)
+    _libs = (ffi, bpf, libc)
+    return _libs
+
+
+def _log_tail(lines: int = 40) -> str:
+    text = "".join(_log).rstrip()
+    if not text:
+        return ""
+    tail = text.splitlines()[-lines:]
+    return "\nlibbpf said:\n  " + "\n  ".join(tail)
+
+
+# ---- preconditions ---------------------------------------------------------
+
+def object_path() -> str:
+    """The compiled eBPF object, or a KringError that says how to get it."""
+    path = os.environ.get("KRING_BPF_OBJECT") or OBJECT_PATH
+    if not os.path.isfile(path):
+        raise errors.KringError(
+            "the eBPF object of the Linux kernel event source is missing (%s): it is compiled "
+            "when pykring is installed on Linux with clang and bpftool available. Install the "
+            "Debian packages %s, then reinstall pykring (pip install --force-reinstall --no-deps "
+            "<pykring source>, or pip install -e . in a checkout)" % (path, DEBIAN_PACKAGES))
+    return path
+
+
+def _effective_caps() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
+
+
+def _tracefs() -> Optional[str]:
+    """The mounted tracefs directory that has the mmap tracepoints, if any."""
+    for d in _TRACEFS:
+        if os.path.exists(os.path.join(d, _MMAP_TRACEPOINT)):
+            return d
+    return None
+
+
+def check_privileges(want: int) -> None:
+    """Raise KringPermissionError unless this process can load and attach the
+    programs for `want` (WANT_* bits)."""
+    caps = _effective_caps()
+
+    def has(cap: int) -> bool:
+        return bool(caps >> cap & 1)
+
+    admin = has(CAP_SYS_ADMIN)
+    if not (admin or (has(CAP_BPF) and has(CAP_PERFMON))):
+        raise errors.KringPermissionError(
+            "permission denied: the kernel event source loads eBPF programs, which needs root or the "
+            "capabilities CAP_BPF and CAP_PERFMON (this process, uid %d, has %s)%s; run it as root "
+            "(sudo), or grant the capabilities (e.g. sudo setpriv --reuid=$(id -u) --regid=$(id -g) "
+            "--init-groups --inh-caps=+bpf,+perfmon --ambient-caps=+bpf,+perfmon <command>)" % (
+                os.geteuid(),
+                "neither" if not (has(CAP_BPF) or has(CAP_PERFMON)) else "only one of them",
+                "; image events also need tracefs (mounted at /sys/kernel/tracing with readable "
+                "syscall events, or CAP_SYS_ADMIN to mount it)" if want & WANT_IMAGE else ""))
+    if want & WANT_IMAGE and not admin:
+        d = _tracefs()
+        if d is None or not os.access(os.path.join(d, _MMAP_TRACEPOINT), os.R_OK):
+            raise errors.KringPermissionError(
+                "permission denied: image events use the syscall tracepoints, which need tracefs: "
+                "mount it (as root: mount -t tracefs nodev /sys/kernel/tracing) and make its events "
+                "readable, run as root (or with CAP_SYS_ADMIN), or ask for process events only "
+                "(events=('process',); watch --events process)")
+
+
+def ensure_tracefs(libc, ffi) -> None:
+    """Mount tracefs at /sys/kernel/tracing if no tracefs is mounted (needs CAP_SYS_ADMIN)."""
+    if _tracefs() is not None:
+        return
+    target = _TRACEFS[0]
+    if not os.path.isdir(target):
+        raise errors.KringError("image events need tracefs, and %s does not exist to mount it on" % target)
+    if libc.mount(b"nodev", target.encode(), b"tracefs", 0, ffi.NULL) != 0:
+        err = ffi.errno
+        if err in (errno.EPERM, errno.EACCES):
+            raise errors.KringPermissionError(
+                "permission denied: image events need tracefs, which is not mounted, and mounting "
+                "it at %s needs root (CAP_SYS_ADMIN); or ask for process events only "
+                "(events=('process',); watch --events process)" % target)
+        raise errors.KringError("mounting tracefs at %s failed: %s" % (target, os.strerror(err)))
+    if _tracefs() is None:
+        raise errors.KringError("tracefs is mounted at %s but has no syscall tracepoints "
+                                "(%s missing): the kernel lacks CONFIG_FTRACE_SYSCALLS" % (target, _MMAP_TRACEPOINT))
+
+
+# ---- clocks -----------------------------------------------------------------
+
+def clock_config(bpf) -> Tuple[int, int]:
+    """(clock, offset) for kring_bpf_config: ts_ns = clock + offset is ns since
+    the Unix epoch. CLOCK_TAI where the kernel has bpf_ktime_get_tai_ns (it
+    follows steps of the wall clock); else CLOCK_MONOTONIC plus the offset of
+    the wall clock measured now."""
+    if hasattr(time, "CLOCK_TAI") and bpf.libbpf_probe_bpf_helper(
+            _BPF_PROG_TYPE_TRACEPOINT, _BPF_FUNC_KTIME_GET_TAI_NS, _null()) == 1:
+        diffs = []
+        for _ in range(3):
+            r = time.time_ns()
+            t = time.clock_gettime_ns(time.CLOCK_TAI)
+            diffs.append(t - r)
+        # TAI - UTC is a whole number of seconds (0 when nobody set it).
+        sec = round(min(diffs) / 1e9)
+        return CLOCK_TAI, -sec * 1_000_000_000
+    return CLOCK_MONOTONIC, realtime_offset()
+
+
+def realtime_offset(samples: int = 9) -> int:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC in ns, from the tightest of a few reads."""
+    best = None
+    for _ in range(samples):
+        m0 = time.monotonic_ns()
+        r = time.time_ns()
+        m1 = time.monotonic_ns()
+        if best is None or m1 - m0 < best[0]:
+            best = (m1 - m0, r - (m0 + m1) // 2)
+    return best[1]
+
+
+def _null():
+    return _libs[0].NULL
+
+
+# ---- the source -------------------------------------------------------------
+
+def parse_events(events) -> int:
+    """WANT_* bits for events=("process", "image") (or "process,image")."""
+    if isinstance(events, str):
+        events = [e for e in events.replace(" ", "").split(",") if e]
+    want = 0
+    for e in events:
+        if e == "process":
+            want |= WANT_PROCESS
+        elif e == "image":
+            want |= WANT_IMAGE
+        else:
+            raise ValueError("unknown kernel event kind %r: choose from %s" % (e, ", ".join(EVENT_KINDS)))
+    if not want:
+        raise ValueError("no kernel events asked for: choose from %s" % ", ".join(EVENT_KINDS))
+    return want
+
+
+def _ring_size(size: int) -> int:
+    page = os.sysconf("SC_PAGE_SIZE")
+    size = int(size)
+    if size < page or size & (size - 1) or size > (1 << 31):
+        raise ValueError("ring size must be a power of two from %d bytes to 2 GiB, not %d" % (page, size))
+    return size
+
+
+_open_sources: "weakref.WeakSet[LinuxKernelSource]" = weakref.WeakSet()
+
+
+class LinuxKernelSource:
+    """The loaded and attached eBPF programs and their maps. Closing it
+    detaches every program and closes every fd (the kernel then frees the
+    programs and maps; nothing is pinned, so a killed process leaves nothing
+    behind either)."""
+
+    def __init__(self, events=EVENT_KINDS, size: int = DEFAULT_SIZE):
+        self.want = parse_events(events)
+        self.capacity = _ring_size(size)
+        self._obj = None
+        self._links: list = []
+        self._closed = False
+        path = object_path()
+        check_privileges(self.want)
+        ffi, bpf, libc = _load_libs()
+        self._ffi, self._bpf = ffi, bpf
+        with _lock:
+            del _log[:]
+            try:
+                if self.want & WANT_IMAGE:
+                    ensure_tracefs(libc, ffi)
+                self._open(path)
+            except BaseException:
+                self._release()
+                raise
+        _open_sources.add(self)
+
+    # -- set-up --
+    def _fail(self, what: str, err: int, verifier: bool = False):
+        err = abs(err)
+        # The verifier rejects a program with EACCES; only EPERM means privileges there.
+        if err == errno.EPERM or (err == errno.EACCES and not verifier):
+            raise errors.KringPermissionError(
+                "permission denied while %s (%s): the kernel event source needs root, or CAP_BPF and "
+                "CAP_PERFMON (kernel lockdown or a seccomp/LSM policy can also forbid BPF)%s"
+                % (what, os.strerror(err), _log_tail()))
+        raise errors.KringError("%s failed: %s%s" % (what, os.strerror(err) if err else "unknown error",
+                                                    _log_tail()))
+
+    def _open(self, path: str) -> None:
+        ffi, bpf = self._ffi, self._bpf
+        obj = bpf.bpf_object__open_file(path.encode(), ffi.NULL)
+        if obj == ffi.NULL:
+            self._fail("opening the eBPF object %s" % path, ffi.errno)
+        self._obj = obj
+        self._progs = {}
+        for name, needs in _PROGRAMS:
+            prog = bpf.bpf_object__find_program_by_name(obj, name.encode())
+            if prog == ffi.NULL:
+                raise errors.KringError("the eBPF object %s has no program %s: rebuild pykring" % (path, name))
+            wanted = bool(needs & self.want)
+            bpf.bpf_program__set_autoload(prog, wanted)
+            if wanted:
+                self._progs[name] = prog
+        ring = self._map("kring_events")
+        rc = bpf.bpf_map__set_max_entries(ring, self.capacity)
+        if rc:
+            self._fail("sizing the ring buffer map", rc)
+        clock, offset = clock_config(bpf)
+        self.clock = clock
+        page_shift = os.sysconf("SC_PAGE_SIZE").bit_length() - 1
+        cfg = _CONFIG.pack(self.want, clock, offset, page_shift, 0)
+        rc = bpf.bpf_map__set_initial_value(self._map(".rodata.kring"), cfg, len(cfg))
+        if rc:
+            self._fail("configuring the eBPF programs", rc)
+        rc = bpf.bpf_object__load(obj)
+        if rc:
+            self._fail("loading the eBPF programs (%s)" % path, rc, verifier=True)
+        self.ring_fd = bpf.bpf_map__fd(ring)
+        self._counts_fd = bpf.bpf_map__fd(self._map("kring_counts"))
+        self._state_fd = bpf.bpf_map__fd(self._map("kring_state"))
+        self._ncpus = bpf.libbpf_num_possible_cpus()
+        if self._ncpus <= 0:
+            self._fail("counting the possible CPUs", self._ncpus)
+        for name, _ in _PROGRAMS:
+            prog = self._progs.get(name)
+            if prog is None:
+                continue
+            link = bpf.bpf_program__attach(prog)
+            if link == ffi.NULL:
+                self._fail("attaching %s" % name, ffi.errno)
+            self._links.append(link)
+            if name == "kring_fork":
+                self._set_attached(time.monotonic_ns())
+        if not self.want & WANT_PROCESS:
+            self._set_attached(time.monotonic_ns())
+
+    def _map(self, name: str):
+        m = self._bpf.bpf_object__find_map_by_name(self._obj, name.encode())
+        if m == self._ffi.NULL:
+            raise errors.KringError("the eBPF object has no map %s: rebuild pykring" % name)
+        return m
+
+    def _set_attached(self, ns: int) -> None:
+        key = self._ffi.new("uint32_t *", 0)
+        val = _STATE.pack(ns)
+        rc = self._bpf.bpf_map_update_elem(self._state_fd, key, val, 0)
+        if rc:
+            self._fail("writing the eBPF programs' state", rc)
+
+    # -- use --
+    def counts(self) -> Tuple[int, int]:
+        """(written, dropped) records, summed over the CPUs."""
+        if self._closed:
+            raise ValueError("the kernel event source is closed")
+        ffi = self._ffi
+        key = ffi.new("uint32_t *", 0)
+        buf = ffi.new("uint8_t[]", _COUNTS.size * self._ncpus)
+        rc = self._bpf.bpf_map_lookup_elem(self._counts_fd, key, buf)
+        if rc:
+            self._fail("reading the drop counters", rc)
+        raw = bytes(ffi.buffer(buf))
+        written = dropped = 0
+        for w, d in _COUNTS.iter_unpack(raw):
+            written += w
+            dropped += d
+        return written, dropped
+
+    def _ids(self, fds: Iterable[int]) -> List[int]:
+        ffi = self._ffi
+        out = []
+        for fd in fds:
+            info = ffi.new("uint32_t[2]")      # bpf_prog_info / bpf_map_info start: type, id
+            n = ffi.new("uint32_t *", 8)
+            if self._bpf.bpf_obj_get_info_by_fd(fd, info, n) == 0:
+                out.append(int(info[1]))
+        return out
+
+    @property
+    def prog_ids(self) -> List[int]:
+        """Kernel ids of the loaded programs (as `bpftool prog list` shows them)."""
+        return self._ids(self._bpf.bpf_program__fd(p) for p in self._progs.values())
+
+    @property
+    def map_ids(self) -> List[int]:
+        """Kernel ids of the maps (libbpf's internal ones for global data included)."""
+        fds, m = [], self._ffi.NULL
+        while True:
+            m = self._bpf.bpf_object__next_map(self._obj, m)
+            if m == self._ffi.NULL:
+                return self._ids(fds)
+            fds.append(self._bpf.bpf_map__fd(m))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Detach every program and close every fd. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        _open_sources.discard(self)
+        self._release()
+
+    def _release(self) -> None:
+        bpf = getattr(self, "_bpf", None)
+        for link in reversed(self._links):
+            bpf.bpf_link__destroy(link)
+        self._links = []
+        if self._obj is not None:
+            bpf.bpf_object__close(self._obj)
+            self._obj = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE):
+    """Load and attach the programs; return a :class:`pykring.Ring` over their
+    ring buffer that detaches them when it is closed."""
+    from .ring import bpf_ring
+
+    src = LinuxKernelSource(events, size)
+    meta = event_meta(1 << 20)
+    min_sizes: Dict[int, int] = {int(meta.types[i].id): int(meta.types[i].min_size) for i in range(meta.ntypes)}
+    try:
+        ring = bpf_ring(src.ring_fd, src.capacity, EVENT_TYPES, min_sizes=min_sizes, counts=src.counts,
+                        on_close=src.close, name="kernel:linux-bpf")
+    except BaseException:
+        src.close()
+        raise
+    ring.source = src
+    _open_rings.add(ring)
+    return ring
+
+
+_open_rings: "weakref.WeakSet" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """At interpreter exit: close every kernel ring (and source) still open."""
+    for ring in list(_open_rings):
+        try:
+            ring.close()
+        except Exception:
+            pass
+    for src in list(_open_sources):
+        try:
+            src.close()
+        except Exception:
+            pass

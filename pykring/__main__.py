@@ -1,5 +1,8 @@
 """Command line: ``python -m pykring <command>``.
 
+``watch``: kernel events (process start and exit, image loads) live, one
+line per event or JSON Lines (see pykring.watch).
+
 ``demo``: a producer process streams records through a shared-memory ring
 into this process, which prints them as they arrive and then measures the
 lossless throughput of a flood.
@@ -120,6 +123,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pykring",
                                      description="pykring: high-rate record streams into numpy.")
     sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("watch", help="kernel events live: process start/exit and image loads")
+    from .watch import add_arguments, run as run_watch
+
+    add_arguments(w)
     d = sub.add_parser("demo", help="stream records from a producer process and measure throughput")
     d.add_argument("--records", type=int, default=20_000_000, help="records in the flood (default 20M)")
     d.add_argument("--show", type=int, default=10, help="records sent one at a time and printed")
@@ -127,6 +134,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     d.add_argument("--capacity", default="16M", help="ring size (power of two, e.g. 16M)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "watch":
+            return run_watch(args)
         return demo(args)
     except KeyboardInterrupt:
         return 130

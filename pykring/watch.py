@@ -1,0 +1,305 @@
+"""``python -m pykring watch``: kernel events live, one line per event.
+
+Text (default)::
+
+    TIME             EVENT  PID      PPID     PATH / COMMAND LINE
+    20:40:33.002486  exec   14967    14965    /usr/bin/ls  /bin/ls -l /tmp
+    20:40:33.002495  image  14967    14965    /usr/bin/ls  0x55ba3c2e4000 +0x16000 main
+    20:40:33.004426  exit   14967    14965    /usr/bin/ls  exit 0
+
+Events: ``fork`` (a new process: it still runs its parent's program, whose
+path and command line are shown), ``exec`` (a process starts a program),
+``exit`` (the whole process has gone: exit code or signal), ``image`` (an
+executable file mapped into a process: the program, its loader, libraries).
+
+``--json`` prints JSON Lines instead, one object per event with keys
+``type`` (process_start, process_exit, image_load), ``ts`` (ns since the
+Unix epoch), ``pid``, ``ppid`` (null when unknown), ``path``, and where they
+apply ``exit_code``, ``cmdline``, ``address``, ``length`` (and a few more).
+A summary goes to stderr at the end.
+"""
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from typing import Dict, List, Optional, TextIO, Tuple
+
+from . import events as ev
+
+HEADER = "%-15s  %-5s  %-7s  %-7s  %s" % ("TIME", "EVENT", "PID", "PPID", "PATH / COMMAND LINE")
+KINDS = ("fork", "exec", "exit", "image")
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "backslashreplace")
+
+
+def _argv(cmdline: bytes) -> List[str]:
+    return [_text(a) for a in cmdline.split(b"\0")] if cmdline else []
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return "signal %d" % sig
+
+
+class ProcessTable:
+    """pid -> (ppid, path) for lines that need what their record lacks (the
+    parent of an image load, the program of an exit). Filled from the
+    process records and, for processes older than the watch, from /proc."""
+
+    def __init__(self, proc: str = "/proc"):
+        self._proc = proc
+        self._known: Dict[int, Tuple[Optional[int], Optional[str]]] = {}
+
+    def _from_proc(self, pid: int) -> Tuple[Optional[int], Optional[str]]:
+        ppid = path = None
+        try:
+            with open("%s/%d/stat" % (self._proc, pid), "rb") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            path = os.readlink("%s/%d/exe" % (self._proc, pid))
+        except OSError:
+            pass
+        return ppid, path
+
+    def prime(self) -> None:
+        """Remember the processes that exist now (their exits come later)."""
+        try:
+            names = os.listdir(self._proc)
+        except OSError:
+            return
+        for name in names:
+            if name.isdigit():
+                self._known[int(name)] = self._from_proc(int(name))
+
+    def get(self, pid: int) -> Tuple[Optional[int], Optional[str]]:
+        got = self._known.get(pid)
+        if got is None:
+            got = self._known[pid] = self._from_proc(pid)
+        return got
+
+    def started(self, pid: int, ppid: int, path: Optional[str]) -> None:
+        self._known[pid] = (ppid, path)
+
+    def gone(self, pid: int) -> None:
+        self._known.pop(pid, None)
+
+
+class Watch:
+    """Turns batches of kernel records into lines (text or JSON) on `out`."""
+
+    def __init__(self, out: TextIO, as_json: bool = False, pid: Optional[int] = None,
+                 count: Optional[int] = None, table: Optional[ProcessTable] = None):
+        self.out = out
+        self.as_json = as_json
+        self.pid = pid
+        self.limit = count
+        self.table = table if table is not None else ProcessTable()
+        self.shown = 0
+        self.received = 0
+        self.by_kind = {k: 0 for k in KINDS}
+        self._tcache = (None, "")
+
+    @property
+    def done(self) -> bool:
+        return self.limit is not None and self.shown >= self.limit
+
+    def header(self) -> None:
+        if not self.as_json:
+            self.out.write(HEADER + "\n")
+
+    # -- records -> events (plain dicts), in sequence order --
+    @staticmethod
+    def events(batch) -> List[dict]:
+        out = []
+        a = batch["process_start"]
+        if len(a):
+            for seq, ts, flags, pid, ppid, cpid, uid, detail, comm, path, cmd, cmd_len in zip(
+                    a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
+                    a["ppid"].tolist(), a["creator_pid"].tolist(), a["uid"].tolist(), a["detail"].tolist(),
+                    a["comm"].tolist(), a["path"].tolist(), a["cmdline"].tolist(), a["cmdline_len"].tolist()):
+                # numpy drops trailing NULs: empty last arguments come back from cmdline_len.
+                cmd = cmd.ljust(cmd_len, b"\0")
+                out.append({"type": "process_start", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid,
+                            "path": _text(path) if not detail & ev.D_NO_PATH else None,
+                            "cmdline": cmd, "comm": _text(comm), "uid": uid, "creator_pid": cpid,
+                            "exec": bool(detail & ev.D_EXEC), "detail": detail, "flags": flags})
+        a = batch["process_exit"]
+        if len(a):
+            for seq, ts, pid, ppid, code, raw, detail, comm in zip(
+                    a["seq"].tolist(), a["ts"].view("i8").tolist(), a["pid"].tolist(), a["ppid"].tolist(),
+                    a["exit_code"].tolist(), a["raw_status"].tolist(), a["detail"].tolist(), a["comm"].tolist()):
+                out.append({"type": "process_exit", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid or None,
+                            "exit_code": code, "raw_status": raw, "comm": _text(comm), "detail": detail,
+                            "flags": 0})
+        a = batch["image_load"]
+        if len(a):
+            for seq, ts, flags, pid, detail, base, size, off, path in zip(
+                    a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
+                    a["detail"].tolist(), a["base"].tolist(), a["size"].tolist(), a["file_offset"].tolist(),
+                    a["path"].tolist()):
+                out.append({"type": "image_load", "seq": seq, "ts": ts, "pid": pid,
+                            "path": _text(path) if not detail & ev.D_NO_PATH else None,
+                            "address": base, "length": size, "offset": off, "detail": detail, "flags": flags})
+        out.sort(key=lambda e: e["seq"])
+        return out
+
+    def _time(self, ts: int) -> str:
+        sec, ns = divmod(ts, 1_000_000_000)
+        if self._tcache[0] != sec:
+            self._tcache = (sec, time.strftime("%H:%M:%S", time.localtime(sec)))
+        return "%s.%06d" % (self._tcache[1], ns // 1000)
+
+    def feed(self, batch) -> None:
+        """Print the events of one batch (stops at --count)."""
+        lines = []
+        for e in self.events(batch):
+            self.received += 1
+            t = e["type"]
+            pid = e["pid"]
+            if t == "process_start":
+                self.table.started(pid, e["ppid"], e["path"])
+            elif t == "process_exit":
+                ppid, path = self.table.get(pid)
+                e["path"] = path
+                if e["ppid"] is None:
+                    e["ppid"] = ppid
+                self.table.gone(pid)
+            else:
+                e["ppid"] = self.table.get(pid)[0]
+            if self.pid is not None and pid != self.pid:
+                continue
+            if self.done:
+                break
+            kind = ("exec" if e["exec"] else "fork") if t == "process_start" else \
+                "exit" if t == "process_exit" else "image"
+            self.by_kind[kind] += 1
+            self.shown += 1
+            lines.append(self._json(e) if self.as_json else self._line(kind, e))
+        if lines:
+            self.out.write("\n".join(lines) + "\n")
+            self.out.flush()
+
+    def _line(self, kind: str, e: dict) -> str:
+        path = e["path"] if e["path"] is not None else "[%s]" % e.get("comm", "?")
+        if kind in ("fork", "exec"):
+            argv = _argv(e["cmdline"])
+            rest = shlex.join(argv) if argv else ""
+            if e["detail"] & ev.D_CMDLINE_TRUNCATED:
+                rest += " ..."
+        elif kind == "exit":
+            code = e["exit_code"]
+            rest = "exit %d" % code if code >= 0 else "killed by %s" % _signame(-code)
+            if e["detail"] & ev.D_NO_START:
+                rest += " (started before the watch)"
+        else:
+            rest = "0x%x +0x%x%s" % (e["address"], e["length"], " main" if e["detail"] & ev.D_MAIN_IMAGE else "")
+        if e.get("detail", 0) & ev.D_PATH_TRUNCATED:
+            path += "..."
+        ppid = e["ppid"]
+        return "%s  %-5s  %-7d  %-7s  %s  %s" % (self._time(e["ts"]), kind, e["pid"],
+                                                 "" if ppid is None else ppid, path, rest)
+
+    @staticmethod
+    def _json(e: dict) -> str:
+        t = e["type"]
+        d = {"type": t, "ts": e["ts"], "pid": e["pid"], "ppid": e["ppid"], "path": e["path"], "seq": e["seq"]}
+        if t == "process_start":
+            argv = _argv(e["cmdline"])
+            d.update(cmdline=" ".join(argv), argv=argv, exec=e["exec"], comm=e["comm"], uid=e["uid"],
+                     creator_pid=e["creator_pid"])
+        elif t == "process_exit":
+            d.update(exit_code=e["exit_code"], raw_status=e["raw_status"], comm=e["comm"],
+                     started_before=bool(e["detail"] & ev.D_NO_START))
+        else:
+            d.update(address=e["address"], length=e["length"], offset=e["offset"],
+                     main=bool(e["detail"] & ev.D_MAIN_IMAGE))
+        if e["flags"] & 1:
+            d["truncated"] = True
+        return json.dumps(d, separators=(",", ":"))
+
+    def summary(self, seconds: float, stats) -> str:
+        kinds = ", ".join("%s %d" % (k, self.by_kind[k]) for k in KINDS)
+        shown = "%d events" % self.shown
+        if self.received != self.shown:
+            shown += " shown of %d received" % self.received
+        return ("pykring watch: %s in %.1f s (%s); kernel wrote %s, dropped %s; sequence gaps %d"
+                % (shown, seconds, kinds, "?" if stats.written is None else stats.written,
+                   "?" if stats.dropped is None else stats.dropped, stats.lost))
+
+
+def run(args, out: TextIO = None, err: TextIO = None) -> int:
+    """The `watch` command (arguments from pykring.__main__)."""
+    import pykring
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        ring = pykring.kernel(events=args.events, size=args.size)
+    except ValueError as exc:
+        err.write("pykring watch: %s\n" % exc)
+        return 2
+    except pykring.KringError as exc:
+        err.write("pykring watch: %s\n" % exc)
+        return 1
+    w = Watch(out, as_json=args.json, pid=args.pid, count=args.count)
+    w.table.prime()
+    t0 = time.monotonic()
+    deadline = None if args.duration is None else t0 + args.duration
+    lost = 0
+    with ring:
+        err.write("pykring watch: %s events from the kernel, Ctrl-C to stop\n" % args.events)
+        err.flush()
+        try:
+            w.header()
+            while not w.done:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                batch = ring.read_batch(timeout=0.5 if left is None else min(left, 0.5))
+                if batch:
+                    w.feed(batch)
+                    st = ring.stats
+                    if st.lost > lost:
+                        err.write("pykring watch: %d events lost (the kernel ring was full)\n" % (st.lost - lost))
+                        err.flush()
+                        lost = st.lost
+        except KeyboardInterrupt:
+            pass
+        except BrokenPipeError:
+            # The reader went away (| head): stop quietly.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+        err.write(w.summary(time.monotonic() - t0, ring.stats) + "\n")
+        err.flush()
+    return 0
+
+
+def add_arguments(p) -> None:
+    """The `watch` subcommand's options."""
+    p.add_argument("--json", action="store_true", help="JSON Lines instead of text")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    p.add_argument("--events", default="process,image", metavar="process,image",
+                   help="which events: process, image or both (default)")
+    p.add_argument("--pid", type=int, metavar="P", help="only events of process P")
+    p.add_argument("--size", type=lambda s: _size(s), default=16 << 20, metavar="BYTES",
+                   help="kernel ring buffer size, a power of two (default 16M)")
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().rstrip("B").rstrip("I")
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(t)
+

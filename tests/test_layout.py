@@ -460,25 +460,23 @@ def test_record_too_large_for_ring(ring_name):
         assert ring.capacity == 8192
 
 
-def test_longest_field_format_accepted(ring_name):
+@pytest.mark.parametrize("fmt", ["(10000,)<M8[ns]", "(100,20)<M8[ns]"])
+def test_longest_field_format_accepted(ring_name, fmt):
     # 15 characters + NUL fill the 16-byte format field exactly.
-    fmt = "(10000,)<M8[ns]"
     assert len(fmt) == lib.KRING_FORMAT_LEN - 1
-    with pykring.create(ring_name, 1 << 18, np.dtype([("t", fmt)])) as ring:
+    with pykring.create(ring_name, 1 << 18, np.dtype([("t", fmt)]), unlink=False) as ring:
         assert ring.dtype.fields["t"][0] == np.dtype(fmt)
+    with pykring.attach(ring_name) as ring:
+        assert ring.dtype.fields["t"][0] == np.dtype(fmt)
+    with open(os.path.join("/dev/shm", ring_name), "rb") as f:
+        f.seek(4096 + 832 + 24)
+        assert f.read(16) == fmt.encode() + b"\0"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG pykring/schema.py make_meta/_format_of: the format string of a field is not checked "
-    "against KRING_FORMAT_LEN. A 2-d subarray is written as '(100,20,)<M8[ns]' (16 characters): "
-    "cffi stores it without a NUL, kring_meta_check refuses the template and create() raises "
-    "RingCorruptError 'ring memory violates the protocol at ring offset 0: no problem "
-    "recorded (value 0)'; 17+ characters ('(100,200,)<M8[ns]') escape as cffi's IndexError. "
-    "Fix: in make_meta raise ValueError/TypeError naming the field when "
-    "len(format) >= KRING_FORMAT_LEN"))
-@pytest.mark.parametrize("fmt", ["(100,20)<M8[ns]", "(100,200)<M8[ns]"])
+@pytest.mark.parametrize("fmt", ["(100,200)<M8[ns]", "(2,3,4,5,6)<M8[ns]", "(123456,)<M8[ns]"])
 def test_field_format_too_long_for_schema(ring_name, fmt):
-    with pytest.raises((ValueError, TypeError), match=r"format") as info:
+    # Longer than 15 characters: refused with a clear error, never truncated.
+    with pytest.raises(ValueError, match=r"field 't'.*format") as info:
         pykring.create(ring_name, 1 << 28, np.dtype([("t", fmt)]))
     # A bad argument, not a broken ring.
     assert not isinstance(info.value, pykring.KringError)

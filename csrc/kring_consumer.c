@@ -222,10 +222,29 @@ int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_re
     if (rc == KRING_OK && count == 0 && pos == prod) {
         if (flags & KRING_F_BROKEN)
             return KRING_E_BROKEN;
-        if (flags & KRING_F_CLOSED)
+        if (flags & KRING_F_CLOSED) {
+            /* Records dropped after the last one delivered are loss too. The
+             * counters are final: the producer stored them before the seq_cst
+             * update of flags we acquired above. */
+            const uint64_t end = kring_load_relaxed_u64(&c->m.prod->written) +
+                                 kring_load_relaxed_u64(&c->m.prod->dropped);
+
+            if (c->seq_started && end > c->next_seq) {
+                c->gaps += (int64_t)(end - c->next_seq);
+                c->next_seq = end;
+            }
             return KRING_E_CLOSED;
+        }
     }
     return rc;
+}
+
+int kring_producer_gone(struct kring_consumer *c)
+{
+    if (!(kring_ring_flags(c) & KRING_F_PRODUCER))
+        return 0;
+    /* Attached and not closed: gone if nobody holds the producer's lock. */
+    return kring_plat_role_held(&c->m, 1) == 0;
 }
 
 void kring_commit(struct kring_consumer *c)

@@ -120,6 +120,24 @@ static int lock_role(int fd, int role)
     return KRING_OK;
 }
 
+int kring_plat_role_held(struct kring_map *m, int role)
+{
+    struct flock fl;
+
+    if (m->fd < 0)
+        return -1;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = role;
+    fl.l_len = 1;
+    /* Reports locks of other open file descriptions only: ours holds the
+     * other role's byte. */
+    if (fcntl(m->fd, F_OFD_GETLK, &fl) != 0)
+        return -1;
+    return fl.l_type != F_UNLCK;
+}
+
 int kring_plat_map(struct kring_map *m, const char *path, int role)
 {
     struct kring_producer_page meta;

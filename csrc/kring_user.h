@@ -168,6 +168,8 @@ void kring_commit(struct kring_consumer *c);
 /* Bytes published and not yet drained (0 .. capacity), or a negative code. */
 int64_t kring_pending(struct kring_consumer *c);
 uint32_t kring_ring_flags(const struct kring_consumer *c);
+/* 1 when a producer attached and exited without closing the ring (killed). */
+int kring_producer_gone(struct kring_consumer *c);
 /* Wait until data is pending, the ring is closed or broken, or timeout_ns
  * passes (< 0: forever). KRING_OK when there is something to drain. */
 int kring_wait(struct kring_consumer *c, int64_t timeout_ns);
@@ -202,6 +204,8 @@ int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_si
 void kring_plat_unmap(struct kring_map *m);
 int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns);
 uint64_t kring_plat_monotonic_ns(void);
+/* Is `role` (0 consumer, 1 producer) held by some process? 1, 0, or -1 unknown. */
+int kring_plat_role_held(struct kring_map *m, int role);
 uint32_t kring_plat_pid(void);
 
 #endif /* KRING_USER_H */

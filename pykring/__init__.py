@@ -18,6 +18,7 @@ from ._version import __version__
 from .errors import (
     KringError,
     KringPermissionError,
+    ProducerGoneError,
     RecordTooBigError,
     RingBrokenError,
     RingBusyError,
@@ -36,7 +37,7 @@ from .schema import HEADER_FIELDS, body_dtype, record_dtype
 __all__ = [
     "__version__", "create", "attach", "kernel", "Producer", "Ring", "Batch", "Stats",
     "record_dtype", "body_dtype", "HEADER_FIELDS",
-    "KringError", "KringPermissionError", "RecordTooBigError", "RingBrokenError", "RingBusyError",
+    "KringError", "KringPermissionError", "ProducerGoneError", "RecordTooBigError", "RingBrokenError", "RingBusyError",
     "RingClosedError", "RingCorruptError", "RingExistsError", "RingNotFoundError",
     "RingTimeoutError", "VersionMismatchError",
 ]

@@ -31,6 +31,16 @@ class RingClosedError(KringError, EOFError):
     """The producer closed the ring and every record has been read."""
 
 
+class ProducerGoneError(KringError):
+    """The producer exited without closing the ring (it was killed or crashed).
+
+    Raised by blocking reads once everything it published was read. Records
+    it had counted but not published show in ``Ring.stats``. A new producer
+    may attach to the same ring and continue; until one does, blocking reads
+    raise this again.
+    """
+
+
 class RingBrokenError(KringError):
     """The producer stopped writing because the consumer position was nonsense."""
 

@@ -132,7 +132,8 @@ class Ring:
     def wait(self, timeout: Timeout = None) -> bool:
         """Block until records are pending or the ring is closed; False on timeout.
 
-        ``timeout`` in seconds, None for no limit. Interruptible (Ctrl-C)."""
+        ``timeout`` in seconds, None for no limit. Interruptible (Ctrl-C).
+        Raises :class:`ProducerGoneError` when the producer was killed."""
         c = self._live()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
@@ -143,6 +144,10 @@ class Ring:
             if rc not in (lib.KRING_E_TIMEOUT, lib.KRING_E_INTR):
                 raise_for(rc, "wait", c.m.os_error)
             # Back in the interpreter: a pending KeyboardInterrupt is raised here.
+            if lib.kring_producer_gone(c) == 1 and lib.kring_pending(c) == 0:
+                raise errors.ProducerGoneError(
+                    "wait: the producer (pid %d) exited without closing the ring; everything it "
+                    "published was read" % c.m.prod.producer_pid)
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 

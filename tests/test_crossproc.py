@@ -13,7 +13,7 @@ latency. The wakeup tests raise that slice (roles.set_wait_slice, in the
 children and with monkeypatch in this process) so that a lost wakeup stalls
 until a hang guard fails the test.
 
-Bugs found are xfail(strict=True) tests: they flip to failures once fixed.
+Bugs found were xfail(strict=True) tests until fixed.
 """
 import importlib.util
 import json
@@ -289,8 +289,6 @@ def test_drop_mode_exact_accounting(names, spawn):
     prod.finish_ok()
 
 
-@pytest.mark.xfail(strict=True, reason="Stats.lost does not count drops after the last delivered record, "
-                                       "even once the producer closed the ring (written + dropped is known)")
 def test_drop_mode_trailing_drops_are_lost(names, spawn):
     """Records dropped at the very end (nothing delivered after them) are
     sequence numbers the consumer never saw: once the producer closed the
@@ -634,3 +632,36 @@ def test_producer_close_then_read_in_this_process(names, spawn):
             with pytest.raises(pykring.RingClosedError) as exc:
                 ring.read(**kw)
             assert isinstance(exc.value, EOFError)
+
+
+def test_killed_producer_ends_a_blocked_read_with_producer_gone(names, spawn):
+    """A producer killed without closing the ring must not leave a consumer
+    blocked forever: once everything published is read, a blocking read
+    raises ProducerGoneError (not RingClosedError: it was not a clean end)."""
+    name = names("gone")
+    with pykring.create(name, 1 << 16, SMALL) as ring:
+        prod = pykring.Producer(name)
+        prod.write(np.zeros(3, dtype=SMALL))
+        # A real second process holds the producer role, then dies by SIGKILL.
+        prod.close()
+        child = subprocess.Popen([sys.executable, "-c", (
+            "import sys, time, numpy as np, pykring\n"
+            "p = pykring.Producer(%r)\n"
+            "p.write(np.zeros(2, dtype=np.dtype(%r)))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n") % (name, SMALL.descr)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            assert len(ring.read(timeout=5)) == 5
+            child.kill()
+            child.wait(timeout=10)
+            with pytest.raises(pykring.ProducerGoneError, match="exited without closing"):
+                ring.read(timeout=10)
+            assert not isinstance(pykring.ProducerGoneError("x"), pykring.RingClosedError)
+            # A new producer may take over; the ring works again.
+            with pykring.Producer(name) as again:
+                again.write(np.zeros(1, dtype=SMALL))
+            assert len(ring.read(timeout=5)) == 1
+        finally:
+            child.kill()
+            child.wait()

@@ -43,10 +43,13 @@ _COUNTS = struct.Struct("<QQ")              # struct kring_bpf_counts
 _PROGRAMS = (
     ("kring_fork", WANT_PROCESS),
     ("kring_exec", WANT_PROCESS | WANT_IMAGE),
-    ("kring_exit", WANT_PROCESS),
+    ("kring_exit", WANT_PROCESS),               # or kring_exit_live: see exit_program()
+    ("kring_exit_live", WANT_PROCESS),
     ("kring_mmap_ret", WANT_IMAGE),
     ("kring_mmap_ent", WANT_IMAGE),
 )
+#: Which exit program to use: None picks by the kernel's BTF (see exit_program()).
+EXIT_PROGRAM: Optional[str] = None
 _TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _MMAP_TRACEPOINT = "events/syscalls/sys_enter_mmap/id"
 
@@ -77,6 +80,12 @@ int bpf_map_lookup_elem(int fd, const void *key, void *value);
 int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags);
 int bpf_obj_get_info_by_fd(int bpf_fd, void *info, uint32_t *info_len);
 int libbpf_num_possible_cpus(void);
+struct btf;
+struct btf_type { uint32_t name_off; uint32_t info; uint32_t size_or_type; };
+struct btf *btf__load_vmlinux_btf(void);
+void btf__free(struct btf *btf);
+int btf__find_by_name_kind(const struct btf *btf, const char *type_name, uint32_t kind);
+const struct btf_type *btf__type_by_id(const struct btf *btf, uint32_t id);
 int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts);
 """
 # libbpf hands its printer a va_list; on x86-64 and arm64 Linux that arrives
@@ -226,6 +235,35 @@ def ensure_tracefs(libc, ffi) -> None:
                                 "(%s missing): the kernel lacks CONFIG_FTRACE_SYSCALLS" % (target, _MMAP_TRACEPOINT))
 
 
+_exit_program_cache: List[str] = []
+
+
+def exit_program() -> str:
+    """kring_exit where the sched_process_exit tracepoint passes group_dead
+    (recent kernels), else kring_exit_live."""
+    if EXIT_PROGRAM:
+        return EXIT_PROGRAM
+    if _exit_program_cache:
+        return _exit_program_cache[0]
+    ffi, bpf, _ = _load_libs()
+    name = "kring_exit_live"
+    btf = bpf.btf__load_vmlinux_btf()
+    if btf != ffi.NULL:
+        try:
+            tid = bpf.btf__find_by_name_kind(btf, b"btf_trace_sched_process_exit", 8)   # BTF_KIND_TYPEDEF
+            t = bpf.btf__type_by_id(btf, tid) if tid > 0 else ffi.NULL
+            if t != ffi.NULL:
+                ptr = bpf.btf__type_by_id(btf, t.size_or_type)                          # BTF_KIND_PTR
+                proto = bpf.btf__type_by_id(btf, ptr.size_or_type) if ptr != ffi.NULL else ffi.NULL
+                # FUNC_PROTO (void *, struct task_struct *, bool): 3 parameters.
+                if proto != ffi.NULL and (proto.info >> 24) & 0x1F == 13 and proto.info & 0xFFFF >= 3:
+                    name = "kring_exit"
+        finally:
+            bpf.btf__free(btf)
+    _exit_program_cache.append(name)
+    return name
+
+
 # ---- clocks -----------------------------------------------------------------
 
 def clock_config(bpf) -> Tuple[int, int]:
@@ -338,11 +376,14 @@ class LinuxKernelSource:
             self._fail("opening the eBPF object %s" % path, ffi.errno)
         self._obj = obj
         self._progs = {}
+        exit_prog = exit_program()
         for name, needs in _PROGRAMS:
             prog = bpf.bpf_object__find_program_by_name(obj, name.encode())
             if prog == ffi.NULL:
                 raise errors.KringError("the eBPF object %s has no program %s: rebuild pykring" % (path, name))
             wanted = bool(needs & self.want)
+            if name.startswith("kring_exit"):
+                wanted = wanted and name == exit_prog
             bpf.bpf_program__set_autoload(prog, wanted)
             if wanted:
                 self._progs[name] = prog

@@ -290,15 +290,26 @@ def test_dlopen_reports_the_library_main_binary_and_loader(bins):
 
 
 @needs_root
-def test_exit_only_when_the_whole_process_is_gone(bins):
+@pytest.mark.parametrize("exit_prog", ["auto", "kring_exit_live"])
+def test_exit_only_when_the_whole_process_is_gone(bins, monkeypatch, exit_prog):
     """Threads neither start nor end processes: one process_start (exec), one
-    process_exit with the code of the last thread's exit()."""
+    process_exit with the code of the last thread's exit(). Also with the
+    exit program for kernels without the group_dead tracepoint argument."""
+    from pykring import linux_bpf
+
+    if exit_prog != "auto":
+        monkeypatch.setattr(linux_bpf, "EXIT_PROGRAM", exit_prog)
+    else:
+        assert linux_bpf.exit_program() == "kring_exit"     # this kernel has group_dead
     with pykring.kernel(events=("process",)) as ring:
         col = Collector(ring)
         try:
             p = subprocess.Popen([bins["kern_threads"], "6", "42"])
             assert p.wait() == 42
-            assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
+            others = [subprocess.Popen([bins["kern_exit"], str(i)]) for i in range(20)]
+            for i, o in enumerate(others):
+                assert o.wait() == i
+            assert col.wait_for(lambda c: {o.pid for o in others + [p]} <= set(c.records("process_exit")["pid"]))
             time.sleep(0.05)
         finally:
             col.stop()
@@ -308,6 +319,9 @@ def test_exit_only_when_the_whole_process_is_gone(bins):
     assert len(starts[starts["pid"] == p.pid]) == 2          # fork + exec, no threads
     mine = exits[exits["pid"] == p.pid]
     assert len(mine) == 1 and mine[0]["exit_code"] == 42
+    for i, o in enumerate(others):
+        e = exits[exits["pid"] == o.pid]
+        assert len(e) == 1 and e[0]["exit_code"] == i and e[0]["ppid"] == os.getpid()
     assert len(col.records("image_load")) == 0              # not asked for
 
 

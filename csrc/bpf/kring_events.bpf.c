@@ -11,7 +11,8 @@
  *                                                 (KRING_D_MAIN_IMAGE) and of the
  *                                                 program interpreter (ld.so)
  *   kring_exit       tp_btf/sched_process_exit    process_exit once the whole
- *                                                 thread group is gone
+ *                                                 thread group is gone (group_dead;
+ *                                                 kring_exit_live on older kernels)
  *   kring_mmap_ent   tp/syscalls/sys_enter_mmap   remembers executable file mappings
  *   kring_mmap_ret   tp/syscalls/sys_exit_mmap    image_load when such an mmap succeeded
  *
@@ -430,16 +431,13 @@ int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 
 /* ---- exit ------------------------------------------------------------- */
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(kring_exit, struct task_struct *p, bool group_dead)
+static __always_inline int emit_process_exit(struct task_struct *p)
 {
     __u32 zero = 0, code;
     struct kring_process_exit *e;
     struct kring_bpf_state *st;
     __u64 seq, started;
 
-    if (!group_dead)
-        return 0;                               /* other threads of the process live on */
     seq = __sync_fetch_and_add(&kring_seq, 1);
     e = bpf_ringbuf_reserve(&kring_events, sizeof(*e), 0);
     if (!e) {
@@ -468,6 +466,48 @@ int BPF_PROG(kring_exit, struct task_struct *p, bool group_dead)
     bpf_ringbuf_submit(e, 0);
     count(1);
     return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(kring_exit, struct task_struct *p, bool group_dead)
+{
+    if (!group_dead)
+        return 0;                               /* other threads of the process live on */
+    return emit_process_exit(p);
+}
+
+/* Kernels whose sched_process_exit has no group_dead argument (before 2025):
+ * the thread group is gone when signal->live, which each exiting thread
+ * decrements before this tracepoint, is 0. Threads exiting together can all
+ * see 0, so the first to claim the process in kring_exited reports it. The
+ * key is the signal_struct and the leader's start time: a reused
+ * signal_struct belongs to a new process. The loader picks this program or
+ * kring_exit from the kernel's BTF. */
+struct exit_key {
+    __u64 signal;
+    __u64 started;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct exit_key);
+    __type(value, __u8);
+} kring_exited SEC(".maps");
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(kring_exit_live, struct task_struct *p)
+{
+    struct exit_key k = {};
+    __u8 one = 1;
+
+    if (BPF_CORE_READ(p, signal, live.counter) != 0)
+        return 0;
+    k.signal = (__u64)BPF_CORE_READ(p, signal);
+    k.started = BPF_CORE_READ(p, group_leader, start_time);
+    if (bpf_map_update_elem(&kring_exited, &k, &one, BPF_NOEXIST) != 0)
+        return 0;
+    return emit_process_exit(p);
 }
 
 /* ---- mmap ------------------------------------------------------------- */

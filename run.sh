@@ -47,8 +47,9 @@ setup() {
     fi
     # Rebuild when anything that goes into the build changed.
     local stamp="$VENV/.pykring-build" sum
-    sum=$(cat pyproject.toml setup.py pykring/_build.py pykring/_version.py csrc/*.h csrc/*.c | sha256sum | cut -d' ' -f1)
-    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ] || ! "$PY" -c 'import pykring' >/dev/null 2>&1; then
+    sum=$(cat pyproject.toml setup.py pykring/_build.py pykring/_version.py csrc/*.h csrc/*.c csrc/bpf/* | sha256sum | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ] || ! "$PY" -c 'import pykring' >/dev/null 2>&1 ||
+        { [ "${KRING_BPF_REQUIRED:-}" = 1 ] && [ ! -f pykring/bpf/kring_events.bpf.o ]; }; then
         log "installing pykring (editable, with test extras) into $VENV"
         "$PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
         KRING_WERROR=1 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
@@ -65,6 +66,14 @@ case "$cmd" in
         ;;
     test)
         want x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
+        # The Linux kernel event source: eBPF programs built with clang (CO-RE,
+        # vmlinux.h from bpftool), loaded through libbpf.so.1.
+        want clang clang
+        want llvm-strip llvm
+        want bpftool bpftool
+        [ -e /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
+        ldconfig -p 2>/dev/null | grep -q 'libbpf\.so\.1 ' || need_apt+=(libbpf1)
+        export KRING_BPF_REQUIRED=1
         setup
         # As root (and on CI) every test must run: a skip is a failure.
         if [ "$(id -u)" -eq 0 ] || [ "${CI:-}" = "true" ]; then

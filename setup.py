@@ -38,9 +38,10 @@ def _remove(path):
 
 def build_bpf_object(out, tmp):
     """Compile csrc/bpf/kring_events.bpf.c (CO-RE) into `out`. Returns False,
-    with a note, when a tool is missing; raises when asked to be strict
-    (KRING_WERROR=1 or KRING_BPF_REQUIRED=1) and the object cannot be built."""
-    strict = os.environ.get("KRING_WERROR") == "1" or os.environ.get("KRING_BPF_REQUIRED") == "1"
+    with a note, when a tool is missing (an error with KRING_BPF_REQUIRED=1).
+    With KRING_WERROR=1 warnings are errors, and so is a failed compile."""
+    required = os.environ.get("KRING_BPF_REQUIRED") == "1"
+    werror = os.environ.get("KRING_WERROR") == "1"
     clang, bpftool = _tool("clang"), _tool("bpftool")
     vmlinux_h = os.environ.get("KRING_VMLINUX_H")   # a pre-generated vmlinux.h ("or an equivalent")
     btf = "/sys/kernel/btf/vmlinux"
@@ -60,7 +61,7 @@ def build_bpf_object(out, tmp):
         msg = ("not building the eBPF object (missing: %s); pykring.kernel() will not work on "
                "Linux until pykring is reinstalled with the Debian packages %s"
                % (", ".join(missing), BPF_PACKAGES))
-        if strict:
+        if required:
             raise RuntimeError(msg)
         _note(msg)
         _remove(out)
@@ -77,7 +78,7 @@ def build_bpf_object(out, tmp):
                "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                "-I", os.path.dirname(vmlinux_h), "-I", os.path.join(ROOT, "csrc"),
                "-I", os.path.join(ROOT, "csrc", "bpf")]
-        if strict:
+        if werror:
             cmd.append("-Werror")
         cmd += ["-c", os.path.join(ROOT, BPF_SOURCE), "-o", out + ".tmp"]
         subprocess.run(cmd, check=True)
@@ -87,7 +88,7 @@ def build_bpf_object(out, tmp):
             subprocess.run([strip, "-g", out + ".tmp"], check=True)
         os.replace(out + ".tmp", out)
     except (OSError, subprocess.CalledProcessError) as exc:
-        if strict:
+        if required or werror:
             raise
         _note("building the eBPF object failed (%s); pykring.kernel() will not work" % exc)
         _remove(out)

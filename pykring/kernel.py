@@ -31,6 +31,15 @@ def kernel(events=EVENT_KINDS, *, size: int = 16 << 20):
 
     Linux needs root, or CAP_BPF and CAP_PERFMON (image events also tracefs):
     otherwise :class:`~pykring.KringPermissionError`, a ``PermissionError``.
+    There ``ring.source`` is the loaded programs' handle
+    (:class:`pykring.linux_bpf.LinuxKernelSource`).
+
+    Example::
+
+        with pykring.kernel() as ring:
+            for batch in ring:                      # a Batch per drain
+                starts = batch["process_start"]
+                print(starts["pid"], starts["path"], batch["image_load"]["path"])
     """
     if sys.platform.startswith("linux"):
         from .linux_bpf import open_ring

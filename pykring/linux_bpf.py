@@ -9,6 +9,24 @@ package needs no libbpf headers to build and no libbpf at all until a kernel
 source is opened.
 
 Use :func:`pykring.kernel`; :class:`LinuxKernelSource` is the machinery.
+
+- Privileges: root, or CAP_BPF + CAP_PERFMON. Image events use the syscall
+  tracepoints and so need tracefs: if none is mounted, it is mounted at
+  /sys/kernel/tracing (needs CAP_SYS_ADMIN) and left mounted. Otherwise
+  :class:`~pykring.KringPermissionError` says what is missing.
+- Timestamps: bpf_ktime_get_tai_ns() minus TAI-UTC (whole seconds, measured
+  at open), so they follow steps of the wall clock; kernels before 6.1 use
+  CLOCK_MONOTONIC plus the wall-clock offset measured at open.
+- Loss: every record takes a sequence number; records that do not fit are
+  counted per CPU (``ring.stats.dropped``) and show as sequence gaps
+  (``ring.stats.lost``).
+- Lifetime: closing the ring (or interpreter exit) destroys the links and
+  closes every fd; nothing is pinned, so the kernel frees the programs and
+  maps even when the process is killed.
+- ``ring.source`` is the :class:`LinuxKernelSource` (``prog_ids``,
+  ``map_ids``, ``counts()``).
+
+What each record field means on Linux: csrc/bpf/kring_events.bpf.c.
 """
 import atexit
 import errno

@@ -42,6 +42,14 @@
  *     process_exit: KRING_D_NO_START when the process started before the fork
  *     program was attached. image_load: KRING_D_MAIN_IMAGE for the program's
  *     own executable.
+ *   - Fields: uid is the real uid; session_id is 0 (Windows only). process_exit:
+ *     exit_code is the exit status 0..255 or -signal, raw_status the wait status.
+ *     image_load: base/size/file_offset describe the executable mapping: for an
+ *     mmap its address, length (rounded up to pages) and offset; at exec the
+ *     code mapping of the program (at mm->start_code) and of the interpreter
+ *     (where the new thread starts).
+ *   - Not seen: memory made executable later (mprotect), 32-bit mmap2, files
+ *     mapped by the kernel other than at exec.
  */
 #include "vmlinux.h"
 /* Before bpf_helpers.h, whose offsetof() is no constant expression for the

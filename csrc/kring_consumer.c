@@ -196,13 +196,14 @@ int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_re
                 memset(dst + len, 0, size - len);
             /* Sequence accounting on the private copy of the header. */
             if (ev.seq >= next_seq || !started) {
-                gaps += started ? (int64_t)(ev.seq - next_seq) : 0;
+                /* Unsigned arithmetic: hostile sequence numbers must not overflow. */
+                gaps = (int64_t)((uint64_t)gaps + (started ? ev.seq - next_seq : 0));
                 next_seq = ev.seq + 1;
                 started = 1;
             } else {
                 /* Late arrival filling an earlier gap (per-CPU producers
                  * reserve in one order and number in another). */
-                gaps -= 1;
+                gaps = (int64_t)((uint64_t)gaps - 1);
             }
             count++;
         }
@@ -230,7 +231,7 @@ int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_re
                                  kring_load_relaxed_u64(&c->m.prod->dropped);
 
             if (c->seq_started && end > c->next_seq) {
-                c->gaps += (int64_t)(end - c->next_seq);
+                c->gaps = (int64_t)((uint64_t)c->gaps + (end - c->next_seq));
                 c->next_seq = end;
             }
             return KRING_E_CLOSED;
@@ -348,6 +349,8 @@ int kring_consumer_open(struct kring_consumer *c, const char *path)
         return KRING_E_INVAL;
     memset(c, 0, sizeof *c);
     rc = kring_plat_map(&c->m, path, 0);
+    if (rc == KRING_E_CORRUPT)
+        c->err_reason = KRING_BAD_META;     /* the producer page failed kring_meta_check */
     return rc == KRING_OK ? attach_mapped(c) : rc;
 }
 

@@ -51,43 +51,61 @@ static int has_nul(const char *s, size_t n)
     return memchr(s, 0, n) != NULL;
 }
 
-int kring_meta_check(const struct kring_producer_page *m, uint64_t file_size)
+/* The first problem of a producer page, or NULL when it is valid. */
+const char *kring_meta_problem(const struct kring_producer_page *m, uint64_t file_size)
 {
     uint32_t t, f, seen = 0;
     uint64_t cap = m->capacity;
 
-    if (m->magic != KRING_MAGIC || m->abi_major != KRING_ABI_MAJOR)
-        return KRING_E_VERSION;
-    if (m->page_size != KRING_PAGE_SIZE || m->data_offset != KRING_DATA_OFFSET ||
-        cap < KRING_MIN_CAPACITY || cap > KRING_MAX_CAPACITY || (cap & (cap - 1)) != 0 ||
-        m->ntypes == 0 || m->ntypes > KRING_MAX_TYPES || m->nfields > KRING_MAX_FIELDS)
-        return KRING_E_CORRUPT;
+    if (m->magic != KRING_MAGIC)
+        return "bad magic: not a pykring ring";
+    if (m->abi_major != KRING_ABI_MAJOR)
+        return "ABI major version differs from this library's";
+    if (m->page_size != KRING_PAGE_SIZE)
+        return "page_size is not 4096";
+    if (m->data_offset != KRING_DATA_OFFSET)
+        return "data_offset is not 8192";
+    if (cap < KRING_MIN_CAPACITY || cap > KRING_MAX_CAPACITY || (cap & (cap - 1)) != 0)
+        return "capacity is not a power of two from 4 KiB to 2 GiB";
     if (file_size && file_size < KRING_DATA_OFFSET + cap)
-        return KRING_E_CORRUPT;
+        return "capacity is larger than the ring file";
+    if (m->ntypes == 0 || m->ntypes > KRING_MAX_TYPES)
+        return "ntypes is 0 or more than 16";
+    if (m->nfields > KRING_MAX_FIELDS)
+        return "nfields is more than 48";
     for (t = 0; t < m->ntypes; t++) {
         const struct kring_type *ty = &m->types[t];
 
         if (ty->id == 0 || ty->id >= KRING_MAX_TYPES || (seen & (1u << ty->id)) != 0)
-            return KRING_E_CORRUPT;
+            return "a type id is 0, more than 15, or repeated";
         seen |= 1u << ty->id;
         if (!has_nul(ty->name, sizeof ty->name) || ty->name[0] == 0)
-            return KRING_E_CORRUPT;
+            return "a type name is empty or not NUL-terminated";
         if (ty->size < KRING_EVENT_HEADER_SIZE || ty->size > KRING_LEN_MASK ||
-            ty->min_size < KRING_EVENT_HEADER_SIZE || ty->min_size > ty->size ||
-            KRING_RECORD_SPAN(ty->size) > cap / 2)
-            return KRING_E_CORRUPT;
+            ty->min_size < KRING_EVENT_HEADER_SIZE || ty->min_size > ty->size)
+            return "a type's size or min_size is out of bounds";
+        if (KRING_RECORD_SPAN(ty->size) > cap / 2)
+            return "a type's records are larger than half the capacity";
         if ((uint32_t)ty->first_field + ty->nfields > m->nfields)
-            return KRING_E_CORRUPT;
+            return "a type's fields run past nfields";
         for (f = ty->first_field; f < (uint32_t)ty->first_field + ty->nfields; f++) {
             const struct kring_field *fd = &m->fields[f];
 
             if (!has_nul(fd->name, sizeof fd->name) || fd->name[0] == 0 ||
-                !has_nul(fd->format, sizeof fd->format) || fd->format[0] == 0 ||
-                fd->offset < KRING_EVENT_HEADER_SIZE || fd->offset >= ty->size)
-                return KRING_E_CORRUPT;
+                !has_nul(fd->format, sizeof fd->format) || fd->format[0] == 0)
+                return "a field name or format is empty or not NUL-terminated";
+            if (fd->offset < KRING_EVENT_HEADER_SIZE || fd->offset >= ty->size)
+                return "a field offset lies outside its record";
         }
     }
-    return KRING_OK;
+    return NULL;
+}
+
+int kring_meta_check(const struct kring_producer_page *m, uint64_t file_size)
+{
+    if (m->magic != KRING_MAGIC || m->abi_major != KRING_ABI_MAJOR)
+        return KRING_E_VERSION;
+    return kring_meta_problem(m, file_size) ? KRING_E_CORRUPT : KRING_OK;
 }
 
 int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size)

@@ -127,6 +127,8 @@ uint64_t kring_time_ns(void);            /* CLOCK_REALTIME in ns since the epoch
 
 /* Schema and description checks on a producer page (no side effects). */
 int kring_meta_check(const struct kring_producer_page *meta, uint64_t file_size);
+/* What is wrong with a producer page (the first failed check), or NULL. */
+const char *kring_meta_problem(const struct kring_producer_page *meta, uint64_t file_size);
 
 /* Shared-memory rings. `path` is a file path (Linux) or a mapping name (Windows). */
 int kring_shm_create(const char *path, const struct kring_producer_page *meta_template, int mode);

@@ -141,11 +141,13 @@ class Producer:
         n = len(arr)
         if n == 0:
             return 0
-        if arr.strides[0] <= 0:
+        if arr.strides[0] < arr.dtype.itemsize:      # reversed or overlapping rows
             arr = np.ascontiguousarray(arr)
         stride = arr.strides[0]
         skip = HEADER_SIZE if arr.dtype == full else 0
-        src = ffi.cast("uint8_t *", ffi.from_buffer(arr)) + skip
+        # Any positive stride works (a column of a larger array, a[::2]): the
+        # C side reads each row at src + i * stride. `arr` stays alive below.
+        src = ffi.cast("uint8_t *", arr.ctypes.data) + skip
         if timeout == "default":
             timeout = self._timeout
         deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))

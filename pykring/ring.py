@@ -184,7 +184,8 @@ class Ring:
             for tid in full:
                 old = bufs[tid]
                 bufs[tid] = np.empty(max(2 * len(old), 64), dtype=old.dtype)
-                bufs[tid][:len(old)] = old
+                # Raw bytes: a field-wise copy would skip bytes no field covers.
+                bufs[tid].view(np.uint8)[:old.nbytes] = old.view(np.uint8)
 
     def _estimate(self, tid: int, max_records: int) -> int:
         pending = lib.kring_pending(self._c)
@@ -322,16 +323,34 @@ def _wrap_consumer(c, path: str) -> Ring:
     return Ring(c, types, path)
 
 
-def _check_open(rc: int, c, what: str) -> None:
+def _meta_problem(path: str) -> str:
+    """Why the producer page of the ring file at `path` is invalid."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(lib.KRING_PAGE_SIZE)
+            raw = f.read(lib.KRING_PAGE_SIZE)
+    except OSError as exc:
+        return "unreadable (%s)" % exc
+    if len(raw) < lib.KRING_PAGE_SIZE:
+        return "the file is shorter than two pages"
+    meta = ffi.new("struct kring_producer_page *")
+    ffi.memmove(meta, raw, len(raw))
+    why = lib.kring_meta_problem(meta, size)
+    return ffi.string(why).decode() if why != ffi.NULL else "it changed while being checked"
+
+
+def _check_open(rc: int, c, what: str, path: Optional[str] = None) -> None:
     if rc == lib.KRING_E_CORRUPT and c.err_reason == lib.KRING_BAD_META:
-        raise errors.RingCorruptError("%s: the producer page does not describe a valid ring "
-                                      "(schema or sizes out of bounds)" % what, problem="bad metadata")
+        problem = _meta_problem(path) if path and sys.platform != "win32" else "schema or sizes out of bounds"
+        raise errors.RingCorruptError("%s: the producer page does not describe a valid ring: %s"
+                                      % (what, problem), offset=lib.KRING_PAGE_SIZE, problem=problem)
     check(rc, what, c.m.os_error, c)
 
 
 def _open_consumer(path: str, what: str) -> Ring:
     c = ffi.new("struct kring_consumer *")
-    _check_open(lib.kring_consumer_open(c, path.encode()), c, "%s %s" % (what, path))
+    _check_open(lib.kring_consumer_open(c, path.encode()), c, "%s %s" % (what, path), path)
     return _wrap_consumer(c, path)
 
 

@@ -187,6 +187,12 @@ class RingModel:
         if commit:
             self.commit()
         if not d.rows and self.read_pos == self.producer_pos and self.closed:
+            # The counters are final once the producer closed: sequence numbers
+            # dropped after the last delivered record are lost too.
+            end = self.written + self.dropped
+            if self.seq_started and end > self.next_seq:
+                self.gaps += end - self.next_seq
+                self.next_seq = end
             raise ClosedModel()
         return d
 

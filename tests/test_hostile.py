@@ -898,14 +898,6 @@ def test_capacity_larger_than_file(ring_name, capacity):
         pykring.Producer(ring_name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG csrc/kring_consumer.c kring_consumer_open (with pykring/ring.py _check_open): when "
-    "kring_plat_map's kring_meta_check refuses the producer page (e.g. capacity larger than "
-    "the file, bad page_size/data_offset/schema) it returns KRING_E_CORRUPT with err_reason "
-    "left at KRING_BAD_NONE, so attach raises RingCorruptError('... ring memory violates the "
-    "protocol at ring offset 0: no problem recorded (value 0)') with offset=0 and "
-    "problem='no problem recorded'. Fix: set c->err_reason = KRING_BAD_META when "
-    "kring_plat_map returns KRING_E_CORRUPT (and say which check failed)"))
 @pytest.mark.parametrize("offset, value", [
     (4096 + 80, struct.pack("<Q", 8192)),          # capacity larger than the file
     (4096 + 80, struct.pack("<Q", 6000)),          # capacity not a power of two

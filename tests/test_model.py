@@ -146,14 +146,6 @@ def test_read_batch_grows_buffers(ring_name):
         assert (len(got["a"]), len(got["b"])) == (4200 - 2900, 1800 - 1200)   # after 4100 of 6000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG pykring/ring.py Ring._drain: when read_batch grows a full buffer it copies the old "
-    "rows with bufs[tid][:len(old)] = old, a field-by-field structured assignment that skips "
-    "the bytes no field covers (event header bytes 20..23, holes in the body dtype), so those "
-    "rows keep np.empty garbage there instead of the payload copied verbatim and zero-filled "
-    "(PROTOCOL.md 6.3). Fix: copy raw bytes, e.g. "
-    "bufs[tid].view(np.uint8).reshape(-1, itemsize)[:len(old)] = old.view(np.uint8).reshape(-1, itemsize), "
-    "or allocate with np.zeros and memmove"))
 def test_grown_rows_are_verbatim(ring_name):
     # A body with a hole: the producer writes all 8 body bytes, no field covers 0..3.
     body = np.dtype({"names": ["p"], "formats": ["<u2"], "offsets": [4], "itemsize": 8})
@@ -209,12 +201,6 @@ def test_model_parse_rejects():
     assert d.error is None and d.rows == [] and d.pos == 0
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG pykring/producer.py Producer.write: a non-contiguous array (arr[::2]) raises "
-    "cffi's ValueError 'ndarray is not C-contiguous' from ffi.from_buffer(arr), although "
-    "write() passes arr.strides[0] to kring_write as the stride and only copies arrays with "
-    "strides <= 0. Fix: pass the first element's address (arr.ctypes.data, keeping arr "
-    "alive) for positive strides, or np.ascontiguousarray() any non-contiguous array"))
 @pytest.mark.parametrize("full", [False, True])
 def test_write_strided_array(ring_name, full):
     with pykring.create(ring_name, 4096, BODY) as ring, pykring.Producer(ring_name) as p:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # pykring's two entry points, for a fresh Debian machine (run as root):
 #
-#   bash run.sh demo [ARGS]   the main job: stream records into Python and show them
+#   bash run.sh watch [ARGS]  the main job: this machine's kernel events, live (ARGS go to
+#                             'python -m pykring watch': --json, --duration S, --count N, ...)
 #   bash run.sh test [ARGS]   the whole test suite (ARGS go to pytest)
+#   bash run.sh demo [ARGS]   a producer process streams records into Python (no kernel needed)
 #
 # Both install what they need, idempotently: Debian packages (only when a
 # tool is missing), a virtual environment in .venv, and this package in it
@@ -57,23 +59,32 @@ setup() {
     fi
 }
 
+# The Linux kernel event source: eBPF programs built with clang (CO-RE,
+# vmlinux.h from bpftool), loaded through libbpf.so.1.
+want_bpf() {
+    want clang clang
+    want llvm-strip llvm
+    want bpftool bpftool
+    [ -e /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
+    ldconfig -p 2>/dev/null | grep -q 'libbpf\.so\.1 ' || need_apt+=(libbpf1)
+    export KRING_BPF_REQUIRED=1
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
+    watch)
+        want_bpf
+        setup
+        exec "$PY" -m pykring watch "$@"
+        ;;
     demo)
         setup
         exec "$PY" -m pykring demo "$@"
         ;;
     test)
         want x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
-        # The Linux kernel event source: eBPF programs built with clang (CO-RE,
-        # vmlinux.h from bpftool), loaded through libbpf.so.1.
-        want clang clang
-        want llvm-strip llvm
-        want bpftool bpftool
-        [ -e /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
-        ldconfig -p 2>/dev/null | grep -q 'libbpf\.so\.1 ' || need_apt+=(libbpf1)
-        export KRING_BPF_REQUIRED=1
+        want_bpf
         setup
         # As root (and on CI) every test must run: a skip is a failure.
         if [ "$(id -u)" -eq 0 ] || [ "${CI:-}" = "true" ]; then
@@ -82,7 +93,7 @@ case "$cmd" in
         exec "$PY" -m pytest "$@"
         ;;
     *)
-        echo "usage: bash run.sh demo|test [ARGS]" >&2
+        echo "usage: bash run.sh watch|test|demo [ARGS]" >&2
         exit 2
         ;;
 esac

@@ -1,0 +1,90 @@
+"""python -m benchmarks <command> [--quick] [--json]
+
+Commands are lists of (benchmark, options); benchmarks are modules with a
+``run(report, quick, **options)`` function. Add a benchmark: one module,
+one line in BENCHMARKS, and a step in the COMMANDS that should run it.
+"""
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from typing import Dict, List, Tuple
+
+from ._common import Report, log, machine
+
+#: benchmark name -> (module, one-line description)
+BENCHMARKS: Dict[str, Tuple[str, str]] = {
+    "drain": ("benchmarks.drain", "Ring.read(out=) throughput vs memcpy of the same ring bytes"),
+    "e2e": ("benchmarks.e2e", "producer process -> ring -> numpy, lossless; consumer RSS for N and 4N"),
+}
+
+#: command -> steps (benchmark, options for its run())
+COMMANDS: Dict[str, List[Tuple[str, dict]]] = {
+    # the headline pair reviewers run: drain ratio and the end-to-end rate at 64 B
+    "drain": [("drain", {}), ("e2e", {"headline": True})],
+    "e2e": [("e2e", {})],
+    "all": [("drain", {}), ("e2e", {})],
+}
+
+
+def _loadavg() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return -1.0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap.add_argument("command", nargs="?", choices=sorted(COMMANDS), help="what to run")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds and shorter streams (< 1 min)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    ap.add_argument("--save", metavar="PATH", help="also write the JSON object to PATH")
+    ap.add_argument("--list", action="store_true", help="list commands and benchmarks")
+    args = ap.parse_args(argv)
+    if args.list or not args.command:
+        for name, steps in COMMANDS.items():
+            print("%-6s %s" % (name, " + ".join(b + (" (%s)" % ",".join(o) if o else "")
+                                               for b, o in steps)))
+        for name, (_, desc) in BENCHMARKS.items():
+            print("  %-6s %s" % (name, desc))
+        return 0 if args.list else 2
+
+    report = Report()
+    report.meta.update(machine())
+    report.meta.update(command="python -m benchmarks %s%s%s" % (
+        args.command, " --quick" if args.quick else "", " --json" if args.json else ""),
+        quick=args.quick)
+    report.meta["loadavg_start"] = _loadavg()
+    t0 = time.monotonic()
+    for bench, options in COMMANDS[args.command]:
+        module = importlib.import_module(BENCHMARKS[bench][0])
+        try:
+            module.run(report, args.quick, **options)
+        except Exception as exc:   # one broken benchmark must not hide the others' numbers
+            report.fail("%s: %s: %s" % (bench, type(exc).__name__, exc))
+    report.meta["seconds"] = round(time.monotonic() - t0, 1)
+    report.meta["loadavg_end"] = _loadavg()
+    log("done in %.1f s" % report.meta["seconds"])
+
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(report.as_json(), f, indent=1)
+            f.write("\n")
+    if args.json:
+        print(json.dumps(report.as_json()))
+    else:
+        print("%s  (%s, %s CPUs, Linux %s, Python %s, numpy %s, %s)" % (
+            report.meta["command"], report.meta.get("cpu"), report.meta.get("cpus"),
+            report.meta.get("kernel"), report.meta.get("python"), report.meta.get("numpy"),
+            report.meta.get("date")))
+        print("load average (1 min) at start %s, at end %s: the machine is shared, other load skews"
+              " the numbers" % (report.meta["loadavg_start"], report.meta["loadavg_end"]))
+        print(report.table())
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,14 +21,6 @@ DEMO_BODY = np.dtype([("pid", "<u4"), ("phase", "<u4"), ("value", "<f8"), ("name
 FLOOD_BATCH = 16384
 
 
-def _size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    text = text.strip().upper().rstrip("B").rstrip("I")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
-
-
 def _demo_producer(argv: List[str]) -> int:
     """The demo's producer process (internal)."""
     import pykring
@@ -60,7 +52,9 @@ def demo(args: argparse.Namespace) -> int:
     import pykring
 
     name = "pykring-demo-%d" % os.getpid()
-    capacity = _size(args.capacity)
+    from .watch import parse_size
+
+    capacity = parse_size(args.capacity)
     out = sys.stdout
     with pykring.create(name, capacity, DEMO_BODY, replace=True) as ring:
         out.write("pykring demo: ring %s, %d KiB, %d-byte records (%s)\n" % (

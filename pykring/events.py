@@ -8,8 +8,8 @@ from typing import Dict
 
 import numpy as np
 
-from ._lib import ffi, lib
-from .schema import types_from_meta
+from ._lib import lib
+from .schema import new_meta, types_from_meta
 
 PROCESS_START = lib.KRING_TYPE_PROCESS_START
 PROCESS_EXIT = lib.KRING_TYPE_PROCESS_EXIT
@@ -27,13 +27,7 @@ D_EXEC = lib.KRING_D_EXEC
 
 def event_meta(capacity: int):
     """A producer page template for a kernel event ring of `capacity` bytes."""
-    meta = ffi.new("struct kring_producer_page *")
-    meta.magic = lib.KRING_MAGIC
-    meta.abi_major = lib.KRING_ABI_MAJOR
-    meta.abi_minor = lib.KRING_ABI_MINOR
-    meta.page_size = lib.KRING_PAGE_SIZE
-    meta.capacity = capacity
-    meta.data_offset = lib.KRING_DATA_OFFSET
+    meta = new_meta(capacity)
     lib.kring_events_schema(meta)
     return meta
 

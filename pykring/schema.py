@@ -86,12 +86,9 @@ def normalize_types(dtype: Union[DtypeLike, Types]) -> Dict[str, np.dtype]:
     return out
 
 
-def make_meta(capacity: int, types: Mapping[str, np.dtype]):
-    """A producer page template (cffi struct) describing a new ring."""
-    if not isinstance(capacity, int) or capacity < lib.KRING_MIN_CAPACITY or \
-            capacity > lib.KRING_MAX_CAPACITY or capacity & (capacity - 1):
-        raise ValueError("capacity must be a power of two from %d bytes to %d bytes, not %r"
-                         % (lib.KRING_MIN_CAPACITY, lib.KRING_MAX_CAPACITY, capacity))
+def new_meta(capacity: int):
+    """A producer page template (cffi struct) with the ring description filled
+    in and no schema yet."""
     meta = ffi.new("struct kring_producer_page *")
     meta.magic = lib.KRING_MAGIC
     meta.abi_major = lib.KRING_ABI_MAJOR
@@ -99,6 +96,16 @@ def make_meta(capacity: int, types: Mapping[str, np.dtype]):
     meta.page_size = lib.KRING_PAGE_SIZE
     meta.capacity = capacity
     meta.data_offset = lib.KRING_DATA_OFFSET
+    return meta
+
+
+def make_meta(capacity: int, types: Mapping[str, np.dtype]):
+    """A producer page template (cffi struct) describing a new ring."""
+    if not isinstance(capacity, int) or capacity < lib.KRING_MIN_CAPACITY or \
+            capacity > lib.KRING_MAX_CAPACITY or capacity & (capacity - 1):
+        raise ValueError("capacity must be a power of two from %d bytes to %d bytes, not %r"
+                         % (lib.KRING_MIN_CAPACITY, lib.KRING_MAX_CAPACITY, capacity))
+    meta = new_meta(capacity)
     nfields = 0
     for i, (name, body) in enumerate(types.items()):
         size = HEADER_SIZE + body.itemsize

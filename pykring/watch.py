@@ -292,11 +292,12 @@ def add_arguments(p) -> None:
     p.add_argument("--events", default="process,image", metavar="process,image",
                    help="which events: process, image or both (default)")
     p.add_argument("--pid", type=int, metavar="P", help="only events of process P")
-    p.add_argument("--size", type=lambda s: _size(s), default=16 << 20, metavar="BYTES",
+    p.add_argument("--size", type=parse_size, default=16 << 20, metavar="BYTES",
                    help="kernel ring buffer size, a power of two (default 16M)")
 
 
-def _size(text: str) -> int:
+def parse_size(text: str) -> int:
+    """Bytes from "16M", "64KiB", "4096"."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     t = text.strip().upper().rstrip("B").rstrip("I")
     if t and t[-1] in units:

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -32,6 +31,7 @@ from pykring._lib import ffi, lib
 from pykring.schema import make_meta, normalize_types
 
 import model
+from ringutil import remove_ring, shm, unique_ring_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = 8192
@@ -45,20 +45,6 @@ HOSTILE = settings(max_examples=300, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-def shm(name):
-    return os.path.join("/dev/shm", name)
-
-
-def unique_ring_name(tag):
-    """A ring name no other test or process uses (as conftest's ring_name fixture)."""
-    return "pykring-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex)
-
-
-def remove_ring(name):
-    try:
-        os.unlink(shm(name))
-    except FileNotFoundError:
-        pass
 
 
 def poke(name, offset, data):

@@ -5,7 +5,6 @@ positions after every step."""
 import os
 import struct
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -19,24 +18,11 @@ from pykring._lib import ffi, lib
 from pykring.schema import make_meta, normalize_types
 
 import model
+from ringutil import remove_ring, shm, unique_ring_name
 
 DATA = 8192
 
 
-def shm(name):
-    return os.path.join("/dev/shm", name)
-
-
-def unique_ring_name(tag):
-    """A ring name no other test or process uses (as conftest's ring_name fixture)."""
-    return "pykring-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex)
-
-
-def remove_ring(name):
-    try:
-        os.unlink(shm(name))
-    except FileNotFoundError:
-        pass
 
 
 def raw_view(name):

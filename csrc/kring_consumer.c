@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kring_atomic.h"
+#include "kring_copy.h"
 #include "kring_user.h"
 
 static int corrupt(struct kring_consumer *c, int reason, uint64_t pos, uint64_t value)
@@ -88,29 +89,6 @@ int64_t kring_pending(struct kring_consumer *c)
     if (avail > c->m.capacity || (prod & (KRING_ALIGN - 1)) != 0)
         return corrupt(c, KRING_BAD_PRODUCER_POS, c->pos, prod);
     return (int64_t)avail;
-}
-
-/* Copy one payload. Rows are short (tens to hundreds of bytes) and a libc
- * memcpy call per row costs as much as the bytes: copy 16-byte chunks
- * inline, never reading or writing past len. */
-static inline void copy_payload(uint8_t *dst, const uint8_t *src, uint32_t len)
-{
-    uint32_t i = 0;
-
-    for (; i + 32 <= len; i += 32) {
-        uint64_t w[4];
-
-        memcpy(w, src + i, 32);
-        memcpy(dst + i, w, 32);
-    }
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-
-        memcpy(&w, src + i, 8);
-        memcpy(dst + i, &w, 8);
-    }
-    if (i < len)
-        memcpy(dst + i, src + i, len - i);
 }
 
 int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
@@ -191,7 +169,7 @@ int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_re
             if (filled[ev.type] >= room[ev.type])
                 break;                          /* no room for this type: stop here */
             dst = rows[ev.type] + filled[ev.type]++ * (uint64_t)size;
-            copy_payload(dst, payload, len);    /* len, not the ring's word: checked above */
+            kring_copy_bytes(dst, payload, len);    /* len, not the ring's word: checked above */
             if (len < size)
                 memset(dst + len, 0, size - len);
             /* Sequence accounting on the private copy of the header. */

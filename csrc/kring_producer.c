@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kring_atomic.h"
+#include "kring_copy.h"
 #include "kring_user.h"
 
 static void set_flags(struct kring_map *m, uint32_t set, uint32_t clear)
@@ -144,7 +145,9 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
             uint64_t off = pos & mask;
             const uint64_t pad = off + span > cap ? cap - off : 0;
             struct kring_record_header h;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
             struct kring_event_header ev;
+#endif
             uint8_t *rec;
 
             if (pad + span > (uint64_t)room)
@@ -158,6 +161,7 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
                 off = 0;
             }
             rec = data + off;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
             h.len = plen;
             h.pg_off = 0;
             ev.seq = p->seq++;
@@ -167,7 +171,22 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
             ev.reserved = 0;
             memcpy(rec, &h, sizeof h);
             memcpy(rec + KRING_RECORD_HEADER_SIZE, &ev, sizeof ev);
-            memcpy(rec + KRING_RECORD_HEADER_SIZE + KRING_EVENT_HEADER_SIZE, src + i * stride, body);
+#else
+            {
+                /* Record header and event header as four little-endian words,
+                 * each stored straight from a register: {len, pg_off = 0}, seq,
+                 * ts_ns, {type, flags, reserved = 0}. Building them in memory
+                 * and copying that would stall on store forwarding per record. */
+                const uint64_t w0 = plen, w1 = p->seq++, w2 = ts;
+                const uint64_t w3 = (uint64_t)type | (uint64_t)ev_flags << 16;
+
+                memcpy(rec, &w0, 8);
+                memcpy(rec + 8, &w1, 8);
+                memcpy(rec + 16, &w2, 8);
+                memcpy(rec + 24, &w3, 8);
+            }
+#endif
+            kring_copy_bytes(rec + KRING_RECORD_HEADER_SIZE + KRING_EVENT_HEADER_SIZE, src + i * stride, body);
             pos += span;
             room -= (int64_t)span;
         }

@@ -45,6 +45,7 @@ class Producer:
         self._done = ffi.new("uint64_t *")
         try:
             self._types = {name: (tid, dt, body_dtype(dt)) for tid, name, dt in types_from_meta(p.m.prod)}
+            self._single = next(iter(self._types.values())) if len(self._types) == 1 else None
         except BaseException:
             lib.kring_producer_close(p, 0)
             raise
@@ -92,6 +93,8 @@ class Producer:
     # -- writing ----------------------------------------------------------
     def _type(self, type: Optional[str]) -> Tuple[int, np.dtype, np.dtype]:
         if type is None:
+            if self._single is not None:
+                return self._single
             if len(self._types) != 1:
                 raise TypeError("this ring has several record types: pass type=<name> (%s)"
                                 % ", ".join(self._types))
@@ -137,17 +140,23 @@ class Producer:
         """
         p = self._live()
         tid, full, body = self._type(type)
-        arr = self._as_array(records, full, body)
+        if isinstance(records, np.ndarray) and records.ndim == 1 and (
+                records.dtype is body or records.dtype is full):
+            arr = records                               # the common case, checked cheaply
+        else:
+            arr = self._as_array(records, full, body)
         n = len(arr)
         if n == 0:
             return 0
         if arr.strides[0] < arr.dtype.itemsize:      # reversed or overlapping rows
             arr = np.ascontiguousarray(arr)
         stride = arr.strides[0]
-        skip = HEADER_SIZE if arr.dtype == full else 0
+        skip = HEADER_SIZE if (arr.dtype is full or arr.dtype == full) else 0
         # Any positive stride works (a column of a larger array, a[::2]): the
-        # C side reads each row at src + i * stride. `arr` stays alive below.
-        src = ffi.cast("uint8_t *", arr.ctypes.data) + skip
+        # C side reads each row at src + i * stride. `arr` (and `keep`) stay
+        # alive until kring_write returns.
+        keep = ffi.from_buffer(arr) if arr.flags.c_contiguous else None
+        src = ffi.cast("uint8_t *", keep if keep is not None else arr.ctypes.data) + skip
         if timeout == "default":
             timeout = self._timeout
         deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))

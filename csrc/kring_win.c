@@ -10,11 +10,17 @@
  * The whole ring is mapped in one view (views start on 64 KiB boundaries,
  * so the pages cannot be mapped separately); VirtualProtect then makes the
  * pages the other side owns read-only in this process.
+ *
+ * A consumer of the kring.sys driver does not come through here: it
+ * attaches with the driver's IOCTLs and kring_consumer_init, and waits on
+ * the driver's named event as its data event (tests/windows/kring_client.c,
+ * pykring/windows_kernel.py, docs/DRIVER.md).
  */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
 #include <windows.h>
+#include <winternl.h>
 #include <string.h>
 
 #include "kring_atomic.h"
@@ -274,6 +280,69 @@ void kring_plat_unmap(struct kring_map *m)
         CloseHandle(m->h_mapping);
     m->base_cons = NULL;
     m->h_lock = m->h_data_event = m->h_space_event = m->h_mapping = NULL;
+}
+
+/* ntdll entry points for kring_plat_role_held (resolved, not linked). */
+typedef LONG (WINAPI *nt_query_object_fn)(HANDLE handle, ULONG info_class, void *info, ULONG length,
+                                          ULONG *returned);
+typedef LONG (WINAPI *nt_open_mutant_fn)(HANDLE *handle, ACCESS_MASK access, OBJECT_ATTRIBUTES *attributes);
+
+static void (*ntdll_proc(const char *name))(void)
+{
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+
+    return ntdll ? (void (*)(void))GetProcAddress(ntdll, name) : NULL;
+}
+
+/* Is the role lock NAME.consumer / NAME.producer held? The mapping's
+ * kernel name (\Sessions\N\BaseNamedObjects\NAME) gives the mutex's;
+ * a mutex nobody holds either does not exist (its holder's handle keeps
+ * it) or can be taken at once (abandoned: its holder died). */
+int kring_plat_role_held(struct kring_map *m, int role)
+{
+    static const WCHAR *const suffix[2] = { L".consumer", L".producer" };
+    nt_query_object_fn query = (nt_query_object_fn)ntdll_proc("NtQueryObject");
+    nt_open_mutant_fn open_mutant = (nt_open_mutant_fn)ntdll_proc("NtOpenMutant");
+    union {
+        UNICODE_STRING name;            /* OBJECT_NAME_INFORMATION */
+        WCHAR buf[2 * NAME_MAX_CHARS];
+    } info;
+    WCHAR path[2 * NAME_MAX_CHARS];
+    UNICODE_STRING mutex_name;
+    OBJECT_ATTRIBUTES attributes;
+    size_t n, ns;
+    HANDLE h = NULL;
+    ULONG got = 0;
+    LONG status;
+    DWORD w;
+
+    if (!m->h_mapping || (role != 0 && role != 1) || !query || !open_mutant)
+        return -1;
+    /* Class 1: ObjectNameInformation. */
+    if (query(m->h_mapping, 1, &info, sizeof info - sizeof(WCHAR), &got) < 0 || !info.name.Buffer)
+        return -1;
+    n = info.name.Length / sizeof(WCHAR);
+    ns = wcslen(suffix[role]);
+    if (n == 0 || n + ns + 1 > sizeof path / sizeof path[0])
+        return -1;
+    memcpy(path, info.name.Buffer, n * sizeof(WCHAR));
+    memcpy(path + n, suffix[role], (ns + 1) * sizeof(WCHAR));
+    mutex_name.Buffer = path;
+    mutex_name.Length = (USHORT)((n + ns) * sizeof(WCHAR));
+    mutex_name.MaximumLength = (USHORT)(mutex_name.Length + sizeof(WCHAR));
+    memset(&attributes, 0, sizeof attributes);
+    attributes.Length = sizeof attributes;
+    attributes.ObjectName = &mutex_name;
+    status = open_mutant(&h, SYNCHRONIZE | MUTANT_QUERY_STATE, &attributes);
+    if (status == (LONG)0xC0000034UL)   /* STATUS_OBJECT_NAME_NOT_FOUND: nobody holds it */
+        return 0;
+    if (status < 0)
+        return -1;
+    w = WaitForSingleObject(h, 0);
+    if (w == WAIT_OBJECT_0 || w == WAIT_ABANDONED)
+        ReleaseMutex(h);
+    CloseHandle(h);
+    return w == WAIT_TIMEOUT ? 1 : (w == WAIT_OBJECT_0 || w == WAIT_ABANDONED) ? 0 : -1;
 }
 
 static int wait_event(HANDLE h, int64_t timeout_ns)

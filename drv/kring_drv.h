@@ -1,0 +1,191 @@
+/*++
+
+Module Name:
+
+    kring_drv.h
+
+Abstract:
+
+    Kernel-only declarations of kring.sys: the per-ring state, the driver's
+    one global structure, and the routines the three .c files share.
+
+      kring_main.c    DriverEntry, DriverUnload, the dispatch routines
+      kring_ring.c    rings: create, map, write (the producer), copy out, free
+      kring_notify.c  process and image callbacks, record building, fan-out
+
+    Locks, in the order they may be taken:
+      ManageLock (KMUTEX, PASSIVE_LEVEL)      attach, detach, cleanup, unmap, unload
+      RingListLock (queued spin lock)         the list of rings, FsContext
+      KRING_RING.Lock (queued spin lock)      one ring's producer state and memory
+    and two remove locks as rundown protection: CallbackLock (callbacks and
+    test injections in flight) and KRING_RING.RemoveLock (writers of a ring).
+    Nothing waits on a remove lock while it holds a spin lock, and no writer
+    ever takes ManageLock.
+
+Environment:
+
+    Kernel mode.
+
+--*/
+
+#ifndef KRING_DRV_H
+#define KRING_DRV_H
+
+#include <ntifs.h>
+
+#include "kring_compat.h"
+#include "../csrc/kring.h"
+#include "../csrc/kring_atomic.h"
+#include "../csrc/kring_events.h"
+#include "kring_ioctl.h"
+#include "kring_utf8.h"
+
+#define KRING_POOL_TAG 'gnRK'           /* "KRng" in pool dumps */
+
+/* Debug output: DbgPrintEx with the IHV driver component id, so that the
+ * default filter of Windows shows errors and a debugger/DebugView shows the
+ * rest (DbgPrint alone is filtered out since Vista). */
+#define KRING_LOG(...) DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_INFO_LEVEL, "kring: " __VA_ARGS__)
+#define KRING_ERR(...) DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_ERROR_LEVEL, "kring: " __VA_ARGS__)
+
+/* One consumer's ring: created by ATTACH on a handle, freed by DETACH or
+ * IRP_MJ_CLEANUP of that handle (or DriverUnload). */
+typedef struct _KRING_RING {
+    LIST_ENTRY Link;                    /* in KRING_GLOBALS.Rings (RingListLock) */
+    IO_REMOVE_LOCK RemoveLock;          /* held by each writer while it uses the ring;
+                                           detach waits for them to finish */
+    KSPIN_LOCK Lock;                    /* one writer at a time; held only for the copy */
+    volatile LONG Reading;              /* 1 while an IOCTL_KRING_READ copies out */
+
+    /* Ring memory: nonpaged pool, zeroed, page-aligned. */
+    struct kring_consumer_page *Cons;   /* page 0; the consumer writes it (METHOD_MAP):
+                                           read once per write, range-checked */
+    struct kring_producer_page *Prod;   /* page 1: description, schema, positions */
+    UCHAR *Data;                        /* data area, right after Prod */
+    PVOID ConsAlloc;                    /* pool blocks to free (Cons/Prod are inside) */
+    PVOID ProdAlloc;
+    SIZE_T Bytes;                       /* bytes charged to KRING_GLOBALS.RingBytes */
+
+    /* METHOD_MAP: the user views. */
+    PMDL ConsMdl;                       /* describes Cons (one page) */
+    PMDL ProdMdl;                       /* describes Prod + Data */
+    PVOID UserCons;                     /* user address of Cons (RW), NULL when unmapped */
+    PVOID UserProd;                     /* user address of Prod + Data (RO), NULL when unmapped */
+    PEPROCESS Owner;                    /* process the views live in (referenced) */
+
+    /* Wakeups: a named auto-reset event only SYSTEM may set. */
+    HANDLE EventHandle;                 /* kernel handle (OBJ_KERNEL_HANDLE) */
+    WCHAR EventName[KRING_EVENT_NAME_CHARS]; /* "Global\KRing-..." for user mode */
+
+    /* The producer's private state (PROTOCOL.md 7): never read back from
+     * the shared pages. Guarded by Lock. */
+    ULONG64 Capacity;                   /* data bytes, power of two */
+    ULONG64 Mask;                       /* Capacity - 1 */
+    ULONG64 Pos;                        /* producer position */
+    ULONG64 Seq;                        /* next sequence number */
+    ULONG64 Written;                    /* records written */
+    ULONG64 Dropped;                    /* records dropped (full or broken) */
+    ULONG64 Wakeups;                    /* times the event was set */
+    ULONG64 LastConsumerPos;            /* consumer_pos as last read (STATS) */
+    ULONG64 CopyPos;                    /* METHOD_COPY: position up to which READ handed
+                                           records out (= consumer_pos unless tampered) */
+    BOOLEAN Broken;                     /* consumer_pos was nonsense: write nothing more */
+
+    ULONG Method;                       /* KRING_METHOD_* */
+    ULONG Events;                       /* KRING_EVENTS_* it receives */
+    ULONG Id;                           /* driver-wide ring number */
+    PFILE_OBJECT FileObject;            /* the handle that owns it */
+} KRING_RING, *PKRING_RING;
+
+/* The driver's global state. */
+typedef struct _KRING_GLOBALS {
+    PDEVICE_OBJECT DeviceObject;        /* \Device\KRing */
+    BOOLEAN SymbolicLink;               /* \DosDevices\KRing exists */
+
+    KMUTEX ManageLock;                  /* serialises ring creation, detach, unmap, unload */
+    KSPIN_LOCK RingListLock;            /* guards Rings, RingCount, RingBytes and the
+                                           FsContext of our file objects */
+    LIST_ENTRY Rings;                   /* KRING_RING.Link */
+    ULONG RingCount;                    /* rings in the list (<= KRING_MAX_CONSUMERS) */
+    SIZE_T RingBytes;                   /* their memory (<= KRING_MAX_TOTAL_BYTES) */
+    volatile LONG NextRingId;           /* numbers rings and event names */
+
+    IO_REMOVE_LOCK CallbackLock;        /* callbacks and injections in flight:
+                                           DriverUnload waits for them */
+    ULONG ProcessNotify;                /* 0 none, 1 ...Ex registered, 2 ...Ex2 registered */
+    KRING_SET_PROCESS_NOTIFY_EX2 SetProcessNotifyEx2; /* resolved at load, or NULL */
+    BOOLEAN ImageNotify;                /* PsSetLoadImageNotifyRoutine registered */
+    KRING_QUERY_SYSTEM_TIME_PRECISE QuerySystemTimePrecise; /* resolved at load, or NULL */
+
+    volatile LONG64 ProcessEvents;      /* process callbacks seen */
+    volatile LONG64 ImageEvents;        /* image callbacks seen */
+    volatile LONG64 LostNoMemory;       /* events lost: no record buffer */
+} KRING_GLOBALS;
+
+extern KRING_GLOBALS KRingGlobals;
+
+/* A READ buffer of KRING_READ_MIN_BYTES holds any record (or the padding
+ * before one, which is shorter). */
+KRING_STATIC_ASSERT(KRING_RECORD_SPAN(sizeof(struct kring_process_start)) <= KRING_READ_MIN_BYTES, read_min);
+KRING_STATIC_ASSERT(KRING_RECORD_SPAN(sizeof(struct kring_image_load)) <= KRING_READ_MIN_BYTES, read_min_il);
+
+/* A SID with up to two sub-authorities (the layout of SID). */
+typedef struct _KRING_SID {
+    UCHAR Revision;
+    UCHAR SubAuthorityCount;
+    SID_IDENTIFIER_AUTHORITY IdentifierAuthority;
+    ULONG SubAuthority[2];
+} KRING_SID;
+
+extern const KRING_SID KRingSidLocalSystem;        /* S-1-5-18 */
+extern const KRING_SID KRingSidAdministrators;     /* S-1-5-32-544 */
+
+/* kring_ring.c */
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingRingCreate(_In_ const struct kring_attach_in *Request, _Out_ PKRING_RING *Ring);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingRingMapUser(_Inout_ PKRING_RING Ring);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingRingUnmapUser(_Inout_ PKRING_RING Ring);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingRingFree(_In_ PKRING_RING Ring);
+
+_IRQL_requires_max_(DISPATCH_LEVEL)
+BOOLEAN KRingRingWrite(_Inout_ PKRING_RING Ring, _In_ USHORT Type, _In_ USHORT EventFlags,
+                       _In_ ULONG64 TimeNs, _In_reads_bytes_opt_(Length) const UCHAR *Record,
+                       _In_ ULONG Length);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingRingSignal(_In_ PKRING_RING Ring);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingRingRead(_Inout_ PKRING_RING Ring, _In_ ULONG Flags,
+                       _Out_writes_bytes_(OutputLength) UCHAR *Output, _In_ ULONG OutputLength,
+                       _Out_ PULONG Returned);
+
+_IRQL_requires_max_(DISPATCH_LEVEL)
+VOID KRingRingStats(_In_ PKRING_RING Ring, _Out_ struct kring_stats_out *Stats);
+
+_IRQL_requires_max_(DISPATCH_LEVEL)
+ULONG64 KRingTimeNs(VOID);
+
+/* kring_main.c */
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingUnmapRingsOf(_In_ PEPROCESS Process);
+
+/* kring_notify.c */
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingNotifyRegister(VOID);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingNotifyUnregister(VOID);
+
+#if defined(KRING_TEST_BUILD)
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingInject(_In_ const struct kring_inject_in *Request, _Out_ PULONG Count);
+#endif
+
+#endif /* KRING_DRV_H */

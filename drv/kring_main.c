@@ -1,0 +1,836 @@
+/*++
+
+Module Name:
+
+    kring_main.c
+
+Abstract:
+
+    kring.sys hands every process-creation and image-load callback to user
+    mode through lock-free single-producer rings (docs/PROTOCOL.md), one
+    per attached client, each mapped into its client (or, where mapping is
+    not possible, copied out on request) and signalled through a named
+    event. This file holds the driver's entry points: DriverEntry,
+    DriverUnload, and the dispatch routines for create, cleanup, close and
+    device control (ATTACH, DETACH, STATS, READ, and in test builds INJECT).
+
+    Only Administrators and LocalSystem may open \Device\KRing: the WDK
+    build creates it with IoCreateDeviceSecure (SDDL_DEVOBJ_SYS_ALL_ADM_ALL),
+    and every build checks the caller's token in IRP_MJ_CREATE.
+
+Environment:
+
+    Kernel mode only.
+
+--*/
+
+#include "kring_drv.h"
+
+#if defined(KRING_USE_WDMSEC)
+#include <wdmsec.h>
+/* {0fdd9a76-013c-4b61-aa61-84c9dcc6d004}: the class of \Device\KRing, so
+ * that an administrator can override its security in the registry. */
+static const GUID KRingDeviceClassGuid = {
+    0x0fdd9a76, 0x013c, 0x4b61, { 0xaa, 0x61, 0x84, 0xc9, 0xdc, 0xc6, 0xd0, 0x04 } };
+#endif
+
+KRING_GLOBALS KRingGlobals;
+
+/* FsContext2 of a file object whose open KRingDispatchCreate admitted. */
+#define KRING_ADMITTED ((PVOID)(ULONG_PTR)'dmRK')
+
+const KRING_SID KRingSidLocalSystem = {
+    SID_REVISION, 1, SECURITY_NT_AUTHORITY, { SECURITY_LOCAL_SYSTEM_RID, 0 } };
+const KRING_SID KRingSidAdministrators = {
+    SID_REVISION, 2, SECURITY_NT_AUTHORITY, { SECURITY_BUILTIN_DOMAIN_RID, DOMAIN_ALIAS_RID_ADMINS } };
+
+DRIVER_INITIALIZE DriverEntry;
+
+_Dispatch_type_(IRP_MJ_CREATE)
+DRIVER_DISPATCH KRingDispatchCreate;
+
+_Dispatch_type_(IRP_MJ_CLOSE)
+DRIVER_DISPATCH KRingDispatchClose;
+
+_Dispatch_type_(IRP_MJ_CLEANUP)
+DRIVER_DISPATCH KRingDispatchCleanup;
+
+_Dispatch_type_(IRP_MJ_DEVICE_CONTROL)
+DRIVER_DISPATCH KRingDispatchDeviceControl;
+
+DRIVER_UNLOAD KRingUnload;
+
+static VOID
+KRingLockManage(
+    VOID
+    )
+{
+    KeWaitForSingleObject(&KRingGlobals.ManageLock, Executive, KernelMode, FALSE, NULL);
+}
+
+static VOID
+KRingUnlockManage(
+    VOID
+    )
+{
+    KeReleaseMutex(&KRingGlobals.ManageLock, FALSE);
+}
+
+_Use_decl_annotations_
+NTSTATUS
+DriverEntry(
+    PDRIVER_OBJECT DriverObject,
+    PUNICODE_STRING RegistryPath
+    )
+/*++
+
+Routine Description:
+
+    Creates \Device\KRing (Administrators and SYSTEM only, FILE_DEVICE_SECURE_OPEN)
+    and its symbolic link, registers the process and image callbacks, and
+    fills in the entry points. DriverUnload undoes this in reverse order.
+
+Arguments:
+
+    DriverObject - the driver object.
+
+    RegistryPath - the service key (unused).
+
+Return Value:
+
+    STATUS_SUCCESS, or the status of the step that failed (everything done
+    before it is undone).
+
+--*/
+{
+    UNICODE_STRING deviceName = RTL_CONSTANT_STRING(KRING_NT_DEVICE_NAME);
+    UNICODE_STRING linkName = RTL_CONSTANT_STRING(KRING_DOS_DEVICE_NAME);
+    NTSTATUS status;
+
+    UNREFERENCED_PARAMETER(RegistryPath);
+
+    RtlZeroMemory(&KRingGlobals, sizeof(KRingGlobals));
+    KeInitializeMutex(&KRingGlobals.ManageLock, 0);
+    KeInitializeSpinLock(&KRingGlobals.RingListLock);
+    InitializeListHead(&KRingGlobals.Rings);
+    IoInitializeRemoveLock(&KRingGlobals.CallbackLock, KRING_POOL_TAG, 0, 0);
+    /* DriverUnload releases this reference and waits for the callbacks. */
+    status = IoAcquireRemoveLock(&KRingGlobals.CallbackLock, DriverObject);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+
+#if defined(KRING_USE_WDMSEC)
+    status = IoCreateDeviceSecure(DriverObject, 0, &deviceName, FILE_DEVICE_UNKNOWN,
+                                  FILE_DEVICE_SECURE_OPEN, FALSE, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL,
+                                  &KRingDeviceClassGuid, &KRingGlobals.DeviceObject);
+#else
+    /* No wdmsec.lib (clang/mingw-w64): the same policy is enforced by the
+     * token check in KRingDispatchCreate. */
+    status = IoCreateDevice(DriverObject, 0, &deviceName, FILE_DEVICE_UNKNOWN,
+                            FILE_DEVICE_SECURE_OPEN, FALSE, &KRingGlobals.DeviceObject);
+#endif
+    if (!NT_SUCCESS(status)) {
+        KRING_ERR("cannot create the device: 0x%08x\n", (unsigned)status);
+        return status;
+    }
+
+    status = IoCreateSymbolicLink(&linkName, &deviceName);
+    if (!NT_SUCCESS(status)) {
+        KRING_ERR("cannot create the symbolic link: 0x%08x\n", (unsigned)status);
+        goto DeleteDevice;
+    }
+    KRingGlobals.SymbolicLink = TRUE;
+
+    status = KRingNotifyRegister();
+    if (!NT_SUCCESS(status)) {
+        goto DeleteSymbolicLink;
+    }
+
+    DriverObject->MajorFunction[IRP_MJ_CREATE] = KRingDispatchCreate;
+    DriverObject->MajorFunction[IRP_MJ_CLOSE] = KRingDispatchClose;
+    DriverObject->MajorFunction[IRP_MJ_CLEANUP] = KRingDispatchCleanup;
+    DriverObject->MajorFunction[IRP_MJ_DEVICE_CONTROL] = KRingDispatchDeviceControl;
+    DriverObject->DriverUnload = KRingUnload;
+
+#if defined(KRING_TEST_BUILD)
+    KRING_LOG("DriverEntry: TEST BUILD, IOCTL_KRING_TEST_INJECT enabled\n");
+#endif
+    KRING_LOG("DriverEntry: \\Device\\KRing ready (ring %u..%u bytes, %u consumers)\n",
+              KRING_RING_SIZE_MIN, KRING_RING_SIZE_MAX, KRING_MAX_CONSUMERS);
+    return STATUS_SUCCESS;
+
+DeleteSymbolicLink:
+    IoDeleteSymbolicLink(&linkName);
+    KRingGlobals.SymbolicLink = FALSE;
+DeleteDevice:
+    IoDeleteDevice(KRingGlobals.DeviceObject);
+    KRingGlobals.DeviceObject = NULL;
+    return status;
+}
+
+static VOID
+KRingDetach(
+    _In_ PKRING_RING Ring
+    )
+/*++
+
+Routine Description:
+
+    Takes a ring out of the fan-out list, waits until no writer uses it
+    any more (its remove lock), removes its user views in the owner's
+    context and frees it. ManageLock is held; PASSIVE_LEVEL.
+
+--*/
+{
+    KLOCK_QUEUE_HANDLE lockHandle;
+
+    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
+    RemoveEntryList(&Ring->Link);
+    KRingGlobals.RingCount--;
+    KRingGlobals.RingBytes -= Ring->Bytes;
+    if (Ring->FileObject != NULL) {
+        Ring->FileObject->FsContext = NULL;
+    }
+    KeReleaseInStackQueuedSpinLock(&lockHandle);
+
+    IoReleaseRemoveLockAndWait(&Ring->RemoveLock, Ring);
+    KRingRingUnmapUser(Ring);
+    KRING_LOG("ring %u detached: %I64u written, %I64u dropped, %I64u wakeups\n",
+              Ring->Id, Ring->Written, Ring->Dropped, Ring->Wakeups);
+    KRingRingFree(Ring);
+}
+
+_Use_decl_annotations_
+VOID
+KRingUnload(
+    PDRIVER_OBJECT DriverObject
+    )
+/*++
+
+Routine Description:
+
+    Undoes DriverEntry in reverse order: unregisters the callbacks, waits
+    for the callbacks (and test injections) still running, frees any ring
+    left (normally IRP_MJ_CLEANUP has freed them all), deletes the link and
+    the device.
+
+--*/
+{
+    UNICODE_STRING linkName = RTL_CONSTANT_STRING(KRING_DOS_DEVICE_NAME);
+    ULONG freed = 0;
+
+    KRingNotifyUnregister();
+    IoReleaseRemoveLockAndWait(&KRingGlobals.CallbackLock, DriverObject);
+    KRING_LOG("DriverUnload: callbacks unregistered, none in flight\n");
+
+    KRingLockManage();
+    while (!IsListEmpty(&KRingGlobals.Rings)) {
+        KRingDetach(CONTAINING_RECORD(KRingGlobals.Rings.Flink, KRING_RING, Link));
+        freed++;
+    }
+    KRingUnlockManage();
+
+    if (KRingGlobals.SymbolicLink) {
+        IoDeleteSymbolicLink(&linkName);
+    }
+    if (DriverObject->DeviceObject != NULL) {
+        IoDeleteDevice(DriverObject->DeviceObject);
+    }
+    KRING_LOG("DriverUnload: done (%u rings freed here; %I64d process and %I64d image events seen)\n",
+              freed, KRingGlobals.ProcessEvents, KRingGlobals.ImageEvents);
+}
+
+static BOOLEAN
+KRingGroupsAdmit(
+    _In_ PTOKEN_USER User,
+    _In_ PTOKEN_GROUPS Groups
+    )
+/*++
+
+Routine Description:
+
+    The access policy: the token is LocalSystem's, or it has the
+    Administrators group enabled (not deny-only, as in a UAC-filtered
+    token or a restricted token).
+
+--*/
+{
+    ULONG i;
+
+    if (User != NULL && RtlEqualSid(User->User.Sid, (PSID)&KRingSidLocalSystem)) {
+        return TRUE;
+    }
+    for (i = 0; Groups != NULL && i < Groups->GroupCount; i++) {
+        if ((Groups->Groups[i].Attributes & SE_GROUP_ENABLED) != 0 &&
+            (Groups->Groups[i].Attributes & SE_GROUP_USE_FOR_DENY_ONLY) == 0 &&
+            RtlEqualSid(Groups->Groups[i].Sid, (PSID)&KRingSidAdministrators)) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+static NTSTATUS
+KRingCheckProcessToken(
+    _In_ PEPROCESS Process
+    )
+/*++
+
+Routine Description:
+
+    KRingCheckCaller for an open without a security context (only Wine's
+    I/O manager sends those): applies the policy to the primary token of
+    the requesting process, read through handles.
+
+--*/
+{
+    HANDLE process = NULL, token = NULL;
+    PVOID userBuffer = NULL, groupsBuffer = NULL;
+    ULONG length = 0;
+    NTSTATUS status;
+
+    status = ObOpenObjectByPointer(Process, OBJ_KERNEL_HANDLE, NULL, PROCESS_QUERY_LIMITED_INFORMATION,
+                                   KRING_PROCESS_OBJECT_TYPE, KernelMode, &process);
+    if (NT_SUCCESS(status)) {
+        status = ZwOpenProcessTokenEx(process, TOKEN_QUERY, OBJ_KERNEL_HANDLE, &token);
+    }
+    if (NT_SUCCESS(status)) {
+        status = ZwQueryInformationToken(token, TokenUser, NULL, 0, &length);
+        if (status == STATUS_BUFFER_TOO_SMALL && length != 0) {
+            userBuffer = ExAllocatePoolWithTag(PagedPool, length, KRING_POOL_TAG);
+            status = userBuffer ? ZwQueryInformationToken(token, TokenUser, userBuffer, length, &length)
+                                : STATUS_INSUFFICIENT_RESOURCES;
+        }
+    }
+    if (NT_SUCCESS(status)) {
+        length = 0;
+        status = ZwQueryInformationToken(token, TokenGroups, NULL, 0, &length);
+        if (status == STATUS_BUFFER_TOO_SMALL && length != 0) {
+            groupsBuffer = ExAllocatePoolWithTag(PagedPool, length, KRING_POOL_TAG);
+            status = groupsBuffer ? ZwQueryInformationToken(token, TokenGroups, groupsBuffer, length, &length)
+                                  : STATUS_INSUFFICIENT_RESOURCES;
+        }
+    }
+    if (NT_SUCCESS(status)) {
+        status = KRingGroupsAdmit(userBuffer, groupsBuffer) ? STATUS_SUCCESS : STATUS_ACCESS_DENIED;
+    } else {
+        status = STATUS_ACCESS_DENIED;          /* cannot tell: refuse */
+    }
+    if (groupsBuffer != NULL) {
+        ExFreePoolWithTag(groupsBuffer, KRING_POOL_TAG);
+    }
+    if (userBuffer != NULL) {
+        ExFreePoolWithTag(userBuffer, KRING_POOL_TAG);
+    }
+    if (token != NULL) {
+        ZwClose(token);
+    }
+    if (process != NULL) {
+        ZwClose(process);
+    }
+    return status;
+}
+
+static NTSTATUS
+KRingCheckCaller(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp
+    )
+/*++
+
+Routine Description:
+
+    Admits Administrators and LocalSystem only (the policy of
+    SDDL_DEVOBJ_SYS_ALL_ADM_ALL, checked here for builds without
+    wdmsec.lib). The subject is the opener's effective token: the
+    impersonation token if the opening thread impersonates, else its
+    process's primary token.
+
+--*/
+{
+    PIO_SECURITY_CONTEXT context = IrpSp->Parameters.Create.SecurityContext;
+    PTOKEN_USER user = NULL;
+    PTOKEN_GROUPS groups = NULL;
+    PACCESS_TOKEN token;
+    NTSTATUS status;
+
+    if (context == NULL || context->AccessState == NULL) {
+        return KRingCheckProcessToken(IoGetRequestorProcess(Irp));
+    }
+    token = SeQuerySubjectContextToken(&context->AccessState->SubjectSecurityContext);
+    if (token == NULL) {
+        return STATUS_ACCESS_DENIED;
+    }
+    status = SeQueryInformationToken(token, TokenUser, (PVOID *)&user);
+    if (NT_SUCCESS(status)) {
+        status = SeQueryInformationToken(token, TokenGroups, (PVOID *)&groups);
+    }
+    status = (NT_SUCCESS(status) && KRingGroupsAdmit(user, groups)) ? STATUS_SUCCESS : STATUS_ACCESS_DENIED;
+    if (groups != NULL) {
+        ExFreePool(groups);
+    }
+    if (user != NULL) {
+        ExFreePool(user);
+    }
+    return status;
+}
+
+_Use_decl_annotations_
+NTSTATUS
+KRingDispatchCreate(
+    PDEVICE_OBJECT DeviceObject,
+    PIRP Irp
+    )
+/*++
+
+Routine Description:
+
+    IRP_MJ_CREATE: admits Administrators and SYSTEM, and only the device
+    itself (no \\.\KRing\name below it). The handle starts detached and
+    is marked admitted (FsContext2): device control checks the mark, since
+    Wine hands out the handle even when this routine refuses the open.
+
+--*/
+{
+    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
+    NTSTATUS status;
+
+    UNREFERENCED_PARAMETER(DeviceObject);
+
+    if (irpSp->FileObject->FileName.Length != 0) {
+        status = STATUS_OBJECT_NAME_NOT_FOUND;
+    } else {
+        status = KRingCheckCaller(Irp, irpSp);
+    }
+    if (NT_SUCCESS(status)) {
+        irpSp->FileObject->FsContext = NULL;
+        irpSp->FileObject->FsContext2 = KRING_ADMITTED;
+    } else {
+        KRING_LOG("open refused: 0x%08x\n", (unsigned)status);
+    }
+
+    Irp->IoStatus.Status = status;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return status;
+}
+
+_Use_decl_annotations_
+NTSTATUS
+KRingDispatchCleanup(
+    PDEVICE_OBJECT DeviceObject,
+    PIRP Irp
+    )
+/*++
+
+Routine Description:
+
+    IRP_MJ_CLEANUP: the last handle to the file object was closed; this
+    runs in the context of the process that closed it, so the ring's views
+    are removed here (KRingRingUnmapUser attaches to the owner if another
+    process closed the handle) and the ring is freed.
+
+--*/
+{
+    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
+    PKRING_RING ring;
+
+    UNREFERENCED_PARAMETER(DeviceObject);
+
+    KRingLockManage();
+    ring = irpSp->FileObject->FsContext;
+    if (ring != NULL) {
+        KRingDetach(ring);
+    }
+    KRingUnlockManage();
+
+    Irp->IoStatus.Status = STATUS_SUCCESS;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return STATUS_SUCCESS;
+}
+
+_Use_decl_annotations_
+NTSTATUS
+KRingDispatchClose(
+    PDEVICE_OBJECT DeviceObject,
+    PIRP Irp
+    )
+/*++
+
+Routine Description:
+
+    IRP_MJ_CLOSE: the file object goes away. On Windows IRP_MJ_CLEANUP has
+    freed its ring already; Wine sends no IRP_MJ_CLEANUP, so a ring still
+    attached is freed here (KRingRingUnmapUser attaches to the owner if it
+    still has views, which only a real cleanup-less system could leave).
+
+--*/
+{
+    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
+    PKRING_RING ring;
+
+    UNREFERENCED_PARAMETER(DeviceObject);
+
+    KRingLockManage();
+    ring = irpSp->FileObject->FsContext;
+    if (ring != NULL) {
+        KRingDetach(ring);
+    }
+    KRingUnlockManage();
+
+    Irp->IoStatus.Status = STATUS_SUCCESS;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return STATUS_SUCCESS;
+}
+
+_Use_decl_annotations_
+VOID
+KRingUnmapRingsOf(
+    PEPROCESS Process
+    )
+/*++
+
+Routine Description:
+
+    Called from the process-exit callback, in the exiting process: removes
+    the views of every ring that process still has mapped. Normally its
+    handles' IRP_MJ_CLEANUP did this already; a handle it duplicated into
+    another process would otherwise keep views alive past the address space.
+
+--*/
+{
+    PLIST_ENTRY entry;
+
+    if (KRingGlobals.RingCount == 0) {
+        return;
+    }
+    KRingLockManage();
+    for (entry = KRingGlobals.Rings.Flink; entry != &KRingGlobals.Rings; entry = entry->Flink) {
+        PKRING_RING ring = CONTAINING_RECORD(entry, KRING_RING, Link);
+
+        if (ring->Owner == Process) {
+            KRingRingUnmapUser(ring);
+        }
+    }
+    KRingUnlockManage();
+}
+
+static PKRING_RING
+KRingReferenceRing(
+    _In_ PFILE_OBJECT FileObject
+    )
+/*++
+
+Routine Description:
+
+    The ring attached to a handle, with its remove lock held (release it
+    with IoReleaseRemoveLock(&ring->RemoveLock, FileObject)), or NULL.
+
+--*/
+{
+    KLOCK_QUEUE_HANDLE lockHandle;
+    PKRING_RING ring;
+
+    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
+    ring = FileObject->FsContext;
+    if (ring != NULL && !NT_SUCCESS(IoAcquireRemoveLock(&ring->RemoveLock, FileObject))) {
+        ring = NULL;
+    }
+    KeReleaseInStackQueuedSpinLock(&lockHandle);
+    return ring;
+}
+
+static NTSTATUS
+KRingAttach(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_ATTACH: creates a ring for this handle, maps it into the
+    caller (KRING_ATTACH_MAP) or keeps it for READ (KRING_ATTACH_COPY, or
+    MAP | COPY when mapping fails), and puts it into the fan-out list.
+
+Return Value:
+
+    STATUS_INFO_LENGTH_MISMATCH    input buffer is not a kring_attach_in
+    STATUS_BUFFER_TOO_SMALL        output buffer cannot hold a kring_attach_out
+    STATUS_INVALID_PARAMETER       bad size field, flags, events, reserved or ring size
+    STATUS_INVALID_DEVICE_STATE    this handle has a ring already
+    STATUS_QUOTA_EXCEEDED          KRING_MAX_CONSUMERS rings exist
+    STATUS_INSUFFICIENT_RESOURCES  KRING_MAX_TOTAL_BYTES reached, or no memory
+    the mapping's status           MAP without COPY, and mapping failed
+
+--*/
+{
+    struct kring_attach_in request;
+    struct kring_attach_out *reply = Irp->AssociatedIrp.SystemBuffer;
+    ULONG inputLength = IrpSp->Parameters.DeviceIoControl.InputBufferLength;
+    ULONG outputLength = IrpSp->Parameters.DeviceIoControl.OutputBufferLength;
+    KLOCK_QUEUE_HANDLE lockHandle;
+    PKRING_RING ring = NULL;
+    NTSTATUS status, mapStatus = STATUS_SUCCESS;
+    SIZE_T bytes;
+
+    *Information = 0;
+    if (inputLength != sizeof(request)) {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    /* Input and output share the system buffer: copy the request first. */
+    RtlCopyMemory(&request, Irp->AssociatedIrp.SystemBuffer, sizeof(request));
+    if (outputLength < sizeof(*reply)) {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    if (request.size != sizeof(request) || request.reserved != 0 ||
+        request.flags == 0 || (request.flags & ~(uint32_t)(KRING_ATTACH_MAP | KRING_ATTACH_COPY)) != 0 ||
+        request.events == 0 || (request.events & ~(uint32_t)KRING_EVENTS_ALL) != 0 ||
+        request.ring_size < KRING_RING_SIZE_MIN || request.ring_size > KRING_RING_SIZE_MAX ||
+        (request.ring_size & (request.ring_size - 1)) != 0) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    bytes = 2 * PAGE_SIZE + (SIZE_T)request.ring_size;
+
+    KRingLockManage();
+    if (IrpSp->FileObject->FsContext != NULL) {
+        status = STATUS_INVALID_DEVICE_STATE;
+        goto Unlock;
+    }
+    if (KRingGlobals.RingCount >= KRING_MAX_CONSUMERS) {
+        status = STATUS_QUOTA_EXCEEDED;
+        goto Unlock;
+    }
+    if (KRingGlobals.RingBytes + bytes > KRING_MAX_TOTAL_BYTES) {
+        status = STATUS_INSUFFICIENT_RESOURCES;
+        goto Unlock;
+    }
+
+    status = KRingRingCreate(&request, &ring);
+    if (!NT_SUCCESS(status)) {
+        goto Unlock;
+    }
+    ring->Method = KRING_METHOD_COPY;
+    if ((request.flags & KRING_ATTACH_MAP) != 0) {
+        mapStatus = KRingRingMapUser(ring);
+        if (NT_SUCCESS(mapStatus)) {
+            ring->Method = KRING_METHOD_MAP;
+        } else if ((request.flags & KRING_ATTACH_COPY) == 0) {
+            status = mapStatus;
+            goto FreeRing;
+        }
+    }
+
+    RtlZeroMemory(reply, sizeof(*reply));
+    reply->size = sizeof(*reply);
+    reply->version = KRING_IOCTL_VERSION;
+    reply->method = ring->Method;
+    reply->map_status = (int32_t)mapStatus;
+    reply->consumer_page = (uint64_t)(ULONG_PTR)ring->UserCons;
+    reply->producer_page = (uint64_t)(ULONG_PTR)ring->UserProd;
+    reply->data = ring->UserProd != NULL ? (uint64_t)(ULONG_PTR)ring->UserProd + KRING_PAGE_SIZE : 0;
+    reply->consumer_size = KRING_PAGE_SIZE;
+    reply->producer_size = KRING_PAGE_SIZE + ring->Capacity;
+    reply->capacity = ring->Capacity;
+    reply->events = ring->Events;
+    reply->ring_id = ring->Id;
+    RtlCopyMemory(reply->event_name, ring->EventName, sizeof(reply->event_name));
+    RtlCopyMemory(&reply->meta, ring->Prod, sizeof(reply->meta));
+
+    ring->FileObject = IrpSp->FileObject;
+    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
+    InsertTailList(&KRingGlobals.Rings, &ring->Link);
+    KRingGlobals.RingCount++;
+    KRingGlobals.RingBytes += ring->Bytes;
+    IrpSp->FileObject->FsContext = ring;
+    KeReleaseInStackQueuedSpinLock(&lockHandle);
+
+    KRING_LOG("ring %u attached: %I64u bytes, events 0x%x, method %s (map status 0x%08x)\n",
+              ring->Id, ring->Capacity, ring->Events,
+              ring->Method == KRING_METHOD_MAP ? "map" : "copy", (unsigned)mapStatus);
+    *Information = sizeof(*reply);
+    status = STATUS_SUCCESS;
+    goto Unlock;
+
+FreeRing:
+    KRING_LOG("attach failed: mapping status 0x%08x, no copy fallback requested\n", (unsigned)mapStatus);
+    IoReleaseRemoveLock(&ring->RemoveLock, ring);
+    KRingRingFree(ring);
+Unlock:
+    KRingUnlockManage();
+    return status;
+}
+
+_Use_decl_annotations_
+NTSTATUS
+KRingDispatchDeviceControl(
+    PDEVICE_OBJECT DeviceObject,
+    PIRP Irp
+    )
+/*++
+
+Routine Description:
+
+    IRP_MJ_DEVICE_CONTROL. Every code is METHOD_BUFFERED; each handler
+    checks its buffer lengths before it reads the system buffer.
+
+Return Value:
+
+    The handler's status; STATUS_ACCESS_DENIED on a handle whose open was
+    refused (Wine only); STATUS_INVALID_DEVICE_REQUEST for an unknown code
+    (the test IOCTL in a release build, READ on a mapped ring);
+    STATUS_INVALID_DEVICE_STATE for DETACH, STATS or READ on a handle
+    without a ring; STATUS_INFO_LENGTH_MISMATCH / STATUS_BUFFER_TOO_SMALL
+    for wrong buffer sizes.
+
+--*/
+{
+    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
+    ULONG inputLength = irpSp->Parameters.DeviceIoControl.InputBufferLength;
+    ULONG outputLength = irpSp->Parameters.DeviceIoControl.OutputBufferLength;
+    PVOID buffer = Irp->AssociatedIrp.SystemBuffer;
+    ULONG_PTR information = 0;
+    PKRING_RING ring;
+    NTSTATUS status;
+
+    UNREFERENCED_PARAMETER(DeviceObject);
+
+    if (irpSp->FileObject->FsContext2 != KRING_ADMITTED) {
+        status = STATUS_ACCESS_DENIED;
+        goto Complete;
+    }
+
+    switch (irpSp->Parameters.DeviceIoControl.IoControlCode) {
+
+    case IOCTL_KRING_ATTACH:
+        status = KRingAttach(Irp, irpSp, &information);
+        break;
+
+    case IOCTL_KRING_DETACH:
+        KRingLockManage();
+        ring = irpSp->FileObject->FsContext;
+        if (ring == NULL) {
+            status = STATUS_INVALID_DEVICE_STATE;
+        } else {
+            KRingDetach(ring);
+            status = STATUS_SUCCESS;
+        }
+        KRingUnlockManage();
+        break;
+
+    case IOCTL_KRING_STATS: {
+        struct kring_stats_out stats;
+
+        if (outputLength < sizeof(stats)) {
+            status = STATUS_BUFFER_TOO_SMALL;
+            break;
+        }
+        RtlZeroMemory(&stats, sizeof(stats));
+        stats.size = sizeof(stats);
+        ring = KRingReferenceRing(irpSp->FileObject);
+        if (ring != NULL) {
+            KRingRingStats(ring, &stats);
+            IoReleaseRemoveLock(&ring->RemoveLock, irpSp->FileObject);
+        }
+        stats.consumers = KRingGlobals.RingCount;
+        stats.process_notify = KRingGlobals.ProcessNotify;
+        stats.image_notify = KRingGlobals.ImageNotify ? 1 : 0;
+#if defined(KRING_TEST_BUILD)
+        stats.test_build = 1;
+#endif
+        stats.process_events = (uint64_t)KRingGlobals.ProcessEvents;
+        stats.image_events = (uint64_t)KRingGlobals.ImageEvents;
+        stats.lost_no_memory = (uint64_t)KRingGlobals.LostNoMemory;
+        RtlCopyMemory(buffer, &stats, sizeof(stats));
+        information = sizeof(stats);
+        status = STATUS_SUCCESS;
+        break;
+    }
+
+    case IOCTL_KRING_READ: {
+        struct kring_read_in request;
+        ULONG returned;
+
+        if (inputLength != sizeof(request)) {
+            status = STATUS_INFO_LENGTH_MISMATCH;
+            break;
+        }
+        RtlCopyMemory(&request, buffer, sizeof(request));
+        if (request.size != sizeof(request) || (request.flags & ~(uint32_t)KRING_READ_ARM) != 0) {
+            status = STATUS_INVALID_PARAMETER;
+            break;
+        }
+        ring = KRingReferenceRing(irpSp->FileObject);
+        if (ring == NULL) {
+            status = STATUS_INVALID_DEVICE_STATE;
+            break;
+        }
+        status = KRingRingRead(ring, request.flags, buffer, outputLength, &returned);
+        IoReleaseRemoveLock(&ring->RemoveLock, irpSp->FileObject);
+        information = NT_SUCCESS(status) ? returned : 0;
+        break;
+    }
+
+#if defined(KRING_TEST_BUILD)
+    case IOCTL_KRING_TEST_INJECT: {
+        struct kring_inject_out reply;
+        ULONG count;
+
+        if (inputLength != sizeof(struct kring_inject_in) || ((const struct kring_inject_in *)buffer)->size !=
+                                                                 sizeof(struct kring_inject_in)) {
+            status = STATUS_INFO_LENGTH_MISMATCH;
+            break;
+        }
+        if (outputLength < sizeof(reply)) {
+            status = STATUS_BUFFER_TOO_SMALL;
+            break;
+        }
+        status = KRingInject(buffer, &count);
+        if (NT_SUCCESS(status)) {
+            reply.size = sizeof(reply);
+            reply.count = count;
+            RtlCopyMemory(buffer, &reply, sizeof(reply));
+            information = sizeof(reply);
+        }
+        break;
+    }
+
+    case IOCTL_KRING_TEST_POKE: {
+        struct kring_poke_in request;
+
+        if (inputLength != sizeof(request)) {
+            status = STATUS_INFO_LENGTH_MISMATCH;
+            break;
+        }
+        RtlCopyMemory(&request, buffer, sizeof(request));
+        if (request.size != sizeof(request) || request.reserved != 0) {
+            status = STATUS_INVALID_PARAMETER;
+            break;
+        }
+        ring = KRingReferenceRing(irpSp->FileObject);
+        if (ring == NULL) {
+            status = STATUS_INVALID_DEVICE_STATE;
+            break;
+        }
+        kring_store_release_u64(&ring->Cons->consumer_pos, request.consumer_pos);
+        IoReleaseRemoveLock(&ring->RemoveLock, irpSp->FileObject);
+        status = STATUS_SUCCESS;
+        break;
+    }
+#endif
+
+    default:
+        status = STATUS_INVALID_DEVICE_REQUEST;
+        break;
+    }
+
+Complete:
+    Irp->IoStatus.Status = status;
+    Irp->IoStatus.Information = information;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return status;
+}

@@ -1,0 +1,464 @@
+/*++
+
+Module Name:
+
+    kring_notify.c
+
+Abstract:
+
+    The event sources of kring.sys: the process-creation callback
+    (PsSetCreateProcessNotifyRoutineEx2, resolved at run time, or ...Ex)
+    and the load-image callback (PsSetLoadImageNotifyRoutine). Each
+    callback builds one record of csrc/kring_events.h (strings as bounded
+    UTF-8 with truncation flags; no kernel address ever), then hands it to
+    every attached ring that asked for that kind of event (fan-out).
+
+    Test builds (KRING_TEST_BUILD) add KRingInject, which builds synthetic
+    records with the same routines and fans them out the same way.
+
+Environment:
+
+    Kernel mode. The callbacks run at PASSIVE_LEVEL: process creation in the
+    creating thread, process exit in the last thread of the exiting process,
+    image loads in the thread that maps the image.
+
+--*/
+
+#include "kring_drv.h"
+
+#define KRING_WRITER_TAG ((PVOID)(ULONG_PTR)'rwRK')
+
+static VOID
+KRingFanOut(
+    _In_ ULONG EventKind,
+    _In_ USHORT Type,
+    _In_ USHORT EventFlags,
+    _In_opt_ const UCHAR *Record,
+    _In_ ULONG Length
+    )
+/*++
+
+Routine Description:
+
+    Hands one record to every ring that receives EventKind. The list lock
+    is held only to take a reference (remove lock) on each ring; each
+    ring's own lock only for its copy; the event is set after that, at
+    PASSIVE_LEVEL.
+
+Arguments:
+
+    EventKind - KRING_EVENTS_PROCESS or KRING_EVENTS_IMAGE.
+
+    Type, EventFlags - the record's type and KRING_EV_* flags.
+
+    Record, Length - the record, or NULL when it could not be built: every
+        ring then counts a drop, so the loss shows as a sequence gap.
+
+--*/
+{
+    PKRING_RING targets[KRING_MAX_CONSUMERS];
+    KLOCK_QUEUE_HANDLE lockHandle;
+    PLIST_ENTRY entry;
+    ULONG count = 0, i;
+    ULONG64 timeNs;
+
+    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
+    for (entry = KRingGlobals.Rings.Flink; entry != &KRingGlobals.Rings && count < KRING_MAX_CONSUMERS;
+         entry = entry->Flink) {
+        PKRING_RING ring = CONTAINING_RECORD(entry, KRING_RING, Link);
+
+        if ((ring->Events & EventKind) != 0 &&
+            NT_SUCCESS(IoAcquireRemoveLock(&ring->RemoveLock, KRING_WRITER_TAG))) {
+            targets[count++] = ring;
+        }
+    }
+    KeReleaseInStackQueuedSpinLock(&lockHandle);
+
+    timeNs = KRingTimeNs();
+    for (i = 0; i < count; i++) {
+        if (KRingRingWrite(targets[i], Type, EventFlags, timeNs, Record, Length)) {
+            KRingRingSignal(targets[i]);
+        }
+        IoReleaseRemoveLock(&targets[i]->RemoveLock, KRING_WRITER_TAG);
+    }
+}
+
+static PVOID
+KRingAllocateRecord(
+    _In_ SIZE_T Bytes
+    )
+{
+    PVOID record = ExAllocatePoolWithTag(NonPagedPoolNx, Bytes, KRING_POOL_TAG);
+
+    if (record != NULL) {
+        RtlZeroMemory(record, Bytes);
+    } else {
+        InterlockedIncrement64(&KRingGlobals.LostNoMemory);
+    }
+    return record;
+}
+
+static ULONG
+KRingUnicodeChars(
+    _In_opt_ PCUNICODE_STRING String
+    )
+{
+    return (String != NULL && String->Buffer != NULL) ? String->Length / sizeof(WCHAR) : 0;
+}
+
+static VOID
+KRingEmitProcessStart(
+    _In_ ULONG Pid,
+    _In_ ULONG ParentPid,
+    _In_ ULONG CreatorPid,
+    _In_ ULONG CreatorTid,
+    _In_ ULONG SessionId,
+    _In_opt_ PCUNICODE_STRING ImageFileName,
+    _In_opt_ PCUNICODE_STRING CommandLine
+    )
+/*++
+
+Routine Description:
+
+    Builds and fans out a process_start record. The record ends after the
+    command line's NUL (a variable-length record, PROTOCOL.md 5.5).
+
+--*/
+{
+    struct kring_process_start *r = KRingAllocateRecord(sizeof(*r));
+    ULONG pathChars = KRingUnicodeChars(ImageFileName);
+    ULONG cmdChars = KRingUnicodeChars(CommandLine);
+    int truncated;
+
+    if (r == NULL) {
+        KRingFanOut(KRING_EVENTS_PROCESS, KRING_TYPE_PROCESS_START, 0, NULL, 0);
+        return;
+    }
+    r->pid = Pid;
+    r->ppid = ParentPid;
+    r->creator_pid = CreatorPid;
+    r->creator_tid = CreatorTid;
+    r->uid = 0;
+    r->session_id = SessionId;
+    if (ImageFileName == NULL || ImageFileName->Buffer == NULL) {
+        r->detail |= KRING_D_NO_PATH;
+    } else {
+        r->path_len = (uint16_t)kring_utf16_to_utf8(r->path, KRING_PATH_MAX, ImageFileName->Buffer,
+                                                    pathChars, &truncated);
+        if (truncated) {
+            r->detail |= KRING_D_PATH_TRUNCATED;
+        }
+        kring_utf16_basename(r->comm, KRING_COMM_LEN, ImageFileName->Buffer, pathChars);
+    }
+    if (CommandLine != NULL && CommandLine->Buffer != NULL) {
+        r->cmdline_len = (uint16_t)kring_utf16_to_utf8(r->cmdline, KRING_CMDLINE_MAX, CommandLine->Buffer,
+                                                       cmdChars, &truncated);
+        if (truncated) {
+            r->detail |= KRING_D_CMDLINE_TRUNCATED;
+        }
+    }
+    KRingFanOut(KRING_EVENTS_PROCESS, KRING_TYPE_PROCESS_START,
+                (r->detail & (KRING_D_PATH_TRUNCATED | KRING_D_CMDLINE_TRUNCATED)) ? KRING_EV_TRUNCATED : 0,
+                (const UCHAR *)r, KRING_PROCESS_START_MIN_SIZE + r->cmdline_len + 1);
+    ExFreePoolWithTag(r, KRING_POOL_TAG);
+}
+
+static VOID
+KRingEmitProcessExit(
+    _In_ ULONG Pid,
+    _In_ NTSTATUS ExitStatus,
+    _In_opt_ PCUNICODE_STRING ImageFileName
+    )
+{
+    struct kring_process_exit *r = KRingAllocateRecord(sizeof(*r));
+
+    if (r == NULL) {
+        KRingFanOut(KRING_EVENTS_PROCESS, KRING_TYPE_PROCESS_EXIT, 0, NULL, 0);
+        return;
+    }
+    r->pid = Pid;
+    r->ppid = 0;                                /* not known at exit */
+    r->exit_code = (int32_t)ExitStatus;
+    r->raw_status = (uint32_t)ExitStatus;
+    if (ImageFileName != NULL && ImageFileName->Buffer != NULL) {
+        kring_utf16_basename(r->comm, KRING_COMM_LEN, ImageFileName->Buffer, KRingUnicodeChars(ImageFileName));
+    } else {
+        r->detail |= KRING_D_NO_PATH;
+    }
+    KRingFanOut(KRING_EVENTS_PROCESS, KRING_TYPE_PROCESS_EXIT, 0, (const UCHAR *)r, sizeof(*r));
+    ExFreePoolWithTag(r, KRING_POOL_TAG);
+}
+
+static VOID
+KRingEmitImageLoad(
+    _In_ ULONG Pid,
+    _In_ ULONG64 Base,
+    _In_ ULONG64 Size,
+    _In_ BOOLEAN KernelImage,
+    _In_opt_ PCUNICODE_STRING FullImageName
+    )
+/*++
+
+Routine Description:
+
+    Builds and fans out an image_load record. A kernel-mode image's base is
+    a kernel address: it is never reported (0, with KRING_D_KERNEL_IMAGE).
+
+--*/
+{
+    struct kring_image_load *r = KRingAllocateRecord(sizeof(*r));
+    int truncated = 0;
+
+    if (r == NULL) {
+        KRingFanOut(KRING_EVENTS_IMAGE, KRING_TYPE_IMAGE_LOAD, 0, NULL, 0);
+        return;
+    }
+    r->pid = Pid;
+    r->base = KernelImage ? 0 : Base;
+    r->size = Size;
+    r->file_offset = 0;
+    if (KernelImage) {
+        r->detail |= KRING_D_KERNEL_IMAGE;
+    }
+    if (FullImageName == NULL || FullImageName->Buffer == NULL) {
+        r->detail |= KRING_D_NO_PATH;
+    } else {
+        r->path_len = (uint16_t)kring_utf16_to_utf8(r->path, KRING_PATH_MAX, FullImageName->Buffer,
+                                                    KRingUnicodeChars(FullImageName), &truncated);
+        if (truncated) {
+            r->detail |= KRING_D_PATH_TRUNCATED;
+        }
+    }
+    KRingFanOut(KRING_EVENTS_IMAGE, KRING_TYPE_IMAGE_LOAD, truncated ? KRING_EV_TRUNCATED : 0,
+                (const UCHAR *)r, KRING_IMAGE_LOAD_MIN_SIZE + r->path_len + 1);
+    ExFreePoolWithTag(r, KRING_POOL_TAG);
+}
+
+static VOID
+KRingProcessNotify(
+    _Inout_ PEPROCESS Process,
+    _In_ HANDLE ProcessId,
+    _Inout_opt_ PPS_CREATE_NOTIFY_INFO CreateInfo
+    )
+/*++
+
+Routine Description:
+
+    Process creation and exit callback (PCREATE_PROCESS_NOTIFY_ROUTINE_EX).
+    On exit it also removes the views of rings that the exiting process
+    still has mapped (a handle it duplicated elsewhere keeps the ring
+    alive): this runs in that process's last thread, before its address
+    space goes.
+
+--*/
+{
+    PUNICODE_STRING imageName = NULL;
+
+    if (!NT_SUCCESS(IoAcquireRemoveLock(&KRingGlobals.CallbackLock, Process))) {
+        return;
+    }
+    InterlockedIncrement64(&KRingGlobals.ProcessEvents);
+    if (CreateInfo != NULL) {
+        KRingEmitProcessStart((ULONG)(ULONG_PTR)ProcessId,
+                              (ULONG)(ULONG_PTR)CreateInfo->ParentProcessId,
+                              (ULONG)(ULONG_PTR)CreateInfo->CreatingThreadId.UniqueProcess,
+                              (ULONG)(ULONG_PTR)CreateInfo->CreatingThreadId.UniqueThread,
+                              PsGetProcessSessionId(Process),
+                              CreateInfo->ImageFileName,
+                              CreateInfo->CommandLine);
+    } else {
+        if (!NT_SUCCESS(SeLocateProcessImageName(Process, &imageName))) {
+            imageName = NULL;
+        }
+        KRingEmitProcessExit((ULONG)(ULONG_PTR)ProcessId, PsGetProcessExitStatus(Process), imageName);
+        if (imageName != NULL) {
+            ExFreePool(imageName);
+        }
+        KRingUnmapRingsOf(Process);
+    }
+    IoReleaseRemoveLock(&KRingGlobals.CallbackLock, Process);
+}
+
+static VOID
+KRingLoadImageNotify(
+    _In_opt_ PUNICODE_STRING FullImageName,
+    _In_ HANDLE ProcessId,
+    _In_ PIMAGE_INFO ImageInfo
+    )
+/*++
+
+Routine Description:
+
+    Load-image callback (PLOAD_IMAGE_NOTIFY_ROUTINE). FullImageName may be
+    NULL; ProcessId is 0 for drivers.
+
+--*/
+{
+    if (!NT_SUCCESS(IoAcquireRemoveLock(&KRingGlobals.CallbackLock, ImageInfo))) {
+        return;
+    }
+    InterlockedIncrement64(&KRingGlobals.ImageEvents);
+    KRingEmitImageLoad((ULONG)(ULONG_PTR)ProcessId,
+                       (ULONG64)(ULONG_PTR)ImageInfo->ImageBase,
+                       (ULONG64)ImageInfo->ImageSize,
+                       (BOOLEAN)(ImageInfo->SystemModeImage || ProcessId == NULL),
+                       FullImageName);
+    IoReleaseRemoveLock(&KRingGlobals.CallbackLock, ImageInfo);
+}
+
+_Use_decl_annotations_
+NTSTATUS
+KRingNotifyRegister(
+    VOID
+    )
+/*++
+
+Routine Description:
+
+    Registers the callbacks: PsSetCreateProcessNotifyRoutineEx2 (all
+    subsystems) when the system has it, else PsSetCreateProcessNotifyRoutineEx;
+    then PsSetLoadImageNotifyRoutine. Both need the image to be linked with
+    FORCE_INTEGRITY (else STATUS_ACCESS_DENIED).
+
+Return Value:
+
+    STATUS_SUCCESS, or the status of the registration that failed (nothing
+    stays registered then).
+
+--*/
+{
+    UNICODE_STRING ex2Name = RTL_CONSTANT_STRING(L"PsSetCreateProcessNotifyRoutineEx2");
+    UNICODE_STRING preciseName = RTL_CONSTANT_STRING(L"KeQuerySystemTimePrecise");
+    NTSTATUS status = STATUS_NOT_SUPPORTED;
+
+    KRingGlobals.QuerySystemTimePrecise =
+        (KRING_QUERY_SYSTEM_TIME_PRECISE)MmGetSystemRoutineAddress(&preciseName);
+    KRingGlobals.SetProcessNotifyEx2 = (KRING_SET_PROCESS_NOTIFY_EX2)MmGetSystemRoutineAddress(&ex2Name);
+
+    if (KRingGlobals.SetProcessNotifyEx2 != NULL) {
+        status = KRingGlobals.SetProcessNotifyEx2(KRING_PS_NOTIFY_SUBSYSTEMS, KRingProcessNotify, FALSE);
+        if (NT_SUCCESS(status)) {
+            KRingGlobals.ProcessNotify = 2;
+        } else {
+            KRING_ERR("PsSetCreateProcessNotifyRoutineEx2 failed: 0x%08x\n", (unsigned)status);
+        }
+    }
+    if (KRingGlobals.ProcessNotify == 0) {
+        status = PsSetCreateProcessNotifyRoutineEx(KRingProcessNotify, FALSE);
+        if (!NT_SUCCESS(status)) {
+            KRING_ERR("PsSetCreateProcessNotifyRoutineEx failed: 0x%08x\n", (unsigned)status);
+            return status;
+        }
+        KRingGlobals.ProcessNotify = 1;
+    }
+
+    status = PsSetLoadImageNotifyRoutine(KRingLoadImageNotify);
+    if (!NT_SUCCESS(status)) {
+        KRING_ERR("PsSetLoadImageNotifyRoutine failed: 0x%08x\n", (unsigned)status);
+        KRingNotifyUnregister();
+        return status;
+    }
+    KRingGlobals.ImageNotify = TRUE;
+    KRING_LOG("callbacks registered: process notify %s, load-image notify\n",
+              KRingGlobals.ProcessNotify == 2 ? "Ex2" : "Ex");
+    return STATUS_SUCCESS;
+}
+
+_Use_decl_annotations_
+VOID
+KRingNotifyUnregister(
+    VOID
+    )
+/*++
+
+Routine Description:
+
+    Removes whatever KRingNotifyRegister registered. Removal waits for the
+    callbacks that are running; the caller then also waits on CallbackLock.
+
+--*/
+{
+    if (KRingGlobals.ImageNotify) {
+        PsRemoveLoadImageNotifyRoutine(KRingLoadImageNotify);
+        KRingGlobals.ImageNotify = FALSE;
+    }
+    if (KRingGlobals.ProcessNotify == 2) {
+        KRingGlobals.SetProcessNotifyEx2(KRING_PS_NOTIFY_SUBSYSTEMS, KRingProcessNotify, TRUE);
+    } else if (KRingGlobals.ProcessNotify == 1) {
+        PsSetCreateProcessNotifyRoutineEx(KRingProcessNotify, TRUE);
+    }
+    KRingGlobals.ProcessNotify = 0;
+}
+
+#if defined(KRING_TEST_BUILD)
+
+_Use_decl_annotations_
+NTSTATUS
+KRingInject(
+    const struct kring_inject_in *Request,
+    PULONG Count
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_TEST_INJECT (test builds only): builds Request->count
+    records of one type with the callbacks' own routines and fans them out
+    like callback records; record i has pid Request->pid + i. It holds
+    CallbackLock like a callback, so DriverUnload waits for it as well.
+
+Arguments:
+
+    Request - the request, in the system buffer (a kernel copy).
+
+    Count - receives the records handed to the rings.
+
+Return Value:
+
+    STATUS_SUCCESS, STATUS_INVALID_PARAMETER for a bad type, count or
+    string length, STATUS_DELETE_PENDING while the driver unloads.
+
+--*/
+{
+    UNICODE_STRING path, cmdline;
+    ULONG i;
+
+    *Count = 0;
+    if (Request->count == 0 || Request->count > KRING_INJECT_MAX_COUNT ||
+        Request->path_chars > KRING_INJECT_PATH_CHARS || Request->cmdline_chars > KRING_INJECT_CMDLINE_CHARS ||
+        Request->reserved != 0 || (Request->flags & ~1u) != 0 ||
+        (Request->type != KRING_TYPE_PROCESS_START && Request->type != KRING_TYPE_PROCESS_EXIT &&
+         Request->type != KRING_TYPE_IMAGE_LOAD)) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if (!NT_SUCCESS(IoAcquireRemoveLock(&KRingGlobals.CallbackLock, (PVOID)Request))) {
+        return STATUS_DELETE_PENDING;
+    }
+    path.Buffer = (PWCH)Request->path;
+    path.Length = path.MaximumLength = (USHORT)(Request->path_chars * sizeof(WCHAR));
+    cmdline.Buffer = (PWCH)Request->cmdline;
+    cmdline.Length = cmdline.MaximumLength = (USHORT)(Request->cmdline_chars * sizeof(WCHAR));
+
+    for (i = 0; i < Request->count; i++) {
+        switch (Request->type) {
+        case KRING_TYPE_PROCESS_START:
+            KRingEmitProcessStart(Request->pid + i, Request->ppid, Request->ppid, Request->tid, 1,
+                                  Request->path_chars ? &path : NULL,
+                                  Request->cmdline_chars ? &cmdline : NULL);
+            break;
+        case KRING_TYPE_PROCESS_EXIT:
+            KRingEmitProcessExit(Request->pid + i, (NTSTATUS)Request->exit_status,
+                                 Request->path_chars ? &path : NULL);
+            break;
+        default:
+            KRingEmitImageLoad(Request->pid + i, Request->base, Request->image_size,
+                               (BOOLEAN)((Request->flags & 1) != 0), Request->path_chars ? &path : NULL);
+            break;
+        }
+    }
+    IoReleaseRemoveLock(&KRingGlobals.CallbackLock, (PVOID)Request);
+    *Count = Request->count;
+    return STATUS_SUCCESS;
+}
+
+#endif /* KRING_TEST_BUILD */

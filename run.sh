@@ -84,6 +84,12 @@ case "$cmd" in
         ;;
     test)
         want x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
+        # drv/ (kring.sys, cross-built) and its Wine tests (tests/windows/)
+        want clang clang
+        want make make
+        want g++ g++
+        want wine wine
+        want wine wine64
         want_bpf
         setup
         # As root (and on CI) every test must run: a skip is a failure.

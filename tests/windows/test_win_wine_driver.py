@@ -1,0 +1,133 @@
+"""kring.sys under Wine: loaded as a kernel service, driven by the mingw-built
+C client (tests/windows/kring_client.c) that uses the csrc consumer.
+
+One scenario runs once per session (about 10 s) and the tests below check
+its parts:
+
+1. the release driver: loads, refuses a caller without Administrators,
+   has no test IOCTLs, attaches in copy mode, stops (DriverUnload), and
+   survives a second start/stop cycle;
+2. the test driver: the client's full run (bad requests, the mapping path
+   failing cleanly as Wine's MmMapLockedPagesSpecifyCache returns NULL,
+   the copy fallback, injected records checked field by field, sequence
+   numbers and drop counts with more records than the ring holds, fan-out
+   to two consumers, wakeup through the named event, a broken ring, the
+   consumer limit), then stop.
+
+Wine never calls the process and image callbacks (they register, but Wine
+has no process creation in a kernel), which is why the test build's inject
+IOCTL exists: it builds records with the callbacks' own routines.
+"""
+import re
+
+import pytest
+
+from winharness import CSRC_WIN, HERE, mingw_build
+
+FULL_CHECKS = [
+    "open_as_admin", "stats_test_build", "attach_short_input", "attach_short_output",
+    "attach_size_not_power_of_two", "attach_size_too_small", "attach_size_too_big", "attach_no_events",
+    "attach_unknown_events", "attach_no_method", "attach_bad_size_field", "read_before_attach",
+    "detach_before_attach", "unknown_ioctl", "map_only_attach_fails_cleanly", "no_ring_left_after_failed_map",
+    "attach_map_or_copy", "copy_fallback_reports_map_status", "attach_reply", "schema_from_kring_events",
+    "event_not_settable_by_client", "second_attach_same_handle", "read_buffer_too_small", "read_short_input", "drain_strings", "utf8_path", "comm_basename",
+    "cmdline", "process_start_fields", "truncated_path", "truncated_cmdline_on_character_boundary",
+    "replacement_characters", "drain_exit_image", "process_exit_fields", "image_load_fields",
+    "kernel_image_base_hidden", "sequence_contiguous", "flood_counted", "flood_drained", "fifo_prefix_kept",
+    "record_after_flood", "drops_seen_as_gaps", "counters_on_producer_page", "second_consumer_attach",
+    "two_consumers", "waiter_finished", "woken_by_event", "wakeups_counted", "fanout_filtered_by_events",
+    "detach", "detach_frees_ring", "read_after_detach", "poke", "nonsense_consumer_pos_breaks_ring",
+    "consumer_sees_broken", "consumer_limit", "limit_rings_freed_on_close",
+]
+
+
+def _result(out: str) -> int:
+    m = re.search(r"^RESULT (\d+)$", out, re.M)
+    assert m, "client printed no RESULT line:\n" + out
+    return int(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def scenario(wine, built_drivers, win_build_dir):
+    client = mingw_build(win_build_dir / "kring_client.exe", [HERE / "kring_client.c", *CSRC_WIN],
+                         libs=["-ladvapi32"])
+    out = {"states": []}
+    states = out["states"]
+
+    wine.install_driver("kring", built_drivers["release"])
+    states.append(("start release", wine.start_driver("kring")))
+    out["release"] = wine.run([client, "release"], timeout=60)
+    out["notadmin"] = wine.run([client, "notadmin"], timeout=60)
+    states.append(("stop release", wine.stop_driver("kring")))
+    states.append(("start release again", wine.start_driver("kring")))
+    out["release2"] = wine.run([client, "release"], timeout=60)
+    states.append(("stop release again", wine.stop_driver("kring")))
+
+    wine.install_driver("kringtest", built_drivers["test"])
+    states.append(("start test", wine.start_driver("kringtest")))
+    out["full"] = wine.run([client, "full"], timeout=120)
+    states.append(("stop test", wine.stop_driver("kringtest")))
+    out["log"] = wine.driver_log()
+    return out
+
+
+def test_services_start_and_stop(scenario):
+    assert scenario["states"] == [
+        ("start release", "RUNNING"), ("stop release", "STOPPED"),
+        ("start release again", "RUNNING"), ("stop release again", "STOPPED"),
+        ("start test", "RUNNING"), ("stop test", "STOPPED"),
+    ], scenario["log"]
+
+
+def test_release_driver(scenario):
+    for key in ("release", "release2"):
+        out = scenario[key].stdout
+        assert _result(out) == 0, out
+        for check in ("stats_release_build", "release_attach", "release_has_no_inject_ioctl",
+                      "release_has_no_poke_ioctl", "release_ring_empty", "release_detach"):
+            assert "ok %s\n" % check in out, out
+
+
+def test_open_refused_without_administrators(scenario):
+    out = scenario["notadmin"].stdout
+    assert _result(out) == 0, out
+    assert "ok open_refused_without_admin" in out, out
+    assert "open refused: 0xc0000022" in scenario["log"]
+
+
+def test_full_client_run(scenario):
+    r = scenario["full"]
+    failed = [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
+    assert not failed and _result(r.stdout) == 0, r.stdout + r.stderr
+    missing = [c for c in FULL_CHECKS if "ok %s\n" % c not in r.stdout]
+    assert not missing, "checks that did not run: %s\n%s" % (missing, r.stdout)
+
+
+def test_mapping_fails_cleanly_and_copy_fallback_is_reported(scenario):
+    out, log = scenario["full"].stdout, scenario["log"]
+    # MAP alone: the precise status of the failed mapping, no ring left behind.
+    assert "info map-only attach: status 0xc000009a" in out
+    assert "MmMapLockedPagesSpecifyCache(UserMode) returned NULL" in log
+    assert "attach failed: mapping status 0xc000009a, no copy fallback requested" in log
+    # MAP | COPY: the reply says which method was used and why.
+    assert re.search(r"info attach: method copy, map_status 0xc000009a, ring \d+, event Global\\KRing-", out), out
+    assert re.search(r"ring \d+ attached: 65536 bytes, events 0x3, method copy \(map status 0xc000009a\)", log), log
+
+
+def test_drops_are_counted_and_logged(scenario):
+    log = scenario["log"]
+    # 5000 flood records into a 64 KiB ring: most dropped, all accounted for.
+    m = re.search(r"ring \d+ detached: (\d+) written, (\d+) dropped, (\d+) wakeups", log)
+    assert m, log
+    assert re.search(r"consumer_pos 0x12345 is nonsense at producer_pos 0x90: ring broken", log), log
+
+
+def test_driver_unload_runs(scenario):
+    log = scenario["log"]
+    starts = log.count("DriverEntry: \\Device\\KRing ready")
+    assert starts == 3, log
+    assert log.count("DriverUnload: callbacks unregistered, none in flight") == 3, log
+    # Every ring was freed by its handle's close before the unload.
+    assert log.count("DriverUnload: done (0 rings freed here;") == 3, log
+    assert log.count("DriverEntry: TEST BUILD") == 1, log
+    assert log.count("callbacks registered: process notify Ex, load-image notify") == 3, log

@@ -7,11 +7,13 @@ Module Name:
 Abstract:
 
     Kernel-only declarations of kring.sys: the per-ring state, the driver's
-    one global structure, and the routines the three .c files share.
+    one global structure, and the routines its .c files share.
 
-      kring_main.c    DriverEntry, DriverUnload, the dispatch routines
-      kring_ring.c    rings: create, map, write (the producer), copy out, free
+      kring_main.c    DriverEntry, DriverUnload, the dispatch routines,
+                      attach/detach (the list of rings, the access check)
+      kring_ring.c    one ring: create, map, write (the producer), copy out, free
       kring_notify.c  process and image callbacks, record building, fan-out
+      kring_utf8.c    bounded UTF-16 to UTF-8
 
     Locks, in the order they may be taken:
       ManageLock (KMUTEX, PASSIVE_LEVEL)      attach, detach, cleanup, unmap, unload
@@ -20,7 +22,8 @@ Abstract:
     and two remove locks as rundown protection: CallbackLock (callbacks and
     test injections in flight) and KRING_RING.RemoveLock (writers of a ring).
     Nothing waits on a remove lock while it holds a spin lock, and no writer
-    ever takes ManageLock.
+    takes ManageLock while it holds a ring's remove lock (the exit callback
+    takes it after its writes), so detach can wait for writers under it.
 
 Environment:
 

@@ -46,7 +46,8 @@ def kernel(events=EVENT_KINDS, *, size: int = 16 << 20):
 
         return open_ring(events, size)
     if sys.platform == "win32":
-        raise KernelSourceUnavailableError(
-            "pykring.kernel(): the Windows kernel event source needs the kring driver, whose "
-            "backend is not available in this version of pykring yet")
+        from .windows_kernel import open_driver
+
+        kinds = tuple(e.strip() for e in events.split(",")) if isinstance(events, str) else tuple(events)
+        return open_driver(kinds, size)
     raise KernelSourceUnavailableError("pykring.kernel(): no kernel event source for platform %r" % sys.platform)

@@ -28,6 +28,7 @@
 /* The includer (an eBPF program with vmlinux.h, a kernel build) has
  * already defined uint8_t .. uint64_t. */
 #elif defined(_MSC_VER) && defined(_KERNEL_MODE)
+#include <stddef.h>                     /* offsetof */
 typedef unsigned __int8 uint8_t;
 typedef unsigned __int16 uint16_t;
 typedef unsigned __int32 uint32_t;

@@ -58,7 +58,7 @@ def demo(args: argparse.Namespace) -> int:
     out = sys.stdout
     with pykring.create(name, capacity, DEMO_BODY, replace=True) as ring:
         out.write("pykring demo: ring %s, %d KiB, %d-byte records (%s)\n" % (
-            ring.path, capacity >> 10, ring.dtype.itemsize, ", ".join(ring.dtype.names)))
+            ring.path, capacity >> 10, ring.dtype.itemsize, ", ".join(ring.dtype.names or ())))
         proc = subprocess.Popen([sys.executable, "-m", "pykring", "_demo-producer", name,
                                  str(args.show), str(args.interval), str(args.records)])
         out.write("producer process %d: %d records one at a time, then a flood of %d\n"
@@ -89,6 +89,7 @@ def demo(args: argparse.Namespace) -> int:
                         out.write("flood: %d records as fast as the producer writes them (lossless)\n"
                                   % args.records)
                     flood += n_flood
+                    assert t_report is not None     # set with t_flood
                     if time.perf_counter() - t_report >= 1.0:
                         el = time.perf_counter() - t_flood
                         out.write("  %5.1f s  %d records  %.1f M records/s\n" % (el, flood, flood / el / 1e6))

@@ -1,6 +1,6 @@
 """Loads the compiled extension, refuses a stale build, maps C codes to exceptions."""
 import os
-from typing import NoReturn, Optional
+from typing import Any, Dict, NoReturn, Optional, Type
 
 from . import errors
 from ._version import __version__
@@ -21,7 +21,7 @@ if _built != __version__:
         "rebuild it with 'pip install .' (or 'pip install -e .')" % (_built, __version__)
     )
 
-_CLASSES = {
+_CLASSES: Dict[int, Type[errors.KringError]] = {
     lib.KRING_E_INVAL: errors.KringError,
     lib.KRING_E_NOMEM: errors.KringError,
     lib.KRING_E_OS: errors.KringError,
@@ -51,7 +51,7 @@ def strerror(code: int) -> str:
     return ffi.string(lib.kring_strerror(code)).decode()
 
 
-def raise_for(code: int, what: str, os_error: int = 0, corrupt: Optional[object] = None) -> NoReturn:
+def raise_for(code: int, what: str, os_error: int = 0, corrupt: Optional[Any] = None) -> NoReturn:
     """Raise the exception for C status `code`; `what` names the operation."""
     cls = _CLASSES.get(code, errors.KringError)
     msg = "%s: %s" % (what, strerror(code))
@@ -71,6 +71,6 @@ def raise_for(code: int, what: str, os_error: int = 0, corrupt: Optional[object]
     raise cls(msg)
 
 
-def check(code: int, what: str, os_error: int = 0, corrupt: Optional[object] = None) -> None:
+def check(code: int, what: str, os_error: int = 0, corrupt: Optional[Any] = None) -> None:
     if code < 0:
         raise_for(code, what, os_error, corrupt)

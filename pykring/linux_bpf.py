@@ -304,13 +304,14 @@ def clock_config(bpf) -> Tuple[int, int]:
 
 def realtime_offset(samples: int = 9) -> int:
     """CLOCK_REALTIME - CLOCK_MONOTONIC in ns, from the tightest of a few reads."""
-    best = None
+    best: Optional[Tuple[int, int]] = None
     for _ in range(samples):
         m0 = time.monotonic_ns()
         r = time.time_ns()
         m1 = time.monotonic_ns()
         if best is None or m1 - m0 < best[0]:
             best = (m1 - m0, r - (m0 + m1) // 2)
+    assert best is not None, "samples must be >= 1"
     return best[1]
 
 
@@ -487,7 +488,8 @@ class LinuxKernelSource:
     @property
     def map_ids(self) -> List[int]:
         """Kernel ids of the maps (libbpf's internal ones for global data included)."""
-        fds, m = [], self._ffi.NULL
+        fds: List[int] = []
+        m = self._ffi.NULL
         while True:
             m = self._bpf.bpf_object__next_map(self._obj, m)
             if m == self._ffi.NULL:
@@ -508,6 +510,8 @@ class LinuxKernelSource:
 
     def _release(self) -> None:
         bpf = getattr(self, "_bpf", None)
+        if bpf is None:         # failed before libbpf was loaded: nothing opened or attached
+            return
         for link in reversed(self._links):
             bpf.bpf_link__destroy(link)
         self._links = []

@@ -105,22 +105,24 @@ class Producer:
             raise KeyError("no record type %r in this ring (it has %s)" % (type, ", ".join(self._types))) from None
 
     def _as_array(self, records: Any, full: np.dtype, body: np.dtype) -> np.ndarray:
+        names = body.names
+        assert names is not None        # body_dtype() of a ring's record type is structured
         if isinstance(records, np.ndarray):
             arr = records.reshape(-1) if records.ndim == 0 else records
             if arr.ndim != 1:
                 raise ValueError("write() takes a 1-d array of records, not shape %s" % (records.shape,))
             if arr.dtype == full or arr.dtype == body:
                 return arr
-            if arr.dtype.names is not None and set(arr.dtype.names) - {"seq", "ts", "type", "flags"} == set(body.names):
+            if arr.dtype.names is not None and set(arr.dtype.names) - {"seq", "ts", "type", "flags"} == set(names):
                 conv = np.empty(len(arr), dtype=body)
-                for n in body.names:
+                for n in names:
                     conv[n] = arr[n]
                 return conv
             raise TypeError("records of dtype %s do not match the ring's record type %s" % (arr.dtype, body))
         if isinstance(records, np.void):
             return self._as_array(np.array([records], dtype=records.dtype), full, body)
         if isinstance(records, dict):
-            records = tuple(records[n] for n in body.names)
+            records = tuple(records[n] for n in names)
         if isinstance(records, tuple):
             return np.array([records], dtype=body)
         if isinstance(records, list):

@@ -84,6 +84,9 @@ class Ring:
     ring is closed.
     """
 
+    #: What feeds a kernel ring (e.g. the LinuxKernelSource); None otherwise.
+    source: Optional[object] = None
+
     def __init__(self, c, types: List[Tuple[int, str, np.dtype]], path: Optional[str] = None,
                  unlink: bool = False, on_close: Optional[Callable[[], None]] = None,
                  written: Optional[Callable[[], Tuple[int, int]]] = None):
@@ -269,7 +272,7 @@ class Ring:
                 batch = self.read(timeout=None) if single else self.read_batch(timeout=None)
             except errors.RingClosedError:
                 return
-            if len(batch) if single else batch.count:
+            if len(batch) if isinstance(batch, np.ndarray) else batch.count:
                 yield batch
 
     # -- state ------------------------------------------------------------

@@ -38,13 +38,17 @@ def _format_of(dt: np.dtype) -> str:
 
 def record_dtype(body: np.dtype) -> np.dtype:
     """The full record dtype (event header + body) for a body dtype."""
-    names, formats, offsets = [], [], []
+    names: List[str] = []
+    formats: List[Union[str, np.dtype]] = []
+    offsets: List[int] = []
     for name, fmt, off in HEADER_FIELDS:
         names.append(name)
         formats.append(fmt)
         offsets.append(off)
+    fields = body.fields
     for name in body.names or ():
-        fdt, off = body.fields[name][:2]
+        assert fields is not None       # a dtype with names has fields
+        fdt, off = fields[name][:2]
         names.append(name)
         formats.append(fdt)
         offsets.append(HEADER_SIZE + off)
@@ -54,10 +58,13 @@ def record_dtype(body: np.dtype) -> np.dtype:
 
 def body_dtype(full: np.dtype) -> np.dtype:
     """The body dtype (fields after the event header) of a full record dtype."""
+    fields = full.fields
+    if full.names is None or fields is None:
+        raise TypeError("body_dtype() takes a structured record dtype, not %s" % (full,))
     names = [n for n in full.names if n not in HEADER_NAMES]
     return np.dtype({"names": names,
-                     "formats": [full.fields[n][0] for n in names],
-                     "offsets": [full.fields[n][1] - HEADER_SIZE for n in names],
+                     "formats": [fields[n][0] for n in names],
+                     "offsets": [fields[n][1] - HEADER_SIZE for n in names],
                      "itemsize": full.itemsize - HEADER_SIZE})
 
 
@@ -119,8 +126,10 @@ def make_meta(capacity: int, types: Mapping[str, np.dtype]):
         t.size = size
         t.min_size = size
         t.first_field = nfields
+        fields = body.fields
+        assert body.names is not None and fields is not None   # normalize_types() admits structured dtypes only
         for fname in body.names:
-            fdt, off = body.fields[fname][:2]
+            fdt, off = fields[fname][:2]
             if nfields >= lib.KRING_MAX_FIELDS:
                 raise ValueError("a ring's schema holds at most %d fields in all" % lib.KRING_MAX_FIELDS)
             if not _NAME_RE.match(fname) or len(fname) >= lib.KRING_NAME_LEN:

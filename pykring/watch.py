@@ -106,7 +106,7 @@ class Watch:
         self.shown = 0
         self.received = 0
         self.by_kind = {k: 0 for k in KINDS}
-        self._tcache = (None, "")
+        self._tcache: Tuple[Optional[int], str] = (None, "")
 
     @property
     def done(self) -> bool:
@@ -236,7 +236,7 @@ class Watch:
                    "?" if stats.dropped is None else stats.dropped, stats.lost))
 
 
-def run(args, out: TextIO = None, err: TextIO = None) -> int:
+def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
     """The `watch` command (arguments from pykring.__main__)."""
     import pykring
 

@@ -139,12 +139,24 @@ def _bpf_mappings():
 
 # ---- no privileges needed -------------------------------------------------
 
-def test_windows_has_no_kernel_source_yet(monkeypatch):
+def test_windows_kernel_source_is_the_driver(monkeypatch):
+    """On Windows pykring.kernel() attaches to kring.sys (windows_kernel.open_driver),
+    with the event kinds normalised from a tuple or a comma-separated string."""
+    import pykring.windows_kernel as wk
+
+    calls = []
+    monkeypatch.setattr(wk, "open_driver", lambda events, size: calls.append((events, size)) or "ring")
     monkeypatch.setattr(sys, "platform", "win32")
+    assert pykring.kernel(events="process, image", size=1 << 20) == "ring"
+    assert pykring.kernel(events=("image",)) == "ring"
+    assert calls == [(("process", "image"), 1 << 20), (("image",), 16 << 20)]
+
+
+def test_other_platforms_have_no_kernel_source(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
     with pytest.raises(pykring.KringError) as ei:
         pykring.kernel()
-    assert isinstance(ei.value, NotImplementedError)
-    assert "driver" in str(ei.value) and "not available" in str(ei.value)
+    assert isinstance(ei.value, NotImplementedError) and "darwin" in str(ei.value)
 
 
 @pytest.mark.skipif(not IS_LINUX, reason="Linux only")

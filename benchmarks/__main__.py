@@ -18,6 +18,11 @@ from ._common import Report, log, machine
 BENCHMARKS: Dict[str, Tuple[str, str]] = {
     "drain": ("benchmarks.drain", "Ring.read(out=) throughput vs memcpy of the same ring bytes"),
     "e2e": ("benchmarks.e2e", "producer process -> ring -> numpy, lossless; consumer RSS for N and 4N"),
+    "peers": ("benchmarks.peers", "end to end vs multiprocessing.Queue, faster-fifo, zmq, iceoryx2, a pipe"),
+    "latency": ("benchmarks.latency", "wake latency of an idle consumer vs an eventfd floor"),
+    "idle": ("benchmarks.idle", "CPU time of a consumer blocked in read(timeout=None)"),
+    "scaling": ("benchmarks.scaling", "throughput vs ring size and read batch; peak RSS vs stream length"),
+    "results": ("benchmarks.results", "writes RESULTS.md (its generated section) and the PNG plots"),
 }
 
 #: command -> steps (benchmark, options for its run())
@@ -25,7 +30,14 @@ COMMANDS: Dict[str, List[Tuple[str, dict]]] = {
     # the headline pair reviewers run: drain ratio and the end-to-end rate at 64 B
     "drain": [("drain", {}), ("e2e", {"headline": True})],
     "e2e": [("e2e", {})],
-    "all": [("drain", {}), ("e2e", {})],
+    "peers": [("peers", {})],
+    "latency": [("latency", {})],
+    "idle": [("idle", {})],
+    "scaling": [("scaling", {})],
+    # everything, then RESULTS.md and the plots from this run's numbers
+    "all": [("drain", {"sizes": (32, 40, 64, 128, 256, 512, 1024, 2048, 4096)}), ("e2e", {}), ("peers", {}),
+            ("latency", {}), ("idle", {}), ("scaling", {})]
+           + ([("bpf", {})] if "bpf" in BENCHMARKS else []) + [("results", {})],
 }
 
 

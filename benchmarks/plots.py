@@ -130,11 +130,16 @@ def peers(report: Report, path: str) -> bool:
     ax.invert_yaxis()
     hi = max((x.spread.max if x.spread else x.value) for p, _ in rows for s in sizes
              for x in [_get(m, "vs_%s_%d" % (p, s))] if x)
-    ax.set_xlim(0.5, hi * 6)
+    lo = min((x.spread.min if x.spread else x.value) for p, _ in rows for s in sizes
+             for x in [_get(m, "vs_%s_%d" % (p, s))] if x)
+    ax.set_xlim(min(0.5, lo / 2), hi * 6)
     ax.set_xlabel("pykring records/s / peer records/s, same round (log scale; median, min..max)")
     base = _get(m, "peer_pykring_records_per_s_64")
+    base1k = _get(m, "peer_pykring_records_per_s_1024")
     ax.set_title("End to end, lossless, one producer process -> one Python consumer\n"
-                 "pykring: %s" % ("%.0fM records/s at 64 B" % (base.value / 1e6) if base else ""))
+                 "pykring: %s" % ", ".join(t for t in (
+                     "%.0fM records/s at 64 B" % (base.value / 1e6) if base else "",
+                     "%.1fM at 1 KiB" % (base1k.value / 1e6) if base1k else "") if t))
     ax.legend(loc="upper right", fontsize=7.5)
     if missing:
         fig.text(0.99, 0.01, "not installed: " + ", ".join(missing), ha="right", fontsize=7, color=PEER)
@@ -238,6 +243,7 @@ def scaling(report: Report, path: str) -> bool:
                 ys.append(r.value)
                 errs.append(_err(r))
         ax.errorbar(xs, ys, yerr=list(zip(*errs)), fmt="o-", color=PYKRING, capsize=3)
+        top = max(y + e[1] for y, e in zip(ys, errs))
         for x, y, a in zip(xs, ys, abs_):
             ax.annotate("%.0fM/s" % (a / 1e6), (x, y), textcoords="offset points", xytext=(0, 7),
                         ha="center", fontsize=6.5, color=GREY)
@@ -245,7 +251,7 @@ def scaling(report: Report, path: str) -> bool:
         ax.set_xscale("log", base=2)
         ax.set_xticks(xs)
         ax.set_xticklabels([xlabels(x) for x in xs], fontsize=7, rotation=0)
-        ax.set_ylim(0, max(ys + [1.0]) * 1.25)
+        ax.set_ylim(0, max(top, 1.0) * 1.15)
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.legend(loc="lower right", fontsize=7)

@@ -59,9 +59,12 @@ def _git_commit() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev + (" (with uncommitted changes)" if dirty else "")
+        # Only what the numbers depend on: the results and plots themselves do not count.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "csrc", "pykring",
+                                "setup.py", "pyproject.toml", "benchmarks/*.py", "benchmarks/*.c"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+        paths = sorted({ln[3:] for ln in dirty if len(ln) > 3})
+        return rev + (" (with uncommitted changes to %s)" % ", ".join(paths) if paths else "")
     except (OSError, subprocess.SubprocessError):
         return "?"
 

@@ -11,9 +11,16 @@ from . import errors
 from ._lib import check, ffi, lib, raise_for
 from .schema import Types, make_meta, normalize_types, types_from_meta
 
-#: How long one wait slice lasts: a blocked read checks for signals (Ctrl-C)
-#: at least this often.
+#: A blocked wait returns to the interpreter after this long at first, then
+#: after twice as long each time, up to WAIT_SLICE_MAX_S. On Linux Ctrl-C ends
+#: the wait at once (the futex wait returns EINTR); the slices bound how late
+#: a killed producer is noticed and what an idle consumer costs (about 10
+#: wakeups per 10 s once it has waited a while). Windows waits cannot be
+#: interrupted, so there every slice is short.
 WAIT_SLICE_S = 0.05
+WAIT_SLICE_MAX_S = 0.05 if sys.platform == "win32" else 1.0
+#: read() without out= drains batches up to this many rows through a reused buffer.
+SCRATCH_ROWS = 1024
 
 Timeout = Optional[float]
 
@@ -101,6 +108,7 @@ class Ring:
         self._n = ffi.new("uint64_t *")
         self._out_array: Optional[np.ndarray] = None    # the last `out` of read(), checked
         self._out_ptr = ffi.NULL
+        self._scratch: Optional[np.ndarray] = None      # read()'s buffer for small batches
         self._closed = False
 
     # -- description ------------------------------------------------------
@@ -141,8 +149,10 @@ class Ring:
         Raises :class:`ProducerGoneError` when the producer was killed."""
         c = self._live()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        slice_s, slice_max = WAIT_SLICE_S, max(WAIT_SLICE_S, WAIT_SLICE_MAX_S)
         while True:
-            left = WAIT_SLICE_S if deadline is None else min(WAIT_SLICE_S, deadline - time.monotonic())
+            left = slice_s if deadline is None else min(slice_s, deadline - time.monotonic())
+            slice_s = min(2 * slice_s, slice_max)
             rc = lib.kring_wait(c, int(max(0.0, left) * 1e9))   # GIL released inside
             if rc == lib.KRING_OK:
                 return True
@@ -231,18 +241,36 @@ class Ring:
         if timeout != 0 and lib.kring_pending(c) == 0 and not self.wait(timeout):
             return out[:0] if out is not None else np.empty(0, dtype=dt)
         if out is not None:
-            o = self._outs[tid]
-            o.buf, o.capacity, o.count = self._out_ptr, len(out), 0
-            rc = lib.kring_drain(c, self._outs, limit, 1 if commit else 0, self._n)  # GIL released
-            o.buf = ffi.NULL
-            got = int(self._n[0])
-            if rc < 0 and not got:
-                check(rc, "drain", c.m.os_error, c)
-            return out[:got]
-        bufs = {tid: np.empty(self._estimate(tid, limit), dtype=dt)}
+            return out[:self._drain_rows(tid, out, self._out_ptr, limit, commit)]
+        rows = self._estimate(tid, limit)
+        if rows <= SCRATCH_ROWS:
+            # A small batch: drain into a reused buffer and copy out what came,
+            # instead of allocating and filling a fresh array of the estimate.
+            if self._scratch is None:
+                self._scratch = np.empty(SCRATCH_ROWS, dtype=dt)
+                self._scratch_buf = ffi.from_buffer(self._scratch, require_writable=True)
+            got = self._drain_rows(tid, self._scratch, ffi.cast("uint8_t *", self._scratch_buf),
+                                   min(limit, SCRATCH_ROWS), commit)
+            rows_out = np.empty(got, dtype=dt)
+            # Raw bytes: a structured copy would skip bytes no field covers.
+            rows_out.view(np.uint8)[:] = self._scratch[:got].view(np.uint8)
+            return rows_out
+        bufs = {tid: np.empty(rows, dtype=dt)}
         fill = {tid: 0}
         self._drain(bufs, fill, limit, commit, grow=True)
         return bufs[tid][:fill[tid]]
+
+    def _drain_rows(self, tid: int, rows: np.ndarray, ptr, limit: int, commit: bool) -> int:
+        """Drain up to `limit` records of a single-type ring into `rows` (at `ptr`)."""
+        c = self._c
+        o = self._outs[tid]
+        o.buf, o.capacity, o.count = ptr, len(rows), 0
+        rc = lib.kring_drain(c, self._outs, limit, 1 if commit else 0, self._n)  # GIL released
+        o.buf = ffi.NULL
+        got = int(self._n[0])
+        if rc < 0 and not got:
+            check(rc, "drain", c.m.os_error, c)
+        return got
 
     def read_batch(self, max_records: Optional[int] = None, timeout: Timeout = 0,
                    commit: bool = True) -> Batch:

@@ -5,6 +5,7 @@
 #                             'python -m pykring watch': --json, --duration S, --count N, ...)
 #   bash run.sh test [ARGS]   the whole test suite (ARGS go to pytest)
 #   bash run.sh demo [ARGS]   a producer process streams records into Python (no kernel needed)
+#   bash run.sh bench [ARGS]  the benchmarks with their peers ('all --quick', 'drain --json', ...)
 #
 # Both install what they need, idempotently: Debian packages (only when a
 # tool is missing), a virtual environment in .venv, and this package in it
@@ -82,6 +83,12 @@ case "$cmd" in
         setup
         exec "$PY" -m pykring demo "$@"
         ;;
+    bench)
+        want_bpf
+        setup
+        "$PY" -m pip install -q --disable-pip-version-check -e ".[bench]"
+        exec "$PY" -m benchmarks "$@"
+        ;;
     test)
         want x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
         # drv/ (kring.sys, cross-built) and its Wine tests (tests/windows/)
@@ -99,7 +106,7 @@ case "$cmd" in
         exec "$PY" -m pytest "$@"
         ;;
     *)
-        echo "usage: bash run.sh watch|test|demo [ARGS]" >&2
+        echo "usage: bash run.sh watch|test|demo|bench [ARGS]" >&2
         exit 2
         ;;
 esac

@@ -225,20 +225,23 @@ def consumer_main(params: dict) -> int:
 
 # -- the parent --------------------------------------------------------------
 def stream(size: int, count: int, repeats: int, producer: str = "c",
-           exe: Optional[str] = None) -> dict:
-    """Run `repeats` streams of `count` records in one fresh consumer process."""
-    rings = [unique_ring_name("e2e%d" % size) for _ in range(repeats)]
-    params = {"size": size, "count": count, "batch": batch_for(size), "capacity": RING_CAPACITY,
-              "out_rows": out_rows_for(size), "producer": producer, "exe": exe, "rings": rings}
+           exe: Optional[str] = None, capacity: int = RING_CAPACITY,
+           out_rows: Optional[int] = None, tag: str = "e2e", timeout_s: int = CHILD_TIMEOUT_S) -> dict:
+    """Run `repeats` streams of `count` records in one fresh consumer process
+    (ring of `capacity` bytes, reads of `out_rows` rows)."""
+    rings = [unique_ring_name("%s%d" % (tag, size)) for _ in range(repeats)]
+    params = {"size": size, "count": count, "batch": batch_for(size), "capacity": capacity,
+              "out_rows": out_rows_for(size) if out_rows is None else out_rows,
+              "producer": producer, "exe": exe, "rings": rings}
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.e2e", "--consumer", json.dumps(params)],
                             cwd=ROOT, env=_child_env(), stdout=subprocess.PIPE, text=True,
                             start_new_session=True)    # its own group: a hang is killed whole
     try:
-        out, _ = proc.communicate(timeout=CHILD_TIMEOUT_S)
+        out, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        return {"runs": [{"ok": False, "problems": ["timed out after %d s" % CHILD_TIMEOUT_S]}]}
+        return {"runs": [{"ok": False, "problems": ["timed out after %d s" % timeout_s]}]}
     finally:
         for name in rings:
             remove_ring(name)

@@ -26,15 +26,10 @@ Keys: ``scale_ring_<bytes>_records_per_s``, ``scale_ring_<bytes>_vs_16mib``,
 ``scale_batch_<rows>_records_per_s``, ``scale_batch_<rows>_vs_65536``,
 ``scale_rss_kib_<records>``, ``scale_rss_ratio_max_min``.
 """
-import json
-import os
-import signal
-import subprocess
-import sys
 from typing import Dict, List, Optional
 
-from ._common import MiB, ROOT, Report, build_producer, log, remove_ring, span, unique_ring_name
-from .e2e import batch_for
+from ._common import MiB, Report, build_producer, log, span
+from .e2e import stream as e2e_stream
 
 KiB = 1 << 10
 SIZE = 64
@@ -48,36 +43,11 @@ PLAN = {
              "rows": (16, 64, 256, 1024, 4096, 16384, 65536, 262144),
              "count": 10_000_000, "rounds": 5, "rss": (2_500_000, 10_000_000, 40_000_000, 160_000_000)},
 }
-CHILD_TIMEOUT_S = 600
-
-
-def _child_env() -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
 
 def stream(exe: str, count: int, capacity: int, rows: int, repeats: int = 1) -> dict:
     """`repeats` lossless streams in one fresh e2e consumer process."""
-    rings = [unique_ring_name("scale") for _ in range(repeats)]
-    params = {"size": SIZE, "count": count, "batch": batch_for(SIZE), "capacity": capacity,
-              "out_rows": rows, "producer": "c", "exe": exe, "rings": rings}
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.e2e", "--consumer", json.dumps(params)],
-                            cwd=ROOT, env=_child_env(), stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return {"runs": [{"ok": False, "problems": ["timed out after %d s" % CHILD_TIMEOUT_S]}]}
-    finally:
-        for name in rings:
-            remove_ring(name)
-    lines = out.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        return {"runs": [{"ok": False, "problems": ["consumer process exit %s" % proc.returncode]}]}
-    return json.loads(lines[-1])
+    return e2e_stream(SIZE, count, repeats, producer="c", exe=exe, capacity=capacity,
+                      out_rows=rows, tag="scale")
 
 
 def _rates(report: Report, res: dict, what: str) -> List[float]:

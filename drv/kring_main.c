@@ -416,6 +416,36 @@ Routine Description:
     return status;
 }
 
+static
+NTSTATUS
+KRingDetachAndComplete(
+    _Inout_ PIRP Irp
+    )
+/*++
+
+Routine Description:
+
+    The common part of IRP_MJ_CLEANUP and IRP_MJ_CLOSE: detach the file
+    object's ring, if it still has one, and complete the request.
+
+--*/
+{
+    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
+    PKRING_RING ring;
+
+    KRingLockManage();
+    ring = irpSp->FileObject->FsContext;
+    if (ring != NULL) {
+        KRingDetach(ring);
+    }
+    KRingUnlockManage();
+
+    Irp->IoStatus.Status = STATUS_SUCCESS;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return STATUS_SUCCESS;
+}
+
 _Use_decl_annotations_
 NTSTATUS
 KRingDispatchCleanup(
@@ -433,22 +463,9 @@ Routine Description:
 
 --*/
 {
-    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
-    PKRING_RING ring;
-
     UNREFERENCED_PARAMETER(DeviceObject);
 
-    KRingLockManage();
-    ring = irpSp->FileObject->FsContext;
-    if (ring != NULL) {
-        KRingDetach(ring);
-    }
-    KRingUnlockManage();
-
-    Irp->IoStatus.Status = STATUS_SUCCESS;
-    Irp->IoStatus.Information = 0;
-    IoCompleteRequest(Irp, IO_NO_INCREMENT);
-    return STATUS_SUCCESS;
+    return KRingDetachAndComplete(Irp);
 }
 
 _Use_decl_annotations_
@@ -468,22 +485,9 @@ Routine Description:
 
 --*/
 {
-    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
-    PKRING_RING ring;
-
     UNREFERENCED_PARAMETER(DeviceObject);
 
-    KRingLockManage();
-    ring = irpSp->FileObject->FsContext;
-    if (ring != NULL) {
-        KRingDetach(ring);
-    }
-    KRingUnlockManage();
-
-    Irp->IoStatus.Status = STATUS_SUCCESS;
-    Irp->IoStatus.Information = 0;
-    IoCompleteRequest(Irp, IO_NO_INCREMENT);
-    return STATUS_SUCCESS;
+    return KRingDetachAndComplete(Irp);
 }
 
 _Use_decl_annotations_

@@ -22,6 +22,7 @@ BENCHMARKS: Dict[str, Tuple[str, str]] = {
     "latency": ("benchmarks.latency", "wake latency of an idle consumer vs an eventfd floor"),
     "idle": ("benchmarks.idle", "CPU time of a consumer blocked in read(timeout=None)"),
     "scaling": ("benchmarks.scaling", "throughput vs ring size and read batch; peak RSS vs stream length"),
+    "bpf": ("benchmarks.bpf", "BPF ring: pykring vs libbpf's C consumer; fork rate with/without programs; spawn loss"),
     "results": ("benchmarks.results", "writes RESULTS.md (its generated section) and the PNG plots"),
 }
 
@@ -34,6 +35,7 @@ COMMANDS: Dict[str, List[Tuple[str, dict]]] = {
     "latency": [("latency", {})],
     "idle": [("idle", {})],
     "scaling": [("scaling", {})],
+    "bpf": [("bpf", {"required": True})],          # 'all' skips it (with a note) without root or toolchain
     # everything, then RESULTS.md and the plots from this run's numbers
     "all": [("drain", {"sizes": (32, 40, 64, 128, 256, 512, 1024, 2048, 4096)}), ("e2e", {}), ("peers", {}),
             ("latency", {}), ("idle", {}), ("scaling", {})]

@@ -29,7 +29,7 @@ Keys: ``scale_ring_<bytes>_records_per_s``, ``scale_ring_<bytes>_vs_16mib``,
 from typing import Dict, List, Optional
 
 from ._common import MiB, Report, build_producer, log, span
-from .e2e import stream as e2e_stream
+from .e2e import _rates as e2e_rates, stream as e2e_stream
 
 KiB = 1 << 10
 SIZE = 64
@@ -51,13 +51,7 @@ def stream(exe: str, count: int, capacity: int, rows: int, repeats: int = 1) -> 
 
 
 def _rates(report: Report, res: dict, what: str) -> List[float]:
-    rates = []
-    for r in res["runs"]:
-        if r.get("ok"):
-            rates.append(r["records"] / r["seconds"])
-        else:
-            report.fail("scaling %s: %s" % (what, "; ".join(r.get("problems", ["?"]))))
-    return rates
+    return e2e_rates(report, res, "scaling " + what)
 
 
 def _label(nbytes: int) -> str:

@@ -272,6 +272,34 @@ Routine Description:
 }
 
 static NTSTATUS
+KRingQueryToken(
+    _In_ HANDLE Token,
+    _In_ TOKEN_INFORMATION_CLASS Class,
+    _Out_ PVOID *Buffer
+    )
+/*++
+
+Routine Description:
+
+    Reads one class of information of a token into a new paged pool buffer
+    (KRING_POOL_TAG) that the caller frees; *Buffer is NULL when nothing was
+    allocated.
+
+--*/
+{
+    ULONG length = 0;
+    NTSTATUS status = ZwQueryInformationToken(Token, Class, NULL, 0, &length);
+
+    *Buffer = NULL;
+    if (status == STATUS_BUFFER_TOO_SMALL && length != 0) {
+        *Buffer = ExAllocatePoolWithTag(PagedPool, length, KRING_POOL_TAG);
+        status = *Buffer ? ZwQueryInformationToken(Token, Class, *Buffer, length, &length)
+                         : STATUS_INSUFFICIENT_RESOURCES;
+    }
+    return status;
+}
+
+static NTSTATUS
 KRingCheckProcessToken(
     _In_ PEPROCESS Process
     )
@@ -287,7 +315,6 @@ Routine Description:
 {
     HANDLE process = NULL, token = NULL;
     PVOID userBuffer = NULL, groupsBuffer = NULL;
-    ULONG length = 0;
     NTSTATUS status;
 
     status = ObOpenObjectByPointer(Process, OBJ_KERNEL_HANDLE, NULL, PROCESS_QUERY_LIMITED_INFORMATION,
@@ -296,21 +323,10 @@ Routine Description:
         status = ZwOpenProcessTokenEx(process, TOKEN_QUERY, OBJ_KERNEL_HANDLE, &token);
     }
     if (NT_SUCCESS(status)) {
-        status = ZwQueryInformationToken(token, TokenUser, NULL, 0, &length);
-        if (status == STATUS_BUFFER_TOO_SMALL && length != 0) {
-            userBuffer = ExAllocatePoolWithTag(PagedPool, length, KRING_POOL_TAG);
-            status = userBuffer ? ZwQueryInformationToken(token, TokenUser, userBuffer, length, &length)
-                                : STATUS_INSUFFICIENT_RESOURCES;
-        }
+        status = KRingQueryToken(token, TokenUser, &userBuffer);
     }
     if (NT_SUCCESS(status)) {
-        length = 0;
-        status = ZwQueryInformationToken(token, TokenGroups, NULL, 0, &length);
-        if (status == STATUS_BUFFER_TOO_SMALL && length != 0) {
-            groupsBuffer = ExAllocatePoolWithTag(PagedPool, length, KRING_POOL_TAG);
-            status = groupsBuffer ? ZwQueryInformationToken(token, TokenGroups, groupsBuffer, length, &length)
-                                  : STATUS_INSUFFICIENT_RESOURCES;
-        }
+        status = KRingQueryToken(token, TokenGroups, &groupsBuffer);
     }
     if (NT_SUCCESS(status)) {
         status = KRingGroupsAdmit(userBuffer, groupsBuffer) ? STATUS_SUCCESS : STATUS_ACCESS_DENIED;

@@ -76,8 +76,7 @@ def build_bpf_object(out, tmp):
             os.replace(vmlinux_h + ".tmp", vmlinux_h)
         cmd = [clang, "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_%s" % arch,
                "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
-               "-I", os.path.dirname(vmlinux_h), "-I", os.path.join(ROOT, "csrc"),
-               "-I", os.path.join(ROOT, "csrc", "bpf")]
+               "-I", os.path.dirname(vmlinux_h), "-I", os.path.join(ROOT, "include")]
         if werror:
             cmd.append("-Werror")
         cmd += ["-c", os.path.join(ROOT, BPF_SOURCE), "-o", out + ".tmp"]

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CSRC = os.path.join(ROOT, "csrc")
+INCLUDE = os.path.join(ROOT, "include", "kring")
 BUILD_DIR = os.path.join(HERE, ".build")
 
 MiB = 1 << 20
@@ -205,7 +206,8 @@ def build_producer() -> str:
         raise RuntimeError("the e2e benchmark needs a C compiler (cc): apt-get install gcc")
     srcs = [os.path.join(HERE, "producer.c")] + [os.path.join(CSRC, s) for s in PRODUCER_SOURCES]
     h = hashlib.sha256(" ".join([cc] + CFLAGS).encode())
-    for path in srcs + [os.path.join(CSRC, n) for n in sorted(os.listdir(CSRC)) if n.endswith(".h")]:
+    headers = [os.path.join(d, n) for d in (CSRC, INCLUDE) for n in sorted(os.listdir(d)) if n.endswith(".h")]
+    for path in srcs + headers:
         with open(path, "rb") as f:
             h.update(path.encode() + b"\0" + f.read())
     exe = os.path.join(BUILD_DIR, "producer-%s" % h.hexdigest()[:16])
@@ -213,7 +215,7 @@ def build_producer() -> str:
         return exe
     os.makedirs(BUILD_DIR, exist_ok=True)
     tmp = "%s.tmp%d" % (exe, os.getpid())
-    cmd = [cc] + CFLAGS + ["-I" + os.path.relpath(CSRC, ROOT)] + \
+    cmd = [cc] + CFLAGS + ["-Iinclude", "-I" + os.path.relpath(CSRC, ROOT)] + \
           [os.path.relpath(s, ROOT) for s in srcs] + ["-o", os.path.relpath(tmp, ROOT)]
     log("building the C producer: " + " ".join(cmd))
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)

@@ -17,7 +17,7 @@
  * this process's CPU time over the same window) and exits 0.
  *
  * Built by the harness with the project's own sources:
- *   cc -O2 -std=c11 -Icsrc benchmarks/producer.c csrc/kring_producer.c
+ *   cc -O2 -std=c11 -Iinclude -Icsrc benchmarks/producer.c csrc/kring_producer.c
  *      csrc/kring_consumer.c csrc/kring_meta.c csrc/kring_linux.c
  */
 #define _POSIX_C_SOURCE 200809L

@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#include "kring.h"
+#include <kring/kring.h>
 
 static inline void kring_copy_bytes(uint8_t *dst, const uint8_t *src, uint32_t len)
 {

@@ -3,7 +3,7 @@
  * producer page. Built into the Windows driver and the Python extension;
  * no libc, so it compiles for the kernel as is.
  */
-#include "kring_events.h"
+#include <kring/kring_events.h>
 
 struct field_desc {
     const char *name;

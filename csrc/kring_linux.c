@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kring_atomic.h"
+#include <kring/kring_atomic.h>
 #include "kring_user.h"
 
 static int from_errno(struct kring_map *m, int err)

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "kring_atomic.h"
+#include <kring/kring_atomic.h>
 #include "kring_user.h"
 
 const char *kring_strerror(int code)

@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "kring_atomic.h"
+#include <kring/kring_atomic.h>
 #include "kring_copy.h"
 #include "kring_user.h"
 

@@ -10,7 +10,7 @@
 #ifndef KRING_USER_H
 #define KRING_USER_H
 
-#include "kring.h"
+#include <kring/kring.h>
 
 /* @cdef-begin */
 

@@ -23,7 +23,7 @@
 #include <winternl.h>
 #include <string.h>
 
-#include "kring_atomic.h"
+#include <kring/kring_atomic.h>
 #include "kring_user.h"
 
 #define NAME_MAX_CHARS 240

@@ -37,10 +37,10 @@ Environment:
 #include <ntifs.h>
 
 #include "kring_compat.h"
-#include "../csrc/kring.h"
-#include "../csrc/kring_atomic.h"
-#include "../csrc/kring_events.h"
-#include "kring_ioctl.h"
+#include <kring/kring.h>
+#include <kring/kring_atomic.h>
+#include <kring/kring_events.h>
+#include <kring/kring_ioctl.h>
 #include "kring_utf8.h"
 
 #define KRING_POOL_TAG 'gnRK'           /* "KRng" in pool dumps */

@@ -9,7 +9,7 @@ Abstract:
     The event sources of kring.sys: the process-creation callback
     (PsSetCreateProcessNotifyRoutineEx2, resolved at run time, or ...Ex)
     and the load-image callback (PsSetLoadImageNotifyRoutine). Each
-    callback builds one record of csrc/kring_events.h (strings as bounded
+    callback builds one record of include/kring/kring_events.h (strings as bounded
     UTF-8 with truncation flags; no kernel address ever), then hands it to
     every attached ring that asked for that kind of event (fan-out).
 

@@ -7,7 +7,7 @@ Module Name:
 Abstract:
 
     Bounded UTF-16 to UTF-8 conversion for the strings of kernel event
-    records (csrc/kring_events.h): image paths, command lines, short names.
+    records (include/kring/kring_events.h): image paths, command lines, short names.
     No libc and no kernel calls, so the same file builds into kring.sys and
     into the host unit test (tests/windows/test_win_utf8.py).
 
@@ -20,7 +20,7 @@ Environment:
 #ifndef KRING_UTF8_H
 #define KRING_UTF8_H
 
-#include "../csrc/kring.h"
+#include <kring/kring.h>
 
 /*
  * Convert `n` UTF-16 units at `src` to UTF-8 at `dst`, a field of `cap`

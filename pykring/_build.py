@@ -16,6 +16,8 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CSRC = os.path.join(ROOT, "csrc")
+#: The ABI headers (<kring/...>): the one include path of every C layer.
+INCLUDE = os.path.join(ROOT, "include")
 
 COMMON_SOURCES = ["kring_consumer.c", "kring_producer.c", "kring_meta.c", "kring_events.c"]
 PLATFORM_SOURCES = {"linux": ["kring_linux.c"], "win32": ["kring_win.c"]}
@@ -29,12 +31,14 @@ def _version():
 
 
 def cdef_section(name):
-    """The text between the @cdef-begin and @cdef-end markers of csrc/<name>."""
-    with open(os.path.join(CSRC, name)) as f:
+    """The text between the @cdef-begin and @cdef-end markers of a header:
+    ``kring/<x>.h`` is an ABI header under include/, anything else is in csrc/."""
+    path = os.path.join(INCLUDE if name.startswith("kring/") else CSRC, name)
+    with open(path) as f:
         text = f.read()
     m = re.search(r"@cdef-begin[^\n]*\n(.*?)/\* @cdef-end \*/", text, re.S)
     if not m:
-        raise RuntimeError("csrc/%s has no cdef section" % name)
+        raise RuntimeError("%s has no cdef section" % os.path.relpath(path, ROOT))
     return m.group(1)
 
 
@@ -47,9 +51,9 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
     sources = [os.path.relpath(os.path.join(CSRC, s)) for s in COMMON_SOURCES + PLATFORM_SOURCES[plat]]
 
     ffi = FFI()
-    ffi.cdef(cdef_section("kring.h"))
+    ffi.cdef(cdef_section("kring/kring.h"))
     ffi.cdef(cdef_section("kring_user.h"))
-    ffi.cdef(cdef_section("kring_events.h"))
+    ffi.cdef(cdef_section("kring/kring_events.h"))
     ffi.cdef("const char *kring_pkg_version(void);")
     cflags, ldflags = [], []
     if plat == "linux":
@@ -61,10 +65,10 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
             ldflags += ["-fsanitize=" + sanitize]
     ffi.set_source(
         module,
-        '#include "kring_user.h"\n#include "kring_events.h"\n'
+        '#include "kring_user.h"\n#include <kring/kring_events.h>\n'
         'const char *kring_pkg_version(void) { return "%s"; }\n' % _version(),
         sources=sources,
-        include_dirs=[os.path.relpath(CSRC)],
+        include_dirs=[os.path.relpath(INCLUDE), os.path.relpath(CSRC)],
         extra_compile_args=cflags,
         extra_link_args=ldflags,
     )

@@ -1,6 +1,6 @@
 """The kernel event record types (process start, process exit, image load).
 
-Defined once in csrc/kring_events.h and shared by the Windows driver, the
+Defined once in include/kring/kring_events.h and shared by the Windows driver, the
 eBPF programs and this package; the dtypes here are built from the schema
 the C code describes, so they cannot drift from the structs.
 """

@@ -48,7 +48,7 @@ OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "k
 DEFAULT_SIZE = 16 << 20
 EVENT_KINDS = ("process", "image")
 
-# csrc/bpf/kring_bpf.h, mirrored (sizes pinned by static asserts there).
+# include/kring/kring_bpf.h, mirrored (sizes pinned by static asserts there).
 WANT_PROCESS, WANT_IMAGE = 0x1, 0x2
 CLOCK_MONOTONIC, CLOCK_TAI = 0, 1
 _CONFIG = struct.Struct("<IIqII")           # struct kring_bpf_config

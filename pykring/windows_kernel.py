@@ -10,7 +10,7 @@ driver unmaps and frees the ring in IRP_MJ_CLEANUP.
 This module does step for step what the C client of the Wine test does
 (tests/windows/kring_client.c, ``attach()`` with KRING_ATTACH_MAP), which is
 where the sequence is tested; it cannot run off Windows. The structures and
-codes below mirror drv/kring_ioctl.h, and tests/windows/test_win_python_abi.py
+codes below mirror include/kring/kring_ioctl.h, and tests/windows/test_win_python_abi.py
 checks them against the C header.
 """
 import ctypes

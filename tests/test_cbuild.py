@@ -8,7 +8,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSRC = os.path.join(ROOT, "csrc")
-FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I" + CSRC, "-c"]
+INCLUDE = os.path.join(ROOT, "include")
+FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I" + INCLUDE, "-I" + CSRC, "-c"]
 PORTABLE = ["kring_consumer.c", "kring_producer.c", "kring_meta.c", "kring_events.c"]
 
 
@@ -27,16 +28,16 @@ def test_linux_sources_are_warning_free(tmp_path):
 
 def test_headers_alone_compile_as_c99_and_cxx(tmp_path):
     src = tmp_path / "hdr.c"
-    src.write_text('#include "kring.h"\n#include "kring_events.h"\n#include "kring_atomic.h"\n'
+    src.write_text('#include <kring/kring.h>\n#include <kring/kring_events.h>\n#include <kring/kring_atomic.h>\n'
                    "int main(void) { return (int)sizeof(struct kring_producer_page) - 4096; }\n")
-    r = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I" + CSRC, str(src),
+    r = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I" + INCLUDE, str(src),
                         "-o", str(tmp_path / "hdr")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert subprocess.run([str(tmp_path / "hdr")]).returncode == 0
     if shutil.which("g++"):
         cpp = tmp_path / "hdr.cpp"
         cpp.write_text(src.read_text())
-        r = subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-I" + CSRC, "-c",
+        r = subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-I" + INCLUDE, "-c",
                             str(cpp), "-o", str(tmp_path / "hdr_cpp.o")], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
 

@@ -38,7 +38,7 @@ _spec.loader.exec_module(roles)
 
 SMALL, BIG = roles.SMALL, roles.BIG
 
-# Byte offsets in the ring file (csrc/kring.h): the consumer page at 0, the
+# Byte offsets in the ring file (include/kring/kring.h): the consumer page at 0, the
 # producer page at 4096.
 OFF_CONSUMER_POS = 0
 OFF_WAITING = 64

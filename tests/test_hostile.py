@@ -722,6 +722,7 @@ def asan_module(tmp_path_factory):
     preload = _asan_runtime()
     tmp = tmp_path_factory.mktemp("asan")
     shutil.copytree(os.path.join(ROOT, "csrc"), tmp / "csrc")
+    shutil.copytree(os.path.join(ROOT, "include"), tmp / "include")
     (tmp / "pykring").mkdir()
     for f in ("_build.py", "_version.py"):
         shutil.copy(os.path.join(ROOT, "pykring", f), tmp / "pykring" / f)

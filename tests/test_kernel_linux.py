@@ -192,7 +192,7 @@ def test_bpf_source_builds_warning_free(tmp_path):
     arch = {"x86_64": "x86", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
     r = subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_" + arch, "-Wall",
                         "-Wextra", "-Wno-unused-parameter", "-Werror", "-I", str(tmp_path),
-                        "-I", os.path.join(ROOT, "csrc"), "-I", os.path.join(ROOT, "csrc", "bpf"), "-c",
+                        "-I", os.path.join(ROOT, "include"), "-c",
                         os.path.join(ROOT, "csrc", "bpf", "kring_events.bpf.c"), "-o", str(tmp_path / "k.o")],
                        capture_output=True, text=True)
     assert r.returncode == 0 and not r.stderr, r.stderr

@@ -1,4 +1,4 @@
-"""Known-answer layout tests: csrc/kring.h as compiled == the numbers in its
+"""Known-answer layout tests: include/kring/kring.h as compiled == the numbers in its
 static asserts == the table below == the tables in docs/PROTOCOL.md == the
 numpy dtypes; constants; schema round trips; bad schemas rejected."""
 import os
@@ -14,7 +14,7 @@ import pykring
 from pykring._lib import ffi, lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEADER = os.path.join(ROOT, "csrc", "kring.h")
+HEADER = os.path.join(ROOT, "include", "kring", "kring.h")
 PROTOCOL = os.path.join(ROOT, "docs", "PROTOCOL.md")
 
 # struct -> (size, [(field, offset, size), ...]); every byte accounted for.

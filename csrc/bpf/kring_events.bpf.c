@@ -1,6 +1,6 @@
 /*
  * kring_events.bpf.c - the Linux kernel producer of pykring's kernel event
- * records (csrc/kring_events.h, the structs the Windows driver writes too),
+ * records (include/kring/kring_events.h, the structs the Windows driver writes too),
  * written into a BPF ring buffer map that pykring drains like any kring ring.
  *
  * Programs (each attached only when its records are wanted):
@@ -55,8 +55,8 @@
 /* Before bpf_helpers.h, whose offsetof() is no constant expression for the
  * static asserts: kring.h defines it as __builtin_offsetof. */
 #define KRING_NO_STDINT         /* vmlinux.h has uint8_t .. uint64_t */
-#include "kring_events.h"
-#include "kring_bpf.h"
+#include <kring/kring_events.h>
+#include <kring/kring_bpf.h>
 
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>

@@ -31,10 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kring_atomic.h"
-#include "kring_events.h"
+#include <kring/kring_atomic.h>
+#include <kring/kring_events.h>
 #include "kring_user.h"
-#include "kring_ioctl.h"
+#include <kring/kring_ioctl.h>
 
 #define STATUS_OK ((LONG)0)
 #define STATUS_INVALID_PARAMETER_ ((LONG)0xC000000DUL)

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kring_atomic.h"
+#include <kring/kring_atomic.h>
 #include "kring_user.h"
 
 #define TYPE_REC 1

@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 
-from winharness import CSRC, CSRC_WIN, DRV, HERE, MINGW_CC
+from winharness import CSRC, CSRC_WIN, DRV, HERE, INCLUDE, MINGW_CC
 
-STRICT = ["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I" + str(CSRC), "-I" + str(DRV)]
-HEADER_USER = '#include "kring_ioctl.h"\n#include "kring_utf8.h"\n' \
+STRICT = ["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I" + str(INCLUDE), "-I" + str(CSRC), "-I" + str(DRV)]
+HEADER_USER = '#include <kring/kring_ioctl.h>\n#include "kring_utf8.h"\n' \
               "int main(void) { return (int)sizeof(struct kring_attach_out) - 4296; }\n"
 
 

@@ -1,4 +1,4 @@
-"""pykring/windows_kernel.py mirrors drv/kring_ioctl.h: the ctypes structures,
+"""pykring/windows_kernel.py mirrors include/kring/kring_ioctl.h: the ctypes structures,
 IOCTL codes and limits are checked against the C header, compiled here for
 the host (the header is fixed-width only, so the layout is the same)."""
 import ctypes
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from winharness import CSRC, DRV
+from winharness import INCLUDE
 
 from pykring import errors, windows_kernel as wk
 
@@ -28,7 +28,7 @@ def c_layout(tmp_path_factory):
     if shutil.which("gcc") is None:
         pytest.skip("needs gcc")
     d = tmp_path_factory.mktemp("abi")
-    lines = ['#include <stdio.h>', '#include <stddef.h>', '#include "kring_ioctl.h"', "int main(void) {"]
+    lines = ['#include <stdio.h>', '#include <stddef.h>', '#include <kring/kring_ioctl.h>', "int main(void) {"]
     for cname, py in STRUCTS.items():
         lines.append('printf("%s sizeof %%zu\\n", sizeof(struct %s));' % (cname, cname))
         for field, _ in py._fields_:
@@ -40,7 +40,7 @@ def c_layout(tmp_path_factory):
     src = d / "abi.c"
     src.write_text("\n".join(lines))
     exe = d / "abi"
-    r = subprocess.run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I" + str(DRV), "-I" + str(CSRC),
+    r = subprocess.run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I" + str(INCLUDE),
                         str(src), "-o", str(exe)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30, check=True).stdout

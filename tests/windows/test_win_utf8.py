@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from winharness import DRV
+from winharness import DRV, INCLUDE
 
 REPLACEMENT = "\ufffd"
 
@@ -21,6 +21,7 @@ def lib(tmp_path_factory):
         pytest.skip("needs gcc")
     out = tmp_path_factory.mktemp("utf8") / "libkring_utf8.so"
     r = subprocess.run(["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-shared", "-fPIC",
+                        "-I" + str(INCLUDE),
                         str(DRV / "kring_utf8.c"), "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     so = ctypes.CDLL(str(out))

@@ -15,7 +15,7 @@
 #ifndef KRING_EVENTS_H
 #define KRING_EVENTS_H
 
-#include "kring.h"
+#include <kring/kring.h>
 
 /* @cdef-begin */
 

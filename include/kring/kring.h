@@ -171,6 +171,11 @@ struct kring_producer_page {
 
 /* @cdef-end */
 
+/* Bytes a record with `len` payload bytes occupies in the data area: the
+ * record header plus the payload, rounded up to KRING_ALIGN. */
+#define KRING_RECORD_SPAN(len) \
+    (((uint64_t)(len) + KRING_RECORD_HEADER_SIZE + (KRING_ALIGN - 1)) & ~(uint64_t)(KRING_ALIGN - 1))
+
 /* ---- static checks: every offset and size above is ABI ---------------- */
 #if defined(__cplusplus)
 #define KRING_STATIC_ASSERT(c, m) static_assert(c, #m)

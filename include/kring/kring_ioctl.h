@@ -16,8 +16,8 @@ Abstract:
     Every request starts with its own size, which the driver checks against
     the buffer length before it reads anything else.
 
-    The ring the driver fills is the one of csrc/kring.h (docs/PROTOCOL.md),
-    with the record types of csrc/kring_events.h.
+    The ring the driver fills is the one of include/kring/kring.h (docs/PROTOCOL.md),
+    with the record types of include/kring/kring_events.h.
 
 Environment:
 
@@ -28,7 +28,7 @@ Environment:
 #ifndef KRING_IOCTL_H
 #define KRING_IOCTL_H
 
-#include "../csrc/kring.h"
+#include <kring/kring.h>
 
 /* Names. User mode opens KRING_USER_PATH (\\.\KRing). */
 #define KRING_NT_DEVICE_NAME L"\\Device\\KRing"

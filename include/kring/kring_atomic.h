@@ -9,7 +9,7 @@
 #ifndef KRING_ATOMIC_H
 #define KRING_ATOMIC_H
 
-#include "kring.h"
+#include <kring/kring.h>
 
 #if defined(_MSC_VER) && !defined(__clang__)
 
@@ -123,9 +123,5 @@ KRING_INLINE void kring_fence_full(void)
 }
 
 #endif
-
-/* Bytes a record with `len` payload bytes occupies in the data area. */
-#define KRING_RECORD_SPAN(len) \
-    (((uint64_t)(len) + KRING_RECORD_HEADER_SIZE + (KRING_ALIGN - 1)) & ~(uint64_t)(KRING_ALIGN - 1))
 
 #endif /* KRING_ATOMIC_H */

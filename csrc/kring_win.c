@@ -14,7 +14,7 @@
  * A consumer of the kring.sys driver does not come through here: it
  * attaches with the driver's IOCTLs and kring_consumer_init, and waits on
  * the driver's named event as its data event (tests/windows/kring_client.c,
- * pykring/windows_kernel.py, docs/DRIVER.md).
+ * pykring/kernel_windows.py, docs/DRIVER.md).
  */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN

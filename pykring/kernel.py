@@ -1,6 +1,6 @@
 """``pykring.kernel()``: the platform's kernel event source as a :class:`~pykring.Ring`.
 
-Linux: eBPF programs (:mod:`pykring.linux_bpf`). Windows: the kring driver
+Linux: eBPF programs (:mod:`pykring.kernel_linux`). Windows: the kring driver
 (not available yet). Both deliver the records of ``pykring.events``:
 ``process_start``, ``process_exit`` and ``image_load``.
 """
@@ -32,7 +32,7 @@ def kernel(events=EVENT_KINDS, *, size: int = 16 << 20):
     Linux needs root, or CAP_BPF and CAP_PERFMON (image events also tracefs):
     otherwise :class:`~pykring.KringPermissionError`, a ``PermissionError``.
     There ``ring.source`` is the loaded programs' handle
-    (:class:`pykring.linux_bpf.LinuxKernelSource`).
+    (:class:`pykring.kernel_linux.LinuxKernelSource`).
 
     Example::
 
@@ -42,11 +42,11 @@ def kernel(events=EVENT_KINDS, *, size: int = 16 << 20):
                 print(starts["pid"], starts["path"], batch["image_load"]["path"])
     """
     if sys.platform.startswith("linux"):
-        from .linux_bpf import open_ring
+        from .kernel_linux import open_ring
 
         return open_ring(events, size)
     if sys.platform == "win32":
-        from .windows_kernel import open_driver
+        from .kernel_windows import open_driver
 
         kinds = tuple(e.strip() for e in events.split(",")) if isinstance(events, str) else tuple(events)
         return open_driver(kinds, size)

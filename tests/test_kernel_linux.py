@@ -140,9 +140,9 @@ def _bpf_mappings():
 # ---- no privileges needed -------------------------------------------------
 
 def test_windows_kernel_source_is_the_driver(monkeypatch):
-    """On Windows pykring.kernel() attaches to kring.sys (windows_kernel.open_driver),
+    """On Windows pykring.kernel() attaches to kring.sys (kernel_windows.open_driver),
     with the event kinds normalised from a tuple or a comma-separated string."""
-    import pykring.windows_kernel as wk
+    import pykring.kernel_windows as wk
 
     calls = []
     monkeypatch.setattr(wk, "open_driver", lambda events, size: calls.append((events, size)) or "ring")
@@ -308,12 +308,12 @@ def test_exit_only_when_the_whole_process_is_gone(bins, monkeypatch, exit_prog):
     """Threads neither start nor end processes: one process_start (exec), one
     process_exit with the code of the last thread's exit(). Also with the
     exit program for kernels without the group_dead tracepoint argument."""
-    from pykring import linux_bpf
+    from pykring import kernel_linux
 
     if exit_prog != "auto":
-        monkeypatch.setattr(linux_bpf, "EXIT_PROGRAM", exit_prog)
+        monkeypatch.setattr(kernel_linux, "EXIT_PROGRAM", exit_prog)
     else:
-        assert linux_bpf.exit_program() == "kring_exit"     # this kernel has group_dead
+        assert kernel_linux.exit_program() == "kring_exit"     # this kernel has group_dead
     with pykring.kernel(events=("process",)) as ring:
         col = Collector(ring)
         try:

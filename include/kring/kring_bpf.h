@@ -1,8 +1,8 @@
 /*
- * kring_bpf.h - what the eBPF programs (kring_events.bpf.c) and their loader
- * (pykring/linux_bpf.py) share besides the ring: the load-time configuration,
- * the run-time state and the counters. pykring/linux_bpf.py mirrors these
- * layouts with struct formats; the static asserts below pin them.
+ * kring_bpf.h - what the eBPF programs (csrc/bpf/kring_events.bpf.c) and their
+ * loader (pykring/kernel_linux.py) share besides the ring: the load-time
+ * configuration, the run-time state and the counters. The static asserts
+ * below pin their layouts.
  *
  * Fixed-width integers only (the loader may be a 32-bit process).
  */

@@ -7,7 +7,7 @@ Module Name:
 Abstract:
 
     The interface between kring.sys and its clients, shared by the driver
-    and user mode (the C client in tests/windows/, pykring/windows_kernel.py):
+    and user mode (the C client in tests/windows/, pykring/kernel_windows.py):
     device names, IOCTL codes, limits, and the request and reply structures.
 
     Every structure crosses the user/kernel boundary, so it uses fixed-width

@@ -2,7 +2,7 @@
  * kring_client.c - drives kring.sys from user mode and checks what it
  * delivers; run under Wine by tests/windows/test_win_wine_driver.py.
  *
- * The attach sequence is the one pykring/windows_kernel.py mirrors: open
+ * The attach sequence is the one pykring/kernel_windows.py mirrors: open
  * \\.\KRing, IOCTL_KRING_ATTACH, OpenEventW(SYNCHRONIZE) on the returned
  * name, check a private copy of the producer page with kring_meta_check,
  * kring_consumer_init over the ring, the record types from that copy, and

@@ -1,4 +1,4 @@
-"""pykring/windows_kernel.py mirrors include/kring/kring_ioctl.h: the ctypes structures,
+"""pykring/kernel_windows.py mirrors include/kring/kring_ioctl.h: the ctypes structures,
 IOCTL codes and limits are checked against the C header, compiled here for
 the host (the header is fixed-width only, so the layout is the same)."""
 import ctypes
@@ -10,7 +10,7 @@ import pytest
 
 from winharness import INCLUDE
 
-from pykring import errors, windows_kernel as wk
+from pykring import errors, kernel_windows as wk
 
 STRUCTS = {"kring_attach_in": wk.AttachIn, "kring_attach_out": wk.AttachOut, "kring_stats_out": wk.StatsOut}
 CONSTANTS = {

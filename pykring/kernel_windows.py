@@ -129,7 +129,7 @@ def open_driver(events=("process", "image"), ring_size: int = 16 << 20):
     Needs an elevated process (Administrators or SYSTEM).
     """
     if sys.platform != "win32":
-        raise errors.KringError("pykring.windows_kernel.open_driver() needs Windows")
+        raise errors.KringError("pykring.kernel_windows.open_driver() needs Windows")
     from ._lib import check, ffi, lib
     from .ring import Ring
     from .schema import types_from_meta

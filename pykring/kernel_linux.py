@@ -32,16 +32,16 @@ import atexit
 import errno
 import os
 import struct
-import threading
 import time
 import weakref
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from . import errors
+import numpy as np
+
+from . import _lib, _libbpf, errors
+from ._libbpf import DEBIAN_PACKAGES
 from .events import EVENT_TYPES, event_meta
-
-#: Debian packages that build (clang llvm libbpf-dev bpftool) and run (libbpf1) the source.
-DEBIAN_PACKAGES = "clang llvm libbpf-dev bpftool libbpf1"
+from .ring import Ring
 #: The compiled programs, next to this module (KRING_BPF_OBJECT overrides).
 OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "kring_events.bpf.o")
 #: Default ring buffer size: 16 MiB holds ~25,000 process_start records.
@@ -72,104 +72,8 @@ _TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _MMAP_TRACEPOINT = "events/syscalls/sys_enter_mmap/id"
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
-
-_LIBBPF_CDEF = """
-struct bpf_object;
-struct bpf_program;
-struct bpf_map;
-struct bpf_link;
-typedef int (*libbpf_print_fn_t)(int level, const char *fmt, void *ap);
-
-libbpf_print_fn_t libbpf_set_print(libbpf_print_fn_t fn);
-struct bpf_object *bpf_object__open_file(const char *path, const void *opts);
-int bpf_object__load(struct bpf_object *obj);
-void bpf_object__close(struct bpf_object *obj);
-struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj, const char *name);
-int bpf_program__set_autoload(struct bpf_program *prog, _Bool autoload);
-int bpf_program__fd(const struct bpf_program *prog);
-struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
-int bpf_link__destroy(struct bpf_link *link);
-struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
-struct bpf_map *bpf_object__next_map(const struct bpf_object *obj, const struct bpf_map *map);
-int bpf_map__fd(const struct bpf_map *map);
-int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
-int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
-int bpf_map_lookup_elem(int fd, const void *key, void *value);
-int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags);
-int bpf_obj_get_info_by_fd(int bpf_fd, void *info, uint32_t *info_len);
-int libbpf_num_possible_cpus(void);
-struct btf;
-struct btf_type { uint32_t name_off; uint32_t info; uint32_t size_or_type; };
-struct btf *btf__load_vmlinux_btf(void);
-void btf__free(struct btf *btf);
-int btf__find_by_name_kind(const struct btf *btf, const char *type_name, uint32_t kind);
-const struct btf_type *btf__type_by_id(const struct btf *btf, uint32_t id);
-int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts);
-"""
-# libbpf hands its printer a va_list; on x86-64 and arm64 Linux that arrives
-# as a pointer, which vsnprintf takes the same way.
-_LIBC_CDEF = """
-int vsnprintf(char *str, size_t size, const char *format, void *ap);
-int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data);
-"""
 _BPF_PROG_TYPE_TRACEPOINT = 5
 _BPF_FUNC_KTIME_GET_TAI_NS = 208
-_LIBBPF_WARN, _LIBBPF_INFO, _LIBBPF_DEBUG = 0, 1, 2
-
-_lock = threading.Lock()
-_libs = None
-_log: List[str] = []           # libbpf messages of the current open (under _lock)
-_printer = None
-
-
-def _load_libs():
-    """(ffi, libbpf, libc), loaded once."""
-    global _libs, _printer
-    if _libs is not None:
-        return _libs
-    from cffi import FFI
-
-    ffi = FFI()
-    ffi.cdef(_LIBBPF_CDEF)
-    ffi.cdef(_LIBC_CDEF)
-    try:
-        bpf = ffi.dlopen("libbpf.so.1")
-    except OSError as exc:
-        raise errors.KringError(
-            "the Linux kernel event source needs libbpf (libbpf.so.1 could not be loaded: %s); "
-            "install the Debian package libbpf1 (to build the eBPF programs too: %s)"
-            % (exc, DEBIAN_PACKAGES)) from None
-    libc = ffi.dlopen(None)
-    verbose = os.environ.get("KRING_BPF_DEBUG") == "1"
-
-    # One buffer, big enough for a verifier log (libbpf prints it in one call).
-    size = 1 << 22
-    buf = ffi.new("char[]", size)
-
-    @ffi.callback("int(int, const char *, void *)")
-    def printer(level, fmt, ap):
-        n = libc.vsnprintf(buf, size, fmt, ap)
-        text = ffi.string(buf, min(max(n, 0), size - 1)).decode("utf-8", "replace")
-        if verbose:
-            os.write(2, text.encode())
-        if level <= _LIBBPF_INFO:
-            _log.append(text)
-            del _log[:-400]
-        return 0
-
-    _printer = printer
-    bpf.libbpf_set_print(printer)
-    _libs = (ffi, bpf, libc)
-    return _libs
-
-
-def _log_tail(lines: int = 40) -> str:
-    text = "".join(_log).rstrip()
-    if not text:
-        return ""
-    tail = text.splitlines()[-lines:]
-    return "\nlibbpf said:\n  " + "\n  ".join(tail)
-
 
 # ---- preconditions ---------------------------------------------------------
 
@@ -263,7 +167,7 @@ def exit_program() -> str:
         return EXIT_PROGRAM
     if _exit_program_cache:
         return _exit_program_cache[0]
-    ffi, bpf, _ = _load_libs()
+    ffi, bpf, _ = _libbpf.load()
     name = "kring_exit_live"
     btf = bpf.btf__load_vmlinux_btf()
     if btf != ffi.NULL:
@@ -316,7 +220,7 @@ def realtime_offset(samples: int = 9) -> int:
 
 
 def _null():
-    return _libs[0].NULL
+    return _libbpf.load()[0].NULL
 
 
 # ---- the source -------------------------------------------------------------
@@ -363,10 +267,10 @@ class LinuxKernelSource:
         self._closed = False
         path = object_path()
         check_privileges(self.want)
-        ffi, bpf, libc = _load_libs()
+        ffi, bpf, libc = _libbpf.load()
         self._ffi, self._bpf = ffi, bpf
-        with _lock:
-            del _log[:]
+        with _libbpf.lock:
+            _libbpf.clear_log()
             try:
                 if self.want & WANT_IMAGE:
                     ensure_tracefs(libc, ffi)
@@ -384,9 +288,9 @@ class LinuxKernelSource:
             raise errors.KringPermissionError(
                 "permission denied while %s (%s): the kernel event source needs root, or CAP_BPF and "
                 "CAP_PERFMON (kernel lockdown or a seccomp/LSM policy can also forbid BPF)%s"
-                % (what, os.strerror(err), _log_tail()))
+                % (what, os.strerror(err), _libbpf.log_tail()))
         raise errors.KringError("%s failed: %s%s" % (what, os.strerror(err) if err else "unknown error",
-                                                    _log_tail()))
+                                                    _libbpf.log_tail()))
 
     def _open(self, path: str) -> None:
         ffi, bpf = self._ffi, self._bpf
@@ -526,11 +430,35 @@ class LinuxKernelSource:
             pass
 
 
+def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]], *,
+             min_sizes: Optional[Dict[int, int]] = None,
+             counts: Optional[Callable[[], Tuple[int, int]]] = None,
+             on_close: Optional[Callable[[], None]] = None, name: Optional[str] = None) -> Ring:
+    """A Ring over a Linux BPF ring buffer map (its fd and data size).
+
+    ``types``: (id, name, record dtype) of the records the BPF programs
+    write; ``min_sizes``: shortest valid payload per type id (default: the
+    full size); ``counts()``: (written, dropped) as the programs count them;
+    ``on_close``: called after the mapping is released (detach programs,
+    close fds). Used by the kernel event sources.
+    """
+    ffi, lib = _lib.ffi, _lib.lib
+    c = ffi.new("struct kring_consumer *")
+    _lib.check(lib.kring_consumer_map_bpf(c, map_fd, capacity), "map BPF ring buffer", c.m.os_error, c)
+    for tid, tname, dt in types:
+        size = dt.itemsize
+        rc = lib.kring_consumer_set_type(c, tid, size, (min_sizes or {}).get(tid, size))
+        if rc != lib.KRING_OK:
+            lib.kring_consumer_close(c)
+            _lib.check(rc, "record type %s" % tname)
+    c.seq_started = 1            # programs number records from 0 when loaded
+    c.next_seq = 0
+    return Ring(c, list(types), name, on_close=on_close, written=counts)
+
+
 def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE):
     """Load and attach the programs; return a :class:`pykring.Ring` over their
     ring buffer that detaches them when it is closed."""
-    from .ring import bpf_ring
-
     src = LinuxKernelSource(events, size)
     meta = event_meta(1 << 20)
     min_sizes: Dict[int, int] = {int(meta.types[i].id): int(meta.types[i].min_size) for i in range(meta.ntypes)}

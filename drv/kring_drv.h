@@ -10,8 +10,9 @@ Abstract:
     one global structure, and the routines its .c files share.
 
       kring_main.c    DriverEntry, DriverUnload, the dispatch routines,
-                      attach/detach (the list of rings, the access check)
+                      attach/detach (the list of rings)
       kring_ring.c    one ring: create, map, write (the producer), copy out, free
+      kring_access.c  who may open the device (the token check, the SIDs)
       kring_notify.c  process and image callbacks, record building, fan-out
       kring_utf8.c    bounded UTF-16 to UTF-8
 
@@ -132,17 +133,6 @@ extern KRING_GLOBALS KRingGlobals;
 KRING_STATIC_ASSERT(KRING_RECORD_SPAN(sizeof(struct kring_process_start)) <= KRING_READ_MIN_BYTES, read_min);
 KRING_STATIC_ASSERT(KRING_RECORD_SPAN(sizeof(struct kring_image_load)) <= KRING_READ_MIN_BYTES, read_min_il);
 
-/* A SID with up to two sub-authorities (the layout of SID). */
-typedef struct _KRING_SID {
-    UCHAR Revision;
-    UCHAR SubAuthorityCount;
-    SID_IDENTIFIER_AUTHORITY IdentifierAuthority;
-    ULONG SubAuthority[2];
-} KRING_SID;
-
-extern const KRING_SID KRingSidLocalSystem;        /* S-1-5-18 */
-extern const KRING_SID KRingSidAdministrators;     /* S-1-5-32-544 */
-
 /* kring_ring.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingRingCreate(_In_ const struct kring_attach_in *Request, _Out_ PKRING_RING *Ring);
@@ -174,6 +164,22 @@ VOID KRingRingStats(_In_ PKRING_RING Ring, _Out_ struct kring_stats_out *Stats);
 
 _IRQL_requires_max_(DISPATCH_LEVEL)
 ULONG64 KRingTimeNs(VOID);
+
+/* kring_access.c */
+
+/* A SID with up to two sub-authorities (the layout of SID). */
+typedef struct _KRING_SID {
+    UCHAR Revision;
+    UCHAR SubAuthorityCount;
+    SID_IDENTIFIER_AUTHORITY IdentifierAuthority;
+    ULONG SubAuthority[2];
+} KRING_SID;
+
+extern const KRING_SID KRingSidLocalSystem;        /* S-1-5-18 */
+extern const KRING_SID KRingSidAdministrators;     /* S-1-5-32-544 */
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingCheckCaller(_In_ PIRP Irp, _In_ PIO_STACK_LOCATION IrpSp);
 
 /* kring_main.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)

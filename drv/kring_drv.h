@@ -183,6 +183,19 @@ NTSTATUS KRingCheckCaller(_In_ PIRP Irp, _In_ PIO_STACK_LOCATION IrpSp);
 
 /* kring_main.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingAttach(_Inout_ PFILE_OBJECT FileObject, _In_ const struct kring_attach_in *Request,
+                     _Out_ struct kring_attach_out *Reply);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingDetachFile(_Inout_ PFILE_OBJECT FileObject);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+ULONG KRingDetachAll(VOID);
+
+_IRQL_requires_max_(DISPATCH_LEVEL)
+PKRING_RING KRingReferenceRing(_In_ PFILE_OBJECT FileObject);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingUnmapRingsOf(_In_ PEPROCESS Process);
 
 /* kring_notify.c */

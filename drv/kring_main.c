@@ -12,7 +12,8 @@ Abstract:
     not possible, copied out on request) and signalled through a named
     event. This file holds the driver's entry points: DriverEntry,
     DriverUnload, and the dispatch routines for create, cleanup, close and
-    device control (ATTACH, DETACH, STATS, READ, and in test builds INJECT).
+    device control, which only routes: each IOCTL code has a handler
+    (KRingIoctl*) that checks its buffers and does its work.
 
     Only Administrators and LocalSystem may open \Device\KRing: the WDK
     build creates it with IoCreateDeviceSecure (SDDL_DEVOBJ_SYS_ALL_ADM_ALL),
@@ -214,18 +215,13 @@ Routine Description:
 --*/
 {
     UNICODE_STRING linkName = RTL_CONSTANT_STRING(KRING_DOS_DEVICE_NAME);
-    ULONG freed = 0;
+    ULONG freed;
 
     KRingNotifyUnregister();
     IoReleaseRemoveLockAndWait(&KRingGlobals.CallbackLock, DriverObject);
     KRING_LOG("DriverUnload: callbacks unregistered, none in flight\n");
 
-    KRingLockManage();
-    while (!IsListEmpty(&KRingGlobals.Rings)) {
-        KRingDetach(CONTAINING_RECORD(KRingGlobals.Rings.Flink, KRING_RING, Link));
-        freed++;
-    }
-    KRingUnlockManage();
+    freed = KRingDetachAll();
 
     if (KRingGlobals.SymbolicLink) {
         IoDeleteSymbolicLink(&linkName);
@@ -292,14 +288,8 @@ Routine Description:
 --*/
 {
     PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
-    PKRING_RING ring;
 
-    KRingLockManage();
-    ring = irpSp->FileObject->FsContext;
-    if (ring != NULL) {
-        KRingDetach(ring);
-    }
-    KRingUnlockManage();
+    (VOID)KRingDetachFile(irpSp->FileObject);   /* no ring: nothing to do */
 
     Irp->IoStatus.Status = STATUS_SUCCESS;
     Irp->IoStatus.Information = 0;
@@ -383,9 +373,10 @@ Routine Description:
     KRingUnlockManage();
 }
 
-static PKRING_RING
+_Use_decl_annotations_
+PKRING_RING
 KRingReferenceRing(
-    _In_ PFILE_OBJECT FileObject
+    PFILE_OBJECT FileObject
     )
 /*++
 
@@ -408,25 +399,32 @@ Routine Description:
     return ring;
 }
 
-static NTSTATUS
+_Use_decl_annotations_
+NTSTATUS
 KRingAttach(
-    _In_ PIRP Irp,
-    _In_ PIO_STACK_LOCATION IrpSp,
-    _Out_ PULONG_PTR Information
+    PFILE_OBJECT FileObject,
+    const struct kring_attach_in *Request,
+    struct kring_attach_out *Reply
     )
 /*++
 
 Routine Description:
 
-    IOCTL_KRING_ATTACH: creates a ring for this handle, maps it into the
-    caller (KRING_ATTACH_MAP) or keeps it for READ (KRING_ATTACH_COPY, or
-    MAP | COPY when mapping fails), and puts it into the fan-out list.
+    Creates a ring for a handle, maps it into the caller (KRING_ATTACH_MAP)
+    or keeps it for READ (KRING_ATTACH_COPY, or MAP | COPY when mapping
+    fails), describes it in the reply and puts it into the fan-out list.
+    Runs in the caller's context (the mapping is made there).
+
+Arguments:
+
+    FileObject - the handle's file object; its FsContext receives the ring.
+
+    Request - the ATTACH request, a kernel copy, validated by the caller.
+
+    Reply - receives the description of the ring on success.
 
 Return Value:
 
-    STATUS_INFO_LENGTH_MISMATCH    input buffer is not a kring_attach_in
-    STATUS_BUFFER_TOO_SMALL        output buffer cannot hold a kring_attach_out
-    STATUS_INVALID_PARAMETER       bad size field, flags, events, reserved or ring size
     STATUS_INVALID_DEVICE_STATE    this handle has a ring already
     STATUS_QUOTA_EXCEEDED          KRING_MAX_CONSUMERS rings exist
     STATUS_INSUFFICIENT_RESOURCES  KRING_MAX_TOTAL_BYTES reached, or no memory
@@ -434,35 +432,13 @@ Return Value:
 
 --*/
 {
-    struct kring_attach_in request;
-    struct kring_attach_out *reply = Irp->AssociatedIrp.SystemBuffer;
-    ULONG inputLength = IrpSp->Parameters.DeviceIoControl.InputBufferLength;
-    ULONG outputLength = IrpSp->Parameters.DeviceIoControl.OutputBufferLength;
+    SIZE_T bytes = 2 * PAGE_SIZE + (SIZE_T)Request->ring_size;
     KLOCK_QUEUE_HANDLE lockHandle;
     PKRING_RING ring = NULL;
     NTSTATUS status, mapStatus = STATUS_SUCCESS;
-    SIZE_T bytes;
-
-    *Information = 0;
-    if (inputLength != sizeof(request)) {
-        return STATUS_INFO_LENGTH_MISMATCH;
-    }
-    /* Input and output share the system buffer: copy the request first. */
-    RtlCopyMemory(&request, Irp->AssociatedIrp.SystemBuffer, sizeof(request));
-    if (outputLength < sizeof(*reply)) {
-        return STATUS_BUFFER_TOO_SMALL;
-    }
-    if (request.size != sizeof(request) || request.reserved != 0 ||
-        request.flags == 0 || (request.flags & ~(uint32_t)(KRING_ATTACH_MAP | KRING_ATTACH_COPY)) != 0 ||
-        request.events == 0 || (request.events & ~(uint32_t)KRING_EVENTS_ALL) != 0 ||
-        request.ring_size < KRING_RING_SIZE_MIN || request.ring_size > KRING_RING_SIZE_MAX ||
-        (request.ring_size & (request.ring_size - 1)) != 0) {
-        return STATUS_INVALID_PARAMETER;
-    }
-    bytes = 2 * PAGE_SIZE + (SIZE_T)request.ring_size;
 
     KRingLockManage();
-    if (IrpSp->FileObject->FsContext != NULL) {
+    if (FileObject->FsContext != NULL) {
         status = STATUS_INVALID_DEVICE_STATE;
         goto Unlock;
     }
@@ -475,49 +451,48 @@ Return Value:
         goto Unlock;
     }
 
-    status = KRingRingCreate(&request, &ring);
+    status = KRingRingCreate(Request, &ring);
     if (!NT_SUCCESS(status)) {
         goto Unlock;
     }
     ring->Method = KRING_METHOD_COPY;
-    if ((request.flags & KRING_ATTACH_MAP) != 0) {
+    if ((Request->flags & KRING_ATTACH_MAP) != 0) {
         mapStatus = KRingRingMapUser(ring);
         if (NT_SUCCESS(mapStatus)) {
             ring->Method = KRING_METHOD_MAP;
-        } else if ((request.flags & KRING_ATTACH_COPY) == 0) {
+        } else if ((Request->flags & KRING_ATTACH_COPY) == 0) {
             status = mapStatus;
             goto FreeRing;
         }
     }
 
-    RtlZeroMemory(reply, sizeof(*reply));
-    reply->size = sizeof(*reply);
-    reply->version = KRING_IOCTL_VERSION;
-    reply->method = ring->Method;
-    reply->map_status = (int32_t)mapStatus;
-    reply->consumer_page = (uint64_t)(ULONG_PTR)ring->UserCons;
-    reply->producer_page = (uint64_t)(ULONG_PTR)ring->UserProd;
-    reply->data = ring->UserProd != NULL ? (uint64_t)(ULONG_PTR)ring->UserProd + KRING_PAGE_SIZE : 0;
-    reply->consumer_size = KRING_PAGE_SIZE;
-    reply->producer_size = KRING_PAGE_SIZE + ring->Capacity;
-    reply->capacity = ring->Capacity;
-    reply->events = ring->Events;
-    reply->ring_id = ring->Id;
-    RtlCopyMemory(reply->event_name, ring->EventName, sizeof(reply->event_name));
-    RtlCopyMemory(&reply->meta, ring->Prod, sizeof(reply->meta));
+    RtlZeroMemory(Reply, sizeof(*Reply));
+    Reply->size = sizeof(*Reply);
+    Reply->version = KRING_IOCTL_VERSION;
+    Reply->method = ring->Method;
+    Reply->map_status = (int32_t)mapStatus;
+    Reply->consumer_page = (uint64_t)(ULONG_PTR)ring->UserCons;
+    Reply->producer_page = (uint64_t)(ULONG_PTR)ring->UserProd;
+    Reply->data = ring->UserProd != NULL ? (uint64_t)(ULONG_PTR)ring->UserProd + KRING_PAGE_SIZE : 0;
+    Reply->consumer_size = KRING_PAGE_SIZE;
+    Reply->producer_size = KRING_PAGE_SIZE + ring->Capacity;
+    Reply->capacity = ring->Capacity;
+    Reply->events = ring->Events;
+    Reply->ring_id = ring->Id;
+    RtlCopyMemory(Reply->event_name, ring->EventName, sizeof(Reply->event_name));
+    RtlCopyMemory(&Reply->meta, ring->Prod, sizeof(Reply->meta));
 
-    ring->FileObject = IrpSp->FileObject;
+    ring->FileObject = FileObject;
     KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
     InsertTailList(&KRingGlobals.Rings, &ring->Link);
     KRingGlobals.RingCount++;
     KRingGlobals.RingBytes += ring->Bytes;
-    IrpSp->FileObject->FsContext = ring;
+    FileObject->FsContext = ring;
     KeReleaseInStackQueuedSpinLock(&lockHandle);
 
     KRING_LOG("ring %u attached: %I64u bytes, events 0x%x, method %s (map status 0x%08x)\n",
               ring->Id, ring->Capacity, ring->Events,
               ring->Method == KRING_METHOD_MAP ? "map" : "copy", (unsigned)mapStatus);
-    *Information = sizeof(*reply);
     status = STATUS_SUCCESS;
     goto Unlock;
 
@@ -532,6 +507,296 @@ Unlock:
 
 _Use_decl_annotations_
 NTSTATUS
+KRingDetachFile(
+    PFILE_OBJECT FileObject
+    )
+/*++
+
+Routine Description:
+
+    Detaches and frees the ring of a handle (IOCTL_KRING_DETACH,
+    IRP_MJ_CLEANUP, IRP_MJ_CLOSE). Its views go in the owner's context
+    (KRingRingUnmapUser attaches to the owner if another process closed
+    the handle).
+
+Return Value:
+
+    STATUS_SUCCESS, or STATUS_INVALID_DEVICE_STATE when the handle has no
+    ring.
+
+--*/
+{
+    PKRING_RING ring;
+    NTSTATUS status;
+
+    KRingLockManage();
+    ring = FileObject->FsContext;
+    if (ring == NULL) {
+        status = STATUS_INVALID_DEVICE_STATE;
+    } else {
+        KRingDetach(ring);
+        status = STATUS_SUCCESS;
+    }
+    KRingUnlockManage();
+    return status;
+}
+
+_Use_decl_annotations_
+ULONG
+KRingDetachAll(
+    VOID
+    )
+/*++
+
+Routine Description:
+
+    DriverUnload: detaches and frees every ring still in the list
+    (normally IRP_MJ_CLEANUP has freed them all) and returns their number.
+
+--*/
+{
+    ULONG freed = 0;
+
+    KRingLockManage();
+    while (!IsListEmpty(&KRingGlobals.Rings)) {
+        KRingDetach(CONTAINING_RECORD(KRingGlobals.Rings.Flink, KRING_RING, Link));
+        freed++;
+    }
+    KRingUnlockManage();
+    return freed;
+}
+
+/* One handler per IOCTL code (all METHOD_BUFFERED): it checks the code's
+ * buffers before it reads them and does the work. It sets *Information, the
+ * bytes to return, on success only; KRingDispatchDeviceControl completes. */
+
+static NTSTATUS
+KRingIoctlAttach(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_ATTACH: checks the kring_attach_in (its length, then room
+    for the reply, then its fields), then has the registry create this
+    handle's ring, map it or keep it for READ, and describe it in the reply
+    (KRingAttach, whose statuses it returns).
+
+--*/
+{
+    struct kring_attach_in request;
+    NTSTATUS status;
+
+    if (IrpSp->Parameters.DeviceIoControl.InputBufferLength != sizeof(request)) {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    /* Input and output share the system buffer: copy the request first. */
+    RtlCopyMemory(&request, Irp->AssociatedIrp.SystemBuffer, sizeof(request));
+    if (IrpSp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(struct kring_attach_out)) {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    if (request.size != sizeof(request) || request.reserved != 0 ||
+        request.flags == 0 || (request.flags & ~(uint32_t)(KRING_ATTACH_MAP | KRING_ATTACH_COPY)) != 0 ||
+        request.events == 0 || (request.events & ~(uint32_t)KRING_EVENTS_ALL) != 0 ||
+        request.ring_size < KRING_RING_SIZE_MIN || request.ring_size > KRING_RING_SIZE_MAX ||
+        (request.ring_size & (request.ring_size - 1)) != 0) {
+        return STATUS_INVALID_PARAMETER;
+    }
+
+    status = KRingAttach(IrpSp->FileObject, &request, Irp->AssociatedIrp.SystemBuffer);
+    if (NT_SUCCESS(status)) {
+        *Information = sizeof(struct kring_attach_out);
+    }
+    return status;
+}
+
+static NTSTATUS
+KRingIoctlDetach(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_DETACH (no buffers): frees this handle's ring, which may
+    attach again; STATUS_INVALID_DEVICE_STATE without a ring.
+
+--*/
+{
+    UNREFERENCED_PARAMETER(Irp);
+    UNREFERENCED_PARAMETER(Information);
+
+    return KRingDetachFile(IrpSp->FileObject);
+}
+
+static NTSTATUS
+KRingIoctlStats(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_STATS: a kring_stats_out with the driver's counters and,
+    if this handle has a ring, the ring's.
+
+--*/
+{
+    struct kring_stats_out stats;
+    PKRING_RING ring;
+
+    if (IrpSp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(stats)) {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    RtlZeroMemory(&stats, sizeof(stats));
+    stats.size = sizeof(stats);
+    ring = KRingReferenceRing(IrpSp->FileObject);
+    if (ring != NULL) {
+        KRingRingStats(ring, &stats);
+        IoReleaseRemoveLock(&ring->RemoveLock, IrpSp->FileObject);
+    }
+    stats.consumers = KRingGlobals.RingCount;
+    stats.process_notify = KRingGlobals.ProcessNotify;
+    stats.image_notify = KRingGlobals.ImageNotify ? 1 : 0;
+#if defined(KRING_TEST_BUILD)
+    stats.test_build = 1;
+#endif
+    stats.process_events = (uint64_t)KRingGlobals.ProcessEvents;
+    stats.image_events = (uint64_t)KRingGlobals.ImageEvents;
+    stats.lost_no_memory = (uint64_t)KRingGlobals.LostNoMemory;
+    RtlCopyMemory(Irp->AssociatedIrp.SystemBuffer, &stats, sizeof(stats));
+    *Information = sizeof(stats);
+    return STATUS_SUCCESS;
+}
+
+static NTSTATUS
+KRingIoctlRead(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_READ: checks the kring_read_in, then copies records of this
+    handle's ring (copy method) into the output buffer (KRingRingRead,
+    whose statuses it returns).
+
+--*/
+{
+    struct kring_read_in request;
+    PVOID buffer = Irp->AssociatedIrp.SystemBuffer;
+    PKRING_RING ring;
+    ULONG returned;
+    NTSTATUS status;
+
+    if (IrpSp->Parameters.DeviceIoControl.InputBufferLength != sizeof(request)) {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    RtlCopyMemory(&request, buffer, sizeof(request));
+    if (request.size != sizeof(request) || (request.flags & ~(uint32_t)KRING_READ_ARM) != 0) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    ring = KRingReferenceRing(IrpSp->FileObject);
+    if (ring == NULL) {
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    status = KRingRingRead(ring, request.flags, buffer, IrpSp->Parameters.DeviceIoControl.OutputBufferLength,
+                           &returned);
+    IoReleaseRemoveLock(&ring->RemoveLock, IrpSp->FileObject);
+    if (NT_SUCCESS(status)) {
+        *Information = returned;
+    }
+    return status;
+}
+
+#if defined(KRING_TEST_BUILD)
+
+static NTSTATUS
+KRingIoctlTestInject(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_TEST_INJECT (test builds only): checks the kring_inject_in
+    and room for the reply, then has KRingInject build and fan out its
+    synthetic records.
+
+--*/
+{
+    const struct kring_inject_in *request = Irp->AssociatedIrp.SystemBuffer;
+    struct kring_inject_out reply;
+    ULONG count;
+    NTSTATUS status;
+
+    if (IrpSp->Parameters.DeviceIoControl.InputBufferLength != sizeof(*request) ||
+        request->size != sizeof(*request)) {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    if (IrpSp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(reply)) {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    status = KRingInject(request, &count);
+    if (NT_SUCCESS(status)) {
+        reply.size = sizeof(reply);
+        reply.count = count;
+        RtlCopyMemory(Irp->AssociatedIrp.SystemBuffer, &reply, sizeof(reply));
+        *Information = sizeof(reply);
+    }
+    return status;
+}
+
+static NTSTATUS
+KRingIoctlTestPoke(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_TEST_POKE (test builds only): stores a consumer position
+    into this handle's consumer page, as a broken client could.
+
+--*/
+{
+    struct kring_poke_in request;
+    PKRING_RING ring;
+
+    UNREFERENCED_PARAMETER(Information);
+    if (IrpSp->Parameters.DeviceIoControl.InputBufferLength != sizeof(request)) {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    RtlCopyMemory(&request, Irp->AssociatedIrp.SystemBuffer, sizeof(request));
+    if (request.size != sizeof(request) || request.reserved != 0) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    ring = KRingReferenceRing(IrpSp->FileObject);
+    if (ring == NULL) {
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    kring_store_release_u64(&ring->Cons->consumer_pos, request.consumer_pos);
+    IoReleaseRemoveLock(&ring->RemoveLock, IrpSp->FileObject);
+    return STATUS_SUCCESS;
+}
+
+#endif /* KRING_TEST_BUILD */
+
+_Use_decl_annotations_
+NTSTATUS
 KRingDispatchDeviceControl(
     PDEVICE_OBJECT DeviceObject,
     PIRP Irp
@@ -540,26 +805,19 @@ KRingDispatchDeviceControl(
 
 Routine Description:
 
-    IRP_MJ_DEVICE_CONTROL. Every code is METHOD_BUFFERED; each handler
-    checks its buffer lengths before it reads the system buffer.
+    IRP_MJ_DEVICE_CONTROL: routes each code to its handler and completes
+    the request with what the handler returned.
 
 Return Value:
 
     The handler's status; STATUS_ACCESS_DENIED on a handle whose open was
     refused (Wine only); STATUS_INVALID_DEVICE_REQUEST for an unknown code
-    (the test IOCTL in a release build, READ on a mapped ring);
-    STATUS_INVALID_DEVICE_STATE for DETACH, STATS or READ on a handle
-    without a ring; STATUS_INFO_LENGTH_MISMATCH / STATUS_BUFFER_TOO_SMALL
-    for wrong buffer sizes.
+    (the test IOCTLs in a release build).
 
 --*/
 {
     PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
-    ULONG inputLength = irpSp->Parameters.DeviceIoControl.InputBufferLength;
-    ULONG outputLength = irpSp->Parameters.DeviceIoControl.OutputBufferLength;
-    PVOID buffer = Irp->AssociatedIrp.SystemBuffer;
     ULONG_PTR information = 0;
-    PKRING_RING ring;
     NTSTATUS status;
 
     UNREFERENCED_PARAMETER(DeviceObject);
@@ -570,124 +828,26 @@ Return Value:
     }
 
     switch (irpSp->Parameters.DeviceIoControl.IoControlCode) {
-
     case IOCTL_KRING_ATTACH:
-        status = KRingAttach(Irp, irpSp, &information);
+        status = KRingIoctlAttach(Irp, irpSp, &information);
         break;
-
     case IOCTL_KRING_DETACH:
-        KRingLockManage();
-        ring = irpSp->FileObject->FsContext;
-        if (ring == NULL) {
-            status = STATUS_INVALID_DEVICE_STATE;
-        } else {
-            KRingDetach(ring);
-            status = STATUS_SUCCESS;
-        }
-        KRingUnlockManage();
+        status = KRingIoctlDetach(Irp, irpSp, &information);
         break;
-
-    case IOCTL_KRING_STATS: {
-        struct kring_stats_out stats;
-
-        if (outputLength < sizeof(stats)) {
-            status = STATUS_BUFFER_TOO_SMALL;
-            break;
-        }
-        RtlZeroMemory(&stats, sizeof(stats));
-        stats.size = sizeof(stats);
-        ring = KRingReferenceRing(irpSp->FileObject);
-        if (ring != NULL) {
-            KRingRingStats(ring, &stats);
-            IoReleaseRemoveLock(&ring->RemoveLock, irpSp->FileObject);
-        }
-        stats.consumers = KRingGlobals.RingCount;
-        stats.process_notify = KRingGlobals.ProcessNotify;
-        stats.image_notify = KRingGlobals.ImageNotify ? 1 : 0;
+    case IOCTL_KRING_STATS:
+        status = KRingIoctlStats(Irp, irpSp, &information);
+        break;
+    case IOCTL_KRING_READ:
+        status = KRingIoctlRead(Irp, irpSp, &information);
+        break;
 #if defined(KRING_TEST_BUILD)
-        stats.test_build = 1;
+    case IOCTL_KRING_TEST_INJECT:
+        status = KRingIoctlTestInject(Irp, irpSp, &information);
+        break;
+    case IOCTL_KRING_TEST_POKE:
+        status = KRingIoctlTestPoke(Irp, irpSp, &information);
+        break;
 #endif
-        stats.process_events = (uint64_t)KRingGlobals.ProcessEvents;
-        stats.image_events = (uint64_t)KRingGlobals.ImageEvents;
-        stats.lost_no_memory = (uint64_t)KRingGlobals.LostNoMemory;
-        RtlCopyMemory(buffer, &stats, sizeof(stats));
-        information = sizeof(stats);
-        status = STATUS_SUCCESS;
-        break;
-    }
-
-    case IOCTL_KRING_READ: {
-        struct kring_read_in request;
-        ULONG returned;
-
-        if (inputLength != sizeof(request)) {
-            status = STATUS_INFO_LENGTH_MISMATCH;
-            break;
-        }
-        RtlCopyMemory(&request, buffer, sizeof(request));
-        if (request.size != sizeof(request) || (request.flags & ~(uint32_t)KRING_READ_ARM) != 0) {
-            status = STATUS_INVALID_PARAMETER;
-            break;
-        }
-        ring = KRingReferenceRing(irpSp->FileObject);
-        if (ring == NULL) {
-            status = STATUS_INVALID_DEVICE_STATE;
-            break;
-        }
-        status = KRingRingRead(ring, request.flags, buffer, outputLength, &returned);
-        IoReleaseRemoveLock(&ring->RemoveLock, irpSp->FileObject);
-        information = NT_SUCCESS(status) ? returned : 0;
-        break;
-    }
-
-#if defined(KRING_TEST_BUILD)
-    case IOCTL_KRING_TEST_INJECT: {
-        struct kring_inject_out reply;
-        ULONG count;
-
-        if (inputLength != sizeof(struct kring_inject_in) || ((const struct kring_inject_in *)buffer)->size !=
-                                                                 sizeof(struct kring_inject_in)) {
-            status = STATUS_INFO_LENGTH_MISMATCH;
-            break;
-        }
-        if (outputLength < sizeof(reply)) {
-            status = STATUS_BUFFER_TOO_SMALL;
-            break;
-        }
-        status = KRingInject(buffer, &count);
-        if (NT_SUCCESS(status)) {
-            reply.size = sizeof(reply);
-            reply.count = count;
-            RtlCopyMemory(buffer, &reply, sizeof(reply));
-            information = sizeof(reply);
-        }
-        break;
-    }
-
-    case IOCTL_KRING_TEST_POKE: {
-        struct kring_poke_in request;
-
-        if (inputLength != sizeof(request)) {
-            status = STATUS_INFO_LENGTH_MISMATCH;
-            break;
-        }
-        RtlCopyMemory(&request, buffer, sizeof(request));
-        if (request.size != sizeof(request) || request.reserved != 0) {
-            status = STATUS_INVALID_PARAMETER;
-            break;
-        }
-        ring = KRingReferenceRing(irpSp->FileObject);
-        if (ring == NULL) {
-            status = STATUS_INVALID_DEVICE_STATE;
-            break;
-        }
-        kring_store_release_u64(&ring->Cons->consumer_pos, request.consumer_pos);
-        IoReleaseRemoveLock(&ring->RemoveLock, irpSp->FileObject);
-        status = STATUS_SUCCESS;
-        break;
-    }
-#endif
-
     default:
         status = STATUS_INVALID_DEVICE_REQUEST;
         break;

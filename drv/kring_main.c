@@ -46,11 +46,9 @@ DRIVER_INITIALIZE DriverEntry;
 _Dispatch_type_(IRP_MJ_CREATE)
 DRIVER_DISPATCH KRingDispatchCreate;
 
-_Dispatch_type_(IRP_MJ_CLOSE)
-DRIVER_DISPATCH KRingDispatchClose;
-
 _Dispatch_type_(IRP_MJ_CLEANUP)
-DRIVER_DISPATCH KRingDispatchCleanup;
+_Dispatch_type_(IRP_MJ_CLOSE)
+DRIVER_DISPATCH KRingDispatchCleanupClose;
 
 _Dispatch_type_(IRP_MJ_DEVICE_CONTROL)
 DRIVER_DISPATCH KRingDispatchDeviceControl;
@@ -145,8 +143,8 @@ Return Value:
     }
 
     DriverObject->MajorFunction[IRP_MJ_CREATE] = KRingDispatchCreate;
-    DriverObject->MajorFunction[IRP_MJ_CLOSE] = KRingDispatchClose;
-    DriverObject->MajorFunction[IRP_MJ_CLEANUP] = KRingDispatchCleanup;
+    DriverObject->MajorFunction[IRP_MJ_CLOSE] = KRingDispatchCleanupClose;
+    DriverObject->MajorFunction[IRP_MJ_CLEANUP] = KRingDispatchCleanupClose;
     DriverObject->MajorFunction[IRP_MJ_DEVICE_CONTROL] = KRingDispatchDeviceControl;
     DriverObject->DriverUnload = KRingUnload;
 
@@ -273,33 +271,9 @@ Routine Description:
     return status;
 }
 
-static
-NTSTATUS
-KRingDetachAndComplete(
-    _Inout_ PIRP Irp
-    )
-/*++
-
-Routine Description:
-
-    The common part of IRP_MJ_CLEANUP and IRP_MJ_CLOSE: detach the file
-    object's ring, if it still has one, and complete the request.
-
---*/
-{
-    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
-
-    (VOID)KRingDetachFile(irpSp->FileObject);   /* no ring: nothing to do */
-
-    Irp->IoStatus.Status = STATUS_SUCCESS;
-    Irp->IoStatus.Information = 0;
-    IoCompleteRequest(Irp, IO_NO_INCREMENT);
-    return STATUS_SUCCESS;
-}
-
 _Use_decl_annotations_
 NTSTATUS
-KRingDispatchCleanup(
+KRingDispatchCleanupClose(
     PDEVICE_OBJECT DeviceObject,
     PIRP Irp
     )
@@ -310,35 +284,22 @@ Routine Description:
     IRP_MJ_CLEANUP: the last handle to the file object was closed; this
     runs in the context of the process that closed it, so the ring's views
     are removed here (KRingRingUnmapUser attaches to the owner if another
-    process closed the handle) and the ring is freed.
+    process closed the handle) and the ring is freed. IRP_MJ_CLOSE: the
+    file object goes away; cleanup has freed its ring already, except on
+    Wine, which sends no IRP_MJ_CLEANUP: then the ring is freed here.
 
 --*/
 {
+    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
+
     UNREFERENCED_PARAMETER(DeviceObject);
 
-    return KRingDetachAndComplete(Irp);
-}
+    (VOID)KRingDetachFile(irpSp->FileObject);   /* no ring: nothing to do */
 
-_Use_decl_annotations_
-NTSTATUS
-KRingDispatchClose(
-    PDEVICE_OBJECT DeviceObject,
-    PIRP Irp
-    )
-/*++
-
-Routine Description:
-
-    IRP_MJ_CLOSE: the file object goes away. On Windows IRP_MJ_CLEANUP has
-    freed its ring already; Wine sends no IRP_MJ_CLEANUP, so a ring still
-    attached is freed here (KRingRingUnmapUser attaches to the owner if it
-    still has views, which only a real cleanup-less system could leave).
-
---*/
-{
-    UNREFERENCED_PARAMETER(DeviceObject);
-
-    return KRingDetachAndComplete(Irp);
+    Irp->IoStatus.Status = STATUS_SUCCESS;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return STATUS_SUCCESS;
 }
 
 _Use_decl_annotations_

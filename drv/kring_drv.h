@@ -9,11 +9,18 @@ Abstract:
     Kernel-only declarations of kring.sys: the per-ring state, the driver's
     one global structure, and the routines its .c files share.
 
-      kring_main.c    DriverEntry, DriverUnload, the dispatch routines,
-                      attach/detach (the list of rings, the access check)
+      kring_main.c    DriverEntry, DriverUnload, the dispatch routines, one
+                      handler per IOCTL code
+      kring_notify.c  process and image callbacks, record building
+      kring_rings.c   the registry of rings: the list, attach, detach,
+                      fan-out, unmap at process exit
       kring_ring.c    one ring: create, map, write (the producer), copy out, free
-      kring_notify.c  process and image callbacks, record building, fan-out
+      kring_access.c  who may open the device (the token check, the SIDs)
       kring_utf8.c    bounded UTF-16 to UTF-8
+
+    Calls go one way, down this list: kring_main.c calls the files below
+    it, kring_notify.c calls the registry (fan-out, unmap at process exit),
+    the registry calls kring_ring.c; nothing calls back up.
 
     Locks, in the order they may be taken:
       ManageLock (KMUTEX, PASSIVE_LEVEL)      attach, detach, cleanup, unmap, unload
@@ -125,23 +132,12 @@ typedef struct _KRING_GLOBALS {
     volatile LONG64 LostNoMemory;       /* events lost: no record buffer */
 } KRING_GLOBALS;
 
-extern KRING_GLOBALS KRingGlobals;
+extern KRING_GLOBALS KRingGlobals;     /* defined in kring_rings.c */
 
 /* A READ buffer of KRING_READ_MIN_BYTES holds any record (or the padding
  * before one, which is shorter). */
 KRING_STATIC_ASSERT(KRING_RECORD_SPAN(sizeof(struct kring_process_start)) <= KRING_READ_MIN_BYTES, read_min);
 KRING_STATIC_ASSERT(KRING_RECORD_SPAN(sizeof(struct kring_image_load)) <= KRING_READ_MIN_BYTES, read_min_il);
-
-/* A SID with up to two sub-authorities (the layout of SID). */
-typedef struct _KRING_SID {
-    UCHAR Revision;
-    UCHAR SubAuthorityCount;
-    SID_IDENTIFIER_AUTHORITY IdentifierAuthority;
-    ULONG SubAuthority[2];
-} KRING_SID;
-
-extern const KRING_SID KRingSidLocalSystem;        /* S-1-5-18 */
-extern const KRING_SID KRingSidAdministrators;     /* S-1-5-32-544 */
 
 /* kring_ring.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
@@ -175,7 +171,40 @@ VOID KRingRingStats(_In_ PKRING_RING Ring, _Out_ struct kring_stats_out *Stats);
 _IRQL_requires_max_(DISPATCH_LEVEL)
 ULONG64 KRingTimeNs(VOID);
 
-/* kring_main.c */
+/* kring_access.c */
+
+/* A SID with up to two sub-authorities (the layout of SID). */
+typedef struct _KRING_SID {
+    UCHAR Revision;
+    UCHAR SubAuthorityCount;
+    SID_IDENTIFIER_AUTHORITY IdentifierAuthority;
+    ULONG SubAuthority[2];
+} KRING_SID;
+
+extern const KRING_SID KRingSidLocalSystem;        /* S-1-5-18 */
+extern const KRING_SID KRingSidAdministrators;     /* S-1-5-32-544 */
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingCheckCaller(_In_ PIRP Irp, _In_ PIO_STACK_LOCATION IrpSp);
+
+/* kring_rings.c */
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingAttach(_Inout_ PFILE_OBJECT FileObject, _In_ const struct kring_attach_in *Request,
+                     _Out_ struct kring_attach_out *Reply);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingDetachFile(_Inout_ PFILE_OBJECT FileObject);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+ULONG KRingDetachAll(VOID);
+
+_IRQL_requires_max_(DISPATCH_LEVEL)
+PKRING_RING KRingReferenceRing(_In_ PFILE_OBJECT FileObject);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingFanOut(_In_ ULONG EventKind, _In_ USHORT Type, _In_ USHORT EventFlags,
+                 _In_reads_bytes_opt_(Length) const UCHAR *Record, _In_ ULONG Length);
+
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingUnmapRingsOf(_In_ PEPROCESS Process);
 

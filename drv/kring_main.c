@@ -12,11 +12,14 @@ Abstract:
     not possible, copied out on request) and signalled through a named
     event. This file holds the driver's entry points: DriverEntry,
     DriverUnload, and the dispatch routines for create, cleanup, close and
-    device control (ATTACH, DETACH, STATS, READ, and in test builds INJECT).
+    device control, which only routes: each IOCTL code has a handler
+    (KRingIoctl*) that checks its buffers and does its work, mostly through
+    the ring registry (kring_rings.c).
 
     Only Administrators and LocalSystem may open \Device\KRing: the WDK
     build creates it with IoCreateDeviceSecure (SDDL_DEVOBJ_SYS_ALL_ADM_ALL),
-    and every build checks the caller's token in IRP_MJ_CREATE.
+    and every build checks the caller's token in IRP_MJ_CREATE
+    (kring_access.c).
 
 Environment:
 
@@ -34,47 +37,22 @@ static const GUID KRingDeviceClassGuid = {
     0x0fdd9a76, 0x013c, 0x4b61, { 0xaa, 0x61, 0x84, 0xc9, 0xdc, 0xc6, 0xd0, 0x04 } };
 #endif
 
-KRING_GLOBALS KRingGlobals;
-
 /* FsContext2 of a file object whose open KRingDispatchCreate admitted. */
 #define KRING_ADMITTED ((PVOID)(ULONG_PTR)'dmRK')
-
-const KRING_SID KRingSidLocalSystem = {
-    SID_REVISION, 1, SECURITY_NT_AUTHORITY, { SECURITY_LOCAL_SYSTEM_RID, 0 } };
-const KRING_SID KRingSidAdministrators = {
-    SID_REVISION, 2, SECURITY_NT_AUTHORITY, { SECURITY_BUILTIN_DOMAIN_RID, DOMAIN_ALIAS_RID_ADMINS } };
 
 DRIVER_INITIALIZE DriverEntry;
 
 _Dispatch_type_(IRP_MJ_CREATE)
 DRIVER_DISPATCH KRingDispatchCreate;
 
-_Dispatch_type_(IRP_MJ_CLOSE)
-DRIVER_DISPATCH KRingDispatchClose;
-
 _Dispatch_type_(IRP_MJ_CLEANUP)
-DRIVER_DISPATCH KRingDispatchCleanup;
+_Dispatch_type_(IRP_MJ_CLOSE)
+DRIVER_DISPATCH KRingDispatchCleanupClose;
 
 _Dispatch_type_(IRP_MJ_DEVICE_CONTROL)
 DRIVER_DISPATCH KRingDispatchDeviceControl;
 
 DRIVER_UNLOAD KRingUnload;
-
-static VOID
-KRingLockManage(
-    VOID
-    )
-{
-    KeWaitForSingleObject(&KRingGlobals.ManageLock, Executive, KernelMode, FALSE, NULL);
-}
-
-static VOID
-KRingUnlockManage(
-    VOID
-    )
-{
-    KeReleaseMutex(&KRingGlobals.ManageLock, FALSE);
-}
 
 _Use_decl_annotations_
 NTSTATUS
@@ -148,8 +126,8 @@ Return Value:
     }
 
     DriverObject->MajorFunction[IRP_MJ_CREATE] = KRingDispatchCreate;
-    DriverObject->MajorFunction[IRP_MJ_CLOSE] = KRingDispatchClose;
-    DriverObject->MajorFunction[IRP_MJ_CLEANUP] = KRingDispatchCleanup;
+    DriverObject->MajorFunction[IRP_MJ_CLOSE] = KRingDispatchCleanupClose;
+    DriverObject->MajorFunction[IRP_MJ_CLEANUP] = KRingDispatchCleanupClose;
     DriverObject->MajorFunction[IRP_MJ_DEVICE_CONTROL] = KRingDispatchDeviceControl;
     DriverObject->DriverUnload = KRingUnload;
 
@@ -169,38 +147,6 @@ DeleteDevice:
     return status;
 }
 
-static VOID
-KRingDetach(
-    _In_ PKRING_RING Ring
-    )
-/*++
-
-Routine Description:
-
-    Takes a ring out of the fan-out list, waits until no writer uses it
-    any more (its remove lock), removes its user views in the owner's
-    context and frees it. ManageLock is held; PASSIVE_LEVEL.
-
---*/
-{
-    KLOCK_QUEUE_HANDLE lockHandle;
-
-    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
-    RemoveEntryList(&Ring->Link);
-    KRingGlobals.RingCount--;
-    KRingGlobals.RingBytes -= Ring->Bytes;
-    if (Ring->FileObject != NULL) {
-        Ring->FileObject->FsContext = NULL;
-    }
-    KeReleaseInStackQueuedSpinLock(&lockHandle);
-
-    IoReleaseRemoveLockAndWait(&Ring->RemoveLock, Ring);
-    KRingRingUnmapUser(Ring);
-    KRING_LOG("ring %u detached: %I64u written, %I64u dropped, %I64u wakeups\n",
-              Ring->Id, Ring->Written, Ring->Dropped, Ring->Wakeups);
-    KRingRingFree(Ring);
-}
-
 _Use_decl_annotations_
 VOID
 KRingUnload(
@@ -218,18 +164,13 @@ Routine Description:
 --*/
 {
     UNICODE_STRING linkName = RTL_CONSTANT_STRING(KRING_DOS_DEVICE_NAME);
-    ULONG freed = 0;
+    ULONG freed;
 
     KRingNotifyUnregister();
     IoReleaseRemoveLockAndWait(&KRingGlobals.CallbackLock, DriverObject);
     KRING_LOG("DriverUnload: callbacks unregistered, none in flight\n");
 
-    KRingLockManage();
-    while (!IsListEmpty(&KRingGlobals.Rings)) {
-        KRingDetach(CONTAINING_RECORD(KRingGlobals.Rings.Flink, KRING_RING, Link));
-        freed++;
-    }
-    KRingUnlockManage();
+    freed = KRingDetachAll();
 
     if (KRingGlobals.SymbolicLink) {
         IoDeleteSymbolicLink(&linkName);
@@ -239,157 +180,6 @@ Routine Description:
     }
     KRING_LOG("DriverUnload: done (%u rings freed here; %I64d process and %I64d image events seen)\n",
               freed, KRingGlobals.ProcessEvents, KRingGlobals.ImageEvents);
-}
-
-static BOOLEAN
-KRingGroupsAdmit(
-    _In_ PTOKEN_USER User,
-    _In_ PTOKEN_GROUPS Groups
-    )
-/*++
-
-Routine Description:
-
-    The access policy: the token is LocalSystem's, or it has the
-    Administrators group enabled (not deny-only, as in a UAC-filtered
-    token or a restricted token).
-
---*/
-{
-    ULONG i;
-
-    if (User != NULL && RtlEqualSid(User->User.Sid, (PSID)&KRingSidLocalSystem)) {
-        return TRUE;
-    }
-    for (i = 0; Groups != NULL && i < Groups->GroupCount; i++) {
-        if ((Groups->Groups[i].Attributes & SE_GROUP_ENABLED) != 0 &&
-            (Groups->Groups[i].Attributes & SE_GROUP_USE_FOR_DENY_ONLY) == 0 &&
-            RtlEqualSid(Groups->Groups[i].Sid, (PSID)&KRingSidAdministrators)) {
-            return TRUE;
-        }
-    }
-    return FALSE;
-}
-
-static NTSTATUS
-KRingQueryToken(
-    _In_ HANDLE Token,
-    _In_ TOKEN_INFORMATION_CLASS Class,
-    _Out_ PVOID *Buffer
-    )
-/*++
-
-Routine Description:
-
-    Reads one class of information of a token into a new paged pool buffer
-    (KRING_POOL_TAG) that the caller frees; *Buffer is NULL when nothing was
-    allocated.
-
---*/
-{
-    ULONG length = 0;
-    NTSTATUS status = ZwQueryInformationToken(Token, Class, NULL, 0, &length);
-
-    *Buffer = NULL;
-    if (status == STATUS_BUFFER_TOO_SMALL && length != 0) {
-        *Buffer = ExAllocatePoolWithTag(PagedPool, length, KRING_POOL_TAG);
-        status = *Buffer ? ZwQueryInformationToken(Token, Class, *Buffer, length, &length)
-                         : STATUS_INSUFFICIENT_RESOURCES;
-    }
-    return status;
-}
-
-static NTSTATUS
-KRingCheckProcessToken(
-    _In_ PEPROCESS Process
-    )
-/*++
-
-Routine Description:
-
-    KRingCheckCaller for an open without a security context (only Wine's
-    I/O manager sends those): applies the policy to the primary token of
-    the requesting process, read through handles.
-
---*/
-{
-    HANDLE process = NULL, token = NULL;
-    PVOID userBuffer = NULL, groupsBuffer = NULL;
-    NTSTATUS status;
-
-    status = ObOpenObjectByPointer(Process, OBJ_KERNEL_HANDLE, NULL, PROCESS_QUERY_LIMITED_INFORMATION,
-                                   KRING_PROCESS_OBJECT_TYPE, KernelMode, &process);
-    if (NT_SUCCESS(status)) {
-        status = ZwOpenProcessTokenEx(process, TOKEN_QUERY, OBJ_KERNEL_HANDLE, &token);
-    }
-    if (NT_SUCCESS(status)) {
-        status = KRingQueryToken(token, TokenUser, &userBuffer);
-    }
-    if (NT_SUCCESS(status)) {
-        status = KRingQueryToken(token, TokenGroups, &groupsBuffer);
-    }
-    if (NT_SUCCESS(status)) {
-        status = KRingGroupsAdmit(userBuffer, groupsBuffer) ? STATUS_SUCCESS : STATUS_ACCESS_DENIED;
-    } else {
-        status = STATUS_ACCESS_DENIED;          /* cannot tell: refuse */
-    }
-    if (groupsBuffer != NULL) {
-        ExFreePoolWithTag(groupsBuffer, KRING_POOL_TAG);
-    }
-    if (userBuffer != NULL) {
-        ExFreePoolWithTag(userBuffer, KRING_POOL_TAG);
-    }
-    if (token != NULL) {
-        ZwClose(token);
-    }
-    if (process != NULL) {
-        ZwClose(process);
-    }
-    return status;
-}
-
-static NTSTATUS
-KRingCheckCaller(
-    _In_ PIRP Irp,
-    _In_ PIO_STACK_LOCATION IrpSp
-    )
-/*++
-
-Routine Description:
-
-    Admits Administrators and LocalSystem only (the policy of
-    SDDL_DEVOBJ_SYS_ALL_ADM_ALL, checked here for builds without
-    wdmsec.lib). The subject is the opener's effective token: the
-    impersonation token if the opening thread impersonates, else its
-    process's primary token.
-
---*/
-{
-    PIO_SECURITY_CONTEXT context = IrpSp->Parameters.Create.SecurityContext;
-    PTOKEN_USER user = NULL;
-    PTOKEN_GROUPS groups = NULL;
-    PACCESS_TOKEN token;
-    NTSTATUS status;
-
-    if (context == NULL || context->AccessState == NULL) {
-        return KRingCheckProcessToken(IoGetRequestorProcess(Irp));
-    }
-    token = SeQuerySubjectContextToken(&context->AccessState->SubjectSecurityContext);
-    if (token == NULL) {
-        return STATUS_ACCESS_DENIED;
-    }
-    status = SeQueryInformationToken(token, TokenUser, (PVOID *)&user);
-    if (NT_SUCCESS(status)) {
-        status = SeQueryInformationToken(token, TokenGroups, (PVOID *)&groups);
-    }
-    status = (NT_SUCCESS(status) && KRingGroupsAdmit(user, groups)) ? STATUS_SUCCESS : STATUS_ACCESS_DENIED;
-    if (groups != NULL) {
-        ExFreePool(groups);
-    }
-    if (user != NULL) {
-        ExFreePool(user);
-    }
-    return status;
 }
 
 _Use_decl_annotations_
@@ -432,39 +222,9 @@ Routine Description:
     return status;
 }
 
-static
-NTSTATUS
-KRingDetachAndComplete(
-    _Inout_ PIRP Irp
-    )
-/*++
-
-Routine Description:
-
-    The common part of IRP_MJ_CLEANUP and IRP_MJ_CLOSE: detach the file
-    object's ring, if it still has one, and complete the request.
-
---*/
-{
-    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
-    PKRING_RING ring;
-
-    KRingLockManage();
-    ring = irpSp->FileObject->FsContext;
-    if (ring != NULL) {
-        KRingDetach(ring);
-    }
-    KRingUnlockManage();
-
-    Irp->IoStatus.Status = STATUS_SUCCESS;
-    Irp->IoStatus.Information = 0;
-    IoCompleteRequest(Irp, IO_NO_INCREMENT);
-    return STATUS_SUCCESS;
-}
-
 _Use_decl_annotations_
 NTSTATUS
-KRingDispatchCleanup(
+KRingDispatchCleanupClose(
     PDEVICE_OBJECT DeviceObject,
     PIRP Irp
     )
@@ -475,96 +235,30 @@ Routine Description:
     IRP_MJ_CLEANUP: the last handle to the file object was closed; this
     runs in the context of the process that closed it, so the ring's views
     are removed here (KRingRingUnmapUser attaches to the owner if another
-    process closed the handle) and the ring is freed.
+    process closed the handle) and the ring is freed. IRP_MJ_CLOSE: the
+    file object goes away; cleanup has freed its ring already, except on
+    Wine, which sends no IRP_MJ_CLEANUP: then the ring is freed here.
 
 --*/
 {
+    PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
+
     UNREFERENCED_PARAMETER(DeviceObject);
 
-    return KRingDetachAndComplete(Irp);
+    (VOID)KRingDetachFile(irpSp->FileObject);   /* no ring: nothing to do */
+
+    Irp->IoStatus.Status = STATUS_SUCCESS;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return STATUS_SUCCESS;
 }
 
-_Use_decl_annotations_
-NTSTATUS
-KRingDispatchClose(
-    PDEVICE_OBJECT DeviceObject,
-    PIRP Irp
-    )
-/*++
-
-Routine Description:
-
-    IRP_MJ_CLOSE: the file object goes away. On Windows IRP_MJ_CLEANUP has
-    freed its ring already; Wine sends no IRP_MJ_CLEANUP, so a ring still
-    attached is freed here (KRingRingUnmapUser attaches to the owner if it
-    still has views, which only a real cleanup-less system could leave).
-
---*/
-{
-    UNREFERENCED_PARAMETER(DeviceObject);
-
-    return KRingDetachAndComplete(Irp);
-}
-
-_Use_decl_annotations_
-VOID
-KRingUnmapRingsOf(
-    PEPROCESS Process
-    )
-/*++
-
-Routine Description:
-
-    Called from the process-exit callback, in the exiting process: removes
-    the views of every ring that process still has mapped. Normally its
-    handles' IRP_MJ_CLEANUP did this already; a handle it duplicated into
-    another process would otherwise keep views alive past the address space.
-
---*/
-{
-    PLIST_ENTRY entry;
-
-    if (KRingGlobals.RingCount == 0) {
-        return;
-    }
-    KRingLockManage();
-    for (entry = KRingGlobals.Rings.Flink; entry != &KRingGlobals.Rings; entry = entry->Flink) {
-        PKRING_RING ring = CONTAINING_RECORD(entry, KRING_RING, Link);
-
-        if (ring->Owner == Process) {
-            KRingRingUnmapUser(ring);
-        }
-    }
-    KRingUnlockManage();
-}
-
-static PKRING_RING
-KRingReferenceRing(
-    _In_ PFILE_OBJECT FileObject
-    )
-/*++
-
-Routine Description:
-
-    The ring attached to a handle, with its remove lock held (release it
-    with IoReleaseRemoveLock(&ring->RemoveLock, FileObject)), or NULL.
-
---*/
-{
-    KLOCK_QUEUE_HANDLE lockHandle;
-    PKRING_RING ring;
-
-    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
-    ring = FileObject->FsContext;
-    if (ring != NULL && !NT_SUCCESS(IoAcquireRemoveLock(&ring->RemoveLock, FileObject))) {
-        ring = NULL;
-    }
-    KeReleaseInStackQueuedSpinLock(&lockHandle);
-    return ring;
-}
+/* One handler per IOCTL code (all METHOD_BUFFERED): it checks the code's
+ * buffers before it reads them and does the work. It sets *Information, the
+ * bytes to return, on success only; KRingDispatchDeviceControl completes. */
 
 static NTSTATUS
-KRingAttach(
+KRingIoctlAttach(
     _In_ PIRP Irp,
     _In_ PIO_STACK_LOCATION IrpSp,
     _Out_ PULONG_PTR Information
@@ -573,38 +267,22 @@ KRingAttach(
 
 Routine Description:
 
-    IOCTL_KRING_ATTACH: creates a ring for this handle, maps it into the
-    caller (KRING_ATTACH_MAP) or keeps it for READ (KRING_ATTACH_COPY, or
-    MAP | COPY when mapping fails), and puts it into the fan-out list.
-
-Return Value:
-
-    STATUS_INFO_LENGTH_MISMATCH    input buffer is not a kring_attach_in
-    STATUS_BUFFER_TOO_SMALL        output buffer cannot hold a kring_attach_out
-    STATUS_INVALID_PARAMETER       bad size field, flags, events, reserved or ring size
-    STATUS_INVALID_DEVICE_STATE    this handle has a ring already
-    STATUS_QUOTA_EXCEEDED          KRING_MAX_CONSUMERS rings exist
-    STATUS_INSUFFICIENT_RESOURCES  KRING_MAX_TOTAL_BYTES reached, or no memory
-    the mapping's status           MAP without COPY, and mapping failed
+    IOCTL_KRING_ATTACH: checks the kring_attach_in (its length, then room
+    for the reply, then its fields), then has the registry create this
+    handle's ring, map it or keep it for READ, and describe it in the reply
+    (KRingAttach, whose statuses it returns).
 
 --*/
 {
     struct kring_attach_in request;
-    struct kring_attach_out *reply = Irp->AssociatedIrp.SystemBuffer;
-    ULONG inputLength = IrpSp->Parameters.DeviceIoControl.InputBufferLength;
-    ULONG outputLength = IrpSp->Parameters.DeviceIoControl.OutputBufferLength;
-    KLOCK_QUEUE_HANDLE lockHandle;
-    PKRING_RING ring = NULL;
-    NTSTATUS status, mapStatus = STATUS_SUCCESS;
-    SIZE_T bytes;
+    NTSTATUS status;
 
-    *Information = 0;
-    if (inputLength != sizeof(request)) {
+    if (IrpSp->Parameters.DeviceIoControl.InputBufferLength != sizeof(request)) {
         return STATUS_INFO_LENGTH_MISMATCH;
     }
     /* Input and output share the system buffer: copy the request first. */
     RtlCopyMemory(&request, Irp->AssociatedIrp.SystemBuffer, sizeof(request));
-    if (outputLength < sizeof(*reply)) {
+    if (IrpSp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(struct kring_attach_out)) {
         return STATUS_BUFFER_TOO_SMALL;
     }
     if (request.size != sizeof(request) || request.reserved != 0 ||
@@ -614,76 +292,195 @@ Return Value:
         (request.ring_size & (request.ring_size - 1)) != 0) {
         return STATUS_INVALID_PARAMETER;
     }
-    bytes = 2 * PAGE_SIZE + (SIZE_T)request.ring_size;
 
-    KRingLockManage();
-    if (IrpSp->FileObject->FsContext != NULL) {
-        status = STATUS_INVALID_DEVICE_STATE;
-        goto Unlock;
+    status = KRingAttach(IrpSp->FileObject, &request, Irp->AssociatedIrp.SystemBuffer);
+    if (NT_SUCCESS(status)) {
+        *Information = sizeof(struct kring_attach_out);
     }
-    if (KRingGlobals.RingCount >= KRING_MAX_CONSUMERS) {
-        status = STATUS_QUOTA_EXCEEDED;
-        goto Unlock;
-    }
-    if (KRingGlobals.RingBytes + bytes > KRING_MAX_TOTAL_BYTES) {
-        status = STATUS_INSUFFICIENT_RESOURCES;
-        goto Unlock;
-    }
-
-    status = KRingRingCreate(&request, &ring);
-    if (!NT_SUCCESS(status)) {
-        goto Unlock;
-    }
-    ring->Method = KRING_METHOD_COPY;
-    if ((request.flags & KRING_ATTACH_MAP) != 0) {
-        mapStatus = KRingRingMapUser(ring);
-        if (NT_SUCCESS(mapStatus)) {
-            ring->Method = KRING_METHOD_MAP;
-        } else if ((request.flags & KRING_ATTACH_COPY) == 0) {
-            status = mapStatus;
-            goto FreeRing;
-        }
-    }
-
-    RtlZeroMemory(reply, sizeof(*reply));
-    reply->size = sizeof(*reply);
-    reply->version = KRING_IOCTL_VERSION;
-    reply->method = ring->Method;
-    reply->map_status = (int32_t)mapStatus;
-    reply->consumer_page = (uint64_t)(ULONG_PTR)ring->UserCons;
-    reply->producer_page = (uint64_t)(ULONG_PTR)ring->UserProd;
-    reply->data = ring->UserProd != NULL ? (uint64_t)(ULONG_PTR)ring->UserProd + KRING_PAGE_SIZE : 0;
-    reply->consumer_size = KRING_PAGE_SIZE;
-    reply->producer_size = KRING_PAGE_SIZE + ring->Capacity;
-    reply->capacity = ring->Capacity;
-    reply->events = ring->Events;
-    reply->ring_id = ring->Id;
-    RtlCopyMemory(reply->event_name, ring->EventName, sizeof(reply->event_name));
-    RtlCopyMemory(&reply->meta, ring->Prod, sizeof(reply->meta));
-
-    ring->FileObject = IrpSp->FileObject;
-    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
-    InsertTailList(&KRingGlobals.Rings, &ring->Link);
-    KRingGlobals.RingCount++;
-    KRingGlobals.RingBytes += ring->Bytes;
-    IrpSp->FileObject->FsContext = ring;
-    KeReleaseInStackQueuedSpinLock(&lockHandle);
-
-    KRING_LOG("ring %u attached: %I64u bytes, events 0x%x, method %s (map status 0x%08x)\n",
-              ring->Id, ring->Capacity, ring->Events,
-              ring->Method == KRING_METHOD_MAP ? "map" : "copy", (unsigned)mapStatus);
-    *Information = sizeof(*reply);
-    status = STATUS_SUCCESS;
-    goto Unlock;
-
-FreeRing:
-    KRING_LOG("attach failed: mapping status 0x%08x, no copy fallback requested\n", (unsigned)mapStatus);
-    IoReleaseRemoveLock(&ring->RemoveLock, ring);
-    KRingRingFree(ring);
-Unlock:
-    KRingUnlockManage();
     return status;
 }
+
+static NTSTATUS
+KRingIoctlDetach(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_DETACH (no buffers): frees this handle's ring, which may
+    attach again; STATUS_INVALID_DEVICE_STATE without a ring.
+
+--*/
+{
+    UNREFERENCED_PARAMETER(Irp);
+    UNREFERENCED_PARAMETER(Information);
+
+    return KRingDetachFile(IrpSp->FileObject);
+}
+
+static NTSTATUS
+KRingIoctlStats(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_STATS: a kring_stats_out with the driver's counters and,
+    if this handle has a ring, the ring's.
+
+--*/
+{
+    struct kring_stats_out stats;
+    PKRING_RING ring;
+
+    if (IrpSp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(stats)) {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    RtlZeroMemory(&stats, sizeof(stats));
+    stats.size = sizeof(stats);
+    ring = KRingReferenceRing(IrpSp->FileObject);
+    if (ring != NULL) {
+        KRingRingStats(ring, &stats);
+        IoReleaseRemoveLock(&ring->RemoveLock, IrpSp->FileObject);
+    }
+    stats.consumers = KRingGlobals.RingCount;
+    stats.process_notify = KRingGlobals.ProcessNotify;
+    stats.image_notify = KRingGlobals.ImageNotify ? 1 : 0;
+#if defined(KRING_TEST_BUILD)
+    stats.test_build = 1;
+#endif
+    stats.process_events = (uint64_t)KRingGlobals.ProcessEvents;
+    stats.image_events = (uint64_t)KRingGlobals.ImageEvents;
+    stats.lost_no_memory = (uint64_t)KRingGlobals.LostNoMemory;
+    RtlCopyMemory(Irp->AssociatedIrp.SystemBuffer, &stats, sizeof(stats));
+    *Information = sizeof(stats);
+    return STATUS_SUCCESS;
+}
+
+static NTSTATUS
+KRingIoctlRead(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_READ: checks the kring_read_in, then copies records of this
+    handle's ring (copy method) into the output buffer (KRingRingRead,
+    whose statuses it returns).
+
+--*/
+{
+    struct kring_read_in request;
+    PVOID buffer = Irp->AssociatedIrp.SystemBuffer;
+    PKRING_RING ring;
+    ULONG returned;
+    NTSTATUS status;
+
+    if (IrpSp->Parameters.DeviceIoControl.InputBufferLength != sizeof(request)) {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    RtlCopyMemory(&request, buffer, sizeof(request));
+    if (request.size != sizeof(request) || (request.flags & ~(uint32_t)KRING_READ_ARM) != 0) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    ring = KRingReferenceRing(IrpSp->FileObject);
+    if (ring == NULL) {
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    status = KRingRingRead(ring, request.flags, buffer, IrpSp->Parameters.DeviceIoControl.OutputBufferLength,
+                           &returned);
+    IoReleaseRemoveLock(&ring->RemoveLock, IrpSp->FileObject);
+    if (NT_SUCCESS(status)) {
+        *Information = returned;
+    }
+    return status;
+}
+
+#if defined(KRING_TEST_BUILD)
+
+static NTSTATUS
+KRingIoctlTestInject(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_TEST_INJECT (test builds only): checks the kring_inject_in
+    and room for the reply, then has KRingInject build and fan out its
+    synthetic records.
+
+--*/
+{
+    const struct kring_inject_in *request = Irp->AssociatedIrp.SystemBuffer;
+    struct kring_inject_out reply;
+    ULONG count;
+    NTSTATUS status;
+
+    if (IrpSp->Parameters.DeviceIoControl.InputBufferLength != sizeof(*request) ||
+        request->size != sizeof(*request)) {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    if (IrpSp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(reply)) {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    status = KRingInject(request, &count);
+    if (NT_SUCCESS(status)) {
+        reply.size = sizeof(reply);
+        reply.count = count;
+        RtlCopyMemory(Irp->AssociatedIrp.SystemBuffer, &reply, sizeof(reply));
+        *Information = sizeof(reply);
+    }
+    return status;
+}
+
+static NTSTATUS
+KRingIoctlTestPoke(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    )
+/*++
+
+Routine Description:
+
+    IOCTL_KRING_TEST_POKE (test builds only): stores a consumer position
+    into this handle's consumer page, as a broken client could.
+
+--*/
+{
+    struct kring_poke_in request;
+    PKRING_RING ring;
+
+    UNREFERENCED_PARAMETER(Information);
+    if (IrpSp->Parameters.DeviceIoControl.InputBufferLength != sizeof(request)) {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    RtlCopyMemory(&request, Irp->AssociatedIrp.SystemBuffer, sizeof(request));
+    if (request.size != sizeof(request) || request.reserved != 0) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    ring = KRingReferenceRing(IrpSp->FileObject);
+    if (ring == NULL) {
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    kring_store_release_u64(&ring->Cons->consumer_pos, request.consumer_pos);
+    IoReleaseRemoveLock(&ring->RemoveLock, IrpSp->FileObject);
+    return STATUS_SUCCESS;
+}
+
+#endif /* KRING_TEST_BUILD */
 
 _Use_decl_annotations_
 NTSTATUS
@@ -695,26 +492,19 @@ KRingDispatchDeviceControl(
 
 Routine Description:
 
-    IRP_MJ_DEVICE_CONTROL. Every code is METHOD_BUFFERED; each handler
-    checks its buffer lengths before it reads the system buffer.
+    IRP_MJ_DEVICE_CONTROL: routes each code to its handler and completes
+    the request with what the handler returned.
 
 Return Value:
 
     The handler's status; STATUS_ACCESS_DENIED on a handle whose open was
     refused (Wine only); STATUS_INVALID_DEVICE_REQUEST for an unknown code
-    (the test IOCTL in a release build, READ on a mapped ring);
-    STATUS_INVALID_DEVICE_STATE for DETACH, STATS or READ on a handle
-    without a ring; STATUS_INFO_LENGTH_MISMATCH / STATUS_BUFFER_TOO_SMALL
-    for wrong buffer sizes.
+    (the test IOCTLs in a release build).
 
 --*/
 {
     PIO_STACK_LOCATION irpSp = IoGetCurrentIrpStackLocation(Irp);
-    ULONG inputLength = irpSp->Parameters.DeviceIoControl.InputBufferLength;
-    ULONG outputLength = irpSp->Parameters.DeviceIoControl.OutputBufferLength;
-    PVOID buffer = Irp->AssociatedIrp.SystemBuffer;
     ULONG_PTR information = 0;
-    PKRING_RING ring;
     NTSTATUS status;
 
     UNREFERENCED_PARAMETER(DeviceObject);
@@ -725,124 +515,26 @@ Return Value:
     }
 
     switch (irpSp->Parameters.DeviceIoControl.IoControlCode) {
-
     case IOCTL_KRING_ATTACH:
-        status = KRingAttach(Irp, irpSp, &information);
+        status = KRingIoctlAttach(Irp, irpSp, &information);
         break;
-
     case IOCTL_KRING_DETACH:
-        KRingLockManage();
-        ring = irpSp->FileObject->FsContext;
-        if (ring == NULL) {
-            status = STATUS_INVALID_DEVICE_STATE;
-        } else {
-            KRingDetach(ring);
-            status = STATUS_SUCCESS;
-        }
-        KRingUnlockManage();
+        status = KRingIoctlDetach(Irp, irpSp, &information);
         break;
-
-    case IOCTL_KRING_STATS: {
-        struct kring_stats_out stats;
-
-        if (outputLength < sizeof(stats)) {
-            status = STATUS_BUFFER_TOO_SMALL;
-            break;
-        }
-        RtlZeroMemory(&stats, sizeof(stats));
-        stats.size = sizeof(stats);
-        ring = KRingReferenceRing(irpSp->FileObject);
-        if (ring != NULL) {
-            KRingRingStats(ring, &stats);
-            IoReleaseRemoveLock(&ring->RemoveLock, irpSp->FileObject);
-        }
-        stats.consumers = KRingGlobals.RingCount;
-        stats.process_notify = KRingGlobals.ProcessNotify;
-        stats.image_notify = KRingGlobals.ImageNotify ? 1 : 0;
+    case IOCTL_KRING_STATS:
+        status = KRingIoctlStats(Irp, irpSp, &information);
+        break;
+    case IOCTL_KRING_READ:
+        status = KRingIoctlRead(Irp, irpSp, &information);
+        break;
 #if defined(KRING_TEST_BUILD)
-        stats.test_build = 1;
+    case IOCTL_KRING_TEST_INJECT:
+        status = KRingIoctlTestInject(Irp, irpSp, &information);
+        break;
+    case IOCTL_KRING_TEST_POKE:
+        status = KRingIoctlTestPoke(Irp, irpSp, &information);
+        break;
 #endif
-        stats.process_events = (uint64_t)KRingGlobals.ProcessEvents;
-        stats.image_events = (uint64_t)KRingGlobals.ImageEvents;
-        stats.lost_no_memory = (uint64_t)KRingGlobals.LostNoMemory;
-        RtlCopyMemory(buffer, &stats, sizeof(stats));
-        information = sizeof(stats);
-        status = STATUS_SUCCESS;
-        break;
-    }
-
-    case IOCTL_KRING_READ: {
-        struct kring_read_in request;
-        ULONG returned;
-
-        if (inputLength != sizeof(request)) {
-            status = STATUS_INFO_LENGTH_MISMATCH;
-            break;
-        }
-        RtlCopyMemory(&request, buffer, sizeof(request));
-        if (request.size != sizeof(request) || (request.flags & ~(uint32_t)KRING_READ_ARM) != 0) {
-            status = STATUS_INVALID_PARAMETER;
-            break;
-        }
-        ring = KRingReferenceRing(irpSp->FileObject);
-        if (ring == NULL) {
-            status = STATUS_INVALID_DEVICE_STATE;
-            break;
-        }
-        status = KRingRingRead(ring, request.flags, buffer, outputLength, &returned);
-        IoReleaseRemoveLock(&ring->RemoveLock, irpSp->FileObject);
-        information = NT_SUCCESS(status) ? returned : 0;
-        break;
-    }
-
-#if defined(KRING_TEST_BUILD)
-    case IOCTL_KRING_TEST_INJECT: {
-        struct kring_inject_out reply;
-        ULONG count;
-
-        if (inputLength != sizeof(struct kring_inject_in) || ((const struct kring_inject_in *)buffer)->size !=
-                                                                 sizeof(struct kring_inject_in)) {
-            status = STATUS_INFO_LENGTH_MISMATCH;
-            break;
-        }
-        if (outputLength < sizeof(reply)) {
-            status = STATUS_BUFFER_TOO_SMALL;
-            break;
-        }
-        status = KRingInject(buffer, &count);
-        if (NT_SUCCESS(status)) {
-            reply.size = sizeof(reply);
-            reply.count = count;
-            RtlCopyMemory(buffer, &reply, sizeof(reply));
-            information = sizeof(reply);
-        }
-        break;
-    }
-
-    case IOCTL_KRING_TEST_POKE: {
-        struct kring_poke_in request;
-
-        if (inputLength != sizeof(request)) {
-            status = STATUS_INFO_LENGTH_MISMATCH;
-            break;
-        }
-        RtlCopyMemory(&request, buffer, sizeof(request));
-        if (request.size != sizeof(request) || request.reserved != 0) {
-            status = STATUS_INVALID_PARAMETER;
-            break;
-        }
-        ring = KRingReferenceRing(irpSp->FileObject);
-        if (ring == NULL) {
-            status = STATUS_INVALID_DEVICE_STATE;
-            break;
-        }
-        kring_store_release_u64(&ring->Cons->consumer_pos, request.consumer_pos);
-        IoReleaseRemoveLock(&ring->RemoveLock, irpSp->FileObject);
-        status = STATUS_SUCCESS;
-        break;
-    }
-#endif
-
     default:
         status = STATUS_INVALID_DEVICE_REQUEST;
         break;

@@ -10,8 +10,10 @@ Abstract:
     (PsSetCreateProcessNotifyRoutineEx2, resolved at run time, or ...Ex)
     and the load-image callback (PsSetLoadImageNotifyRoutine). Each
     callback builds one record of include/kring/kring_events.h (strings as bounded
-    UTF-8 with truncation flags; no kernel address ever), then hands it to
-    every attached ring that asked for that kind of event (fan-out).
+    UTF-8 with truncation flags; no kernel address ever), then has the ring
+    registry hand it to every attached ring that asked for that kind of
+    event (KRingFanOut, kring_rings.c). The process-exit callback also has
+    the registry unmap the rings of the exiting process.
 
     Test builds (KRING_TEST_BUILD) add KRingInject, which builds synthetic
     records with the same routines and fans them out the same way.
@@ -25,63 +27,6 @@ Environment:
 --*/
 
 #include "kring_drv.h"
-
-#define KRING_WRITER_TAG ((PVOID)(ULONG_PTR)'rwRK')
-
-static VOID
-KRingFanOut(
-    _In_ ULONG EventKind,
-    _In_ USHORT Type,
-    _In_ USHORT EventFlags,
-    _In_opt_ const UCHAR *Record,
-    _In_ ULONG Length
-    )
-/*++
-
-Routine Description:
-
-    Hands one record to every ring that receives EventKind. The list lock
-    is held only to take a reference (remove lock) on each ring; each
-    ring's own lock only for its copy; the event is set after that, at
-    PASSIVE_LEVEL.
-
-Arguments:
-
-    EventKind - KRING_EVENTS_PROCESS or KRING_EVENTS_IMAGE.
-
-    Type, EventFlags - the record's type and KRING_EV_* flags.
-
-    Record, Length - the record, or NULL when it could not be built: every
-        ring then counts a drop, so the loss shows as a sequence gap.
-
---*/
-{
-    PKRING_RING targets[KRING_MAX_CONSUMERS];
-    KLOCK_QUEUE_HANDLE lockHandle;
-    PLIST_ENTRY entry;
-    ULONG count = 0, i;
-    ULONG64 timeNs;
-
-    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
-    for (entry = KRingGlobals.Rings.Flink; entry != &KRingGlobals.Rings && count < KRING_MAX_CONSUMERS;
-         entry = entry->Flink) {
-        PKRING_RING ring = CONTAINING_RECORD(entry, KRING_RING, Link);
-
-        if ((ring->Events & EventKind) != 0 &&
-            NT_SUCCESS(IoAcquireRemoveLock(&ring->RemoveLock, KRING_WRITER_TAG))) {
-            targets[count++] = ring;
-        }
-    }
-    KeReleaseInStackQueuedSpinLock(&lockHandle);
-
-    timeNs = KRingTimeNs();
-    for (i = 0; i < count; i++) {
-        if (KRingRingWrite(targets[i], Type, EventFlags, timeNs, Record, Length)) {
-            KRingRingSignal(targets[i]);
-        }
-        IoReleaseRemoveLock(&targets[i]->RemoveLock, KRING_WRITER_TAG);
-    }
-}
 
 static PVOID
 KRingAllocateRecord(

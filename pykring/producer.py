@@ -5,8 +5,9 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 
 from . import errors
+from ._common import WAIT_SLICE_S, remove_ring, ring_path
 from ._lib import check, ffi, lib, raise_for
-from .ring import WAIT_SLICE_S, Timeout, _remove, ring_path
+from .ring import Timeout
 from .schema import HEADER_SIZE, Types, body_dtype, make_meta, normalize_types, types_from_meta
 
 
@@ -59,7 +60,7 @@ class Producer:
         until removed (``os.unlink(producer.path)``)."""
         meta = make_meta(capacity, normalize_types(dtype))
         if replace:
-            _remove(ring_path(name))
+            remove_ring(name)
         return cls(name, block=block, timeout=timeout, _create=(meta, mode))
 
     @property

@@ -8,32 +8,14 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Uni
 import numpy as np
 
 from . import errors
+from ._common import WAIT_SLICE_MAX_S, WAIT_SLICE_S, remove_ring, ring_path
 from ._lib import check, ffi, lib, raise_for
 from .schema import Types, make_meta, normalize_types, types_from_meta
 
-#: A blocked wait returns to the interpreter after this long at first, then
-#: after twice as long each time, up to WAIT_SLICE_MAX_S. On Linux Ctrl-C ends
-#: the wait at once (the futex wait returns EINTR); the slices bound how late
-#: a killed producer is noticed and what an idle consumer costs (about 10
-#: wakeups per 10 s once it has waited a while). Windows waits cannot be
-#: interrupted, so there every slice is short.
-WAIT_SLICE_S = 0.05
-WAIT_SLICE_MAX_S = 0.05 if sys.platform == "win32" else 1.0
 #: read() without out= drains batches up to this many rows through a reused buffer.
 SCRATCH_ROWS = 1024
 
 Timeout = Optional[float]
-
-
-def ring_path(name: Union[str, "os.PathLike[str]"]) -> str:
-    """Where the ring called `name` lives: a plain name is a file in /dev/shm,
-    anything with a slash is a path."""
-    name = os.fspath(name)
-    if not name or "\0" in name:
-        raise ValueError("ring name must be a non-empty string without NUL bytes")
-    if sys.platform == "win32":
-        return name
-    return name if "/" in name else os.path.join("/dev/shm", name)
 
 
 def _span(size: int) -> int:
@@ -330,10 +312,7 @@ class Ring:
         if self._on_close is not None:
             self._on_close()
         if self._unlink and self._path:
-            try:
-                os.unlink(self._path)
-            except FileNotFoundError:
-                pass
+            remove_ring(self._path)
 
     def __enter__(self) -> "Ring":
         return self
@@ -410,20 +389,12 @@ def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *
     path = ring_path(name)
     meta = make_meta(capacity, normalize_types(dtype))
     if replace:
-        _remove(path)
+        remove_ring(path)
     c = ffi.new("struct kring_consumer *")
     _check_open(lib.kring_consumer_create(c, path.encode(), meta, mode), c, "create ring %s" % path)
     ring = _wrap_consumer(c, path)
     ring._unlink = unlink
     return ring
-
-
-def _remove(path: str) -> None:
-    if sys.platform != "win32":
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 def attach(name: str) -> Ring:

@@ -337,7 +337,7 @@ def _wrap_consumer(c, path: str) -> Ring:
         types = types_from_meta(c.m.prod)
         for tid, name, dt in types:
             if int(c.type_size[tid]) != dt.itemsize:
-                raise errors.RingCorruptError("ring %s: schema of %r changed while attaching" % (path, name))
+                raise_for(lib.KRING_E_CORRUPT, "ring %s" % path, detail="schema of %r changed while attaching" % name)
     except BaseException:
         lib.kring_consumer_close(c)
         raise
@@ -364,8 +364,8 @@ def _meta_problem(path: str) -> str:
 def _check_open(rc: int, c, what: str, path: Optional[str] = None) -> None:
     if rc == lib.KRING_E_CORRUPT and c.err_reason == lib.KRING_BAD_META:
         problem = _meta_problem(path) if path and sys.platform != "win32" else "schema or sizes out of bounds"
-        raise errors.RingCorruptError("%s: the producer page does not describe a valid ring: %s"
-                                      % (what, problem), offset=lib.KRING_PAGE_SIZE, problem=problem)
+        raise_for(rc, what, detail="the producer page does not describe a valid ring: %s" % problem,
+                  problem=problem, offset=lib.KRING_PAGE_SIZE)
     check(rc, what, c.m.os_error, c)
 
 

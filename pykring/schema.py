@@ -5,11 +5,11 @@ followed by the record type's own fields. The numpy dtype of a record maps
 its bytes one to one, so a drain is a plain copy.
 """
 import re
-from typing import Dict, List, Mapping, Tuple, Union
+from typing import Dict, List, Mapping, NoReturn, Tuple, Union
 
 import numpy as np
 
-from ._lib import ffi, lib
+from ._lib import ffi, lib, raise_for
 
 HEADER_SIZE = lib.KRING_EVENT_HEADER_SIZE
 #: The common event header, as numpy fields (name, format, offset).
@@ -156,36 +156,34 @@ def types_from_meta(meta) -> List[Tuple[int, str, np.dtype]]:
     The page comes from another process: every name and format is checked
     before numpy sees it, and every field must lie inside its record.
     """
-    from .errors import RingCorruptError
-
-    def bad(why: str) -> RingCorruptError:
-        return RingCorruptError("ring schema is invalid: %s" % why, offset=None, problem=why)
+    def bad(why: str) -> NoReturn:
+        raise_for(lib.KRING_E_CORRUPT, "ring schema is invalid", detail=why, problem=why)
 
     out = []
     ntypes, nfields = int(meta.ntypes), int(meta.nfields)
     if not 1 <= ntypes <= lib.KRING_MAX_TYPES or nfields > lib.KRING_MAX_FIELDS:
-        raise bad("%d types, %d fields" % (ntypes, nfields))
+        bad("%d types, %d fields" % (ntypes, nfields))
     for i in range(ntypes):
         t = meta.types[i]
         name = ffi.string(t.name, lib.KRING_NAME_LEN).decode("ascii", "replace")
         if not _NAME_RE.match(name):
-            raise bad("type name %r" % name)
+            bad("type name %r" % name)
         size = int(t.size)
         names, formats, offsets = [], [], []
         for j in range(int(t.first_field), int(t.first_field) + int(t.nfields)):
             if j >= nfields:
-                raise bad("type %r lists fields past the end of the field table" % name)
+                bad("type %r lists fields past the end of the field table" % name)
             f = meta.fields[j]
             fname = ffi.string(f.name, lib.KRING_NAME_LEN).decode("ascii", "replace")
             fmt = ffi.string(f.format, lib.KRING_FORMAT_LEN).decode("ascii", "replace")
             if not _NAME_RE.match(fname) or fname in HEADER_NAMES or fname in names:
-                raise bad("type %r has a bad field name %r" % (name, fname))
+                bad("type %r has a bad field name %r" % (name, fname))
             if not _FORMAT_RE.match(fmt):
-                raise bad("field %s.%s has an unsupported format %r" % (name, fname, fmt))
+                bad("field %s.%s has an unsupported format %r" % (name, fname, fmt))
             fdt = np.dtype(fmt)
             off = int(f.offset)
             if off < HEADER_SIZE or off + fdt.itemsize > size:
-                raise bad("field %s.%s (%d bytes at %d) lies outside its %d-byte record"
+                bad("field %s.%s (%d bytes at %d) lies outside its %d-byte record"
                           % (name, fname, fdt.itemsize, off, size))
             names.append(fname)
             formats.append(fdt)

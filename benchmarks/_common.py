@@ -19,18 +19,12 @@ INCLUDE = os.path.join(ROOT, "include", "kring")
 BUILD_DIR = os.path.join(HERE, ".build")
 
 MiB = 1 << 20
-RECORD_HEADER = 8     #: ring record header (len, pg_off)
 EVENT_HEADER = 24     #: event header at the start of every payload (seq, ts, type, flags)
 
 
 def log(msg: str) -> None:
     """Progress and diagnostics: stderr, so that ``--json`` keeps stdout clean."""
     print(msg, file=sys.stderr, flush=True)
-
-
-def span(record_size: int) -> int:
-    """Bytes a record of `record_size` payload bytes occupies in the ring."""
-    return (RECORD_HEADER + record_size + 7) & ~7
 
 
 def unique_ring_name(tag: str) -> str:

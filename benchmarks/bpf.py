@@ -110,7 +110,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from numpy.lib.recfunctions import repack_fields
 
-from ._common import BUILD_DIR, HERE, MiB, ROOT, Report, log, span
+from ._common import BUILD_DIR, HERE, MiB, ROOT, Report, log
 
 SRC = os.path.join(HERE, "bpf")
 BTF = "/sys/kernel/btf/vmlinux"
@@ -536,14 +536,18 @@ def _stream(report: Report, exe: Dict[str, str], wakeup_every: int, runs: int, r
 # -- drain: a full ring, the consumer's own cost ---------------------------------
 def _drain_runs(synth: Synth) -> int:
     """Runs that fit in the synthetic producer's empty ring."""
-    return synth.capacity // (synth.run_records * span(RECORD_SIZE))
+    from pykring.schema import record_span
+
+    return synth.capacity // (synth.run_records * record_span(RECORD_SIZE))
 
 
 def _drain_pykring(synth: Synth, repeats: int) -> List[float]:
+    from pykring.schema import record_span
+
     runs = _drain_runs(synth)
     total = runs * synth.run_records
     synth.reset()
-    out = np.empty(synth.capacity // span(RECORD_SIZE) + 1, dtype=_record_dtype())
+    out = np.empty(synth.capacity // record_span(RECORD_SIZE) + 1, dtype=_record_dtype())
     out.view(np.uint8).fill(1)
     ns: List[float] = []
     with _Pinned(_cpus()[1]), _pykring_ring(synth) as ring:
@@ -675,6 +679,7 @@ class _Drainer(threading.Thread):
         """Ring bytes of the kept records: 8-byte header + payload (a string
         tail ends after its NUL: csrc/bpf/kring_events.bpf.c), 8-aligned."""
         from pykring.events import DTYPES
+        from pykring.schema import record_span
 
         total = 0
         for name, tail, at in (("process_start", "cmdline_len", "cmdline"), ("image_load", "path_len", "path"),
@@ -685,7 +690,7 @@ class _Drainer(threading.Thread):
             else:
                 assert dt.fields is not None
                 lens = np.minimum(dt.fields[at][1] + self.column(name, tail) + 1, dt.itemsize)
-            total += int(((lens + 8 + 7) & ~7).sum())
+            total += int(record_span(lens).sum())
         return total
 
 

@@ -32,7 +32,9 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from ._common import EVENT_HEADER, MiB, Report, log, span
+from pykring.schema import record_span
+
+from ._common import EVENT_HEADER, MiB, Report, log
 
 SIZES_QUICK = (32, 64, 256, 1024)
 SIZES_FULL = (32, 64, 256, 1024, 4096)
@@ -66,7 +68,7 @@ def measure(record_size: int, rounds: int, capacity: int = RING_CAPACITY):
     import pykring
     from ._common import remove_ring, unique_ring_name
 
-    sp = span(record_size)
+    sp = record_span(record_size)
     n = (capacity - sp) // sp          # fits however the free space wraps (padding < one span)
     nbytes = n * sp
     name = unique_ring_name("drain%d" % record_size)

@@ -10,16 +10,12 @@ import numpy as np
 from . import errors
 from ._common import WAIT_SLICE_MAX_S, WAIT_SLICE_S, remove_ring, ring_path
 from ._lib import check, ffi, lib, raise_for
-from .schema import Types, make_meta, normalize_types, types_from_meta
+from .schema import Types, make_meta, normalize_types, record_span, types_from_meta
 
 #: read() without out= drains batches up to this many rows through a reused buffer.
 SCRATCH_ROWS = 1024
 
 Timeout = Optional[float]
-
-
-def _span(size: int) -> int:
-    return (size + 8 + 7) & ~7
 
 
 @dataclass(frozen=True)
@@ -189,7 +185,7 @@ class Ring:
         if pending < 0:
             check(pending, "read", 0, self._c)
         size = int(self._c.type_min[tid])
-        return max(1, min(max_records, pending // _span(size) if pending else 1))
+        return max(1, min(max_records, pending // record_span(size) if pending else 1))
 
     def read(self, max_records: Optional[int] = None, timeout: Timeout = 0,
              out: Optional[np.ndarray] = None, commit: bool = True) -> np.ndarray:

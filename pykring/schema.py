@@ -12,6 +12,9 @@ import numpy as np
 from ._lib import ffi, lib, raise_for
 
 HEADER_SIZE = lib.KRING_EVENT_HEADER_SIZE
+#: The ring's record header (length and flags, page offset) before each payload.
+RECORD_HEADER_SIZE = lib.KRING_RECORD_HEADER_SIZE
+_ALIGN_MASK = lib.KRING_ALIGN - 1
 #: The common event header, as numpy fields (name, format, offset).
 HEADER_FIELDS = (("seq", "<u8", 0), ("ts", "<M8[ns]", 8), ("type", "<u2", 16), ("flags", "<u2", 18))
 HEADER_NAMES = frozenset(f[0] for f in HEADER_FIELDS)
@@ -22,6 +25,13 @@ _FORMAT_RE = re.compile(r"^(\((\d+,)*\d+,?\))?[<>|=]?(b1|[iu][1248]|f[248]|c(8|1
 
 DtypeLike = Union[np.dtype, str, list, tuple]
 Types = Mapping[str, DtypeLike]
+
+
+def record_span(size: int) -> int:
+    """Ring bytes a record of `size` payload bytes takes: the record header
+    and the payload, rounded up to 8 (KRING_RECORD_SPAN in kring.h). Takes
+    numpy integer arrays too."""
+    return (size + RECORD_HEADER_SIZE + _ALIGN_MASK) & ~_ALIGN_MASK
 
 
 def _format_of(dt: np.dtype) -> str:
@@ -116,7 +126,7 @@ def make_meta(capacity: int, types: Mapping[str, np.dtype]):
     nfields = 0
     for i, (name, body) in enumerate(types.items()):
         size = HEADER_SIZE + body.itemsize
-        span = (size + 8 + 7) & ~7
+        span = record_span(size)
         if span > capacity // 2:
             raise ValueError("record type %r (%d bytes) does not fit a %d-byte ring twice: use a "
                              "capacity of at least %d" % (name, size, capacity, 1 << (2 * span - 1).bit_length()))

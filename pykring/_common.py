@@ -1,8 +1,10 @@
 """What the consumer (ring.py) and the producer (producer.py) share: where a
 ring named by the caller lives, removing it, and how long a blocked call
-waits before it looks around again."""
+waits before it looks around again; and unique names for the scratch rings
+of the tests and benchmarks."""
 import os
 import sys
+import uuid
 from typing import Union
 
 #: A blocked wait returns to the interpreter after this long at first, then
@@ -36,3 +38,8 @@ def remove_ring(name: Union[str, "os.PathLike[str]"]) -> None:
         os.unlink(ring_path(name))
     except FileNotFoundError:
         pass
+
+
+def unique_ring_name(tag: str) -> str:
+    """A ring name nobody else uses: pykring-<tag>-<pid>-<12 random hex digits>."""
+    return "pykring-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex[:12])

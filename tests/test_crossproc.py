@@ -23,13 +23,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import pykring
+from ringutil import remove_ring, unique_ring_name
 
 PROCS = Path(__file__).resolve().parent / "procs"
 _spec = importlib.util.spec_from_file_location("crossproc_roles", PROCS / "roles.py")
@@ -57,16 +57,13 @@ def names():
     made = []
 
     def make(tag="x"):
-        name = "pykring-xproc-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex[:12])
+        name = unique_ring_name("xproc-%s" % tag)
         made.append(name)
         return name
 
     yield make
     for name in made:
-        try:
-            os.unlink(os.path.join("/dev/shm", name))
-        except FileNotFoundError:
-            pass
+        remove_ring(name)
 
 
 class Child:

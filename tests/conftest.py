@@ -14,7 +14,7 @@ REQUIRE_ALL = os.environ.get("KRING_REQUIRE_ALL") == "1"
 @pytest.fixture
 def ring_name():
     """A unique ring name; /dev/shm/<name> is removed after the test."""
-    from ringutil import remove_ring, unique_ring_name
+    from tests.ringutil import remove_ring, unique_ring_name
 
     name = unique_ring_name("test")
     yield name

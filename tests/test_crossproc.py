@@ -15,7 +15,6 @@ until a hang guard fails the test.
 
 Bugs found were xfail(strict=True) tests until fixed.
 """
-import importlib.util
 import json
 import os
 import select
@@ -29,12 +28,11 @@ import numpy as np
 import pytest
 
 import pykring
-from ringutil import remove_ring, unique_ring_name
+
+from tests.procs import roles
+from tests.ringutil import remove_ring, unique_ring_name
 
 PROCS = Path(__file__).resolve().parent / "procs"
-_spec = importlib.util.spec_from_file_location("crossproc_roles", PROCS / "roles.py")
-roles = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(roles)
 
 SMALL, BIG = roles.SMALL, roles.BIG
 

@@ -5,10 +5,11 @@ import os
 import numpy as np
 import pytest
 
+import pykring
 from pykring import events
 from pykring._lib import ffi, lib
-from pykring.ring import _open_consumer
-from ringutil import shm, unique_ring_name
+
+from tests.ringutil import shm, unique_ring_name
 
 STRUCTS = {
     "process_start": ("struct kring_process_start", lib.KRING_TYPE_PROCESS_START),
@@ -46,7 +47,7 @@ def test_variable_length_tail_is_zero_filled():
     path = shm(unique_ring_name("test-events"))
     assert lib.kring_shm_create(path.encode(), events.event_meta(1 << 16), 0o600) == lib.KRING_OK
     try:
-        ring = _open_consumer(path, "attach")
+        ring = pykring.attach(path)
         p = ffi.new("struct kring_producer *")
         assert lib.kring_producer_open(p, path.encode(), lib.KRING_DROP) == lib.KRING_OK
         body = np.zeros(1, dtype=events.DTYPES["process_start"])

@@ -113,8 +113,6 @@ from numpy.lib.recfunctions import repack_fields
 from ._common import BUILD_DIR, HERE, MiB, ROOT, Report, log
 
 SRC = os.path.join(HERE, "bpf")
-BTF = "/sys/kernel/btf/vmlinux"
-BPF_ARCH = {"x86_64": "x86", "aarch64": "arm64", "ppc64le": "powerpc", "s390x": "s390", "riscv64": "riscv"}
 
 RING_CAPACITY = 16 * MiB            #: pykring.kernel()'s default size too
 RECORD_SIZE = 64                    #: event header (24) + body (40): synth.bpf.c SYNTH_BODY_WORDS = 5
@@ -174,28 +172,19 @@ def missing() -> List[str]:
         return ["Linux"]
     if os.geteuid() != 0:
         out.append("root (loading BPF programs)")
-    for tool in ("clang", "cc"):
-        if not shutil.which(tool):
-            out.append(tool)
-    if not _bpftool():
-        out.append("bpftool")
-    if not os.path.exists("/usr/include/bpf/libbpf.h"):
-        out.append("libbpf-dev")
-    if not os.path.exists(BTF):
-        out.append("kernel BTF (%s)" % BTF)
-    if platform.machine() not in BPF_ARCH:
-        out.append("a BPF target architecture (not %s)" % platform.machine())
+    if not shutil.which("cc"):
+        out.append("cc")
     try:
+        from pykring import _build_bpf
         from pykring.kernel_linux import OBJECT_PATH
-        if not os.path.exists(os.environ.get("KRING_BPF_OBJECT") or OBJECT_PATH):
-            out.append("pykring's eBPF object (reinstall pykring with clang and bpftool)")
     except ImportError as exc:
-        out.append("pykring (%s)" % exc)
+        return out + ["pykring (%s)" % exc]
+    out += _build_bpf.missing()
+    if not os.path.exists("/usr/include/bpf/libbpf.h") and not any(m.startswith("libbpf-dev") for m in out):
+        out.append("libbpf-dev")
+    if not os.path.exists(os.environ.get("KRING_BPF_OBJECT") or OBJECT_PATH):
+        out.append("pykring's eBPF object (reinstall pykring with clang and bpftool)")
     return out
-
-
-def _bpftool() -> Optional[str]:
-    return shutil.which("bpftool") or shutil.which("bpftool", path="/usr/sbin:/sbin")
 
 
 def _run(cmd: List[str], **kw) -> None:
@@ -210,12 +199,13 @@ def build() -> Dict[str, str]:
     """Compile benchmarks/bpf/* into benchmarks/.build/bpf-<hash>/ (once per
     content of the sources, the compilers and the kernel's BTF) and return
     the paths of synth.bpf.o, libbpf_consumer, synth_trigger and forkstorm."""
-    clang, cc, bpftool = shutil.which("clang") or "clang", shutil.which("cc") or "cc", _bpftool() or "bpftool"
-    arch = BPF_ARCH[platform.machine()]
-    bpf_flags = ["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_%s" % arch, "-Wall"]
+    from pykring import _build_bpf
+
+    clang, cc = _build_bpf.tool("clang"), shutil.which("cc") or "cc"
     c_flags = ["-O2", "-Wall", "-Wextra"]
-    h = hashlib.sha256(repr((clang, cc, bpf_flags, c_flags, platform.release(),
-                             os.path.getsize(BTF) if os.path.exists(BTF) else 0)).encode())
+    btf = _build_bpf.BTF
+    h = hashlib.sha256(repr((clang, cc, _build_bpf.flags(), c_flags, platform.release(),
+                             os.path.getsize(btf) if os.path.exists(btf) else 0)).encode())
     names = sorted(n for n in os.listdir(SRC) if n.endswith(".c"))
     for n in names:
         with open(os.path.join(SRC, n), "rb") as f:
@@ -228,14 +218,8 @@ def build() -> Dict[str, str]:
     tmp = out + ".tmp%d" % os.getpid()
     os.makedirs(tmp, exist_ok=True)
     log("bpf: building into %s" % os.path.relpath(out, ROOT))
-    vmlinux = os.path.join(tmp, "vmlinux.h")
-    with open(vmlinux, "wb") as f:
-        res = subprocess.run([bpftool, "btf", "dump", "file", BTF, "format", "c"], stdout=f,
-                             stderr=subprocess.PIPE)
-    if res.returncode != 0:
-        raise RuntimeError("bpftool btf dump failed: %s" % res.stderr.decode(errors="replace").strip())
-    _run([clang] + bpf_flags + ["-I", tmp, "-c", os.path.join(SRC, "synth.bpf.c"),
-                                "-o", os.path.join(tmp, "synth.bpf.o")])
+    _build_bpf.compile_object(os.path.join(SRC, "synth.bpf.c"), os.path.join(tmp, "synth.bpf.o"),
+                              _build_bpf.dump_vmlinux_h(tmp))
     for name, libs in (("libbpf_consumer", ["-lbpf"]), ("synth_trigger", ["-lbpf"]), ("forkstorm", [])):
         _run([cc] + c_flags + [os.path.join(SRC, name + ".c"), "-o", os.path.join(tmp, name)] + libs)
     if os.path.exists(out):

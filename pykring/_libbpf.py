@@ -10,9 +10,7 @@ import threading
 from typing import List
 
 from . import errors
-
-#: Debian packages that build (clang llvm libbpf-dev bpftool) and run (libbpf1) the source.
-DEBIAN_PACKAGES = "clang llvm libbpf-dev bpftool libbpf1"
+from ._build_bpf import DEBIAN_PACKAGES
 
 _LIBBPF_CDEF = """
 struct bpf_object;

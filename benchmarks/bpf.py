@@ -11,9 +11,9 @@ bpf_ringbuf_reserve/submit: BPF_RB_NO_WAKEUP except a forced wakeup every
 RUN_RECORDS records (288 KiB of ring), or the kernel's adaptive wakeups
 (``*_adaptive``, full run only). A failed reserve is counted and takes a
 sequence number, so a consumer's gaps must equal the drops. The harness loads
-it (libbpf through cffi, ABI mode) with a 16 MiB ring (pykring.kernel()'s
-default size) and resets its counters before each measurement; consumers
-inherit the map and program fds.
+it (libbpf through pykring._libbpf: cffi, ABI mode) with a 16 MiB ring
+(pykring.kernel()'s default size) and resets its counters before each
+measurement; consumers inherit the map and program fds.
 
 Two consumers, each the ring's only consumer, alternating round by round
 (which goes first alternates too; stream round 0 is a discarded warm-up):
@@ -139,30 +139,6 @@ SPAWN_PATH = "/bin/true"
 _CONFIG = struct.Struct("<II")      # synth.bpf.c struct synth_config
 _COUNTERS = struct.Struct("<QQQ")   # synth.bpf.c struct synth_counters
 
-_LIBBPF_CDEF = """
-struct bpf_object;
-struct bpf_program;
-struct bpf_map;
-struct bpf_object *bpf_object__open_file(const char *path, const void *opts);
-int bpf_object__load(struct bpf_object *obj);
-void bpf_object__close(struct bpf_object *obj);
-struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj, const char *name);
-int bpf_program__fd(const struct bpf_program *prog);
-struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
-int bpf_map__fd(const struct bpf_map *map);
-int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
-int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
-int bpf_map_lookup_elem(int fd, const void *key, void *value);
-int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags);
-struct bpf_test_run_opts {
-    size_t sz; const void *data_in; void *data_out; uint32_t data_size_in; uint32_t data_size_out;
-    const void *ctx_in; void *ctx_out; uint32_t ctx_size_in; uint32_t ctx_size_out;
-    uint32_t retval; int repeat; uint32_t duration; uint32_t flags; uint32_t cpu; uint32_t batch_size;
-};
-int bpf_prog_test_run_opts(int prog_fd, struct bpf_test_run_opts *opts);
-"""
-_libbpf = None
-
 
 # -- preconditions and the build ------------------------------------------------
 def missing() -> List[str]:
@@ -230,14 +206,11 @@ def build() -> Dict[str, str]:
 
 # -- the synthetic producer -----------------------------------------------------
 def _lib():
-    global _libbpf
-    if _libbpf is None:
-        from cffi import FFI
+    """(ffi, libbpf): pykring's declarations and its one loaded libbpf."""
+    from pykring import _libbpf
 
-        ffi = FFI()
-        ffi.cdef(_LIBBPF_CDEF)
-        _libbpf = (ffi, ffi.dlopen("libbpf.so.1"))
-    return _libbpf
+    ffi, bpf, _ = _libbpf.load()
+    return ffi, bpf
 
 
 class Synth:
@@ -245,28 +218,32 @@ class Synth:
 
     def __init__(self, path: str, wakeup_every: int = RUN_RECORDS, capacity: int = RING_CAPACITY,
                  run_records: int = RUN_RECORDS):
+        from pykring import _libbpf
+
         ffi, lib = self._ffi, self._lib = _lib()
         self.capacity = capacity
         self.run_records = run_records
-        self._obj = lib.bpf_object__open_file(path.encode(), ffi.NULL)
-        if self._obj == ffi.NULL:
-            raise RuntimeError("opening %s failed (errno %d)" % (path, ffi.errno))
-        try:
-            ring = self._map("synth_ring")
-            cfg = _CONFIG.pack(run_records, wakeup_every)
-            if (lib.bpf_map__set_max_entries(ring, capacity) or
-                    lib.bpf_map__set_initial_value(self._map(".rodata"), cfg, len(cfg))):
-                raise RuntimeError("configuring %s failed" % path)
-            rc = lib.bpf_object__load(self._obj)
-            if rc:
-                raise RuntimeError("loading %s failed: %s" % (path, os.strerror(-rc)))
-            prog = lib.bpf_object__find_program_by_name(self._obj, b"synth_run")
-            self.prog_fd = lib.bpf_program__fd(prog)
-            self.map_fd = lib.bpf_map__fd(ring)
-            self._bss_fd = lib.bpf_map__fd(self._map(".bss"))
-        except BaseException:
-            self.close()
-            raise
+        with _libbpf.lock:                  # libbpf's messages, for the errors below
+            _libbpf.clear_log()
+            self._obj = lib.bpf_object__open_file(path.encode(), ffi.NULL)
+            if self._obj == ffi.NULL:
+                raise RuntimeError("opening %s failed (errno %d)%s" % (path, ffi.errno, _libbpf.log_tail()))
+            try:
+                ring = self._map("synth_ring")
+                cfg = _CONFIG.pack(run_records, wakeup_every)
+                if (lib.bpf_map__set_max_entries(ring, capacity) or
+                        lib.bpf_map__set_initial_value(self._map(".rodata"), cfg, len(cfg))):
+                    raise RuntimeError("configuring %s failed%s" % (path, _libbpf.log_tail()))
+                rc = lib.bpf_object__load(self._obj)
+                if rc:
+                    raise RuntimeError("loading %s failed: %s%s" % (path, os.strerror(-rc), _libbpf.log_tail()))
+                prog = lib.bpf_object__find_program_by_name(self._obj, b"synth_run")
+                self.prog_fd = lib.bpf_program__fd(prog)
+                self.map_fd = lib.bpf_map__fd(ring)
+                self._bss_fd = lib.bpf_map__fd(self._map(".bss"))
+            except BaseException:
+                self.close()
+                raise
         self._opts = ffi.new("struct bpf_test_run_opts *")
         self._key = ffi.new("uint32_t *", 0)
         self._val = ffi.new("uint8_t[]", _COUNTERS.size)

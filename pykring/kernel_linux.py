@@ -34,15 +34,13 @@ import os
 import struct
 import time
 import weakref
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
-import numpy as np
-
-from . import _lib, _libbpf, errors
+from . import _libbpf, errors
 from ._libbpf import DEBIAN_PACKAGES
 from .events import EVENT_TYPES, event_meta
 from .kernel import EVENT_KINDS, check_ring_size, event_bits
-from .ring import Ring
+from .ring import bpf_ring
 #: The compiled programs, next to this module (KRING_BPF_OBJECT overrides).
 OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "kring_events.bpf.o")
 #: Default ring buffer size: 16 MiB holds ~25,000 process_start records.
@@ -409,32 +407,6 @@ class LinuxKernelSource:
             self.close()
         except Exception:
             pass
-
-
-def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]], *,
-             min_sizes: Optional[Dict[int, int]] = None,
-             counts: Optional[Callable[[], Tuple[int, int]]] = None,
-             on_close: Optional[Callable[[], None]] = None, name: Optional[str] = None) -> Ring:
-    """A Ring over a Linux BPF ring buffer map (its fd and data size).
-
-    ``types``: (id, name, record dtype) of the records the BPF programs
-    write; ``min_sizes``: shortest valid payload per type id (default: the
-    full size); ``counts()``: (written, dropped) as the programs count them;
-    ``on_close``: called after the mapping is released (detach programs,
-    close fds). Used by the kernel event sources.
-    """
-    ffi, lib = _lib.ffi, _lib.lib
-    c = ffi.new("struct kring_consumer *")
-    _lib.check(lib.kring_consumer_map_bpf(c, map_fd, capacity), "map BPF ring buffer", c.m.os_error, c)
-    for tid, tname, dt in types:
-        size = dt.itemsize
-        rc = lib.kring_consumer_set_type(c, tid, size, (min_sizes or {}).get(tid, size))
-        if rc != lib.KRING_OK:
-            lib.kring_consumer_close(c)
-            _lib.check(rc, "record type %s" % tname)
-    c.seq_started = 1            # programs number records from 0 when loaded
-    c.next_seq = 0
-    return Ring(c, list(types), name, on_close=on_close, written=counts)
 
 
 def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE):

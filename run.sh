@@ -50,7 +50,7 @@ setup() {
     fi
     # Rebuild when anything that goes into the build changed.
     local stamp="$VENV/.pykring-build" sum
-    sum=$(cat pyproject.toml setup.py pykring/_build.py pykring/_version.py include/kring/*.h csrc/*.h csrc/*.c csrc/bpf/* | sha256sum | cut -d' ' -f1)
+    sum=$(cat pyproject.toml setup.py pykring/_build.py pykring/_build_bpf.py pykring/_version.py include/kring/*.h csrc/*.h csrc/*.c csrc/bpf/* | sha256sum | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ] || ! "$PY" -c 'import pykring' >/dev/null 2>&1 ||
         { [ "${KRING_BPF_REQUIRED:-}" = 1 ] && [ ! -f pykring/bpf/kring_events.bpf.o ]; }; then
         log "installing pykring (editable, with test extras) into $VENV"

@@ -1,6 +1,5 @@
+import importlib.util
 import os
-import platform
-import shutil
 import subprocess
 import sys
 
@@ -14,18 +13,21 @@ from setuptools.command.build_py import build_py
 ROOT = os.path.dirname(os.path.abspath(__file__))
 BPF_SOURCE = os.path.join("csrc", "bpf", "kring_events.bpf.c")
 BPF_OBJECT = os.path.join("pykring", "bpf", "kring_events.bpf.o")
-BPF_PACKAGES = "clang llvm libbpf-dev bpftool libbpf1"
-BPF_ARCH = {"x86_64": "x86", "amd64": "x86", "aarch64": "arm64", "arm64": "arm64",
-            "ppc64le": "powerpc", "s390x": "s390", "riscv64": "riscv"}
+
+
+def _load(name, path):
+    # By path: importing pykring needs the extension this build makes.
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bpf_build = _load("pykring_build_bpf", os.path.join("pykring", "_build_bpf.py"))
 
 
 def _note(msg):
     sys.stderr.write("pykring: %s\n" % msg)
-
-
-def _tool(name):
-    # bpftool lives in /usr/sbin on Debian, outside a normal user's PATH.
-    return os.environ.get(name.upper()) or shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
 
 
 def _remove(path):
@@ -42,50 +44,26 @@ def build_bpf_object(out, tmp):
     With KRING_WERROR=1 warnings are errors, and so is a failed compile."""
     required = os.environ.get("KRING_BPF_REQUIRED") == "1"
     werror = os.environ.get("KRING_WERROR") == "1"
-    clang, bpftool = _tool("clang"), _tool("bpftool")
     vmlinux_h = os.environ.get("KRING_VMLINUX_H")   # a pre-generated vmlinux.h ("or an equivalent")
-    btf = "/sys/kernel/btf/vmlinux"
-    missing = []
-    if not clang:
-        missing.append("clang")
-    if not vmlinux_h and not bpftool:
-        missing.append("bpftool")
-    if not os.path.exists("/usr/include/bpf/bpf_helpers.h"):
-        missing.append("libbpf-dev (bpf/bpf_helpers.h)")
-    if not vmlinux_h and not os.path.exists(btf):
-        missing.append("kernel BTF (%s)" % btf)
-    arch = BPF_ARCH.get(platform.machine().lower())
-    if not arch:
-        missing.append("a supported architecture (not %s)" % platform.machine())
+    missing = bpf_build.missing(vmlinux_h)
     if missing:
         msg = ("not building the eBPF object (missing: %s); pykring.kernel() will not work on "
                "Linux until pykring is reinstalled with the Debian packages %s"
-               % (", ".join(missing), BPF_PACKAGES))
+               % (", ".join(missing), bpf_build.DEBIAN_PACKAGES))
         if required:
             raise RuntimeError(msg)
         _note(msg)
         _remove(out)
         return False
-    os.makedirs(tmp, exist_ok=True)
     os.makedirs(os.path.dirname(out), exist_ok=True)
+    extra = ["-mcpu=v3", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+    if werror:
+        extra.append("-Werror")
     try:
         if not vmlinux_h:
-            vmlinux_h = os.path.join(tmp, "vmlinux.h")
-            with open(vmlinux_h + ".tmp", "wb") as f:
-                subprocess.run([bpftool, "btf", "dump", "file", btf, "format", "c"], stdout=f, check=True)
-            os.replace(vmlinux_h + ".tmp", vmlinux_h)
-        cmd = [clang, "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_%s" % arch,
-               "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
-               "-I", os.path.dirname(vmlinux_h), "-I", os.path.join(ROOT, "include")]
-        if werror:
-            cmd.append("-Werror")
-        cmd += ["-c", os.path.join(ROOT, BPF_SOURCE), "-o", out + ".tmp"]
-        subprocess.run(cmd, check=True)
-        # Drop the DWARF (most of the file); .BTF and .BTF.ext, which libbpf needs, stay.
-        strip = _tool("llvm-strip")
-        if strip:
-            subprocess.run([strip, "-g", out + ".tmp"], check=True)
-        os.replace(out + ".tmp", out)
+            vmlinux_h = bpf_build.dump_vmlinux_h(tmp)
+        bpf_build.compile_object(os.path.join(ROOT, BPF_SOURCE), out, vmlinux_h, extra,
+                                 include_dirs=[os.path.join(ROOT, "include")], strip=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         if required or werror:
             raise

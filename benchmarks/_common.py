@@ -1,5 +1,6 @@
-"""What every benchmark shares: the report, statistics, ring names, the
-machine description and the build of the C producer."""
+"""What every benchmark shares: the report, statistics, the machine
+description and the build of the C producer. Ring names come from
+pykring._common (unique_ring_name, remove_ring), as in the tests."""
 import datetime
 import hashlib
 import math
@@ -8,7 +9,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -19,30 +19,12 @@ INCLUDE = os.path.join(ROOT, "include", "kring")
 BUILD_DIR = os.path.join(HERE, ".build")
 
 MiB = 1 << 20
-RECORD_HEADER = 8     #: ring record header (len, pg_off)
 EVENT_HEADER = 24     #: event header at the start of every payload (seq, ts, type, flags)
 
 
 def log(msg: str) -> None:
     """Progress and diagnostics: stderr, so that ``--json`` keeps stdout clean."""
     print(msg, file=sys.stderr, flush=True)
-
-
-def span(record_size: int) -> int:
-    """Bytes a record of `record_size` payload bytes occupies in the ring."""
-    return (RECORD_HEADER + record_size + 7) & ~7
-
-
-def unique_ring_name(tag: str) -> str:
-    """A ring name (a file in /dev/shm) nobody else uses."""
-    return "pykring-bench-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex[:12])
-
-
-def remove_ring(name: str) -> None:
-    try:
-        os.unlink(name if "/" in name else os.path.join("/dev/shm", name))
-    except FileNotFoundError:
-        pass
 
 
 # -- statistics --------------------------------------------------------------

@@ -11,9 +11,9 @@ bpf_ringbuf_reserve/submit: BPF_RB_NO_WAKEUP except a forced wakeup every
 RUN_RECORDS records (288 KiB of ring), or the kernel's adaptive wakeups
 (``*_adaptive``, full run only). A failed reserve is counted and takes a
 sequence number, so a consumer's gaps must equal the drops. The harness loads
-it (libbpf through cffi, ABI mode) with a 16 MiB ring (pykring.kernel()'s
-default size) and resets its counters before each measurement; consumers
-inherit the map and program fds.
+it (libbpf through pykring._libbpf: cffi, ABI mode) with a 16 MiB ring
+(pykring.kernel()'s default size) and resets its counters before each
+measurement; consumers inherit the map and program fds.
 
 Two consumers, each the ring's only consumer, alternating round by round
 (which goes first alternates too; stream round 0 is a discarded warm-up):
@@ -22,7 +22,7 @@ Two consumers, each the ring's only consumer, alternating round by round
   and ring_buffer__poll / ring_buffer__consume, a callback that checks the
   length, memcpy's the record into the next row of a 4 MiB buffer and checks
   seq continuity on the copy.
-- pykring: ``pykring.kernel_linux.bpf_ring(map_fd, capacity, types)`` in this Python
+- pykring: ``pykring.ring.bpf_ring(map_fd, capacity, types)`` in this Python
   process, ``Ring.read(out=<4 MiB preallocated array>, timeout=...)`` in a
   loop; count, the last seq of every batch, ``stats.lost`` against the drops.
 
@@ -110,11 +110,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from numpy.lib.recfunctions import repack_fields
 
-from ._common import BUILD_DIR, HERE, MiB, ROOT, Report, log, span
+from ._common import BUILD_DIR, HERE, MiB, ROOT, Report, log
 
 SRC = os.path.join(HERE, "bpf")
-BTF = "/sys/kernel/btf/vmlinux"
-BPF_ARCH = {"x86_64": "x86", "aarch64": "arm64", "ppc64le": "powerpc", "s390x": "s390", "riscv64": "riscv"}
 
 RING_CAPACITY = 16 * MiB            #: pykring.kernel()'s default size too
 RECORD_SIZE = 64                    #: event header (24) + body (40): synth.bpf.c SYNTH_BODY_WORDS = 5
@@ -141,30 +139,6 @@ SPAWN_PATH = "/bin/true"
 _CONFIG = struct.Struct("<II")      # synth.bpf.c struct synth_config
 _COUNTERS = struct.Struct("<QQQ")   # synth.bpf.c struct synth_counters
 
-_LIBBPF_CDEF = """
-struct bpf_object;
-struct bpf_program;
-struct bpf_map;
-struct bpf_object *bpf_object__open_file(const char *path, const void *opts);
-int bpf_object__load(struct bpf_object *obj);
-void bpf_object__close(struct bpf_object *obj);
-struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj, const char *name);
-int bpf_program__fd(const struct bpf_program *prog);
-struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
-int bpf_map__fd(const struct bpf_map *map);
-int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
-int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
-int bpf_map_lookup_elem(int fd, const void *key, void *value);
-int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags);
-struct bpf_test_run_opts {
-    size_t sz; const void *data_in; void *data_out; uint32_t data_size_in; uint32_t data_size_out;
-    const void *ctx_in; void *ctx_out; uint32_t ctx_size_in; uint32_t ctx_size_out;
-    uint32_t retval; int repeat; uint32_t duration; uint32_t flags; uint32_t cpu; uint32_t batch_size;
-};
-int bpf_prog_test_run_opts(int prog_fd, struct bpf_test_run_opts *opts);
-"""
-_libbpf = None
-
 
 # -- preconditions and the build ------------------------------------------------
 def missing() -> List[str]:
@@ -174,28 +148,19 @@ def missing() -> List[str]:
         return ["Linux"]
     if os.geteuid() != 0:
         out.append("root (loading BPF programs)")
-    for tool in ("clang", "cc"):
-        if not shutil.which(tool):
-            out.append(tool)
-    if not _bpftool():
-        out.append("bpftool")
-    if not os.path.exists("/usr/include/bpf/libbpf.h"):
-        out.append("libbpf-dev")
-    if not os.path.exists(BTF):
-        out.append("kernel BTF (%s)" % BTF)
-    if platform.machine() not in BPF_ARCH:
-        out.append("a BPF target architecture (not %s)" % platform.machine())
+    if not shutil.which("cc"):
+        out.append("cc")
     try:
+        from pykring import _build_bpf
         from pykring.kernel_linux import OBJECT_PATH
-        if not os.path.exists(os.environ.get("KRING_BPF_OBJECT") or OBJECT_PATH):
-            out.append("pykring's eBPF object (reinstall pykring with clang and bpftool)")
     except ImportError as exc:
-        out.append("pykring (%s)" % exc)
+        return out + ["pykring (%s)" % exc]
+    out += _build_bpf.missing()
+    if not os.path.exists("/usr/include/bpf/libbpf.h") and not any(m.startswith("libbpf-dev") for m in out):
+        out.append("libbpf-dev")
+    if not os.path.exists(os.environ.get("KRING_BPF_OBJECT") or OBJECT_PATH):
+        out.append("pykring's eBPF object (reinstall pykring with clang and bpftool)")
     return out
-
-
-def _bpftool() -> Optional[str]:
-    return shutil.which("bpftool") or shutil.which("bpftool", path="/usr/sbin:/sbin")
 
 
 def _run(cmd: List[str], **kw) -> None:
@@ -210,12 +175,13 @@ def build() -> Dict[str, str]:
     """Compile benchmarks/bpf/* into benchmarks/.build/bpf-<hash>/ (once per
     content of the sources, the compilers and the kernel's BTF) and return
     the paths of synth.bpf.o, libbpf_consumer, synth_trigger and forkstorm."""
-    clang, cc, bpftool = shutil.which("clang") or "clang", shutil.which("cc") or "cc", _bpftool() or "bpftool"
-    arch = BPF_ARCH[platform.machine()]
-    bpf_flags = ["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_%s" % arch, "-Wall"]
+    from pykring import _build_bpf
+
+    clang, cc = _build_bpf.tool("clang"), shutil.which("cc") or "cc"
     c_flags = ["-O2", "-Wall", "-Wextra"]
-    h = hashlib.sha256(repr((clang, cc, bpf_flags, c_flags, platform.release(),
-                             os.path.getsize(BTF) if os.path.exists(BTF) else 0)).encode())
+    btf = _build_bpf.BTF
+    h = hashlib.sha256(repr((clang, cc, _build_bpf.flags(), c_flags, platform.release(),
+                             os.path.getsize(btf) if os.path.exists(btf) else 0)).encode())
     names = sorted(n for n in os.listdir(SRC) if n.endswith(".c"))
     for n in names:
         with open(os.path.join(SRC, n), "rb") as f:
@@ -228,14 +194,8 @@ def build() -> Dict[str, str]:
     tmp = out + ".tmp%d" % os.getpid()
     os.makedirs(tmp, exist_ok=True)
     log("bpf: building into %s" % os.path.relpath(out, ROOT))
-    vmlinux = os.path.join(tmp, "vmlinux.h")
-    with open(vmlinux, "wb") as f:
-        res = subprocess.run([bpftool, "btf", "dump", "file", BTF, "format", "c"], stdout=f,
-                             stderr=subprocess.PIPE)
-    if res.returncode != 0:
-        raise RuntimeError("bpftool btf dump failed: %s" % res.stderr.decode(errors="replace").strip())
-    _run([clang] + bpf_flags + ["-I", tmp, "-c", os.path.join(SRC, "synth.bpf.c"),
-                                "-o", os.path.join(tmp, "synth.bpf.o")])
+    _build_bpf.compile_object(os.path.join(SRC, "synth.bpf.c"), os.path.join(tmp, "synth.bpf.o"),
+                              _build_bpf.dump_vmlinux_h(tmp))
     for name, libs in (("libbpf_consumer", ["-lbpf"]), ("synth_trigger", ["-lbpf"]), ("forkstorm", [])):
         _run([cc] + c_flags + [os.path.join(SRC, name + ".c"), "-o", os.path.join(tmp, name)] + libs)
     if os.path.exists(out):
@@ -246,14 +206,11 @@ def build() -> Dict[str, str]:
 
 # -- the synthetic producer -----------------------------------------------------
 def _lib():
-    global _libbpf
-    if _libbpf is None:
-        from cffi import FFI
+    """(ffi, libbpf): pykring's declarations and its one loaded libbpf."""
+    from pykring import _libbpf
 
-        ffi = FFI()
-        ffi.cdef(_LIBBPF_CDEF)
-        _libbpf = (ffi, ffi.dlopen("libbpf.so.1"))
-    return _libbpf
+    ffi, bpf, _ = _libbpf.load()
+    return ffi, bpf
 
 
 class Synth:
@@ -261,28 +218,32 @@ class Synth:
 
     def __init__(self, path: str, wakeup_every: int = RUN_RECORDS, capacity: int = RING_CAPACITY,
                  run_records: int = RUN_RECORDS):
+        from pykring import _libbpf
+
         ffi, lib = self._ffi, self._lib = _lib()
         self.capacity = capacity
         self.run_records = run_records
-        self._obj = lib.bpf_object__open_file(path.encode(), ffi.NULL)
-        if self._obj == ffi.NULL:
-            raise RuntimeError("opening %s failed (errno %d)" % (path, ffi.errno))
-        try:
-            ring = self._map("synth_ring")
-            cfg = _CONFIG.pack(run_records, wakeup_every)
-            if (lib.bpf_map__set_max_entries(ring, capacity) or
-                    lib.bpf_map__set_initial_value(self._map(".rodata"), cfg, len(cfg))):
-                raise RuntimeError("configuring %s failed" % path)
-            rc = lib.bpf_object__load(self._obj)
-            if rc:
-                raise RuntimeError("loading %s failed: %s" % (path, os.strerror(-rc)))
-            prog = lib.bpf_object__find_program_by_name(self._obj, b"synth_run")
-            self.prog_fd = lib.bpf_program__fd(prog)
-            self.map_fd = lib.bpf_map__fd(ring)
-            self._bss_fd = lib.bpf_map__fd(self._map(".bss"))
-        except BaseException:
-            self.close()
-            raise
+        with _libbpf.lock:                  # libbpf's messages, for the errors below
+            _libbpf.clear_log()
+            self._obj = lib.bpf_object__open_file(path.encode(), ffi.NULL)
+            if self._obj == ffi.NULL:
+                raise RuntimeError("opening %s failed (errno %d)%s" % (path, ffi.errno, _libbpf.log_tail()))
+            try:
+                ring = self._map("synth_ring")
+                cfg = _CONFIG.pack(run_records, wakeup_every)
+                if (lib.bpf_map__set_max_entries(ring, capacity) or
+                        lib.bpf_map__set_initial_value(self._map(".rodata"), cfg, len(cfg))):
+                    raise RuntimeError("configuring %s failed%s" % (path, _libbpf.log_tail()))
+                rc = lib.bpf_object__load(self._obj)
+                if rc:
+                    raise RuntimeError("loading %s failed: %s%s" % (path, os.strerror(-rc), _libbpf.log_tail()))
+                prog = lib.bpf_object__find_program_by_name(self._obj, b"synth_run")
+                self.prog_fd = lib.bpf_program__fd(prog)
+                self.map_fd = lib.bpf_map__fd(ring)
+                self._bss_fd = lib.bpf_map__fd(self._map(".bss"))
+            except BaseException:
+                self.close()
+                raise
         self._opts = ffi.new("struct bpf_test_run_opts *")
         self._key = ffi.new("uint32_t *", 0)
         self._val = ffi.new("uint8_t[]", _COUNTERS.size)
@@ -328,7 +289,7 @@ def _record_dtype() -> np.dtype:
 
 
 def _pykring_ring(synth: Synth):
-    from pykring.kernel_linux import bpf_ring
+    from pykring.ring import bpf_ring
 
     return bpf_ring(synth.map_fd, synth.capacity, [(1, "synth", _record_dtype())], name="bench:synth")
 
@@ -536,14 +497,18 @@ def _stream(report: Report, exe: Dict[str, str], wakeup_every: int, runs: int, r
 # -- drain: a full ring, the consumer's own cost ---------------------------------
 def _drain_runs(synth: Synth) -> int:
     """Runs that fit in the synthetic producer's empty ring."""
-    return synth.capacity // (synth.run_records * span(RECORD_SIZE))
+    from pykring.schema import record_span
+
+    return synth.capacity // (synth.run_records * record_span(RECORD_SIZE))
 
 
 def _drain_pykring(synth: Synth, repeats: int) -> List[float]:
+    from pykring.schema import record_span
+
     runs = _drain_runs(synth)
     total = runs * synth.run_records
     synth.reset()
-    out = np.empty(synth.capacity // span(RECORD_SIZE) + 1, dtype=_record_dtype())
+    out = np.empty(synth.capacity // record_span(RECORD_SIZE) + 1, dtype=_record_dtype())
     out.view(np.uint8).fill(1)
     ns: List[float] = []
     with _Pinned(_cpus()[1]), _pykring_ring(synth) as ring:
@@ -675,6 +640,7 @@ class _Drainer(threading.Thread):
         """Ring bytes of the kept records: 8-byte header + payload (a string
         tail ends after its NUL: csrc/bpf/kring_events.bpf.c), 8-aligned."""
         from pykring.events import DTYPES
+        from pykring.schema import record_span
 
         total = 0
         for name, tail, at in (("process_start", "cmdline_len", "cmdline"), ("image_load", "path_len", "path"),
@@ -685,7 +651,7 @@ class _Drainer(threading.Thread):
             else:
                 assert dt.fields is not None
                 lens = np.minimum(dt.fields[at][1] + self.column(name, tail) + 1, dt.itemsize)
-            total += int(((lens + 8 + 7) & ~7).sum())
+            total += int(record_span(lens).sum())
         return total
 
 

@@ -32,7 +32,10 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from ._common import EVENT_HEADER, MiB, Report, log, span
+from pykring._common import remove_ring, unique_ring_name
+from pykring.schema import record_span
+
+from ._common import EVENT_HEADER, MiB, Report, log
 
 SIZES_QUICK = (32, 64, 256, 1024)
 SIZES_FULL = (32, 64, 256, 1024, 4096)
@@ -64,12 +67,11 @@ def _ring_view(path: str, capacity: int, nbytes: int):
 def measure(record_size: int, rounds: int, capacity: int = RING_CAPACITY):
     """(drain_ns, memcpy_ns, memcpy_anon_ns, records, ring_bytes) for one record size."""
     import pykring
-    from ._common import remove_ring, unique_ring_name
 
-    sp = span(record_size)
+    sp = record_span(record_size)
     n = (capacity - sp) // sp          # fits however the free space wraps (padding < one span)
     nbytes = n * sp
-    name = unique_ring_name("drain%d" % record_size)
+    name = unique_ring_name("bench-drain%d" % record_size)
     ring = pykring.create(name, capacity, body_dtype_for(record_size))
     prod = mm = ring_bytes = None
     try:

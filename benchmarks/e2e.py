@@ -36,8 +36,9 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from ._common import (EVENT_HEADER, MiB, ROOT, Report, build_producer, log, remove_ring,
-                      unique_ring_name)
+from pykring._common import remove_ring, unique_ring_name
+
+from ._common import EVENT_HEADER, MiB, ROOT, Report, build_producer, log
 
 RING_CAPACITY = 16 * MiB
 #: records per kring_write: 16384 for small records, ~1 MiB of bodies for large ones
@@ -229,7 +230,7 @@ def stream(size: int, count: int, repeats: int, producer: str = "c",
            out_rows: Optional[int] = None, tag: str = "e2e", timeout_s: int = CHILD_TIMEOUT_S) -> dict:
     """Run `repeats` streams of `count` records in one fresh consumer process
     (ring of `capacity` bytes, reads of `out_rows` rows)."""
-    rings = [unique_ring_name("%s%d" % (tag, size)) for _ in range(repeats)]
+    rings = [unique_ring_name("bench-%s%d" % (tag, size)) for _ in range(repeats)]
     params = {"size": size, "count": count, "batch": batch_for(size), "capacity": capacity,
               "out_rows": out_rows_for(size) if out_rows is None else out_rows,
               "producer": producer, "exe": exe, "rings": rings}

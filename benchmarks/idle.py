@@ -29,7 +29,9 @@ import sys
 import time
 from typing import Dict, List
 
-from ._common import ROOT, Report, log, remove_ring, unique_ring_name
+from pykring._common import remove_ring, unique_ring_name
+
+from ._common import ROOT, Report, log
 
 PLAN = {"quick": (2.0, 2), "full": (10.0, 3)}   # (seconds blocked, pykring consumers)
 
@@ -44,7 +46,7 @@ def child_main(mode: str, seconds: float) -> int:
         import pykring
         from .drain import body_dtype_for
 
-        name = unique_ring_name("idle")
+        name = unique_ring_name("bench-idle")
         ring = pykring.create(name, 1 << 20, body_dtype_for(64))
         ready = os.eventfd(0)
         pid = os.fork()

@@ -44,7 +44,9 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from ._common import ROOT, Report, log, quantile, remove_ring, unique_ring_name
+from pykring._common import remove_ring, unique_ring_name
+
+from ._common import ROOT, Report, log, quantile
 
 INTERVAL_S = (0.001, 0.005)
 WARMUP = 5
@@ -67,7 +69,7 @@ def child_main(params: dict) -> int:
         import pykring
         from .drain import body_dtype_for
 
-        name = unique_ring_name("lat")
+        name = unique_ring_name("bench-lat")
         ring = pykring.create(name, 1 << 20, body_dtype_for(64))
         ready = os.eventfd(0)
         pid = os.fork()

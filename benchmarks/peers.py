@@ -65,7 +65,9 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from ._common import EVENT_HEADER, MiB, ROOT, Report, log, remove_ring, unique_ring_name
+from pykring._common import remove_ring, unique_ring_name
+
+from ._common import EVENT_HEADER, MiB, ROOT, Report, log
 
 SEQ = 8                    #: bytes of the sequence number at the start of a peer's record
 BUFFER_BYTES = 16 * MiB    #: buffering given to every transport that lets it be set
@@ -152,7 +154,7 @@ class Transport:
 
     def __init__(self, size: int, count: int, batch: int):
         self.size, self.count, self.batch = size, count, batch
-        self.tag = unique_ring_name("peer")
+        self.tag = unique_ring_name("bench-peer")
 
     def before_fork(self) -> None: ...
     def consumer_setup(self) -> None: ...
@@ -193,7 +195,7 @@ class PykringT(Transport):
         from .drain import body_dtype_for
         from .e2e import out_rows_for
 
-        self.name = unique_ring_name("peer%d" % self.size)
+        self.name = unique_ring_name("bench-peer%d" % self.size)
         self.ring = pykring.create(self.name, BUFFER_BYTES, body_dtype_for(self.size))
         self.out = np.empty(out_rows_for(self.size), dtype=self.ring.dtype)
         self.out.view(np.uint8).fill(0)

@@ -28,7 +28,9 @@ Keys: ``scale_ring_<bytes>_records_per_s``, ``scale_ring_<bytes>_vs_16mib``,
 """
 from typing import Dict, List, Optional
 
-from ._common import MiB, Report, build_producer, log, span
+from pykring.schema import record_span
+
+from ._common import MiB, Report, build_producer, log
 from .e2e import _rates as e2e_rates, stream as e2e_stream
 
 KiB = 1 << 10
@@ -71,7 +73,7 @@ def run(report: Report, quick: bool, plan: Optional[dict] = None) -> None:
         for cap in plan["rings"]:
             # Steady state: the stream passes through the ring at least WRAPS times
             # (the first pass also pays the page faults of a fresh ring).
-            n = max(count, WRAPS * cap // span(SIZE))
+            n = max(count, WRAPS * cap // record_span(SIZE))
             log("scaling: round %d/%d, %s ring, %d records of %d B" % (rnd + 1, rounds, _label(cap), n, SIZE))
             ring_rates[cap] += _rates(report, stream(exe, n, cap, BASE_ROWS), "ring %s" % _label(cap))
         for rows in plan["rows"]:

@@ -51,23 +51,35 @@ def strerror(code: int) -> str:
     return ffi.string(lib.kring_strerror(code)).decode()
 
 
-def raise_for(code: int, what: str, os_error: int = 0, corrupt: Optional[Any] = None) -> NoReturn:
-    """Raise the exception for C status `code`; `what` names the operation."""
+def raise_for(code: int, what: str, os_error: int = 0, corrupt: Optional[Any] = None, *,
+              detail: Optional[str] = None, problem: Optional[str] = None, offset: Optional[int] = None,
+              written: int = 0) -> NoReturn:
+    """Raise the exception for C status `code`; `what` names the operation.
+
+    The message is "what: <the code's text>", with the OS error, the place
+    of a corruption (from `corrupt`, a consumer's err_* fields) or a hint
+    added. ``detail`` says what happened instead of the code's text (no
+    hint then); ``problem`` and ``offset`` fill in a RingCorruptError found
+    without `corrupt`; ``written``: records written before a timeout
+    (RingTimeoutError.written).
+    """
     cls = _CLASSES.get(code, errors.KringError)
-    msg = "%s: %s" % (what, strerror(code))
+    msg = "%s: %s" % (what, strerror(code) if detail is None else detail)
     if code == lib.KRING_E_OS and os_error:
         msg += " (%s)" % os.strerror(os_error)
-    if code == lib.KRING_E_CORRUPT and corrupt is not None:
-        reason = int(corrupt.err_reason)
-        problem = ffi.string(lib.kring_corrupt_reason(reason)).decode()
-        msg += " at ring offset %d: %s (value %d)" % (corrupt.err_pos, problem, corrupt.err_value)
-        raise errors.RingCorruptError(msg, offset=int(corrupt.err_pos), problem=problem,
-                                      value=int(corrupt.err_value))
+    if code == lib.KRING_E_CORRUPT:
+        if corrupt is not None and problem is None:
+            reason = int(corrupt.err_reason)
+            problem = ffi.string(lib.kring_corrupt_reason(reason)).decode()
+            msg += " at ring offset %d: %s (value %d)" % (corrupt.err_pos, problem, corrupt.err_value)
+            raise errors.RingCorruptError(msg, offset=int(corrupt.err_pos), problem=problem,
+                                          value=int(corrupt.err_value))
+        raise errors.RingCorruptError(msg, offset=offset, problem=problem)
+    if code == lib.KRING_E_TIMEOUT:
+        raise errors.RingTimeoutError(msg, written=written)
     hint = _HINTS.get(code)
-    if hint:
+    if hint and detail is None:
         msg += "; " + hint
-    if issubclass(cls, OSError):
-        raise cls(msg)
     raise cls(msg)
 
 

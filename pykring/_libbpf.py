@@ -10,9 +10,7 @@ import threading
 from typing import List
 
 from . import errors
-
-#: Debian packages that build (clang llvm libbpf-dev bpftool) and run (libbpf1) the source.
-DEBIAN_PACKAGES = "clang llvm libbpf-dev bpftool libbpf1"
+from ._build_bpf import DEBIAN_PACKAGES
 
 _LIBBPF_CDEF = """
 struct bpf_object;
@@ -46,6 +44,24 @@ void btf__free(struct btf *btf);
 int btf__find_by_name_kind(const struct btf *btf, const char *type_name, uint32_t kind);
 const struct btf_type *btf__type_by_id(const struct btf *btf, uint32_t id);
 int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts);
+struct bpf_test_run_opts {
+    size_t sz;
+    const void *data_in;
+    void *data_out;
+    uint32_t data_size_in;
+    uint32_t data_size_out;
+    const void *ctx_in;
+    void *ctx_out;
+    uint32_t ctx_size_in;
+    uint32_t ctx_size_out;
+    uint32_t retval;
+    int repeat;
+    uint32_t duration;
+    uint32_t flags;
+    uint32_t cpu;
+    uint32_t batch_size;
+};
+int bpf_prog_test_run_opts(int prog_fd, struct bpf_test_run_opts *opts);
 """
 # libbpf hands its printer a va_list; on x86-64 and arm64 Linux that arrives
 # as a pointer, which vsnprintf takes the same way.

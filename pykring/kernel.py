@@ -1,22 +1,59 @@
 """``pykring.kernel()``: the platform's kernel event source as a :class:`~pykring.Ring`.
 
 Linux: eBPF programs (:mod:`pykring.kernel_linux`). Windows: the kring driver
-(not available yet). Both deliver the records of ``pykring.events``:
+(:mod:`pykring.kernel_windows`). Both deliver the records of ``pykring.events``:
 ``process_start``, ``process_exit`` and ``image_load``.
 """
 import sys
+from typing import Iterable, Mapping, Tuple, Union
 
 from .errors import KringError
 
 #: The event kinds a kernel source can deliver.
 EVENT_KINDS = ("process", "image")
 
+Events = Union[str, Iterable[str]]
+
 
 class KernelSourceUnavailableError(KringError, NotImplementedError):
     """This platform has no kernel event source (yet)."""
 
 
-def kernel(events=EVENT_KINDS, *, size: int = 16 << 20):
+def parse_events(events: Events) -> Tuple[str, ...]:
+    """The event kinds asked for, from a tuple or a comma-separated string
+    ("process,image", "process, image"). ValueError for a kind not in
+    EVENT_KINDS or for none at all."""
+    if isinstance(events, str):
+        kinds = tuple(e for e in (part.strip() for part in events.split(",")) if e)
+    else:
+        kinds = tuple(events)
+    for kind in kinds:
+        if kind not in EVENT_KINDS:
+            raise ValueError("unknown kernel event kind %r: choose from %s" % (kind, ", ".join(EVENT_KINDS)))
+    if not kinds:
+        raise ValueError("no kernel events asked for: choose from %s" % ", ".join(EVENT_KINDS))
+    return kinds
+
+
+def event_bits(events: Events, bits: Mapping[str, int]) -> int:
+    """The events asked for (as parse_events takes them) as a mask of the
+    platform's `bits` for each kind."""
+    mask = 0
+    for kind in parse_events(events):
+        mask |= bits[kind]
+    return mask
+
+
+def check_ring_size(size: int, low: int, high: int) -> int:
+    """`size` as an int if it is a power of two from `low` to `high` bytes
+    (the platform's limits); ValueError otherwise."""
+    size = int(size)
+    if not low <= size <= high or size & (size - 1):
+        raise ValueError("ring size must be a power of two from %d to %d bytes, not %d" % (low, high, size))
+    return size
+
+
+def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20):
     """Open the kernel event source of this platform and return its :class:`~pykring.Ring`.
 
     ``events``: any of ``"process"`` (process_start at fork and exec,
@@ -44,10 +81,9 @@ def kernel(events=EVENT_KINDS, *, size: int = 16 << 20):
     if sys.platform.startswith("linux"):
         from .kernel_linux import open_ring
 
-        return open_ring(events, size)
+        return open_ring(parse_events(events), size)
     if sys.platform == "win32":
         from .kernel_windows import open_driver
 
-        kinds = tuple(e.strip() for e in events.split(",")) if isinstance(events, str) else tuple(events)
-        return open_driver(kinds, size)
+        return open_driver(parse_events(events), size)
     raise KernelSourceUnavailableError("pykring.kernel(): no kernel event source for platform %r" % sys.platform)

@@ -34,19 +34,17 @@ import os
 import struct
 import time
 import weakref
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
-import numpy as np
-
-from . import _lib, _libbpf, errors
+from . import _libbpf, errors
 from ._libbpf import DEBIAN_PACKAGES
 from .events import EVENT_TYPES, event_meta
-from .ring import Ring
+from .kernel import EVENT_KINDS, check_ring_size, event_bits
+from .ring import bpf_ring
 #: The compiled programs, next to this module (KRING_BPF_OBJECT overrides).
 OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "kring_events.bpf.o")
 #: Default ring buffer size: 16 MiB holds ~25,000 process_start records.
 DEFAULT_SIZE = 16 << 20
-EVENT_KINDS = ("process", "image")
 
 # include/kring/kring_bpf.h, mirrored (sizes pinned by static asserts there).
 WANT_PROCESS, WANT_IMAGE = 0x1, 0x2
@@ -225,29 +223,10 @@ def _null():
 
 # ---- the source -------------------------------------------------------------
 
-def parse_events(events) -> int:
-    """WANT_* bits for events=("process", "image") (or "process,image")."""
-    if isinstance(events, str):
-        events = [e for e in events.replace(" ", "").split(",") if e]
-    want = 0
-    for e in events:
-        if e == "process":
-            want |= WANT_PROCESS
-        elif e == "image":
-            want |= WANT_IMAGE
-        else:
-            raise ValueError("unknown kernel event kind %r: choose from %s" % (e, ", ".join(EVENT_KINDS)))
-    if not want:
-        raise ValueError("no kernel events asked for: choose from %s" % ", ".join(EVENT_KINDS))
-    return want
-
-
-def _ring_size(size: int) -> int:
-    page = os.sysconf("SC_PAGE_SIZE")
-    size = int(size)
-    if size < page or size & (size - 1) or size > (1 << 31):
-        raise ValueError("ring size must be a power of two from %d bytes to 2 GiB, not %d" % (page, size))
-    return size
+#: The WANT_* bit of each event kind.
+_WANT = {"process": WANT_PROCESS, "image": WANT_IMAGE}
+#: The ring buffer map's size: a power of two from a page to 2 GiB.
+_SIZE_MAX = 1 << 31
 
 
 _open_sources: "weakref.WeakSet[LinuxKernelSource]" = weakref.WeakSet()
@@ -260,8 +239,8 @@ class LinuxKernelSource:
     behind either)."""
 
     def __init__(self, events=EVENT_KINDS, size: int = DEFAULT_SIZE):
-        self.want = parse_events(events)
-        self.capacity = _ring_size(size)
+        self.want = event_bits(events, _WANT)
+        self.capacity = check_ring_size(size, os.sysconf("SC_PAGE_SIZE"), _SIZE_MAX)
         self._obj = None
         self._links: list = []
         self._closed = False
@@ -428,32 +407,6 @@ class LinuxKernelSource:
             self.close()
         except Exception:
             pass
-
-
-def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]], *,
-             min_sizes: Optional[Dict[int, int]] = None,
-             counts: Optional[Callable[[], Tuple[int, int]]] = None,
-             on_close: Optional[Callable[[], None]] = None, name: Optional[str] = None) -> Ring:
-    """A Ring over a Linux BPF ring buffer map (its fd and data size).
-
-    ``types``: (id, name, record dtype) of the records the BPF programs
-    write; ``min_sizes``: shortest valid payload per type id (default: the
-    full size); ``counts()``: (written, dropped) as the programs count them;
-    ``on_close``: called after the mapping is released (detach programs,
-    close fds). Used by the kernel event sources.
-    """
-    ffi, lib = _lib.ffi, _lib.lib
-    c = ffi.new("struct kring_consumer *")
-    _lib.check(lib.kring_consumer_map_bpf(c, map_fd, capacity), "map BPF ring buffer", c.m.os_error, c)
-    for tid, tname, dt in types:
-        size = dt.itemsize
-        rc = lib.kring_consumer_set_type(c, tid, size, (min_sizes or {}).get(tid, size))
-        if rc != lib.KRING_OK:
-            lib.kring_consumer_close(c)
-            _lib.check(rc, "record type %s" % tname)
-    c.seq_started = 1            # programs number records from 0 when loaded
-    c.next_seq = 0
-    return Ring(c, list(types), name, on_close=on_close, written=counts)
 
 
 def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE):

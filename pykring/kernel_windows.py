@@ -19,6 +19,7 @@ from ctypes import c_int32, c_uint8, c_uint16, c_uint32, c_uint64
 from typing import Iterable, Union
 
 from . import errors
+from .kernel import check_ring_size, event_bits
 
 DEVICE_PATH = "\\\\.\\KRing"
 
@@ -71,23 +72,11 @@ class StatsOut(ctypes.Structure):
 
 def event_mask(events: Union[str, Iterable[str]]) -> int:
     """KRING_EVENTS_* bits for ("process", "image") or "process,image"."""
-    names = [e.strip() for e in events.split(",")] if isinstance(events, str) else list(events)
-    mask = 0
-    for name in names:
-        if name not in EVENTS:
-            raise ValueError("unknown event kind %r: use %s" % (name, ", ".join(EVENTS)))
-        mask |= EVENTS[name]
-    if not mask:
-        raise ValueError("no event kinds given")
-    return mask
+    return event_bits(events, EVENTS)
 
 
 def _check_size(ring_size: int) -> int:
-    ring_size = int(ring_size)
-    if not RING_SIZE_MIN <= ring_size <= RING_SIZE_MAX or ring_size & (ring_size - 1):
-        raise ValueError("ring_size must be a power of two from %d to %d bytes"
-                         % (RING_SIZE_MIN, RING_SIZE_MAX))
-    return ring_size
+    return check_ring_size(ring_size, RING_SIZE_MIN, RING_SIZE_MAX)
 
 
 def _kernel32():

@@ -4,9 +4,9 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from . import errors
+from ._common import WAIT_SLICE_S, remove_ring, ring_path
 from ._lib import check, ffi, lib, raise_for
-from .ring import WAIT_SLICE_S, Timeout, _remove, ring_path
+from .ring import Timeout
 from .schema import HEADER_SIZE, Types, body_dtype, make_meta, normalize_types, types_from_meta
 
 
@@ -59,7 +59,7 @@ class Producer:
         until removed (``os.unlink(producer.path)``)."""
         meta = make_meta(capacity, normalize_types(dtype))
         if replace:
-            _remove(ring_path(name))
+            remove_ring(name)
         return cls(name, block=block, timeout=timeout, _create=(meta, mode))
 
     @property
@@ -175,13 +175,12 @@ class Producer:
             if deadline is not None and time.monotonic() >= deadline:
                 break
         if rc == lib.KRING_E_TIMEOUT and done < n:
-            raise errors.RingTimeoutError("write: the ring stayed full for %ss; %d of %d records written"
-                                          % (timeout, done, n), written=done)
+            raise_for(rc, "write", detail="the ring stayed full for %ss; %d of %d records written"
+                      % (timeout, done, n), written=done)
         if rc == lib.KRING_E_BROKEN:
-            raise errors.RingBrokenError(
-                "write: the consumer page holds a nonsense position (%d); the producer stopped "
-                "writing (%d of %d written, the rest %s). Recreate the ring." % (
-                    p.bad_consumer_pos, done, n, "dropped and counted" if not self._block else "not written"))
+            raise_for(rc, "write", detail="the consumer page holds a nonsense position (%d); the producer "
+                      "stopped writing (%d of %d written, the rest %s). Recreate the ring." % (
+                          p.bad_consumer_pos, done, n, "dropped and counted" if not self._block else "not written"))
         if rc == lib.KRING_E_INTR:
             rc = lib.KRING_OK
         check(rc, "write", p.m.os_error)

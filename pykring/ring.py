@@ -8,36 +8,14 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Uni
 import numpy as np
 
 from . import errors
+from ._common import WAIT_SLICE_MAX_S, WAIT_SLICE_S, remove_ring, ring_path
 from ._lib import check, ffi, lib, raise_for
-from .schema import Types, make_meta, normalize_types, types_from_meta
+from .schema import Types, make_meta, normalize_types, record_span, types_from_meta
 
-#: A blocked wait returns to the interpreter after this long at first, then
-#: after twice as long each time, up to WAIT_SLICE_MAX_S. On Linux Ctrl-C ends
-#: the wait at once (the futex wait returns EINTR); the slices bound how late
-#: a killed producer is noticed and what an idle consumer costs (about 10
-#: wakeups per 10 s once it has waited a while). Windows waits cannot be
-#: interrupted, so there every slice is short.
-WAIT_SLICE_S = 0.05
-WAIT_SLICE_MAX_S = 0.05 if sys.platform == "win32" else 1.0
 #: read() without out= drains batches up to this many rows through a reused buffer.
 SCRATCH_ROWS = 1024
 
 Timeout = Optional[float]
-
-
-def ring_path(name: Union[str, "os.PathLike[str]"]) -> str:
-    """Where the ring called `name` lives: a plain name is a file in /dev/shm,
-    anything with a slash is a path."""
-    name = os.fspath(name)
-    if not name or "\0" in name:
-        raise ValueError("ring name must be a non-empty string without NUL bytes")
-    if sys.platform == "win32":
-        return name
-    return name if "/" in name else os.path.join("/dev/shm", name)
-
-
-def _span(size: int) -> int:
-    return (size + 8 + 7) & ~7
 
 
 @dataclass(frozen=True)
@@ -207,7 +185,7 @@ class Ring:
         if pending < 0:
             check(pending, "read", 0, self._c)
         size = int(self._c.type_min[tid])
-        return max(1, min(max_records, pending // _span(size) if pending else 1))
+        return max(1, min(max_records, pending // record_span(size) if pending else 1))
 
     def read(self, max_records: Optional[int] = None, timeout: Timeout = 0,
              out: Optional[np.ndarray] = None, commit: bool = True) -> np.ndarray:
@@ -330,10 +308,7 @@ class Ring:
         if self._on_close is not None:
             self._on_close()
         if self._unlink and self._path:
-            try:
-                os.unlink(self._path)
-            except FileNotFoundError:
-                pass
+            remove_ring(self._path)
 
     def __enter__(self) -> "Ring":
         return self
@@ -358,7 +333,7 @@ def _wrap_consumer(c, path: str) -> Ring:
         types = types_from_meta(c.m.prod)
         for tid, name, dt in types:
             if int(c.type_size[tid]) != dt.itemsize:
-                raise errors.RingCorruptError("ring %s: schema of %r changed while attaching" % (path, name))
+                raise_for(lib.KRING_E_CORRUPT, "ring %s" % path, detail="schema of %r changed while attaching" % name)
     except BaseException:
         lib.kring_consumer_close(c)
         raise
@@ -385,8 +360,8 @@ def _meta_problem(path: str) -> str:
 def _check_open(rc: int, c, what: str, path: Optional[str] = None) -> None:
     if rc == lib.KRING_E_CORRUPT and c.err_reason == lib.KRING_BAD_META:
         problem = _meta_problem(path) if path and sys.platform != "win32" else "schema or sizes out of bounds"
-        raise errors.RingCorruptError("%s: the producer page does not describe a valid ring: %s"
-                                      % (what, problem), offset=lib.KRING_PAGE_SIZE, problem=problem)
+        raise_for(rc, what, detail="the producer page does not describe a valid ring: %s" % problem,
+                  problem=problem, offset=lib.KRING_PAGE_SIZE)
     check(rc, what, c.m.os_error, c)
 
 
@@ -410,7 +385,7 @@ def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *
     path = ring_path(name)
     meta = make_meta(capacity, normalize_types(dtype))
     if replace:
-        _remove(path)
+        remove_ring(path)
     c = ffi.new("struct kring_consumer *")
     _check_open(lib.kring_consumer_create(c, path.encode(), meta, mode), c, "create ring %s" % path)
     ring = _wrap_consumer(c, path)
@@ -418,14 +393,31 @@ def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *
     return ring
 
 
-def _remove(path: str) -> None:
-    if sys.platform != "win32":
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-
-
 def attach(name: str) -> Ring:
     """Become the consumer of an existing ring, at its persisted position."""
     return _open_consumer(ring_path(name), "attach ring")
+
+
+def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]], *,
+             min_sizes: Optional[Dict[int, int]] = None,
+             counts: Optional[Callable[[], Tuple[int, int]]] = None,
+             on_close: Optional[Callable[[], None]] = None, name: Optional[str] = None) -> Ring:
+    """A Ring over a Linux BPF ring buffer map (its fd and data size).
+
+    ``types``: (id, name, record dtype) of the records the BPF programs
+    write; ``min_sizes``: shortest valid payload per type id (default: the
+    full size); ``counts()``: (written, dropped) as the programs count them;
+    ``on_close``: called after the mapping is released (detach programs,
+    close fds). Used by the Linux kernel event source and the BPF benchmark.
+    """
+    c = ffi.new("struct kring_consumer *")
+    check(lib.kring_consumer_map_bpf(c, map_fd, capacity), "map BPF ring buffer", c.m.os_error, c)
+    for tid, tname, dt in types:
+        size = dt.itemsize
+        rc = lib.kring_consumer_set_type(c, tid, size, (min_sizes or {}).get(tid, size))
+        if rc != lib.KRING_OK:
+            lib.kring_consumer_close(c)
+            check(rc, "record type %s" % tname)
+    c.seq_started = 1            # programs number records from 0 when loaded
+    c.next_seq = 0
+    return Ring(c, list(types), name, on_close=on_close, written=counts)

@@ -5,13 +5,16 @@ followed by the record type's own fields. The numpy dtype of a record maps
 its bytes one to one, so a drain is a plain copy.
 """
 import re
-from typing import Dict, List, Mapping, Tuple, Union
+from typing import Dict, List, Mapping, NoReturn, Tuple, Union
 
 import numpy as np
 
-from ._lib import ffi, lib
+from ._lib import ffi, lib, raise_for
 
 HEADER_SIZE = lib.KRING_EVENT_HEADER_SIZE
+#: The ring's record header (length and flags, page offset) before each payload.
+RECORD_HEADER_SIZE = lib.KRING_RECORD_HEADER_SIZE
+_ALIGN_MASK = lib.KRING_ALIGN - 1
 #: The common event header, as numpy fields (name, format, offset).
 HEADER_FIELDS = (("seq", "<u8", 0), ("ts", "<M8[ns]", 8), ("type", "<u2", 16), ("flags", "<u2", 18))
 HEADER_NAMES = frozenset(f[0] for f in HEADER_FIELDS)
@@ -22,6 +25,13 @@ _FORMAT_RE = re.compile(r"^(\((\d+,)*\d+,?\))?[<>|=]?(b1|[iu][1248]|f[248]|c(8|1
 
 DtypeLike = Union[np.dtype, str, list, tuple]
 Types = Mapping[str, DtypeLike]
+
+
+def record_span(size: int) -> int:
+    """Ring bytes a record of `size` payload bytes takes: the record header
+    and the payload, rounded up to 8 (KRING_RECORD_SPAN in kring.h). Takes
+    numpy integer arrays too."""
+    return (size + RECORD_HEADER_SIZE + _ALIGN_MASK) & ~_ALIGN_MASK
 
 
 def _format_of(dt: np.dtype) -> str:
@@ -116,7 +126,7 @@ def make_meta(capacity: int, types: Mapping[str, np.dtype]):
     nfields = 0
     for i, (name, body) in enumerate(types.items()):
         size = HEADER_SIZE + body.itemsize
-        span = (size + 8 + 7) & ~7
+        span = record_span(size)
         if span > capacity // 2:
             raise ValueError("record type %r (%d bytes) does not fit a %d-byte ring twice: use a "
                              "capacity of at least %d" % (name, size, capacity, 1 << (2 * span - 1).bit_length()))
@@ -156,36 +166,34 @@ def types_from_meta(meta) -> List[Tuple[int, str, np.dtype]]:
     The page comes from another process: every name and format is checked
     before numpy sees it, and every field must lie inside its record.
     """
-    from .errors import RingCorruptError
-
-    def bad(why: str) -> RingCorruptError:
-        return RingCorruptError("ring schema is invalid: %s" % why, offset=None, problem=why)
+    def bad(why: str) -> NoReturn:
+        raise_for(lib.KRING_E_CORRUPT, "ring schema is invalid", detail=why, problem=why)
 
     out = []
     ntypes, nfields = int(meta.ntypes), int(meta.nfields)
     if not 1 <= ntypes <= lib.KRING_MAX_TYPES or nfields > lib.KRING_MAX_FIELDS:
-        raise bad("%d types, %d fields" % (ntypes, nfields))
+        bad("%d types, %d fields" % (ntypes, nfields))
     for i in range(ntypes):
         t = meta.types[i]
         name = ffi.string(t.name, lib.KRING_NAME_LEN).decode("ascii", "replace")
         if not _NAME_RE.match(name):
-            raise bad("type name %r" % name)
+            bad("type name %r" % name)
         size = int(t.size)
         names, formats, offsets = [], [], []
         for j in range(int(t.first_field), int(t.first_field) + int(t.nfields)):
             if j >= nfields:
-                raise bad("type %r lists fields past the end of the field table" % name)
+                bad("type %r lists fields past the end of the field table" % name)
             f = meta.fields[j]
             fname = ffi.string(f.name, lib.KRING_NAME_LEN).decode("ascii", "replace")
             fmt = ffi.string(f.format, lib.KRING_FORMAT_LEN).decode("ascii", "replace")
             if not _NAME_RE.match(fname) or fname in HEADER_NAMES or fname in names:
-                raise bad("type %r has a bad field name %r" % (name, fname))
+                bad("type %r has a bad field name %r" % (name, fname))
             if not _FORMAT_RE.match(fmt):
-                raise bad("field %s.%s has an unsupported format %r" % (name, fname, fmt))
+                bad("field %s.%s has an unsupported format %r" % (name, fname, fmt))
             fdt = np.dtype(fmt)
             off = int(f.offset)
             if off < HEADER_SIZE or off + fdt.itemsize > size:
-                raise bad("field %s.%s (%d bytes at %d) lies outside its %d-byte record"
+                bad("field %s.%s (%d bytes at %d) lies outside its %d-byte record"
                           % (name, fname, fdt.itemsize, off, size))
             names.append(fname)
             formats.append(fdt)

@@ -18,33 +18,12 @@ Unix epoch), ``pid``, ``ppid`` (null when unknown), ``path``, and where they
 apply ``exit_code``, ``cmdline``, ``address``, ``length`` (and a few more).
 A summary goes to stderr at the end.
 """
-import json
 import os
-import shlex
-import signal
 import sys
 import time
-from typing import Dict, List, Optional, TextIO, Tuple
+from typing import Dict, Optional, TextIO, Tuple
 
 from . import events as ev
-
-HEADER = "%-15s  %-5s  %-7s  %-7s  %s" % ("TIME", "EVENT", "PID", "PPID", "PATH / COMMAND LINE")
-KINDS = ("fork", "exec", "exit", "image")
-
-
-def _text(b: bytes) -> str:
-    return b.decode("utf-8", "backslashreplace")
-
-
-def _argv(cmdline: bytes) -> List[str]:
-    return [_text(a) for a in cmdline.split(b"\0")] if cmdline else []
-
-
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return "signal %d" % sig
 
 
 class ProcessTable:
@@ -105,8 +84,7 @@ class Watch:
         self.table = table if table is not None else ProcessTable()
         self.shown = 0
         self.received = 0
-        self.by_kind = {k: 0 for k in KINDS}
-        self._tcache: Tuple[Optional[int], str] = (None, "")
+        self.by_kind = {k: 0 for k in ev.KINDS}
 
     @property
     def done(self) -> bool:
@@ -114,54 +92,12 @@ class Watch:
 
     def header(self) -> None:
         if not self.as_json:
-            self.out.write(HEADER + "\n")
-
-    # -- records -> events (plain dicts), in sequence order --
-    @staticmethod
-    def events(batch) -> List[dict]:
-        out = []
-        a = batch["process_start"]
-        if len(a):
-            for seq, ts, flags, pid, ppid, cpid, uid, detail, comm, path, cmd, cmd_len in zip(
-                    a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
-                    a["ppid"].tolist(), a["creator_pid"].tolist(), a["uid"].tolist(), a["detail"].tolist(),
-                    a["comm"].tolist(), a["path"].tolist(), a["cmdline"].tolist(), a["cmdline_len"].tolist()):
-                # numpy drops trailing NULs: empty last arguments come back from cmdline_len.
-                cmd = cmd.ljust(cmd_len, b"\0")
-                out.append({"type": "process_start", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid,
-                            "path": _text(path) if not detail & ev.D_NO_PATH else None,
-                            "cmdline": cmd, "comm": _text(comm), "uid": uid, "creator_pid": cpid,
-                            "exec": bool(detail & ev.D_EXEC), "detail": detail, "flags": flags})
-        a = batch["process_exit"]
-        if len(a):
-            for seq, ts, pid, ppid, code, raw, detail, comm in zip(
-                    a["seq"].tolist(), a["ts"].view("i8").tolist(), a["pid"].tolist(), a["ppid"].tolist(),
-                    a["exit_code"].tolist(), a["raw_status"].tolist(), a["detail"].tolist(), a["comm"].tolist()):
-                out.append({"type": "process_exit", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid or None,
-                            "exit_code": code, "raw_status": raw, "comm": _text(comm), "detail": detail,
-                            "flags": 0})
-        a = batch["image_load"]
-        if len(a):
-            for seq, ts, flags, pid, detail, base, size, off, path in zip(
-                    a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
-                    a["detail"].tolist(), a["base"].tolist(), a["size"].tolist(), a["file_offset"].tolist(),
-                    a["path"].tolist()):
-                out.append({"type": "image_load", "seq": seq, "ts": ts, "pid": pid,
-                            "path": _text(path) if not detail & ev.D_NO_PATH else None,
-                            "address": base, "length": size, "offset": off, "detail": detail, "flags": flags})
-        out.sort(key=lambda e: e["seq"])
-        return out
-
-    def _time(self, ts: int) -> str:
-        sec, ns = divmod(ts, 1_000_000_000)
-        if self._tcache[0] != sec:
-            self._tcache = (sec, time.strftime("%H:%M:%S", time.localtime(sec)))
-        return "%s.%06d" % (self._tcache[1], ns // 1000)
+            self.out.write(ev.TEXT_HEADER + "\n")
 
     def feed(self, batch) -> None:
         """Print the events of one batch (stops at --count)."""
         lines = []
-        for e in self.events(batch):
+        for e in ev.event_dicts(batch):
             self.received += 1
             t = e["type"]
             pid = e["pid"]
@@ -179,55 +115,16 @@ class Watch:
                 continue
             if self.done:
                 break
-            kind = ("exec" if e["exec"] else "fork") if t == "process_start" else \
-                "exit" if t == "process_exit" else "image"
+            kind = ev.event_kind(e)
             self.by_kind[kind] += 1
             self.shown += 1
-            lines.append(self._json(e) if self.as_json else self._line(kind, e))
+            lines.append(ev.json_line(e) if self.as_json else ev.text_line(e, kind))
         if lines:
             self.out.write("\n".join(lines) + "\n")
             self.out.flush()
 
-    def _line(self, kind: str, e: dict) -> str:
-        path = e["path"] if e["path"] is not None else "[%s]" % e.get("comm", "?")
-        if kind in ("fork", "exec"):
-            argv = _argv(e["cmdline"])
-            rest = shlex.join(argv) if argv else ""
-            if e["detail"] & ev.D_CMDLINE_TRUNCATED:
-                rest += " ..."
-        elif kind == "exit":
-            code = e["exit_code"]
-            rest = "exit %d" % code if code >= 0 else "killed by %s" % _signame(-code)
-            if e["detail"] & ev.D_NO_START:
-                rest += " (started before the watch)"
-        else:
-            rest = "0x%x +0x%x%s" % (e["address"], e["length"], " main" if e["detail"] & ev.D_MAIN_IMAGE else "")
-        if e.get("detail", 0) & ev.D_PATH_TRUNCATED:
-            path += "..."
-        ppid = e["ppid"]
-        return "%s  %-5s  %-7d  %-7s  %s  %s" % (self._time(e["ts"]), kind, e["pid"],
-                                                 "" if ppid is None else ppid, path, rest)
-
-    @staticmethod
-    def _json(e: dict) -> str:
-        t = e["type"]
-        d = {"type": t, "ts": e["ts"], "pid": e["pid"], "ppid": e["ppid"], "path": e["path"], "seq": e["seq"]}
-        if t == "process_start":
-            argv = _argv(e["cmdline"])
-            d.update(cmdline=" ".join(argv), argv=argv, exec=e["exec"], comm=e["comm"], uid=e["uid"],
-                     creator_pid=e["creator_pid"])
-        elif t == "process_exit":
-            d.update(exit_code=e["exit_code"], raw_status=e["raw_status"], comm=e["comm"],
-                     started_before=bool(e["detail"] & ev.D_NO_START))
-        else:
-            d.update(address=e["address"], length=e["length"], offset=e["offset"],
-                     main=bool(e["detail"] & ev.D_MAIN_IMAGE))
-        if e["flags"] & 1:
-            d["truncated"] = True
-        return json.dumps(d, separators=(",", ":"))
-
     def summary(self, seconds: float, stats) -> str:
-        kinds = ", ".join("%s %d" % (k, self.by_kind[k]) for k in KINDS)
+        kinds = ", ".join("%s %d" % (k, self.by_kind[k]) for k in ev.KINDS)
         shown = "%d events" % self.shown
         if self.received != self.shown:
             shown += " shown of %d received" % self.received

@@ -5,7 +5,6 @@ every skipped test into a failure, so tests that need root, the kernel or a
 sanitizer runtime cannot silently stop running.
 """
 import os
-import uuid
 
 import pytest
 
@@ -15,12 +14,11 @@ REQUIRE_ALL = os.environ.get("KRING_REQUIRE_ALL") == "1"
 @pytest.fixture
 def ring_name():
     """A unique ring name; /dev/shm/<name> is removed after the test."""
-    name = "pykring-test-%d-%s" % (os.getpid(), uuid.uuid4().hex)
+    from tests.ringutil import remove_ring, unique_ring_name
+
+    name = unique_ring_name("test")
     yield name
-    try:
-        os.unlink(os.path.join("/dev/shm", name))
-    except FileNotFoundError:
-        pass
+    remove_ring(name)
 
 
 def _skip_reason(longrepr) -> str:

@@ -1,19 +1,10 @@
-"""Small helpers shared by the test files: ring names and their files."""
-import os
-import uuid
+"""Small helpers shared by the test files: ring names (pykring's own helper,
+which the benchmarks use too) and the file behind a ring."""
+from pykring._common import remove_ring, ring_path, unique_ring_name
+
+__all__ = ["remove_ring", "shm", "unique_ring_name"]
 
 
 def shm(name):
-    return os.path.join("/dev/shm", name)
-
-
-def unique_ring_name(tag):
-    """A ring name no other test or process uses (as conftest's ring_name fixture)."""
-    return "pykring-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex)
-
-
-def remove_ring(name):
-    try:
-        os.unlink(shm(name))
-    except FileNotFoundError:
-        pass
+    """The file of the ring `name` (/dev/shm/<name>), which tests read and poke."""
+    return ring_path(name)

@@ -15,7 +15,6 @@ until a hang guard fails the test.
 
 Bugs found were xfail(strict=True) tests until fixed.
 """
-import importlib.util
 import json
 import os
 import select
@@ -23,7 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +29,10 @@ import pytest
 
 import pykring
 
+from tests.procs import roles
+from tests.ringutil import remove_ring, unique_ring_name
+
 PROCS = Path(__file__).resolve().parent / "procs"
-_spec = importlib.util.spec_from_file_location("crossproc_roles", PROCS / "roles.py")
-roles = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(roles)
 
 SMALL, BIG = roles.SMALL, roles.BIG
 
@@ -57,16 +55,13 @@ def names():
     made = []
 
     def make(tag="x"):
-        name = "pykring-xproc-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex[:12])
+        name = unique_ring_name("xproc-%s" % tag)
         made.append(name)
         return name
 
     yield make
     for name in made:
-        try:
-            os.unlink(os.path.join("/dev/shm", name))
-        except FileNotFoundError:
-            pass
+        remove_ring(name)
 
 
 class Child:

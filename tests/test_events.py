@@ -1,14 +1,15 @@
 """The kernel event records: C structs == schema == numpy dtypes, and
 variable-length tails drained with zero fill."""
 import os
-import uuid
 
 import numpy as np
 import pytest
 
+import pykring
 from pykring import events
 from pykring._lib import ffi, lib
-from pykring.ring import _open_consumer
+
+from tests.ringutil import shm, unique_ring_name
 
 STRUCTS = {
     "process_start": ("struct kring_process_start", lib.KRING_TYPE_PROCESS_START),
@@ -43,10 +44,10 @@ def test_known_sizes_and_ids():
 
 
 def test_variable_length_tail_is_zero_filled():
-    path = "/dev/shm/pykring-test-events-%s" % uuid.uuid4().hex
+    path = shm(unique_ring_name("test-events"))
     assert lib.kring_shm_create(path.encode(), events.event_meta(1 << 16), 0o600) == lib.KRING_OK
     try:
-        ring = _open_consumer(path, "attach")
+        ring = pykring.attach(path)
         p = ffi.new("struct kring_producer *")
         assert lib.kring_producer_open(p, path.encode(), lib.KRING_DROP) == lib.KRING_OK
         body = np.zeros(1, dtype=events.DTYPES["process_start"])
@@ -80,7 +81,7 @@ def test_variable_length_tail_is_zero_filled():
 
 
 def test_short_record_of_fixed_type_is_rejected_by_the_producer():
-    path = "/dev/shm/pykring-test-events-%s" % uuid.uuid4().hex
+    path = shm(unique_ring_name("test-events"))
     assert lib.kring_shm_create(path.encode(), events.event_meta(1 << 16), 0o600) == lib.KRING_OK
     try:
         p = ffi.new("struct kring_producer *")

@@ -30,8 +30,8 @@ import pykring
 from pykring._lib import ffi, lib
 from pykring.schema import make_meta, normalize_types
 
-import model
-from ringutil import remove_ring, shm, unique_ring_name
+from tests import model
+from tests.ringutil import remove_ring, shm, unique_ring_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = 8192

@@ -1,0 +1,1 @@
+"""pykring's tests; helpers are imported as a package (from tests import model)."""

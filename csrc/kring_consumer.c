@@ -13,7 +13,7 @@
 
 #include <kring/kring_atomic.h>
 #include "kring_copy.h"
-#include "kring_user.h"
+#include "kring_plat.h"
 
 static int corrupt(struct kring_consumer *c, int reason, uint64_t pos, uint64_t value)
 {

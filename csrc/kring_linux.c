@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include <kring/kring_atomic.h>
-#include "kring_user.h"
+#include "kring_plat.h"
 
 static int from_errno(struct kring_map *m, int err)
 {

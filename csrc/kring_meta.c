@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include <kring/kring_atomic.h>
-#include "kring_user.h"
+#include "kring_plat.h"
 
 const char *kring_strerror(int code)
 {

@@ -16,7 +16,7 @@
 
 #include <kring/kring_atomic.h>
 #include "kring_copy.h"
-#include "kring_user.h"
+#include "kring_plat.h"
 
 static void set_flags(struct kring_map *m, uint32_t set, uint32_t clear)
 {

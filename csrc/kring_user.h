@@ -1,11 +1,13 @@
 /*
- * kring_user.h - the user-mode library: consumer (drain, wait), user-mode
- * producer, and the platform layer that creates and maps shared-memory rings.
+ * kring_user.h - the public API of the user-mode library: consumer (drain,
+ * wait), user-mode producer, shared-memory rings, and consumers over memory
+ * that a kernel source maps.
  *
- * Everything here is private to one process; only kring.h is shared memory.
- * Functions return KRING_OK (0) or a negative KRING_E_* code; kring_strerror()
- * owns the messages. The part between the cdef markers is read by the cffi
- * builder verbatim.
+ * Everything here is private to one process; only the include/kring/ headers
+ * describe shared memory. Functions return KRING_OK (0) or a negative
+ * KRING_E_* code; kring_strerror() owns the messages. The part between the
+ * cdef markers is read by the cffi builder verbatim. The library's internals
+ * (the platform layer and helpers of the portable files) are in kring_plat.h.
  */
 #ifndef KRING_USER_H
 #define KRING_USER_H
@@ -189,25 +191,5 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
 int kring_flush(struct kring_producer *p, int64_t timeout_ns);
 
 /* @cdef-end */
-
-/* Platform layer (kring_linux.c / kring_win.c), used by the portable files. */
-int kring_plat_wait_data(struct kring_consumer *c, uint32_t seen_wake_seq, int64_t timeout_ns);
-void kring_plat_wake_data(struct kring_map *m);
-int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64_t timeout_ns);
-void kring_plat_wake_space(struct kring_map *m);
-int kring_plat_map(struct kring_map *m, const char *path, int role);
-int kring_plat_create(struct kring_map *m, const char *path,
-                      const struct kring_producer_page *meta_template, int mode, int role);
-/* The producer page a new ring starts with: the template's description and
- * schema, positions, counters and flags zero (kring_meta.c). */
-int kring_meta_initial(struct kring_producer_page *page, const struct kring_producer_page *tmpl);
-/* Copy and check the type bounds of a mapped ring (kring_meta.c). */
-int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size);
-void kring_plat_unmap(struct kring_map *m);
-int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns);
-uint64_t kring_plat_monotonic_ns(void);
-/* Is `role` (0 consumer, 1 producer) held by some process? 1, 0, or -1 unknown. */
-int kring_plat_role_held(struct kring_map *m, int role);
-uint32_t kring_plat_pid(void);
 
 #endif /* KRING_USER_H */

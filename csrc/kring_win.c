@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include <kring/kring_atomic.h>
-#include "kring_user.h"
+#include "kring_plat.h"
 
 #define NAME_MAX_CHARS 240
 

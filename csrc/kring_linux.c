@@ -146,9 +146,7 @@ int kring_plat_map(struct kring_map *m, const char *path, int role)
     int fd, rc, err;
     void *a, *b;
 
-    memset(m, 0, sizeof *m);
-    m->fd = -1;
-    m->epoll_fd = -1;
+    kring_map_init(m, NULL, NULL, NULL, 0, 0, 0);
     fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return from_errno(m, errno);
@@ -184,13 +182,7 @@ int kring_plat_map(struct kring_map *m, const char *path, int role)
         rc = from_errno(m, err);
         goto close_fd;
     }
-    m->cons = a;
-    m->prod = b;
-    m->data = (uint8_t *)b + KRING_PAGE_SIZE;
-    m->capacity = cap;
-    m->mask = cap - 1;
-    m->double_mapped = 0;
-    m->has_meta = 1;
+    kring_map_init(m, a, b, (uint8_t *)b + KRING_PAGE_SIZE, cap, 0, 1);
     m->wait_kind = KRING_WAIT_FUTEX;
     m->fd = fd;
     m->role = role;

@@ -1,6 +1,7 @@
 /*
- * kring_meta.c - messages, and the checks on a ring's description and
- * schema that every side runs before it trusts a producer page.
+ * kring_meta.c - messages, the checks on a ring's description and schema
+ * that every side runs before it trusts a producer page, and the
+ * description of a mapping that every attach starts from.
  */
 #include <string.h>
 
@@ -106,6 +107,23 @@ int kring_meta_check(const struct kring_producer_page *m, uint64_t file_size)
     if (m->magic != KRING_MAGIC || m->abi_major != KRING_ABI_MAJOR)
         return KRING_E_VERSION;
     return kring_meta_problem(m, file_size) ? KRING_E_CORRUPT : KRING_OK;
+}
+
+void kring_map_init(struct kring_map *m, struct kring_consumer_page *cons,
+                    struct kring_producer_page *prod, uint8_t *data, uint64_t capacity,
+                    int double_mapped, int has_meta)
+{
+    memset(m, 0, sizeof *m);
+    m->cons = cons;
+    m->prod = prod;
+    m->data = data;
+    m->capacity = capacity;
+    m->mask = capacity ? capacity - 1 : 0;
+    m->double_mapped = double_mapped != 0;
+    m->has_meta = has_meta != 0;
+    m->wait_kind = KRING_WAIT_NONE;
+    m->fd = -1;
+    m->epoll_fd = -1;
 }
 
 int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size)

@@ -14,6 +14,15 @@
 
 /* ---- helpers of the portable files (kring_meta.c) ---------------------- */
 
+/* Describe a mapping: the consumer page, producer page and data area at
+ * these addresses, `capacity` data bytes (a power of two, or 0 with NULL
+ * addresses: nothing mapped). Everything else starts empty: no wait
+ * (KRING_WAIT_NONE), role 0, fd and epoll_fd -1, no handles, nothing to
+ * unmap; whoever acquires those sets them afterwards. */
+void kring_map_init(struct kring_map *m, struct kring_consumer_page *cons,
+                    struct kring_producer_page *prod, uint8_t *data, uint64_t capacity,
+                    int double_mapped, int has_meta);
+
 /* The producer page a new ring starts with: the template's description and
  * schema, positions, counters and flags zero. */
 int kring_meta_initial(struct kring_producer_page *page, const struct kring_producer_page *tmpl);

@@ -315,7 +315,5 @@ void kring_producer_close(struct kring_producer *p, int clean)
         notify_consumer(p);
     }
     kring_plat_unmap(&p->m);
-    memset(&p->m, 0, sizeof p->m);
-    p->m.fd = -1;
-    p->m.epoll_fd = -1;
+    kring_map_init(&p->m, NULL, NULL, NULL, 0, 0, 0);
 }

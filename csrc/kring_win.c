@@ -132,9 +132,9 @@ static int open_events(struct kring_map *m, const char *path)
     return KRING_OK;
 }
 
-/* Map the mapping m->h_mapping for `role`, checking a private copy of the
- * producer page first. */
-static int map_view(struct kring_map *m, const char *path, int role)
+/* Map `mapping` (a handle this call takes over) for `role`, checking a
+ * private copy of the producer page first. */
+static int map_view(struct kring_map *m, HANDLE mapping, const char *path, int role)
 {
     struct kring_producer_page meta;
     MEMORY_BASIC_INFORMATION mbi;
@@ -143,19 +143,28 @@ static int map_view(struct kring_map *m, const char *path, int role)
     uint64_t cap;
     int rc;
 
-    base = MapViewOfFile(m->h_mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
-    if (!base)
-        return from_win32(m, GetLastError());
-    m->base_cons = base;
+    base = MapViewOfFile(mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
+    if (!base) {
+        rc = from_win32(m, GetLastError());
+        goto close_mapping;
+    }
     if (VirtualQuery(base, &mbi, sizeof mbi) == 0 || mbi.RegionSize < KRING_DATA_OFFSET) {
         rc = KRING_E_VERSION;
-        goto fail;
+        goto unmap_view;
     }
     memcpy(&meta, base + KRING_PAGE_SIZE, sizeof meta);
     rc = kring_meta_check(&meta, (uint64_t)mbi.RegionSize);
     if (rc != KRING_OK)
-        goto fail;
+        goto unmap_view;
     cap = meta.capacity;
+    kring_map_init(m, (struct kring_consumer_page *)base,
+                   (struct kring_producer_page *)(base + KRING_PAGE_SIZE), base + KRING_DATA_OFFSET, cap, 0, 1);
+    m->wait_kind = KRING_WAIT_EVENT;
+    m->role = role;
+    m->h_mapping = mapping;
+    m->base_cons = base;
+    m->len_cons = KRING_DATA_OFFSET + cap;
+    /* From here on kring_plat_unmap releases the view and the handles. */
     rc = lock_role(m, path, role);
     if (rc != KRING_OK)
         goto fail;
@@ -171,38 +180,32 @@ static int map_view(struct kring_map *m, const char *path, int role)
                                                                        : from_win32(m, GetLastError());
     if (rc != KRING_OK)
         goto fail;
-    m->cons = (struct kring_consumer_page *)base;
-    m->prod = (struct kring_producer_page *)(base + KRING_PAGE_SIZE);
-    m->data = base + KRING_DATA_OFFSET;
-    m->capacity = cap;
-    m->mask = cap - 1;
-    m->double_mapped = 0;
-    m->has_meta = 1;
-    m->wait_kind = KRING_WAIT_EVENT;
-    m->role = role;
-    m->len_cons = KRING_DATA_OFFSET + cap;
     return KRING_OK;
 
 fail:
     kring_plat_unmap(m);
+    return rc;
+unmap_view:
+    UnmapViewOfFile(base);
+close_mapping:
+    CloseHandle(mapping);
     return rc;
 }
 
 int kring_plat_map(struct kring_map *m, const char *path, int role)
 {
     char name[NAME_MAX_CHARS];
+    HANDLE mapping;
     int rc;
 
-    memset(m, 0, sizeof *m);
-    m->fd = -1;
-    m->epoll_fd = -1;
+    kring_map_init(m, NULL, NULL, NULL, 0, 0, 0);
     rc = object_name(name, sizeof name, path, "");
     if (rc != KRING_OK)
         return rc;
-    m->h_mapping = OpenFileMappingA(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, name);
-    if (!m->h_mapping)
+    mapping = OpenFileMappingA(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, name);
+    if (!mapping)
         return from_win32(m, GetLastError());
-    return map_view(m, path, role);
+    return map_view(m, mapping, path, role);
 }
 
 int kring_plat_create(struct kring_map *m, const char *path,
@@ -210,14 +213,13 @@ int kring_plat_create(struct kring_map *m, const char *path,
 {
     struct kring_producer_page page;
     char name[NAME_MAX_CHARS];
+    HANDLE mapping;
     uint64_t size;
     uint8_t *base;
     int rc;
 
     (void)mode;
-    memset(m, 0, sizeof *m);
-    m->fd = -1;
-    m->epoll_fd = -1;
+    kring_map_init(m, NULL, NULL, NULL, 0, 0, 0);
     rc = kring_meta_initial(&page, tmpl);
     if (rc != KRING_OK)
         return rc;
@@ -227,25 +229,23 @@ int kring_plat_create(struct kring_map *m, const char *path,
     size = KRING_DATA_OFFSET + page.capacity;
     /* Paging-file backed, zero-filled; default security: the creator's
      * user, SYSTEM and Administrators. */
-    m->h_mapping = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
-                                      (DWORD)(size >> 32), (DWORD)size, name);
-    if (!m->h_mapping)
+    mapping = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
+                                 (DWORD)(size >> 32), (DWORD)size, name);
+    if (!mapping)
         return from_win32(m, GetLastError());
     if (GetLastError() == ERROR_ALREADY_EXISTS) {
-        CloseHandle(m->h_mapping);
-        m->h_mapping = NULL;
+        CloseHandle(mapping);
         return KRING_E_EXISTS;
     }
-    base = MapViewOfFile(m->h_mapping, FILE_MAP_WRITE, 0, 0, 0);
+    base = MapViewOfFile(mapping, FILE_MAP_WRITE, 0, 0, 0);
     if (!base) {
         rc = from_win32(m, GetLastError());
-        CloseHandle(m->h_mapping);
-        m->h_mapping = NULL;
+        CloseHandle(mapping);
         return rc;
     }
     memcpy(base + KRING_PAGE_SIZE, &page, sizeof page);
     UnmapViewOfFile(base);
-    return map_view(m, path, role);
+    return map_view(m, mapping, path, role);
 }
 
 int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)

@@ -18,7 +18,7 @@
  *
  * Built by the harness with the project's own sources:
  *   cc -O2 -std=c11 -Iinclude -Icsrc benchmarks/producer.c csrc/kring_producer.c
- *      csrc/kring_consumer.c csrc/kring_meta.c csrc/kring_linux.c
+ *      csrc/kring_consumer.c csrc/kring_meta.c csrc/kring_linux.c csrc/kring_bpf_map.c
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>

@@ -276,9 +276,11 @@ int kring_wait(struct kring_consumer *c, int64_t timeout_ns)
             kring_store_relaxed_u32(&c->m.cons->waiting, 0);
             break;
         }
-        case KRING_WAIT_EPOLL:
-            rc = kring_plat_epoll_wait(&c->m, left);
+#if defined(__linux__)
+        case KRING_WAIT_EPOLL:          /* kring_consumer_set_epoll: Linux only */
+            rc = kring_epoll_wait(&c->m, left);
             break;
+#endif
         default:
             return ready(c) ? KRING_OK : KRING_E_TIMEOUT;
         }

@@ -43,10 +43,20 @@ int kring_plat_wait_data(struct kring_consumer *c, uint32_t seen_wake_seq, int64
 void kring_plat_wake_data(struct kring_map *m);
 int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64_t timeout_ns);
 void kring_plat_wake_space(struct kring_map *m);
-int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns);
 uint64_t kring_plat_monotonic_ns(void);
 /* Is `role` (0 consumer, 1 producer) held by some process? 1, 0, or -1 unknown. */
 int kring_plat_role_held(struct kring_map *m, int role);
 uint32_t kring_plat_pid(void);
+
+#if defined(__linux__)
+/* ---- Linux only --------------------------------------------------------- */
+
+/* The KRING_E_* code for errno `err`, saved in m->os_error when m is not
+ * NULL (kring_linux.c). */
+int kring_plat_from_errno(struct kring_map *m, int err);
+/* Wait until the epoll fd of a KRING_WAIT_EPOLL consumer is readable
+ * (kring_bpf_map.c). */
+int kring_epoll_wait(struct kring_map *m, int64_t timeout_ns);
+#endif
 
 #endif /* KRING_PLAT_H */

@@ -5,9 +5,11 @@
  *
  * Everything here is private to one process; only the include/kring/ headers
  * describe shared memory. Functions return KRING_OK (0) or a negative
- * KRING_E_* code; kring_strerror() owns the messages. The part between the
- * cdef markers is read by the cffi builder verbatim. The library's internals
- * (the platform layer and helpers of the portable files) are in kring_plat.h.
+ * KRING_E_* code; kring_strerror() owns the messages. The parts between the
+ * cdef markers are read by the cffi builder verbatim: an untagged part on
+ * every platform, a part tagged [linux] or [win32] only there (the same
+ * platform the #if around it selects). The library's internals (the
+ * platform layer and helpers of the portable files) are in kring_plat.h.
  */
 #ifndef KRING_USER_H
 #define KRING_USER_H
@@ -150,12 +152,6 @@ int kring_consumer_init(struct kring_consumer *c, struct kring_consumer_page *co
                         struct kring_producer_page *prod, uint8_t *data,
                         uint64_t capacity, int double_mapped, int has_meta);
 int kring_consumer_set_type(struct kring_consumer *c, uint16_t id, uint32_t size, uint32_t min_size);
-/* A consumer over a Linux BPF ring buffer map (BPF_MAP_TYPE_RINGBUF fd,
- * data `capacity` bytes): maps its consumer page read-write and its producer
- * page and twice-mapped data read-only, and waits with epoll on the fd.
- * The fd stays the caller's. Set the record types with kring_consumer_set_type. */
-int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity);
-int kring_consumer_set_epoll(struct kring_consumer *c, int fd);
 
 void kring_consumer_close(struct kring_consumer *c);
 void kring_producer_close(struct kring_producer *p, int clean);
@@ -191,5 +187,19 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
 int kring_flush(struct kring_producer *p, int64_t timeout_ns);
 
 /* @cdef-end */
+
+#if defined(__linux__)
+/* @cdef-begin [linux] (kring_bpf_map.c) */
+
+/* A consumer over a Linux BPF ring buffer map (BPF_MAP_TYPE_RINGBUF fd,
+ * data `capacity` bytes): maps its consumer page read-write and its producer
+ * page and twice-mapped data read-only, and waits with epoll on the fd.
+ * The fd stays the caller's. Set the record types with kring_consumer_set_type. */
+int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity);
+/* Wait with epoll for `fd` to become readable (KRING_WAIT_EPOLL). */
+int kring_consumer_set_epoll(struct kring_consumer *c, int fd);
+
+/* @cdef-end */
+#endif
 
 #endif /* KRING_USER_H */

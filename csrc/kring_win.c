@@ -377,25 +377,3 @@ void kring_plat_wake_space(struct kring_map *m)
 {
     SetEvent(m->h_space_event);
 }
-
-int kring_consumer_set_epoll(struct kring_consumer *c, int fd)
-{
-    (void)c;
-    (void)fd;
-    return KRING_E_INVAL;   /* no epoll on Windows: kernel rings wait on the driver's event */
-}
-
-int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns)
-{
-    (void)m;
-    (void)timeout_ns;
-    return KRING_E_INVAL;
-}
-
-int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity)
-{
-    (void)c;
-    (void)map_fd;
-    (void)capacity;
-    return KRING_E_INVAL;   /* BPF ring buffers are a Linux source */
-}

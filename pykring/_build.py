@@ -20,7 +20,11 @@ CSRC = os.path.join(ROOT, "csrc")
 INCLUDE = os.path.join(ROOT, "include")
 
 COMMON_SOURCES = ["kring_consumer.c", "kring_producer.c", "kring_meta.c", "kring_events.c"]
-PLATFORM_SOURCES = {"linux": ["kring_linux.c"], "win32": ["kring_win.c"]}
+#: The platform layer, and the attach code of that platform's kernel source.
+PLATFORM_SOURCES = {"linux": ["kring_linux.c", "kring_bpf_map.c"], "win32": ["kring_win.c"]}
+#: A cdef section: "@cdef-begin", an optional platform tag "[linux]" or
+#: "[win32]", the rest of the line, then the declarations up to "@cdef-end".
+_SECTION = re.compile(r"@cdef-begin(?: \[(\w+)\])?[^\n]*\n(.*?)/\* @cdef-end \*/", re.S)
 
 
 def _version():
@@ -30,16 +34,17 @@ def _version():
     return ns["__version__"]
 
 
-def cdef_section(name):
+def cdef_section(name, plat=None):
     """The text between the @cdef-begin and @cdef-end markers of a header:
+    every untagged section, and those tagged with `plat` ("linux", "win32").
     ``kring/<x>.h`` is an ABI header under include/, anything else is in csrc/."""
     path = os.path.join(INCLUDE if name.startswith("kring/") else CSRC, name)
     with open(path) as f:
         text = f.read()
-    m = re.search(r"@cdef-begin[^\n]*\n(.*?)/\* @cdef-end \*/", text, re.S)
-    if not m:
+    sections = _SECTION.findall(text)
+    if not sections:
         raise RuntimeError("%s has no cdef section" % os.path.relpath(path, ROOT))
-    return m.group(1)
+    return "".join(body for tag, body in sections if not tag or tag == plat)
 
 
 def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
@@ -52,7 +57,7 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
 
     ffi = FFI()
     ffi.cdef(cdef_section("kring/kring.h"))
-    ffi.cdef(cdef_section("kring_user.h"))
+    ffi.cdef(cdef_section("kring_user.h", plat))
     ffi.cdef(cdef_section("kring/kring_events.h"))
     ffi.cdef("const char *kring_pkg_version(void);")
     cflags, ldflags = [], []

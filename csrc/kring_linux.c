@@ -40,7 +40,7 @@ int kring_plat_from_errno(struct kring_map *m, int err)
     }
 }
 
-uint64_t kring_time_ns(void)
+uint64_t kring_plat_realtime_ns(void)
 {
     struct timespec ts;
 
@@ -61,7 +61,7 @@ uint32_t kring_plat_pid(void)
     return (uint32_t)getpid();
 }
 
-int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
+int kring_plat_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
 {
     struct kring_producer_page page;
     int fd, rc, err;
@@ -89,7 +89,7 @@ int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, i
 int kring_plat_create(struct kring_map *m, const char *path,
                       const struct kring_producer_page *tmpl, int mode, int role)
 {
-    int rc = kring_shm_create(path, tmpl, mode);
+    int rc = kring_plat_shm_create(path, tmpl, mode);
 
     if (rc != KRING_OK)
         return rc;
@@ -99,7 +99,7 @@ int kring_plat_create(struct kring_map *m, const char *path,
     return rc;
 }
 
-int kring_shm_unlink(const char *path)
+int kring_plat_shm_unlink(const char *path)
 {
     if (unlink(path) != 0)
         return kring_plat_from_errno(NULL, errno);

@@ -1,7 +1,8 @@
 /*
  * kring_meta.c - messages, the checks on a ring's description and schema
- * that every side runs before it trusts a producer page, and the
- * description of a mapping that every attach starts from.
+ * that every side runs before it trusts a producer page, the description of
+ * a mapping that every attach starts from, and shared-memory rings created
+ * and removed without attaching (through the platform layer).
  */
 #include <string.h>
 
@@ -167,4 +168,14 @@ int kring_meta_initial(struct kring_producer_page *page, const struct kring_prod
     page->written = 0;
     page->dropped = 0;
     return KRING_OK;
+}
+
+int kring_shm_create(const char *path, const struct kring_producer_page *meta_template, int mode)
+{
+    return kring_plat_shm_create(path, meta_template, mode);
+}
+
+int kring_shm_unlink(const char *path)
+{
+    return kring_plat_shm_unlink(path);
 }

@@ -34,6 +34,11 @@ int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_si
 /* Map the ring `path` for `role` (0 consumer, 1 producer), checking a
  * private copy of its producer page first; fills *m. */
 int kring_plat_map(struct kring_map *m, const char *path, int role);
+/* Create the ring `path` from a template producer page (kring_shm_create);
+ * on Windows, where a ring exists only while a handle is open, KRING_E_INVAL. */
+int kring_plat_shm_create(const char *path, const struct kring_producer_page *meta_template, int mode);
+/* Remove the ring `path` (kring_shm_unlink). */
+int kring_plat_shm_unlink(const char *path);
 /* Create the ring `path` from a template producer page and map it. */
 int kring_plat_create(struct kring_map *m, const char *path,
                       const struct kring_producer_page *meta_template, int mode, int role);
@@ -44,6 +49,8 @@ void kring_plat_wake_data(struct kring_map *m);
 int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64_t timeout_ns);
 void kring_plat_wake_space(struct kring_map *m);
 uint64_t kring_plat_monotonic_ns(void);
+/* The wall clock (kring_time_ns). */
+uint64_t kring_plat_realtime_ns(void);
 /* Is `role` (0 consumer, 1 producer) held by some process? 1, 0, or -1 unknown. */
 int kring_plat_role_held(struct kring_map *m, int role);
 uint32_t kring_plat_pid(void);

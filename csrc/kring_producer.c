@@ -18,6 +18,11 @@
 #include "kring_copy.h"
 #include "kring_plat.h"
 
+uint64_t kring_time_ns(void)
+{
+    return kring_plat_realtime_ns();
+}
+
 static void set_flags(struct kring_map *m, uint32_t set, uint32_t clear)
 {
     /* seq_cst read-modify-write: ordered after every earlier store,

@@ -57,7 +57,7 @@ static int object_name(char *out, size_t cap, const char *path, const char *suff
     return KRING_OK;
 }
 
-uint64_t kring_time_ns(void)
+uint64_t kring_plat_realtime_ns(void)
 {
     FILETIME ft;
     ULARGE_INTEGER t;
@@ -248,17 +248,17 @@ int kring_plat_create(struct kring_map *m, const char *path,
     return map_view(m, mapping, path, role);
 }
 
-int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
+int kring_plat_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
 {
-    /* A named mapping with no open handle is gone at once: use
-     * kring_consumer_create or kring_producer_create. */
+    /* A named mapping with no open handle is gone at once: there is only
+     * kring_plat_create. */
     (void)path;
     (void)tmpl;
     (void)mode;
     return KRING_E_INVAL;
 }
 
-int kring_shm_unlink(const char *path)
+int kring_plat_shm_unlink(const char *path)
 {
     (void)path;
     return KRING_OK;        /* the mapping goes with its last handle */

@@ -1,7 +1,9 @@
 """cffi builder for pykring._kring (API mode, out of line).
 
-Reads the cdef sections of the ring ABI header and the user-mode library
-header verbatim, and compiles the project's own C files. setup.py runs it
+Reads the cdef sections of the ABI headers (the ring, the kernel event
+records, the eBPF programs' configuration, the driver's IOCTL interface) and
+of the user-mode library header verbatim, and compiles the project's own C
+files: Python declares no struct or constant of those headers itself. setup.py runs it
 through ``cffi_modules``; tests run it directly to make sanitizer builds.
 
 Environment: KRING_WERROR=1 adds -Werror; KRING_SANITIZE=address,undefined
@@ -56,9 +58,12 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
     sources = [os.path.relpath(os.path.join(CSRC, s)) for s in COMMON_SOURCES + PLATFORM_SOURCES[plat]]
 
     ffi = FFI()
-    ffi.cdef(cdef_section("kring/kring.h"))
+    for header in ("kring/kring.h", "kring/kring_events.h", "kring/kring_bpf.h", "kring/kring_ioctl.h"):
+        ffi.cdef(cdef_section(header))
     ffi.cdef(cdef_section("kring_user.h", plat))
-    ffi.cdef(cdef_section("kring/kring_events.h"))
+    # cffi reads integer #defines only: the device path of kring_ioctl.h, a
+    # UTF-16 string, is declared here and takes its value from the header.
+    ffi.cdef("static const wchar_t *const KRING_USER_PATH;")
     ffi.cdef("const char *kring_pkg_version(void);")
     cflags, ldflags = [], []
     if plat == "linux":
@@ -71,6 +76,7 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
     ffi.set_source(
         module,
         '#include "kring_user.h"\n#include <kring/kring_events.h>\n'
+        '#include <kring/kring_bpf.h>\n#include <kring/kring_ioctl.h>\n'
         'const char *kring_pkg_version(void) { return "%s"; }\n' % _version(),
         sources=sources,
         include_dirs=[os.path.relpath(INCLUDE), os.path.relpath(CSRC)],

@@ -202,4 +202,27 @@ int kring_consumer_set_epoll(struct kring_consumer *c, int fd);
 /* @cdef-end */
 #endif
 
+#if defined(_WIN32)
+struct kring_attach_out;                 /* <kring/kring_ioctl.h> */
+/* @cdef-begin [win32] (kring_driver_map.c) */
+
+/* A consumer over the ring of the kring.sys driver, after IOCTL_KRING_ATTACH.
+ * The caller has checked the reply (size, version, method, capacity) and
+ * opened the event it names with SYNCHRONIZE access. reply->consumer_page,
+ * producer_page and data give where the ring is in this process: the
+ * driver's mapping (KRING_METHOD_MAP), or a replica ring the caller keeps
+ * of a KRING_METHOD_COPY ring. Checks a private copy of the producer page
+ * (KRING_E_VERSION; KRING_E_CORRUPT with err_reason KRING_BAD_META, also
+ * when its capacity is not reply->capacity), then attaches with that
+ * copy's capacity and record types, waits on event_handle (KRING_WAIT_EVENT)
+ * and expects sequence number 0 first. On success the consumer owns
+ * event_handle (kring_consumer_close closes it) and *meta, if meta is not
+ * NULL, receives the checked copy; on failure the caller keeps the handle
+ * and the consumer owns nothing. */
+int kring_consumer_map_driver(struct kring_consumer *c, const struct kring_attach_out *reply,
+                              void *event_handle, struct kring_producer_page *meta);
+
+/* @cdef-end */
+#endif
+
 #endif /* KRING_USER_H */

@@ -12,9 +12,9 @@
  * pages the other side owns read-only in this process.
  *
  * A consumer of the kring.sys driver does not come through here: it
- * attaches with the driver's IOCTLs and kring_consumer_init, and waits on
- * the driver's named event as its data event (tests/windows/kring_client.c,
- * pykring/kernel_windows.py, docs/DRIVER.md).
+ * attaches with the driver's IOCTLs and kring_consumer_map_driver
+ * (kring_driver_map.c), and waits on the driver's named event as its data
+ * event (docs/DRIVER.md).
  */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN

@@ -15,7 +15,7 @@ FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I" + 
 PORTABLE = ["kring_consumer.c", "kring_producer.c", "kring_meta.c", "kring_events.c"]
 #: As pykring/_build.py compiles them per platform.
 LINUX = PORTABLE + ["kring_linux.c", "kring_bpf_map.c"]
-WINDOWS = PORTABLE + ["kring_win.c"]
+WINDOWS = PORTABLE + ["kring_win.c", "kring_driver_map.c"]
 
 
 def _compile(cc, files, tmp_path, extra=()):

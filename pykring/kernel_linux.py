@@ -31,7 +31,6 @@ What each record field means on Linux: csrc/bpf/kring_events.bpf.c.
 import atexit
 import errno
 import os
-import struct
 import time
 import weakref
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
@@ -48,12 +47,10 @@ OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "k
 DEFAULT_SIZE = 16 << 20
 EVENT_KINDS = ("process", "image")
 
-# include/kring/kring_bpf.h, mirrored (sizes pinned by static asserts there).
-WANT_PROCESS, WANT_IMAGE = 0x1, 0x2
-CLOCK_MONOTONIC, CLOCK_TAI = 0, 1
-_CONFIG = struct.Struct("<IIqII")           # struct kring_bpf_config
-_STATE = struct.Struct("<Q")                # struct kring_bpf_state
-_COUNTS = struct.Struct("<QQ")              # struct kring_bpf_counts
+# include/kring/kring_bpf.h through the extension's cdef: the constants here,
+# struct kring_bpf_config / _state / _counts as _lib.ffi types.
+WANT_PROCESS, WANT_IMAGE = _lib.lib.KRING_BPF_WANT_PROCESS, _lib.lib.KRING_BPF_WANT_IMAGE
+CLOCK_MONOTONIC, CLOCK_TAI = _lib.lib.KRING_BPF_CLOCK_MONOTONIC, _lib.lib.KRING_BPF_CLOCK_TAI
 
 # Programs in attach order, and which records need them. The fork program
 # goes first: the time after it is attached tells which processes started
@@ -317,8 +314,9 @@ class LinuxKernelSource:
         clock, offset = clock_config(bpf)
         self.clock = clock
         page_shift = os.sysconf("SC_PAGE_SIZE").bit_length() - 1
-        cfg = _CONFIG.pack(self.want, clock, offset, page_shift, 0)
-        rc = bpf.bpf_map__set_initial_value(self._map(".rodata.kring"), cfg, len(cfg))
+        cfg = _lib.ffi.new("struct kring_bpf_config *", {
+            "want": self.want, "clock": clock, "clock_offset": offset, "page_shift": page_shift})
+        rc = bpf.bpf_map__set_initial_value(self._map(".rodata.kring"), cfg, _lib.ffi.sizeof(cfg[0]))
         if rc:
             self._fail("configuring the eBPF programs", rc)
         rc = bpf.bpf_object__load(obj)
@@ -351,7 +349,7 @@ class LinuxKernelSource:
 
     def _set_attached(self, ns: int) -> None:
         key = self._ffi.new("uint32_t *", 0)
-        val = _STATE.pack(ns)
+        val = _lib.ffi.new("struct kring_bpf_state *", {"attached_ns": ns})
         rc = self._bpf.bpf_map_update_elem(self._state_fd, key, val, 0)
         if rc:
             self._fail("writing the eBPF programs' state", rc)
@@ -363,16 +361,11 @@ class LinuxKernelSource:
             raise ValueError("the kernel event source is closed")
         ffi = self._ffi
         key = ffi.new("uint32_t *", 0)
-        buf = ffi.new("uint8_t[]", _COUNTS.size * self._ncpus)
-        rc = self._bpf.bpf_map_lookup_elem(self._counts_fd, key, buf)
+        per_cpu = _lib.ffi.new("struct kring_bpf_counts[]", self._ncpus)
+        rc = self._bpf.bpf_map_lookup_elem(self._counts_fd, key, per_cpu)
         if rc:
             self._fail("reading the drop counters", rc)
-        raw = bytes(ffi.buffer(buf))
-        written = dropped = 0
-        for w, d in _COUNTS.iter_unpack(raw):
-            written += w
-            dropped += d
-        return written, dropped
+        return sum(c.written for c in per_cpu), sum(c.dropped for c in per_cpu)
 
     def _ids(self, fds: Iterable[int]) -> List[int]:
         ffi = self._ffi

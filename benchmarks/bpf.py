@@ -22,7 +22,7 @@ Two consumers, each the ring's only consumer, alternating round by round
   and ring_buffer__poll / ring_buffer__consume, a callback that checks the
   length, memcpy's the record into the next row of a 4 MiB buffer and checks
   seq continuity on the copy.
-- pykring: ``pykring.ring.bpf_ring(map_fd, capacity, types)`` in this Python
+- pykring: ``pykring.kernel_linux.bpf_ring(map_fd, capacity, types)`` in this Python
   process, ``Ring.read(out=<4 MiB preallocated array>, timeout=...)`` in a
   loop; count, the last seq of every batch, ``stats.lost`` against the drops.
 
@@ -289,7 +289,7 @@ def _record_dtype() -> np.dtype:
 
 
 def _pykring_ring(synth: Synth):
-    from pykring.ring import bpf_ring
+    from pykring.kernel_linux import bpf_ring
 
     return bpf_ring(synth.map_fd, synth.capacity, [(1, "synth", _record_dtype())], name="bench:synth")
 

@@ -13,7 +13,7 @@
 
 #include <kring/kring_atomic.h>
 #include "kring_copy.h"
-#include "kring_user.h"
+#include "kring_plat.h"
 
 static int corrupt(struct kring_consumer *c, int reason, uint64_t pos, uint64_t value)
 {
@@ -47,16 +47,7 @@ int kring_consumer_init(struct kring_consumer *c, struct kring_consumer_page *co
         capacity > KRING_MAX_CAPACITY)
         return KRING_E_INVAL;
     memset(c, 0, sizeof *c);
-    c->m.fd = -1;
-    c->m.epoll_fd = -1;
-    c->m.cons = cons;
-    c->m.prod = prod;
-    c->m.data = data;
-    c->m.capacity = capacity;
-    c->m.mask = capacity - 1;
-    c->m.double_mapped = double_mapped != 0;
-    c->m.has_meta = has_meta != 0;
-    c->m.wait_kind = KRING_WAIT_NONE;
+    kring_map_init(&c->m, cons, prod, data, capacity, double_mapped, has_meta);
     return attach_position(c);
 }
 
@@ -285,9 +276,11 @@ int kring_wait(struct kring_consumer *c, int64_t timeout_ns)
             kring_store_relaxed_u32(&c->m.cons->waiting, 0);
             break;
         }
-        case KRING_WAIT_EPOLL:
-            rc = kring_plat_epoll_wait(&c->m, left);
+#if defined(__linux__)
+        case KRING_WAIT_EPOLL:          /* kring_consumer_set_epoll: Linux only */
+            rc = kring_epoll_wait(&c->m, left);
             break;
+#endif
         default:
             return ready(c) ? KRING_OK : KRING_E_TIMEOUT;
         }
@@ -300,9 +293,7 @@ int kring_wait(struct kring_consumer *c, int64_t timeout_ns)
 void kring_consumer_close(struct kring_consumer *c)
 {
     kring_plat_unmap(&c->m);
-    memset(&c->m, 0, sizeof c->m);
-    c->m.fd = -1;
-    c->m.epoll_fd = -1;
+    kring_map_init(&c->m, NULL, NULL, NULL, 0, 0, 0);
 }
 
 /* After the platform layer mapped a ring with metadata: types and position. */

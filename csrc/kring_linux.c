@@ -1,7 +1,8 @@
 /*
  * kring_linux.c - Linux platform layer: shared-memory ring files, mappings
  * with the right protections for each side, one-consumer/one-producer
- * locks, futex waits and wakes, epoll for fd-based sources, clocks.
+ * locks, futex waits and wakes, clocks. (A BPF ring buffer map is attached
+ * by kring_bpf_map.c.)
  *
  * A consumer maps page 0 read-write and page 1 + data read-only; a producer
  * the other way round. Open-file-description locks on byte 0 (consumer) and
@@ -14,7 +15,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include <kring/kring_atomic.h>
-#include "kring_user.h"
+#include "kring_plat.h"
 
-static int from_errno(struct kring_map *m, int err)
+int kring_plat_from_errno(struct kring_map *m, int err)
 {
     if (m)
         m->os_error = err;
@@ -40,7 +40,7 @@ static int from_errno(struct kring_map *m, int err)
     }
 }
 
-uint64_t kring_time_ns(void)
+uint64_t kring_plat_realtime_ns(void)
 {
     struct timespec ts;
 
@@ -61,7 +61,7 @@ uint32_t kring_plat_pid(void)
     return (uint32_t)getpid();
 }
 
-int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
+int kring_plat_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
 {
     struct kring_producer_page page;
     int fd, rc, err;
@@ -73,14 +73,14 @@ int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, i
         return rc;
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode ? (mode_t)mode : 0600);
     if (fd < 0)
-        return from_errno(NULL, errno);
+        return kring_plat_from_errno(NULL, errno);
     /* ftruncate zero-fills: the consumer page and the data area start zeroed. */
     if (ftruncate(fd, (off_t)(KRING_DATA_OFFSET + page.capacity)) != 0 ||
         pwrite(fd, &page, sizeof page, KRING_PAGE_SIZE) != (ssize_t)sizeof page) {
         err = errno;
         close(fd);
         unlink(path);
-        return from_errno(NULL, err ? err : EIO);
+        return kring_plat_from_errno(NULL, err ? err : EIO);
     }
     close(fd);
     return KRING_OK;
@@ -89,7 +89,7 @@ int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, i
 int kring_plat_create(struct kring_map *m, const char *path,
                       const struct kring_producer_page *tmpl, int mode, int role)
 {
-    int rc = kring_shm_create(path, tmpl, mode);
+    int rc = kring_plat_shm_create(path, tmpl, mode);
 
     if (rc != KRING_OK)
         return rc;
@@ -99,10 +99,10 @@ int kring_plat_create(struct kring_map *m, const char *path,
     return rc;
 }
 
-int kring_shm_unlink(const char *path)
+int kring_plat_shm_unlink(const char *path)
 {
     if (unlink(path) != 0)
-        return from_errno(NULL, errno);
+        return kring_plat_from_errno(NULL, errno);
     return KRING_OK;
 }
 
@@ -116,7 +116,7 @@ static int lock_role(int fd, int role)
     fl.l_start = role;          /* byte 0: the consumer, byte 1: the producer */
     fl.l_len = 1;
     if (fcntl(fd, F_OFD_SETLK, &fl) != 0)
-        return (errno == EAGAIN || errno == EACCES) ? KRING_E_BUSY : from_errno(NULL, errno);
+        return (errno == EAGAIN || errno == EACCES) ? KRING_E_BUSY : kring_plat_from_errno(NULL, errno);
     return KRING_OK;
 }
 
@@ -146,14 +146,12 @@ int kring_plat_map(struct kring_map *m, const char *path, int role)
     int fd, rc, err;
     void *a, *b;
 
-    memset(m, 0, sizeof *m);
-    m->fd = -1;
-    m->epoll_fd = -1;
+    kring_map_init(m, NULL, NULL, NULL, 0, 0, 0);
     fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
-        return from_errno(m, errno);
+        return kring_plat_from_errno(m, errno);
     if (fstat(fd, &st) != 0) {
-        rc = from_errno(m, errno);
+        rc = kring_plat_from_errno(m, errno);
         goto close_fd;
     }
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < KRING_DATA_OFFSET ||
@@ -173,7 +171,7 @@ int kring_plat_map(struct kring_map *m, const char *path, int role)
     a = mmap(NULL, KRING_PAGE_SIZE, role == 0 ? PROT_READ | PROT_WRITE : PROT_READ,
              MAP_SHARED, fd, 0);
     if (a == MAP_FAILED) {
-        rc = from_errno(m, errno);
+        rc = kring_plat_from_errno(m, errno);
         goto close_fd;
     }
     b = mmap(NULL, KRING_PAGE_SIZE + cap, role == 1 ? PROT_READ | PROT_WRITE : PROT_READ,
@@ -181,16 +179,10 @@ int kring_plat_map(struct kring_map *m, const char *path, int role)
     if (b == MAP_FAILED) {
         err = errno;
         munmap(a, KRING_PAGE_SIZE);
-        rc = from_errno(m, err);
+        rc = kring_plat_from_errno(m, err);
         goto close_fd;
     }
-    m->cons = a;
-    m->prod = b;
-    m->data = (uint8_t *)b + KRING_PAGE_SIZE;
-    m->capacity = cap;
-    m->mask = cap - 1;
-    m->double_mapped = 0;
-    m->has_meta = 1;
+    kring_map_init(m, a, b, (uint8_t *)b + KRING_PAGE_SIZE, cap, 0, 1);
     m->wait_kind = KRING_WAIT_FUTEX;
     m->fd = fd;
     m->role = role;
@@ -273,71 +265,4 @@ int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64
 void kring_plat_wake_space(struct kring_map *m)
 {
     futex_wake(consumer_pos_lo(m));
-}
-
-int kring_consumer_set_epoll(struct kring_consumer *c, int fd)
-{
-    struct epoll_event ev;
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-
-    if (ep < 0)
-        return from_errno(&c->m, errno);
-    memset(&ev, 0, sizeof ev);
-    ev.events = EPOLLIN;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        int err = errno;
-
-        close(ep);
-        return from_errno(&c->m, err);
-    }
-    if (c->m.epoll_fd >= 0)
-        close(c->m.epoll_fd);
-    c->m.epoll_fd = ep;
-    c->m.wait_kind = KRING_WAIT_EPOLL;
-    return KRING_OK;
-}
-
-int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns)
-{
-    struct epoll_event ev;
-    int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
-    int r = epoll_wait(m->epoll_fd, &ev, 1, ms);
-
-    if (r > 0)
-        return KRING_OK;
-    if (r == 0)
-        return KRING_E_TIMEOUT;
-    return errno == EINTR ? KRING_E_INTR : from_errno(m, errno);
-}
-
-int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity)
-{
-    const long page = sysconf(_SC_PAGESIZE);
-    void *cons, *prod;
-    int rc, err;
-
-    if (!c || map_fd < 0 || page <= 0 || capacity < (uint64_t)page || (capacity & (capacity - 1)) != 0 ||
-        capacity > KRING_MAX_CAPACITY)
-        return KRING_E_INVAL;
-    cons = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
-    if (cons == MAP_FAILED)
-        return from_errno(&c->m, errno);
-    /* The kernel maps the data area twice back to back: a record that wraps
-     * is contiguous. Only the consumer page may be mapped writable. */
-    prod = mmap(NULL, (size_t)page + 2 * capacity, PROT_READ, MAP_SHARED, map_fd, (off_t)page);
-    if (prod == MAP_FAILED) {
-        err = errno;
-        munmap(cons, (size_t)page);
-        return from_errno(&c->m, err);
-    }
-    rc = kring_consumer_init(c, cons, prod, (uint8_t *)prod + page, capacity, 1, 0);
-    c->m.base_cons = cons;
-    c->m.len_cons = (uint64_t)page;
-    c->m.base_prod = prod;
-    c->m.len_prod = (uint64_t)page + 2 * capacity;
-    if (rc == KRING_OK)
-        rc = kring_consumer_set_epoll(c, map_fd);
-    if (rc != KRING_OK)
-        kring_plat_unmap(&c->m);
-    return rc;
 }

@@ -1,11 +1,13 @@
 /*
- * kring_meta.c - messages, and the checks on a ring's description and
- * schema that every side runs before it trusts a producer page.
+ * kring_meta.c - messages, the checks on a ring's description and schema
+ * that every side runs before it trusts a producer page, the description of
+ * a mapping that every attach starts from, and shared-memory rings created
+ * and removed without attaching (through the platform layer).
  */
 #include <string.h>
 
 #include <kring/kring_atomic.h>
-#include "kring_user.h"
+#include "kring_plat.h"
 
 const char *kring_strerror(int code)
 {
@@ -108,6 +110,23 @@ int kring_meta_check(const struct kring_producer_page *m, uint64_t file_size)
     return kring_meta_problem(m, file_size) ? KRING_E_CORRUPT : KRING_OK;
 }
 
+void kring_map_init(struct kring_map *m, struct kring_consumer_page *cons,
+                    struct kring_producer_page *prod, uint8_t *data, uint64_t capacity,
+                    int double_mapped, int has_meta)
+{
+    memset(m, 0, sizeof *m);
+    m->cons = cons;
+    m->prod = prod;
+    m->data = data;
+    m->capacity = capacity;
+    m->mask = capacity ? capacity - 1 : 0;
+    m->double_mapped = double_mapped != 0;
+    m->has_meta = has_meta != 0;
+    m->wait_kind = KRING_WAIT_NONE;
+    m->fd = -1;
+    m->epoll_fd = -1;
+}
+
 int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size)
 {
     const struct kring_producer_page *meta = m->prod;
@@ -149,4 +168,14 @@ int kring_meta_initial(struct kring_producer_page *page, const struct kring_prod
     page->written = 0;
     page->dropped = 0;
     return KRING_OK;
+}
+
+int kring_shm_create(const char *path, const struct kring_producer_page *meta_template, int mode)
+{
+    return kring_plat_shm_create(path, meta_template, mode);
+}
+
+int kring_shm_unlink(const char *path)
+{
+    return kring_plat_shm_unlink(path);
 }

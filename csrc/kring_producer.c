@@ -16,7 +16,12 @@
 
 #include <kring/kring_atomic.h>
 #include "kring_copy.h"
-#include "kring_user.h"
+#include "kring_plat.h"
+
+uint64_t kring_time_ns(void)
+{
+    return kring_plat_realtime_ns();
+}
 
 static void set_flags(struct kring_map *m, uint32_t set, uint32_t clear)
 {
@@ -315,7 +320,5 @@ void kring_producer_close(struct kring_producer *p, int clean)
         notify_consumer(p);
     }
     kring_plat_unmap(&p->m);
-    memset(&p->m, 0, sizeof p->m);
-    p->m.fd = -1;
-    p->m.epoll_fd = -1;
+    kring_map_init(&p->m, NULL, NULL, NULL, 0, 0, 0);
 }

@@ -1,11 +1,15 @@
 /*
- * kring_user.h - the user-mode library: consumer (drain, wait), user-mode
- * producer, and the platform layer that creates and maps shared-memory rings.
+ * kring_user.h - the public API of the user-mode library: consumer (drain,
+ * wait), user-mode producer, shared-memory rings, and consumers over memory
+ * that a kernel source maps.
  *
- * Everything here is private to one process; only kring.h is shared memory.
- * Functions return KRING_OK (0) or a negative KRING_E_* code; kring_strerror()
- * owns the messages. The part between the cdef markers is read by the cffi
- * builder verbatim.
+ * Everything here is private to one process; only the include/kring/ headers
+ * describe shared memory. Functions return KRING_OK (0) or a negative
+ * KRING_E_* code; kring_strerror() owns the messages. The parts between the
+ * cdef markers are read by the cffi builder verbatim: an untagged part on
+ * every platform, a part tagged [linux] or [win32] only there (the same
+ * platform the #if around it selects). The library's internals (the
+ * platform layer and helpers of the portable files) are in kring_plat.h.
  */
 #ifndef KRING_USER_H
 #define KRING_USER_H
@@ -148,12 +152,6 @@ int kring_consumer_init(struct kring_consumer *c, struct kring_consumer_page *co
                         struct kring_producer_page *prod, uint8_t *data,
                         uint64_t capacity, int double_mapped, int has_meta);
 int kring_consumer_set_type(struct kring_consumer *c, uint16_t id, uint32_t size, uint32_t min_size);
-/* A consumer over a Linux BPF ring buffer map (BPF_MAP_TYPE_RINGBUF fd,
- * data `capacity` bytes): maps its consumer page read-write and its producer
- * page and twice-mapped data read-only, and waits with epoll on the fd.
- * The fd stays the caller's. Set the record types with kring_consumer_set_type. */
-int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity);
-int kring_consumer_set_epoll(struct kring_consumer *c, int fd);
 
 void kring_consumer_close(struct kring_consumer *c);
 void kring_producer_close(struct kring_producer *p, int clean);
@@ -190,24 +188,41 @@ int kring_flush(struct kring_producer *p, int64_t timeout_ns);
 
 /* @cdef-end */
 
-/* Platform layer (kring_linux.c / kring_win.c), used by the portable files. */
-int kring_plat_wait_data(struct kring_consumer *c, uint32_t seen_wake_seq, int64_t timeout_ns);
-void kring_plat_wake_data(struct kring_map *m);
-int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64_t timeout_ns);
-void kring_plat_wake_space(struct kring_map *m);
-int kring_plat_map(struct kring_map *m, const char *path, int role);
-int kring_plat_create(struct kring_map *m, const char *path,
-                      const struct kring_producer_page *meta_template, int mode, int role);
-/* The producer page a new ring starts with: the template's description and
- * schema, positions, counters and flags zero (kring_meta.c). */
-int kring_meta_initial(struct kring_producer_page *page, const struct kring_producer_page *tmpl);
-/* Copy and check the type bounds of a mapped ring (kring_meta.c). */
-int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size);
-void kring_plat_unmap(struct kring_map *m);
-int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns);
-uint64_t kring_plat_monotonic_ns(void);
-/* Is `role` (0 consumer, 1 producer) held by some process? 1, 0, or -1 unknown. */
-int kring_plat_role_held(struct kring_map *m, int role);
-uint32_t kring_plat_pid(void);
+#if defined(__linux__)
+/* @cdef-begin [linux] (kring_bpf_map.c) */
+
+/* A consumer over a Linux BPF ring buffer map (BPF_MAP_TYPE_RINGBUF fd,
+ * data `capacity` bytes): maps its consumer page read-write and its producer
+ * page and twice-mapped data read-only, and waits with epoll on the fd.
+ * The fd stays the caller's. Set the record types with kring_consumer_set_type. */
+int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity);
+/* Wait with epoll for `fd` to become readable (KRING_WAIT_EPOLL). */
+int kring_consumer_set_epoll(struct kring_consumer *c, int fd);
+
+/* @cdef-end */
+#endif
+
+#if defined(_WIN32)
+struct kring_attach_out;                 /* <kring/kring_ioctl.h> */
+/* @cdef-begin [win32] (kring_driver_map.c) */
+
+/* A consumer over the ring of the kring.sys driver, after IOCTL_KRING_ATTACH.
+ * The caller has checked the reply (size, version, method, capacity) and
+ * opened the event it names with SYNCHRONIZE access. reply->consumer_page,
+ * producer_page and data give where the ring is in this process: the
+ * driver's mapping (KRING_METHOD_MAP), or a replica ring the caller keeps
+ * of a KRING_METHOD_COPY ring. Checks a private copy of the producer page
+ * (KRING_E_VERSION; KRING_E_CORRUPT with err_reason KRING_BAD_META, also
+ * when its capacity is not reply->capacity), then attaches with that
+ * copy's capacity and record types, waits on event_handle (KRING_WAIT_EVENT)
+ * and expects sequence number 0 first. On success the consumer owns
+ * event_handle (kring_consumer_close closes it) and *meta, if meta is not
+ * NULL, receives the checked copy; on failure the caller keeps the handle
+ * and the consumer owns nothing. */
+int kring_consumer_map_driver(struct kring_consumer *c, const struct kring_attach_out *reply,
+                              void *event_handle, struct kring_producer_page *meta);
+
+/* @cdef-end */
+#endif
 
 #endif /* KRING_USER_H */

@@ -12,9 +12,9 @@
  * pages the other side owns read-only in this process.
  *
  * A consumer of the kring.sys driver does not come through here: it
- * attaches with the driver's IOCTLs and kring_consumer_init, and waits on
- * the driver's named event as its data event (tests/windows/kring_client.c,
- * pykring/kernel_windows.py, docs/DRIVER.md).
+ * attaches with the driver's IOCTLs and kring_consumer_map_driver
+ * (kring_driver_map.c), and waits on the driver's named event as its data
+ * event (docs/DRIVER.md).
  */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include <kring/kring_atomic.h>
-#include "kring_user.h"
+#include "kring_plat.h"
 
 #define NAME_MAX_CHARS 240
 
@@ -57,7 +57,7 @@ static int object_name(char *out, size_t cap, const char *path, const char *suff
     return KRING_OK;
 }
 
-uint64_t kring_time_ns(void)
+uint64_t kring_plat_realtime_ns(void)
 {
     FILETIME ft;
     ULARGE_INTEGER t;
@@ -132,9 +132,9 @@ static int open_events(struct kring_map *m, const char *path)
     return KRING_OK;
 }
 
-/* Map the mapping m->h_mapping for `role`, checking a private copy of the
- * producer page first. */
-static int map_view(struct kring_map *m, const char *path, int role)
+/* Map `mapping` (a handle this call takes over) for `role`, checking a
+ * private copy of the producer page first. */
+static int map_view(struct kring_map *m, HANDLE mapping, const char *path, int role)
 {
     struct kring_producer_page meta;
     MEMORY_BASIC_INFORMATION mbi;
@@ -143,19 +143,28 @@ static int map_view(struct kring_map *m, const char *path, int role)
     uint64_t cap;
     int rc;
 
-    base = MapViewOfFile(m->h_mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
-    if (!base)
-        return from_win32(m, GetLastError());
-    m->base_cons = base;
+    base = MapViewOfFile(mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
+    if (!base) {
+        rc = from_win32(m, GetLastError());
+        goto close_mapping;
+    }
     if (VirtualQuery(base, &mbi, sizeof mbi) == 0 || mbi.RegionSize < KRING_DATA_OFFSET) {
         rc = KRING_E_VERSION;
-        goto fail;
+        goto unmap_view;
     }
     memcpy(&meta, base + KRING_PAGE_SIZE, sizeof meta);
     rc = kring_meta_check(&meta, (uint64_t)mbi.RegionSize);
     if (rc != KRING_OK)
-        goto fail;
+        goto unmap_view;
     cap = meta.capacity;
+    kring_map_init(m, (struct kring_consumer_page *)base,
+                   (struct kring_producer_page *)(base + KRING_PAGE_SIZE), base + KRING_DATA_OFFSET, cap, 0, 1);
+    m->wait_kind = KRING_WAIT_EVENT;
+    m->role = role;
+    m->h_mapping = mapping;
+    m->base_cons = base;
+    m->len_cons = KRING_DATA_OFFSET + cap;
+    /* From here on kring_plat_unmap releases the view and the handles. */
     rc = lock_role(m, path, role);
     if (rc != KRING_OK)
         goto fail;
@@ -171,38 +180,32 @@ static int map_view(struct kring_map *m, const char *path, int role)
                                                                        : from_win32(m, GetLastError());
     if (rc != KRING_OK)
         goto fail;
-    m->cons = (struct kring_consumer_page *)base;
-    m->prod = (struct kring_producer_page *)(base + KRING_PAGE_SIZE);
-    m->data = base + KRING_DATA_OFFSET;
-    m->capacity = cap;
-    m->mask = cap - 1;
-    m->double_mapped = 0;
-    m->has_meta = 1;
-    m->wait_kind = KRING_WAIT_EVENT;
-    m->role = role;
-    m->len_cons = KRING_DATA_OFFSET + cap;
     return KRING_OK;
 
 fail:
     kring_plat_unmap(m);
+    return rc;
+unmap_view:
+    UnmapViewOfFile(base);
+close_mapping:
+    CloseHandle(mapping);
     return rc;
 }
 
 int kring_plat_map(struct kring_map *m, const char *path, int role)
 {
     char name[NAME_MAX_CHARS];
+    HANDLE mapping;
     int rc;
 
-    memset(m, 0, sizeof *m);
-    m->fd = -1;
-    m->epoll_fd = -1;
+    kring_map_init(m, NULL, NULL, NULL, 0, 0, 0);
     rc = object_name(name, sizeof name, path, "");
     if (rc != KRING_OK)
         return rc;
-    m->h_mapping = OpenFileMappingA(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, name);
-    if (!m->h_mapping)
+    mapping = OpenFileMappingA(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, name);
+    if (!mapping)
         return from_win32(m, GetLastError());
-    return map_view(m, path, role);
+    return map_view(m, mapping, path, role);
 }
 
 int kring_plat_create(struct kring_map *m, const char *path,
@@ -210,14 +213,13 @@ int kring_plat_create(struct kring_map *m, const char *path,
 {
     struct kring_producer_page page;
     char name[NAME_MAX_CHARS];
+    HANDLE mapping;
     uint64_t size;
     uint8_t *base;
     int rc;
 
     (void)mode;
-    memset(m, 0, sizeof *m);
-    m->fd = -1;
-    m->epoll_fd = -1;
+    kring_map_init(m, NULL, NULL, NULL, 0, 0, 0);
     rc = kring_meta_initial(&page, tmpl);
     if (rc != KRING_OK)
         return rc;
@@ -227,38 +229,36 @@ int kring_plat_create(struct kring_map *m, const char *path,
     size = KRING_DATA_OFFSET + page.capacity;
     /* Paging-file backed, zero-filled; default security: the creator's
      * user, SYSTEM and Administrators. */
-    m->h_mapping = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
-                                      (DWORD)(size >> 32), (DWORD)size, name);
-    if (!m->h_mapping)
+    mapping = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
+                                 (DWORD)(size >> 32), (DWORD)size, name);
+    if (!mapping)
         return from_win32(m, GetLastError());
     if (GetLastError() == ERROR_ALREADY_EXISTS) {
-        CloseHandle(m->h_mapping);
-        m->h_mapping = NULL;
+        CloseHandle(mapping);
         return KRING_E_EXISTS;
     }
-    base = MapViewOfFile(m->h_mapping, FILE_MAP_WRITE, 0, 0, 0);
+    base = MapViewOfFile(mapping, FILE_MAP_WRITE, 0, 0, 0);
     if (!base) {
         rc = from_win32(m, GetLastError());
-        CloseHandle(m->h_mapping);
-        m->h_mapping = NULL;
+        CloseHandle(mapping);
         return rc;
     }
     memcpy(base + KRING_PAGE_SIZE, &page, sizeof page);
     UnmapViewOfFile(base);
-    return map_view(m, path, role);
+    return map_view(m, mapping, path, role);
 }
 
-int kring_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
+int kring_plat_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
 {
-    /* A named mapping with no open handle is gone at once: use
-     * kring_consumer_create or kring_producer_create. */
+    /* A named mapping with no open handle is gone at once: there is only
+     * kring_plat_create. */
     (void)path;
     (void)tmpl;
     (void)mode;
     return KRING_E_INVAL;
 }
 
-int kring_shm_unlink(const char *path)
+int kring_plat_shm_unlink(const char *path)
 {
     (void)path;
     return KRING_OK;        /* the mapping goes with its last handle */
@@ -376,26 +376,4 @@ int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64
 void kring_plat_wake_space(struct kring_map *m)
 {
     SetEvent(m->h_space_event);
-}
-
-int kring_consumer_set_epoll(struct kring_consumer *c, int fd)
-{
-    (void)c;
-    (void)fd;
-    return KRING_E_INVAL;   /* no epoll on Windows: kernel rings wait on the driver's event */
-}
-
-int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns)
-{
-    (void)m;
-    (void)timeout_ns;
-    return KRING_E_INVAL;
-}
-
-int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity)
-{
-    (void)c;
-    (void)map_fd;
-    (void)capacity;
-    return KRING_E_INVAL;   /* BPF ring buffers are a Linux source */
 }

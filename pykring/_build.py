@@ -1,7 +1,9 @@
 """cffi builder for pykring._kring (API mode, out of line).
 
-Reads the cdef sections of the ring ABI header and the user-mode library
-header verbatim, and compiles the project's own C files. setup.py runs it
+Reads the cdef sections of the ABI headers (the ring, the kernel event
+records, the eBPF programs' configuration, the driver's IOCTL interface) and
+of the user-mode library header verbatim, and compiles the project's own C
+files: Python declares no struct or constant of those headers itself. setup.py runs it
 through ``cffi_modules``; tests run it directly to make sanitizer builds.
 
 Environment: KRING_WERROR=1 adds -Werror; KRING_SANITIZE=address,undefined
@@ -20,7 +22,11 @@ CSRC = os.path.join(ROOT, "csrc")
 INCLUDE = os.path.join(ROOT, "include")
 
 COMMON_SOURCES = ["kring_consumer.c", "kring_producer.c", "kring_meta.c", "kring_events.c"]
-PLATFORM_SOURCES = {"linux": ["kring_linux.c"], "win32": ["kring_win.c"]}
+#: The platform layer, and the attach code of that platform's kernel source.
+PLATFORM_SOURCES = {"linux": ["kring_linux.c", "kring_bpf_map.c"], "win32": ["kring_win.c", "kring_driver_map.c"]}
+#: A cdef section: "@cdef-begin", an optional platform tag "[linux]" or
+#: "[win32]", the rest of the line, then the declarations up to "@cdef-end".
+_SECTION = re.compile(r"@cdef-begin(?: \[(\w+)\])?[^\n]*\n(.*?)/\* @cdef-end \*/", re.S)
 
 
 def _version():
@@ -30,16 +36,17 @@ def _version():
     return ns["__version__"]
 
 
-def cdef_section(name):
+def cdef_section(name, plat=None):
     """The text between the @cdef-begin and @cdef-end markers of a header:
+    every untagged section, and those tagged with `plat` ("linux", "win32").
     ``kring/<x>.h`` is an ABI header under include/, anything else is in csrc/."""
     path = os.path.join(INCLUDE if name.startswith("kring/") else CSRC, name)
     with open(path) as f:
         text = f.read()
-    m = re.search(r"@cdef-begin[^\n]*\n(.*?)/\* @cdef-end \*/", text, re.S)
-    if not m:
+    sections = _SECTION.findall(text)
+    if not sections:
         raise RuntimeError("%s has no cdef section" % os.path.relpath(path, ROOT))
-    return m.group(1)
+    return "".join(body for tag, body in sections if not tag or tag == plat)
 
 
 def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
@@ -51,9 +58,12 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
     sources = [os.path.relpath(os.path.join(CSRC, s)) for s in COMMON_SOURCES + PLATFORM_SOURCES[plat]]
 
     ffi = FFI()
-    ffi.cdef(cdef_section("kring/kring.h"))
-    ffi.cdef(cdef_section("kring_user.h"))
-    ffi.cdef(cdef_section("kring/kring_events.h"))
+    for header in ("kring/kring.h", "kring/kring_events.h", "kring/kring_bpf.h", "kring/kring_ioctl.h"):
+        ffi.cdef(cdef_section(header))
+    ffi.cdef(cdef_section("kring_user.h", plat))
+    # cffi reads integer #defines only: the device path of kring_ioctl.h, a
+    # UTF-16 string, is declared here and takes its value from the header.
+    ffi.cdef("static const wchar_t *const KRING_USER_PATH;")
     ffi.cdef("const char *kring_pkg_version(void);")
     cflags, ldflags = [], []
     if plat == "linux":
@@ -66,6 +76,7 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
     ffi.set_source(
         module,
         '#include "kring_user.h"\n#include <kring/kring_events.h>\n'
+        '#include <kring/kring_bpf.h>\n#include <kring/kring_ioctl.h>\n'
         'const char *kring_pkg_version(void) { return "%s"; }\n' % _version(),
         sources=sources,
         include_dirs=[os.path.relpath(INCLUDE), os.path.relpath(CSRC)],

@@ -7,7 +7,7 @@ headers to build and no libbpf at all until a kernel source is opened.
 """
 import os
 import threading
-from typing import List
+from typing import List, Optional
 
 from . import errors
 from ._build_bpf import DEBIAN_PACKAGES
@@ -70,6 +70,7 @@ int vsnprintf(char *str, size_t size, const char *format, void *ap);
 int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data);
 """
 _LIBBPF_WARN, _LIBBPF_INFO, _LIBBPF_DEBUG = 0, 1, 2
+_BTF_KIND_TYPEDEF, _BTF_KIND_FUNC_PROTO = 8, 13
 
 #: Held while an operation whose libbpf messages matter runs (see clear_log).
 lock = threading.Lock()
@@ -133,3 +134,20 @@ def log_tail(lines: int = 40) -> str:
     return "\nlibbpf said:\n  " + "\n  ".join(tail)
 
 
+def tracepoint_params(name: str) -> Optional[int]:
+    """How many parameters the kernel's BTF gives tracepoint `name` (its
+    btf_trace_<name> typedef: a pointer to a FUNC_PROTO), or None if unknown."""
+    ffi, bpf, _ = load()
+    btf = bpf.btf__load_vmlinux_btf()
+    if btf == ffi.NULL:
+        return None
+    try:
+        tid = bpf.btf__find_by_name_kind(btf, b"btf_trace_" + name.encode(), _BTF_KIND_TYPEDEF)
+        t = bpf.btf__type_by_id(btf, tid) if tid > 0 else ffi.NULL
+        ptr = bpf.btf__type_by_id(btf, t.size_or_type) if t != ffi.NULL else ffi.NULL
+        proto = bpf.btf__type_by_id(btf, ptr.size_or_type) if ptr != ffi.NULL else ffi.NULL
+        if proto == ffi.NULL or (proto.info >> 24) & 0x1F != _BTF_KIND_FUNC_PROTO:
+            return None
+        return proto.info & 0xFFFF          # vlen: the number of parameters
+    finally:
+        bpf.btf__free(btf)

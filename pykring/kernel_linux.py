@@ -3,10 +3,8 @@ records into a BPF ring buffer map, which pykring drains like any ring.
 
 The programs (csrc/bpf/kring_events.bpf.c) are compiled with clang when the
 package is built and ship as ``pykring/bpf/kring_events.bpf.o`` (CO-RE: one
-object for any kernel with BTF). libbpf opens, relocates, loads and attaches
-it; it is used through cffi in ABI mode (``dlopen("libbpf.so.1")``), so the
-package needs no libbpf headers to build and no libbpf at all until a kernel
-source is opened.
+object for any kernel with BTF). libbpf (:mod:`pykring._libbpf`) opens,
+relocates, loads and attaches it.
 
 Use :func:`pykring.kernel`; :class:`LinuxKernelSource` is the machinery.
 
@@ -31,27 +29,27 @@ What each record field means on Linux: csrc/bpf/kring_events.bpf.c.
 import atexit
 import errno
 import os
-import struct
 import time
 import weakref
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from . import _libbpf, errors
+import numpy as np
+
+from . import _lib, _libbpf, errors
 from ._libbpf import DEBIAN_PACKAGES
 from .events import EVENT_TYPES, event_meta
 from .kernel import EVENT_KINDS, check_ring_size, event_bits
-from .ring import bpf_ring
+from .ring import Ring
+
 #: The compiled programs, next to this module (KRING_BPF_OBJECT overrides).
 OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "kring_events.bpf.o")
 #: Default ring buffer size: 16 MiB holds ~25,000 process_start records.
 DEFAULT_SIZE = 16 << 20
 
-# include/kring/kring_bpf.h, mirrored (sizes pinned by static asserts there).
-WANT_PROCESS, WANT_IMAGE = 0x1, 0x2
-CLOCK_MONOTONIC, CLOCK_TAI = 0, 1
-_CONFIG = struct.Struct("<IIqII")           # struct kring_bpf_config
-_STATE = struct.Struct("<Q")                # struct kring_bpf_state
-_COUNTS = struct.Struct("<QQ")              # struct kring_bpf_counts
+# include/kring/kring_bpf.h through the extension's cdef: the constants here,
+# struct kring_bpf_config / _state / _counts as _lib.ffi types.
+WANT_PROCESS, WANT_IMAGE = _lib.lib.KRING_BPF_WANT_PROCESS, _lib.lib.KRING_BPF_WANT_IMAGE
+CLOCK_MONOTONIC, CLOCK_TAI = _lib.lib.KRING_BPF_CLOCK_MONOTONIC, _lib.lib.KRING_BPF_CLOCK_TAI
 
 # Programs in attach order, and which records need them. The fork program
 # goes first: the time after it is attached tells which processes started
@@ -165,21 +163,9 @@ def exit_program() -> str:
         return EXIT_PROGRAM
     if _exit_program_cache:
         return _exit_program_cache[0]
-    ffi, bpf, _ = _libbpf.load()
-    name = "kring_exit_live"
-    btf = bpf.btf__load_vmlinux_btf()
-    if btf != ffi.NULL:
-        try:
-            tid = bpf.btf__find_by_name_kind(btf, b"btf_trace_sched_process_exit", 8)   # BTF_KIND_TYPEDEF
-            t = bpf.btf__type_by_id(btf, tid) if tid > 0 else ffi.NULL
-            if t != ffi.NULL:
-                ptr = bpf.btf__type_by_id(btf, t.size_or_type)                          # BTF_KIND_PTR
-                proto = bpf.btf__type_by_id(btf, ptr.size_or_type) if ptr != ffi.NULL else ffi.NULL
-                # FUNC_PROTO (void *, struct task_struct *, bool): 3 parameters.
-                if proto != ffi.NULL and (proto.info >> 24) & 0x1F == 13 and proto.info & 0xFFFF >= 3:
-                    name = "kring_exit"
-        finally:
-            bpf.btf__free(btf)
+    # sched_process_exit passes (void *, struct task_struct *, bool group_dead): 3 parameters.
+    params = _libbpf.tracepoint_params("sched_process_exit")
+    name = "kring_exit" if params is not None and params >= 3 else "kring_exit_live"
     _exit_program_cache.append(name)
     return name
 
@@ -296,8 +282,9 @@ class LinuxKernelSource:
         clock, offset = clock_config(bpf)
         self.clock = clock
         page_shift = os.sysconf("SC_PAGE_SIZE").bit_length() - 1
-        cfg = _CONFIG.pack(self.want, clock, offset, page_shift, 0)
-        rc = bpf.bpf_map__set_initial_value(self._map(".rodata.kring"), cfg, len(cfg))
+        cfg = _lib.ffi.new("struct kring_bpf_config *", {
+            "want": self.want, "clock": clock, "clock_offset": offset, "page_shift": page_shift})
+        rc = bpf.bpf_map__set_initial_value(self._map(".rodata.kring"), cfg, _lib.ffi.sizeof(cfg[0]))
         if rc:
             self._fail("configuring the eBPF programs", rc)
         rc = bpf.bpf_object__load(obj)
@@ -330,7 +317,7 @@ class LinuxKernelSource:
 
     def _set_attached(self, ns: int) -> None:
         key = self._ffi.new("uint32_t *", 0)
-        val = _STATE.pack(ns)
+        val = _lib.ffi.new("struct kring_bpf_state *", {"attached_ns": ns})
         rc = self._bpf.bpf_map_update_elem(self._state_fd, key, val, 0)
         if rc:
             self._fail("writing the eBPF programs' state", rc)
@@ -342,16 +329,11 @@ class LinuxKernelSource:
             raise ValueError("the kernel event source is closed")
         ffi = self._ffi
         key = ffi.new("uint32_t *", 0)
-        buf = ffi.new("uint8_t[]", _COUNTS.size * self._ncpus)
-        rc = self._bpf.bpf_map_lookup_elem(self._counts_fd, key, buf)
+        per_cpu = _lib.ffi.new("struct kring_bpf_counts[]", self._ncpus)
+        rc = self._bpf.bpf_map_lookup_elem(self._counts_fd, key, per_cpu)
         if rc:
             self._fail("reading the drop counters", rc)
-        raw = bytes(ffi.buffer(buf))
-        written = dropped = 0
-        for w, d in _COUNTS.iter_unpack(raw):
-            written += w
-            dropped += d
-        return written, dropped
+        return sum(c.written for c in per_cpu), sum(c.dropped for c in per_cpu)
 
     def _ids(self, fds: Iterable[int]) -> List[int]:
         ffi = self._ffi
@@ -409,6 +391,32 @@ class LinuxKernelSource:
             pass
 
 
+def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]], *,
+             min_sizes: Optional[Dict[int, int]] = None,
+             counts: Optional[Callable[[], Tuple[int, int]]] = None,
+             on_close: Optional[Callable[[], None]] = None, name: Optional[str] = None) -> Ring:
+    """A Ring over a Linux BPF ring buffer map (its fd and data size).
+
+    ``types``: (id, name, record dtype) of the records the BPF programs
+    write; ``min_sizes``: shortest valid payload per type id (default: the
+    full size); ``counts()``: (written, dropped) as the programs count them;
+    ``on_close``: called after the mapping is released (detach programs,
+    close fds). Used by the Linux kernel event source and the BPF benchmark.
+    """
+    ffi, lib = _lib.ffi, _lib.lib
+    c = ffi.new("struct kring_consumer *")
+    _lib.check(lib.kring_consumer_map_bpf(c, map_fd, capacity), "map BPF ring buffer", c.m.os_error, c)
+    for tid, tname, dt in types:
+        size = dt.itemsize
+        rc = lib.kring_consumer_set_type(c, tid, size, (min_sizes or {}).get(tid, size))
+        if rc != lib.KRING_OK:
+            lib.kring_consumer_close(c)
+            _lib.check(rc, "record type %s" % tname)
+    c.seq_started = 1            # programs number records from 0 when loaded
+    c.next_seq = 0
+    return Ring(c, list(types), name, on_close=on_close, written=counts)
+
+
 def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE):
     """Load and attach the programs; return a :class:`pykring.Ring` over their
     ring buffer that detaches them when it is closed."""
@@ -432,13 +440,8 @@ _open_rings: "weakref.WeakSet" = weakref.WeakSet()
 @atexit.register
 def _close_all() -> None:
     """At interpreter exit: close every kernel ring (and source) still open."""
-    for ring in list(_open_rings):
+    for obj in list(_open_rings) + list(_open_sources):
         try:
-            ring.close()
-        except Exception:
-            pass
-    for src in list(_open_sources):
-        try:
-            src.close()
+            obj.close()
         except Exception:
             pass

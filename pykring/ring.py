@@ -396,28 +396,3 @@ def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *
 def attach(name: str) -> Ring:
     """Become the consumer of an existing ring, at its persisted position."""
     return _open_consumer(ring_path(name), "attach ring")
-
-
-def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]], *,
-             min_sizes: Optional[Dict[int, int]] = None,
-             counts: Optional[Callable[[], Tuple[int, int]]] = None,
-             on_close: Optional[Callable[[], None]] = None, name: Optional[str] = None) -> Ring:
-    """A Ring over a Linux BPF ring buffer map (its fd and data size).
-
-    ``types``: (id, name, record dtype) of the records the BPF programs
-    write; ``min_sizes``: shortest valid payload per type id (default: the
-    full size); ``counts()``: (written, dropped) as the programs count them;
-    ``on_close``: called after the mapping is released (detach programs,
-    close fds). Used by the Linux kernel event source and the BPF benchmark.
-    """
-    c = ffi.new("struct kring_consumer *")
-    check(lib.kring_consumer_map_bpf(c, map_fd, capacity), "map BPF ring buffer", c.m.os_error, c)
-    for tid, tname, dt in types:
-        size = dt.itemsize
-        rc = lib.kring_consumer_set_type(c, tid, size, (min_sizes or {}).get(tid, size))
-        if rc != lib.KRING_OK:
-            lib.kring_consumer_close(c)
-            check(rc, "record type %s" % tname)
-    c.seq_started = 1            # programs number records from 0 when loaded
-    c.next_seq = 0
-    return Ring(c, list(types), name, on_close=on_close, written=counts)

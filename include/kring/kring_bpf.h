@@ -2,12 +2,17 @@
  * kring_bpf.h - what the eBPF programs (csrc/bpf/kring_events.bpf.c) and their
  * loader (pykring/kernel_linux.py) share besides the ring: the load-time
  * configuration, the run-time state and the counters. The static asserts
- * below pin their layouts.
+ * below pin their layouts; the loader reads them through the cffi cdef
+ * (the part between the markers), so Python declares none of them again.
  *
  * Fixed-width integers only (the loader may be a 32-bit process).
  */
 #ifndef KRING_BPF_H
 #define KRING_BPF_H
+
+#include <kring/kring.h>
+
+/* @cdef-begin (read verbatim by pykring/_build.py: integer literals and structures only) */
 
 /* kring_bpf_config.want: which records the programs write. */
 #define KRING_BPF_WANT_PROCESS 0x1      /* process_start (fork, exec) and process_exit */
@@ -44,6 +49,8 @@ struct kring_bpf_counts {
     uint64_t dropped;           /* records lost because the ring was full; each took a
                                    sequence number, so the consumer sees them as gaps */
 };
+
+/* @cdef-end */
 
 KRING_STATIC_ASSERT(sizeof(struct kring_bpf_config) == 24, bpf_config_size);
 KRING_STATIC_ASSERT(sizeof(struct kring_bpf_state) == 8, bpf_state_size);

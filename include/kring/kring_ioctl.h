@@ -30,33 +30,38 @@ Environment:
 
 #include <kring/kring.h>
 
-/* Names. User mode opens KRING_USER_PATH (\\.\KRing). */
+/* Names. User mode opens KRING_USER_PATH (\\.\KRing). UTF-16 strings stay
+ * outside the cdef section (it takes integer constants only);
+ * pykring/_build.py exports KRING_USER_PATH. */
 #define KRING_NT_DEVICE_NAME L"\\Device\\KRing"
 #define KRING_DOS_DEVICE_NAME L"\\DosDevices\\KRing"
 #define KRING_USER_PATH L"\\\\.\\KRing"
+
+/* @cdef-begin (read verbatim by pykring/_build.py: integer literals and structures only) */
+
 #define KRING_EVENT_NAME_CHARS 64       /* UTF-16 units of an event name, NUL included */
 
 /* Version of this interface; the ATTACH reply carries it. */
 #define KRING_IOCTL_VERSION 1
 
 /* IOCTL codes: CTL_CODE(KRING_DEVICE_TYPE, function, METHOD_BUFFERED, access),
- * spelled out so that user code needs no winioctl.h. Every code is
- * METHOD_BUFFERED: the I/O manager copies requests and replies, and the
- * driver never touches a user buffer directly. */
+ * written out so that user code needs no winioctl.h, and as literals so that
+ * the cdef can read them: KRING_CTL (below the structures) computes each
+ * from its function and access, and a static assert checks the literal.
+ * Every code is METHOD_BUFFERED: the I/O manager copies requests and
+ * replies, and the driver never touches a user buffer directly. */
 #define KRING_DEVICE_TYPE 0x8A52        /* vendor range (>= 0x8000) */
-#define KRING_CTL(function, access) \
-    (((uint32_t)KRING_DEVICE_TYPE << 16) | ((uint32_t)(access) << 14) | ((uint32_t)(function) << 2) | 0u)
 #define KRING_ACCESS_READ 1             /* FILE_READ_DATA */
 #define KRING_ACCESS_RW 3               /* FILE_READ_DATA | FILE_WRITE_DATA */
 
-#define IOCTL_KRING_ATTACH KRING_CTL(0x800, KRING_ACCESS_RW)   /* in: kring_attach_in, out: kring_attach_out */
-#define IOCTL_KRING_DETACH KRING_CTL(0x801, KRING_ACCESS_RW)   /* no buffers */
-#define IOCTL_KRING_STATS KRING_CTL(0x802, KRING_ACCESS_READ)  /* out: kring_stats_out */
-#define IOCTL_KRING_READ KRING_CTL(0x803, KRING_ACCESS_RW)     /* in: kring_read_in, out: kring_read_out + bytes */
+#define IOCTL_KRING_ATTACH 0x8A52E000   /* 0x800, RW; in: kring_attach_in, out: kring_attach_out */
+#define IOCTL_KRING_DETACH 0x8A52E004   /* 0x801, RW; no buffers */
+#define IOCTL_KRING_STATS 0x8A526008    /* 0x802, READ; out: kring_stats_out */
+#define IOCTL_KRING_READ 0x8A52E00C     /* 0x803, RW; in: kring_read_in, out: kring_read_out + bytes */
 /* Test builds of the driver only (KRING_TEST_BUILD): the release driver
- * answers it with STATUS_INVALID_DEVICE_REQUEST. */
-#define IOCTL_KRING_TEST_INJECT KRING_CTL(0x8F0, KRING_ACCESS_RW) /* in: kring_inject_in, out: kring_inject_out */
-#define IOCTL_KRING_TEST_POKE KRING_CTL(0x8F1, KRING_ACCESS_RW)   /* in: kring_poke_in */
+ * answers them with STATUS_INVALID_DEVICE_REQUEST. */
+#define IOCTL_KRING_TEST_INJECT 0x8A52E3C0  /* 0x8F0, RW; in: kring_inject_in, out: kring_inject_out */
+#define IOCTL_KRING_TEST_POKE 0x8A52E3C4    /* 0x8F1, RW; in: kring_poke_in */
 
 /* Limits the driver enforces. */
 #define KRING_RING_SIZE_MIN 0x10000u            /* 64 KiB of data area */
@@ -73,7 +78,7 @@ Environment:
 /* kring_attach_in.events: which records the ring receives. */
 #define KRING_EVENTS_PROCESS 0x1                /* process_start and process_exit */
 #define KRING_EVENTS_IMAGE 0x2                  /* image_load */
-#define KRING_EVENTS_ALL (KRING_EVENTS_PROCESS | KRING_EVENTS_IMAGE)
+#define KRING_EVENTS_ALL 0x3                    /* KRING_EVENTS_PROCESS | KRING_EVENTS_IMAGE */
 
 /* kring_attach_in.flags: how the client wants to reach the ring. */
 #define KRING_ATTACH_MAP 0x1    /* map the ring into the caller (MmMapLockedPagesSpecifyCache) */
@@ -197,6 +202,19 @@ struct kring_poke_in {
     uint32_t reserved;          /* 0 */
     uint64_t consumer_pos;      /* the value to store */
 };
+
+/* @cdef-end */
+
+#define KRING_CTL(function, access) \
+    (((uint32_t)KRING_DEVICE_TYPE << 16) | ((uint32_t)(access) << 14) | ((uint32_t)(function) << 2) | 0u)
+
+KRING_STATIC_ASSERT(IOCTL_KRING_ATTACH == KRING_CTL(0x800, KRING_ACCESS_RW), ioctl_attach);
+KRING_STATIC_ASSERT(IOCTL_KRING_DETACH == KRING_CTL(0x801, KRING_ACCESS_RW), ioctl_detach);
+KRING_STATIC_ASSERT(IOCTL_KRING_STATS == KRING_CTL(0x802, KRING_ACCESS_READ), ioctl_stats);
+KRING_STATIC_ASSERT(IOCTL_KRING_READ == KRING_CTL(0x803, KRING_ACCESS_RW), ioctl_read);
+KRING_STATIC_ASSERT(IOCTL_KRING_TEST_INJECT == KRING_CTL(0x8F0, KRING_ACCESS_RW), ioctl_test_inject);
+KRING_STATIC_ASSERT(IOCTL_KRING_TEST_POKE == KRING_CTL(0x8F1, KRING_ACCESS_RW), ioctl_test_poke);
+KRING_STATIC_ASSERT(KRING_EVENTS_ALL == (KRING_EVENTS_PROCESS | KRING_EVENTS_IMAGE), events_all);
 
 KRING_STATIC_ASSERT(sizeof(struct kring_poke_in) == 16, poke_in_size);
 KRING_STATIC_ASSERT(sizeof(struct kring_attach_in) == 24, attach_in_size);

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from winharness import DRV, MINGW_CC, WineSession, need, run
+from .winharness import DRV, MINGW_CC, WineSession, need, run
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,17 @@
  * kring_client.c - drives kring.sys from user mode and checks what it
  * delivers; run under Wine by tests/windows/test_win_wine_driver.py.
  *
- * The attach sequence is the one pykring/kernel_windows.py mirrors: open
+ * The attach sequence is the one of pykring/kernel_windows.py: open
  * \\.\KRing, IOCTL_KRING_ATTACH, OpenEventW(SYNCHRONIZE) on the returned
- * name, check a private copy of the producer page with kring_meta_check,
- * kring_consumer_init over the ring, the record types from that copy, and
- * the event handle as the consumer's data event (KRING_WAIT_EVENT). A
- * mapped ring (KRING_METHOD_MAP) is then drained and waited on with the
- * csrc consumer as it is. A copy-mode ring (KRING_METHOD_COPY: Wine cannot
- * map) is replicated into a private ring of the same capacity with
- * IOCTL_KRING_READ and drained with the same consumer code.
+ * name, then kring_consumer_map_driver (csrc/kring_driver_map.c): a
+ * private, checked copy of the producer page, the consumer over the ring,
+ * the record types from that copy, and the event handle as the consumer's
+ * data event (KRING_WAIT_EVENT). A mapped ring (KRING_METHOD_MAP) is then
+ * drained and waited on with the csrc consumer as it is. A copy-mode ring
+ * (KRING_METHOD_COPY: Wine cannot map) is replicated into a private ring of
+ * the same capacity with IOCTL_KRING_READ, attached with the same call
+ * (the reply's addresses replaced by the replica's) and drained with the
+ * same consumer code.
  *
  * Usage:
  *   kring_client.exe release     checks against the release driver
@@ -103,25 +105,14 @@ struct client {
     uint8_t *readbuf;       /* METHOD_COPY: READ reply */
 };
 
-/* Types and bounds from a private, checked copy of the producer page. */
-static int set_types(struct kring_consumer *c, const struct kring_producer_page *meta)
-{
-    uint32_t t;
-
-    for (t = 0; t < meta->ntypes; t++)
-        if (kring_consumer_set_type(c, meta->types[t].id, meta->types[t].size, meta->types[t].min_size) != KRING_OK)
-            return KRING_E_CORRUPT;
-    return KRING_OK;
-}
-
 static LONG attach(struct client *cl, uint32_t flags, uint64_t ring_size, uint32_t events)
 {
     struct kring_attach_in req;
-    struct kring_producer_page meta;
+    struct kring_attach_out ring;
     HANDLE event;
     DWORD ret;
     LONG st;
-    int rc;
+    int rc = KRING_OK;
 
     memset(&req, 0, sizeof req);
     req.size = sizeof req;
@@ -138,44 +129,31 @@ static LONG attach(struct client *cl, uint32_t flags, uint64_t ring_size, uint32
     if (!event)
         return (LONG)0xE0000002L;
 
-    if (cl->att.method == KRING_METHOD_MAP) {
-        /* Check a private copy: the page is shared (read-only here, but the
-         * driver could change it), and only the copy's bounds are used. */
-        memcpy(&meta, (const void *)(uintptr_t)cl->att.producer_page, sizeof meta);
-        rc = kring_meta_check(&meta, KRING_DATA_OFFSET + cl->att.capacity);
-        if (rc == KRING_OK && meta.capacity == cl->att.capacity)
-            rc = kring_consumer_init(&cl->c, (struct kring_consumer_page *)(uintptr_t)cl->att.consumer_page,
-                                     (struct kring_producer_page *)(uintptr_t)cl->att.producer_page,
-                                     (uint8_t *)(uintptr_t)cl->att.data, meta.capacity, 0, 1);
-    } else {
-        /* A private ring of the same capacity that READ keeps a replica of. */
-        memcpy(&meta, &cl->att.meta, sizeof meta);
-        rc = kring_meta_check(&meta, KRING_DATA_OFFSET + cl->att.capacity);
+    /* Where the ring is in this process: the driver's mapping, as the reply
+     * says, or for a copy-mode ring a private replica of the same capacity
+     * that READ keeps up to date, starting from the reply's producer page. */
+    ring = cl->att;
+    if (cl->att.method != KRING_METHOD_MAP) {
         cl->shadow = VirtualAlloc(NULL, KRING_DATA_OFFSET + (SIZE_T)cl->att.capacity, MEM_COMMIT | MEM_RESERVE,
                                   PAGE_READWRITE);
         cl->readbuf = VirtualAlloc(NULL, sizeof(struct kring_read_out) + KRING_READ_MAX_BYTES,
                                    MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
-        if (!cl->shadow || !cl->readbuf)
+        if (!cl->shadow || !cl->readbuf) {
             rc = KRING_E_NOMEM;
-        if (rc == KRING_OK && meta.capacity == cl->att.capacity) {
-            memcpy(cl->shadow + KRING_PAGE_SIZE, &meta, sizeof meta);
-            rc = kring_consumer_init(&cl->c, (struct kring_consumer_page *)cl->shadow,
-                                     (struct kring_producer_page *)(cl->shadow + KRING_PAGE_SIZE),
-                                     cl->shadow + KRING_DATA_OFFSET, meta.capacity, 0, 1);
+        } else {
+            memcpy(cl->shadow + KRING_PAGE_SIZE, &cl->att.meta, sizeof cl->att.meta);
+            ring.consumer_page = (uintptr_t)cl->shadow;
+            ring.producer_page = (uintptr_t)(cl->shadow + KRING_PAGE_SIZE);
+            ring.data = (uintptr_t)(cl->shadow + KRING_DATA_OFFSET);
         }
     }
+    /* On success the consumer owns the event (kring_consumer_close closes it). */
     if (rc == KRING_OK)
-        rc = set_types(&cl->c, &meta);
+        rc = kring_consumer_map_driver(&cl->c, &ring, event, NULL);
     if (rc != KRING_OK) {
         CloseHandle(event);
         return (LONG)0xE0000003L;
     }
-    /* The driver's event wakes kring_wait (PROTOCOL.md 9.3); the consumer
-     * closes it in kring_consumer_close. */
-    cl->c.m.h_data_event = event;
-    cl->c.m.wait_kind = KRING_WAIT_EVENT;
-    cl->c.seq_started = 1;      /* a new ring numbers its records from 0 */
-    cl->c.next_seq = 0;
     return STATUS_OK;
 }
 

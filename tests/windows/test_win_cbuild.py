@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from winharness import CSRC, CSRC_WIN, DRV, HERE, INCLUDE, MINGW_CC
+from .winharness import CSRC, CSRC_WIN, DRV, HERE, INCLUDE, MINGW_CC
 
 STRICT = ["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I" + str(INCLUDE), "-I" + str(CSRC), "-I" + str(DRV)]
 HEADER_USER = '#include <kring/kring_ioctl.h>\n#include "kring_utf8.h"\n' \

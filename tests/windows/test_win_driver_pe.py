@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from winharness import DRV
+from .winharness import DRV
 
 IMAGE_FILE_MACHINE_AMD64 = 0x8664
 IMAGE_SUBSYSTEM_NATIVE = 1

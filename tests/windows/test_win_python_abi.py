@@ -1,66 +1,96 @@
-"""pykring/kernel_windows.py mirrors include/kring/kring_ioctl.h: the ctypes structures,
-IOCTL codes and limits are checked against the C header, compiled here for
-the host (the header is fixed-width only, so the layout is the same)."""
+"""pykring/kernel_windows.py takes the driver's interface from the extension
+(include/kring/kring_ioctl.h through the cffi cdef), not from Python copies.
+Off Windows, open_driver runs against a stand-in kernel32 up to the point
+where it needs the driver's mapping (kring_consumer_map_driver, which the
+Wine client exercises): the ATTACH request it sends, how it refuses an
+unexpected reply, and the event name it takes from a good one."""
 import ctypes
-import shutil
-import subprocess
 import sys
+import types
 
 import pytest
 
-from winharness import INCLUDE
-
 from pykring import errors, kernel_windows as wk
+from pykring._lib import ffi, lib
 
-STRUCTS = {"kring_attach_in": wk.AttachIn, "kring_attach_out": wk.AttachOut, "kring_stats_out": wk.StatsOut}
-CONSTANTS = {
-    "IOCTL_KRING_ATTACH": wk.IOCTL_KRING_ATTACH, "IOCTL_KRING_DETACH": wk.IOCTL_KRING_DETACH,
-    "IOCTL_KRING_STATS": wk.IOCTL_KRING_STATS, "KRING_ATTACH_MAP": wk.KRING_ATTACH_MAP,
-    "KRING_METHOD_MAP": wk.KRING_METHOD_MAP, "KRING_IOCTL_VERSION": wk.KRING_IOCTL_VERSION,
-    "KRING_RING_SIZE_MIN": wk.RING_SIZE_MIN, "KRING_RING_SIZE_MAX": wk.RING_SIZE_MAX,
-    "KRING_EVENTS_PROCESS": wk.EVENTS["process"], "KRING_EVENTS_IMAGE": wk.EVENTS["image"],
-    "KRING_EVENT_NAME_CHARS": 64,
-}
+DEVICE = 0x100      # the stand-in device handle
+EVENT_NAME = "Global\\KRing-7-1234"
+REQUEST = {"device": DEVICE, "code": lib.IOCTL_KRING_ATTACH, "flags": lib.KRING_ATTACH_MAP,
+           "ring_size": 1 << 16, "events": lib.KRING_EVENTS_IMAGE, "reserved": 0,
+           # The header's request and reply: 24 and 200 + 4096 bytes (static asserts in kring_ioctl.h).
+           "inlen": 24, "size": 24, "outlen": 200 + 4096}
 
 
-@pytest.fixture(scope="module")
-def c_layout(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("needs gcc")
-    d = tmp_path_factory.mktemp("abi")
-    lines = ['#include <stdio.h>', '#include <stddef.h>', '#include <kring/kring_ioctl.h>', "int main(void) {"]
-    for cname, py in STRUCTS.items():
-        lines.append('printf("%s sizeof %%zu\\n", sizeof(struct %s));' % (cname, cname))
-        for field, _ in py._fields_:
-            lines.append('printf("%s %s %%zu %%zu\\n", offsetof(struct %s, %s), sizeof(((struct %s *)0)->%s));'
-                         % (cname, field, cname, field, cname, field))
-    for name in CONSTANTS:
-        lines.append('printf("const %s %%llu\\n", (unsigned long long)(%s));' % (name, name))
-    lines.append("return 0; }")
-    src = d / "abi.c"
-    src.write_text("\n".join(lines))
-    exe = d / "abi"
-    r = subprocess.run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I" + str(INCLUDE),
-                        str(src), "-o", str(exe)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30, check=True).stdout
-    return [line.split() for line in out.splitlines()]
+def test_the_extension_declares_each_platforms_attach():
+    assert hasattr(lib, "kring_consumer_map_driver") == (sys.platform == "win32")
+    assert hasattr(lib, "kring_consumer_map_bpf") == sys.platform.startswith("linux")
+    # The header's UTF-16 device path, exported by the builder.
+    assert wk.DEVICE_PATH == "\\\\.\\KRing"
 
 
-def test_structures_match_the_header(c_layout):
-    sizes = {row[0]: int(row[2]) for row in c_layout if row[1] == "sizeof"}
-    fields = {(row[0], row[1]): (int(row[2]), int(row[3])) for row in c_layout if len(row) == 4}
-    for cname, py in STRUCTS.items():
-        assert ctypes.sizeof(py) == sizes[cname], cname
-        for field, _ in py._fields_:
-            desc = getattr(py, field)
-            assert (desc.offset, desc.size) == fields[(cname, field)], "%s.%s" % (cname, field)
+def fake_kernel32(monkeypatch, **reply):
+    """kernel32 for open_driver on "win32": the driver answers ATTACH with
+    a well-formed reply, changed by `reply` (field: value); opening the
+    event fails with ERROR_ACCESS_DENIED."""
+    seen = {"requests": [], "closed": [], "events": []}
+
+    def CreateFileW(path, access, share, security, disposition, flags, template):
+        seen["path"] = path
+        return DEVICE
+
+    def DeviceIoControl(device, code, inp, inlen, out, outlen, returned, overlapped):
+        req = ffi.cast("struct kring_attach_in *", inp)
+        seen["requests"].append({"device": device, "code": code, "inlen": inlen, "outlen": outlen,
+                                 "size": req.size, "flags": req.flags, "ring_size": req.ring_size,
+                                 "events": req.events, "reserved": req.reserved})
+        rep = ffi.cast("struct kring_attach_out *", out)
+        rep.size = outlen
+        rep.version = lib.KRING_IOCTL_VERSION
+        rep.method = lib.KRING_METHOD_MAP
+        rep.capacity = req.ring_size
+        rep.event_name = [ord(ch) for ch in EVENT_NAME] + [0]
+        for field, value in reply.items():
+            setattr(rep, field, value)
+        returned._obj.value = outlen
+        return True
+
+    def OpenEventW(access, inherit, name):
+        seen["events"].append((access, inherit, name))
+        return None
+
+    def CloseHandle(handle):
+        seen["closed"].append(handle)
+        return True
+
+    k = types.SimpleNamespace(CreateFileW=CreateFileW, DeviceIoControl=DeviceIoControl,
+                              OpenEventW=OpenEventW, CloseHandle=CloseHandle)
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error=False: k, raising=False)
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: 5, raising=False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    return seen
 
 
-def test_constants_match_the_header(c_layout):
-    consts = {row[1]: int(row[2]) for row in c_layout if row[0] == "const"}
-    for name, value in CONSTANTS.items():
-        assert consts[name] == value, name
+@pytest.mark.parametrize("reply", [
+    {"version": lib.KRING_IOCTL_VERSION + 1}, {"method": lib.KRING_METHOD_COPY}, {"capacity": 1 << 17},
+    {"size": 200}, {"event_name": [ord("K")] * lib.KRING_EVENT_NAME_CHARS},
+], ids=["version", "method", "capacity", "size", "event_name_unterminated"])
+def test_open_driver_sends_the_attach_request_and_refuses_an_unexpected_reply(monkeypatch, reply):
+    seen = fake_kernel32(monkeypatch, **reply)
+    with pytest.raises(errors.VersionMismatchError):
+        wk.open_driver(events="image", ring_size=1 << 16)
+    assert seen["path"] == wk.DEVICE_PATH
+    assert seen["requests"] == [REQUEST]
+    assert seen["events"] == []
+    assert seen["closed"] == [DEVICE]
+
+
+def test_open_driver_opens_the_event_a_good_reply_names(monkeypatch):
+    seen = fake_kernel32(monkeypatch)
+    with pytest.raises(errors.KringPermissionError):
+        wk.open_driver(events="image", ring_size=1 << 16)
+    assert seen["requests"] == [REQUEST]
+    assert seen["events"] == [(0x00100000, False, EVENT_NAME)]     # SYNCHRONIZE only
+    assert seen["closed"] == [DEVICE]
 
 
 def test_event_mask_and_size_checks():

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from winharness import DRV, INCLUDE
+from .winharness import DRV, INCLUDE
 
 REPLACEMENT = "\ufffd"
 

@@ -22,7 +22,7 @@ import re
 
 import pytest
 
-from winharness import CSRC_WIN, HERE, mingw_build
+from .winharness import CSRC_WIN, HERE, mingw_build
 
 FULL_CHECKS = [
     "open_as_admin", "stats_test_build", "attach_short_input", "attach_short_output",

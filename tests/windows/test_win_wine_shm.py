@@ -6,7 +6,7 @@ import re
 import threading
 import uuid
 
-from winharness import CSRC_WIN, HERE, mingw_build
+from .winharness import CSRC_WIN, HERE, mingw_build
 
 COUNT = 1_000_000
 

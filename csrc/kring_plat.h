@@ -1,0 +1,69 @@
+/*
+ * kring_plat.h - the library's private interface: the platform layer that
+ * the portable files (kring_consumer.c, kring_producer.c, kring_meta.c) call
+ * down to, and the internal helpers they share. Not part of the API: nothing
+ * here is in the cffi cdef (that reads kring_user.h).
+ *
+ * The platform layer is kring_linux.c or kring_win.c: it talks to the OS and
+ * returns KRING_* codes, and never calls back up into a public entry point.
+ */
+#ifndef KRING_PLAT_H
+#define KRING_PLAT_H
+
+#include "kring_user.h"
+
+/* ---- helpers of the portable files (kring_meta.c) ---------------------- */
+
+/* Describe a mapping: the consumer page, producer page and data area at
+ * these addresses, `capacity` data bytes (a power of two, or 0 with NULL
+ * addresses: nothing mapped). Everything else starts empty: no wait
+ * (KRING_WAIT_NONE), role 0, fd and epoll_fd -1, no handles, nothing to
+ * unmap; whoever acquires those sets them afterwards. */
+void kring_map_init(struct kring_map *m, struct kring_consumer_page *cons,
+                    struct kring_producer_page *prod, uint8_t *data, uint64_t capacity,
+                    int double_mapped, int has_meta);
+
+/* The producer page a new ring starts with: the template's description and
+ * schema, positions, counters and flags zero. */
+int kring_meta_initial(struct kring_producer_page *page, const struct kring_producer_page *tmpl);
+/* Copy and check the type bounds of a mapped ring. */
+int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size);
+
+/* ---- the platform layer (kring_linux.c / kring_win.c) ------------------ */
+
+/* Map the ring `path` for `role` (0 consumer, 1 producer), checking a
+ * private copy of its producer page first; fills *m. */
+int kring_plat_map(struct kring_map *m, const char *path, int role);
+/* Create the ring `path` from a template producer page (kring_shm_create);
+ * on Windows, where a ring exists only while a handle is open, KRING_E_INVAL. */
+int kring_plat_shm_create(const char *path, const struct kring_producer_page *meta_template, int mode);
+/* Remove the ring `path` (kring_shm_unlink). */
+int kring_plat_shm_unlink(const char *path);
+/* Create the ring `path` from a template producer page and map it. */
+int kring_plat_create(struct kring_map *m, const char *path,
+                      const struct kring_producer_page *meta_template, int mode, int role);
+/* Release what kring_plat_map or an attach acquired (views, fds, handles). */
+void kring_plat_unmap(struct kring_map *m);
+int kring_plat_wait_data(struct kring_consumer *c, uint32_t seen_wake_seq, int64_t timeout_ns);
+void kring_plat_wake_data(struct kring_map *m);
+int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64_t timeout_ns);
+void kring_plat_wake_space(struct kring_map *m);
+uint64_t kring_plat_monotonic_ns(void);
+/* The wall clock (kring_time_ns). */
+uint64_t kring_plat_realtime_ns(void);
+/* Is `role` (0 consumer, 1 producer) held by some process? 1, 0, or -1 unknown. */
+int kring_plat_role_held(struct kring_map *m, int role);
+uint32_t kring_plat_pid(void);
+
+#if defined(__linux__)
+/* ---- Linux only --------------------------------------------------------- */
+
+/* The KRING_E_* code for errno `err`, saved in m->os_error when m is not
+ * NULL (kring_linux.c). */
+int kring_plat_from_errno(struct kring_map *m, int err);
+/* Wait until the epoll fd of a KRING_WAIT_EPOLL consumer is readable
+ * (kring_bpf_map.c). */
+int kring_epoll_wait(struct kring_map *m, int64_t timeout_ns);
+#endif
+
+#endif /* KRING_PLAT_H */

@@ -34,19 +34,6 @@ int kring_consumer_set_epoll(struct kring_consumer *c, int fd)
     return KRING_OK;
 }
 
-int kring_epoll_wait(struct kring_map *m, int64_t timeout_ns)
-{
-    struct epoll_event ev;
-    int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
-    int r = epoll_wait(m->epoll_fd, &ev, 1, ms);
-
-    if (r > 0)
-        return KRING_OK;
-    if (r == 0)
-        return KRING_E_TIMEOUT;
-    return errno == EINTR ? KRING_E_INTR : kring_plat_from_errno(m, errno);
-}
-
 int kring_consumer_map_bpf(struct kring_consumer *c, int map_fd, uint64_t capacity)
 {
     const long page = sysconf(_SC_PAGESIZE);

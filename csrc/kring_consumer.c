@@ -278,7 +278,7 @@ int kring_wait(struct kring_consumer *c, int64_t timeout_ns)
         }
 #if defined(__linux__)
         case KRING_WAIT_EPOLL:          /* kring_consumer_set_epoll: Linux only */
-            rc = kring_epoll_wait(&c->m, left);
+            rc = kring_plat_epoll_wait(&c->m, left);
             break;
 #endif
         default:

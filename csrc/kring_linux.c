@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -265,4 +266,17 @@ int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64
 void kring_plat_wake_space(struct kring_map *m)
 {
     futex_wake(consumer_pos_lo(m));
+}
+
+int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns)
+{
+    struct epoll_event ev;
+    int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
+    int r = epoll_wait(m->epoll_fd, &ev, 1, ms);
+
+    if (r > 0)
+        return KRING_OK;
+    if (r == 0)
+        return KRING_E_TIMEOUT;
+    return errno == EINTR ? KRING_E_INTR : kring_plat_from_errno(m, errno);
 }

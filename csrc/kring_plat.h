@@ -61,9 +61,8 @@ uint32_t kring_plat_pid(void);
 /* The KRING_E_* code for errno `err`, saved in m->os_error when m is not
  * NULL (kring_linux.c). */
 int kring_plat_from_errno(struct kring_map *m, int err);
-/* Wait until the epoll fd of a KRING_WAIT_EPOLL consumer is readable
- * (kring_bpf_map.c). */
-int kring_epoll_wait(struct kring_map *m, int64_t timeout_ns);
+/* Wait until the epoll fd of a KRING_WAIT_EPOLL consumer is readable. */
+int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns);
 #endif
 
 #endif /* KRING_PLAT_H */

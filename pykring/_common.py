@@ -43,3 +43,12 @@ def remove_ring(name: Union[str, "os.PathLike[str]"]) -> None:
 def unique_ring_name(tag: str) -> str:
     """A ring name nobody else uses: pykring-<tag>-<pid>-<12 random hex digits>."""
     return "pykring-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex[:12])
+
+
+def check_ring_size(size: int, low: int, high: int) -> int:
+    """`size` as an int if it is a power of two from `low` to `high` bytes
+    (the platform's limits); ValueError otherwise."""
+    size = int(size)
+    if not low <= size <= high or size & (size - 1):
+        raise ValueError("ring size must be a power of two from %d to %d bytes, not %d" % (low, high, size))
+    return size

@@ -10,12 +10,44 @@ import json
 import shlex
 import signal
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from ._lib import lib
 from .schema import new_meta, types_from_meta
+
+#: The event kinds a kernel source can deliver.
+EVENT_KINDS = ("process", "image")
+
+Events = Union[str, Iterable[str]]
+
+
+def parse_events(events: Events) -> Tuple[str, ...]:
+    """The event kinds asked for, from a tuple or a comma-separated string
+    ("process,image", "process, image"). ValueError for a kind not in
+    EVENT_KINDS or for none at all."""
+    if isinstance(events, str):
+        kinds = tuple(e for e in (part.strip() for part in events.split(",")) if e)
+    else:
+        kinds = tuple(events)
+    for kind in kinds:
+        if kind not in EVENT_KINDS:
+            raise ValueError("unknown kernel event kind %r: choose from %s" % (kind, ", ".join(EVENT_KINDS)))
+    if not kinds:
+        raise ValueError("no kernel events asked for: choose from %s" % ", ".join(EVENT_KINDS))
+    return kinds
+
+
+def event_bits(events: Events, bits: Mapping[str, int]) -> int:
+    """The events asked for (as parse_events takes them) as a mask of the
+    platform's `bits` for each kind."""
+    mask = 0
+    for kind in parse_events(events):
+        mask |= bits[kind]
+    return mask
+
+
 
 PROCESS_START = lib.KRING_TYPE_PROCESS_START
 PROCESS_EXIT = lib.KRING_TYPE_PROCESS_EXIT

@@ -5,52 +5,16 @@ Linux: eBPF programs (:mod:`pykring.kernel_linux`). Windows: the kring driver
 ``process_start``, ``process_exit`` and ``image_load``.
 """
 import sys
-from typing import Iterable, Mapping, Tuple, Union
 
 from .errors import KringError
-
-#: The event kinds a kernel source can deliver.
-EVENT_KINDS = ("process", "image")
-
-Events = Union[str, Iterable[str]]
+# The one parser of event kinds is in events.py (and the one ring-size check in
+# _common.py): the kernel sources import them from there, not from this module,
+# which imports the sources.
+from .events import EVENT_KINDS, Events, parse_events
 
 
 class KernelSourceUnavailableError(KringError, NotImplementedError):
     """This platform has no kernel event source (yet)."""
-
-
-def parse_events(events: Events) -> Tuple[str, ...]:
-    """The event kinds asked for, from a tuple or a comma-separated string
-    ("process,image", "process, image"). ValueError for a kind not in
-    EVENT_KINDS or for none at all."""
-    if isinstance(events, str):
-        kinds = tuple(e for e in (part.strip() for part in events.split(",")) if e)
-    else:
-        kinds = tuple(events)
-    for kind in kinds:
-        if kind not in EVENT_KINDS:
-            raise ValueError("unknown kernel event kind %r: choose from %s" % (kind, ", ".join(EVENT_KINDS)))
-    if not kinds:
-        raise ValueError("no kernel events asked for: choose from %s" % ", ".join(EVENT_KINDS))
-    return kinds
-
-
-def event_bits(events: Events, bits: Mapping[str, int]) -> int:
-    """The events asked for (as parse_events takes them) as a mask of the
-    platform's `bits` for each kind."""
-    mask = 0
-    for kind in parse_events(events):
-        mask |= bits[kind]
-    return mask
-
-
-def check_ring_size(size: int, low: int, high: int) -> int:
-    """`size` as an int if it is a power of two from `low` to `high` bytes
-    (the platform's limits); ValueError otherwise."""
-    size = int(size)
-    if not low <= size <= high or size & (size - 1):
-        raise ValueError("ring size must be a power of two from %d to %d bytes, not %d" % (low, high, size))
-    return size
 
 
 def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20):

@@ -38,7 +38,8 @@ import numpy as np
 from . import _lib, _libbpf, errors
 from ._libbpf import DEBIAN_PACKAGES
 from .events import EVENT_TYPES, event_meta
-from .kernel import EVENT_KINDS, check_ring_size, event_bits
+from ._common import check_ring_size
+from .events import EVENT_KINDS, event_bits
 from .ring import Ring
 
 #: The compiled programs, next to this module (KRING_BPF_OBJECT overrides).

@@ -19,7 +19,8 @@ from typing import Iterable, Union
 
 from . import errors
 from ._lib import ffi, lib
-from .kernel import check_ring_size, event_bits
+from ._common import check_ring_size
+from .events import event_bits
 
 DEVICE_PATH = ffi.string(lib.KRING_USER_PATH)
 

@@ -1,4 +1,4 @@
-"""python -m benchmarks <command> [--quick] [--json]
+"""python -m benchmarks <command> [--quick] [--json] [--records N]
 
 Commands are lists of (benchmark, options); benchmarks are modules with a
 ``run(report, quick, **options)`` function. Add a benchmark: one module,
@@ -6,6 +6,7 @@ one line in BENCHMARKS, and a step in the COMMANDS that should run it.
 """
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -50,6 +51,31 @@ def _loadavg() -> float:
         return -1.0
 
 
+def _count(text: str) -> int:
+    """A record count: 1000000000, 1e9 or 10**9."""
+    try:
+        if "**" in text:
+            base, _, exp = text.partition("**")
+            value = int(base) ** int(exp)
+        elif text.isdigit():
+            value = int(text)
+        else:
+            f = float(text)
+            if not f.is_integer():
+                raise ValueError(text)
+            value = int(f)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError("not a whole number of records: %r" % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least 1 record, not %d" % value)
+    return value
+
+
+def _takes(bench: str, option: str) -> bool:
+    run = importlib.import_module(BENCHMARKS[bench][0]).run
+    return option in inspect.signature(run).parameters
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("command", nargs="?", choices=sorted(COMMANDS), help="what to run")
@@ -57,6 +83,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     ap.add_argument("--save", metavar="PATH", help="also write the JSON object to PATH")
     ap.add_argument("--list", action="store_true", help="list commands and benchmarks")
+    ap.add_argument("--records", type=_count, metavar="N",
+                    help="records per stream, for the steps that take it")
     args = ap.parse_args(argv)
     if args.list or not args.command:
         for name, steps in COMMANDS.items():
@@ -65,16 +93,23 @@ def main(argv=None) -> int:
         for name, (_, desc) in BENCHMARKS.items():
             print("  %-6s %s" % (name, desc))
         return 0 if args.list else 2
+    if args.records is not None and not any(_takes(b, "records") for b, _ in COMMANDS[args.command]):
+        takers = [c for c, steps in COMMANDS.items() if any(_takes(b, "records") for b, _ in steps)]
+        ap.error("--records does not apply to %r (%s)" % (
+            args.command, "it does to: " + ", ".join(takers) if takers else "no command takes it"))
 
     report = Report()
     report.meta.update(machine())
-    report.meta.update(command="python -m benchmarks %s%s%s" % (
-        args.command, " --quick" if args.quick else "", " --json" if args.json else ""),
+    report.meta.update(command="python -m benchmarks %s%s%s%s" % (
+        args.command, " --quick" if args.quick else "",
+        " --records %d" % args.records if args.records is not None else "", " --json" if args.json else ""),
         quick=args.quick)
     report.meta["loadavg_start"] = _loadavg()
     t0 = time.monotonic()
     for bench, options in COMMANDS[args.command]:
         module = importlib.import_module(BENCHMARKS[bench][0])
+        if args.records is not None and _takes(bench, "records"):
+            options = dict(options, records=args.records)
         try:
             module.run(report, args.quick, **options)
         except Exception as exc:   # one broken benchmark must not hide the others' numbers

@@ -24,6 +24,7 @@ BENCHMARKS: Dict[str, Tuple[str, str]] = {
     "idle": ("benchmarks.idle", "CPU time of a consumer blocked in read(timeout=None)"),
     "scaling": ("benchmarks.scaling", "throughput vs ring size and read batch; peak RSS vs stream length"),
     "bpf": ("benchmarks.bpf", "BPF ring: pykring vs libbpf's C consumer; fork rate with/without programs; spawn loss"),
+    "soak": ("benchmarks.soak", "10**9 checksummed records, producer process -> ring -> numpy: none lost, torn, reordered"),
     "results": ("benchmarks.results", "writes RESULTS.md (its generated section) and the PNG plots"),
 }
 
@@ -37,6 +38,9 @@ COMMANDS: Dict[str, List[Tuple[str, dict]]] = {
     "idle": [("idle", {})],
     "scaling": [("scaling", {})],
     "bpf": [("bpf", {"required": True})],          # 'all' skips it (with a note) without root or toolchain
+    # long runs, not part of 'all': --records N (default 10**9, 10**7 with --quick)
+    "soak": [("soak", {})],
+    "soak-restart": [("soak", {"restarts": 4})],
     # everything, then RESULTS.md and the plots from this run's numbers
     "all": [("drain", {"sizes": (32, 40, 64, 128, 256, 512, 1024, 2048, 4096)}), ("e2e", {}), ("peers", {}),
             ("latency", {}), ("idle", {}), ("scaling", {})]
@@ -84,7 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--save", metavar="PATH", help="also write the JSON object to PATH")
     ap.add_argument("--list", action="store_true", help="list commands and benchmarks")
     ap.add_argument("--records", type=_count, metavar="N",
-                    help="records per stream, for the steps that take it")
+                    help="records per stream, for the steps that take it (soak: default 10**9, 10**7 with --quick)")
     args = ap.parse_args(argv)
     if args.list or not args.command:
         for name, steps in COMMANDS.items():

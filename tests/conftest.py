@@ -21,6 +21,35 @@ def ring_name():
     remove_ring(name)
 
 
+@pytest.fixture(scope="session")
+def sanitizer_build(tmp_path_factory):
+    """``sanitizer_build(kind)``: the extension built with that sanitizer ("asan",
+    "tsan"; tests/sanitizer.py), once per session, on first use. Skips when the
+    sanitizer's runtime is missing (a failure under KRING_REQUIRE_ALL=1)."""
+    from tests import sanitizer
+
+    builds = {}
+
+    def get(kind):
+        if kind not in builds:
+            try:
+                builds[kind] = sanitizer.build(kind, str(tmp_path_factory.mktemp(kind)))
+            except (sanitizer.Unavailable, AssertionError) as exc:
+                builds[kind] = exc          # not tried again by every test
+        b = builds[kind]
+        if isinstance(b, sanitizer.Unavailable):
+            pytest.skip(str(b))
+        if isinstance(b, AssertionError):
+            raise b
+        return b
+
+    return get
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "tsan: builds and runs under ThreadSanitizer")
+
+
 def _skip_reason(longrepr) -> str:
     # A skip's longrepr is (path, lineno, "Skipped: reason").
     if isinstance(longrepr, tuple) and len(longrepr) == 3:

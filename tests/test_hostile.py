@@ -14,7 +14,6 @@ d. Attaching to files that are not rings, to rings of another version, to
 """
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import pykring
 from pykring._lib import ffi, lib
 from pykring.schema import make_meta, normalize_types
 
-from tests import model
+from tests import model, sanitizer
 from tests.ringutil import remove_ring, shm, unique_ring_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -411,7 +410,7 @@ import json
 from collections import Counter
 
 import cffi
-from _kring_asan import ffi, lib
+from pykring._kring import ffi, lib     # the sanitized build (tests/sanitizer.py)
 
 seed, iterations, prefix = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 rnd = random.Random(seed)
@@ -699,58 +698,25 @@ print(json.dumps(seen))
 '''
 
 
-def _asan_runtime():
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the sanitizer build is Linux-only")
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed for the sanitizer build")
-    preload = []
-    for name in ("libasan.so", "libubsan.so"):
-        path = subprocess.run(["gcc", "-print-file-name=" + name], capture_output=True,
-                              text=True).stdout.strip()
-        if not os.path.isabs(path) or not os.path.exists(path):
-            pytest.skip("gcc has no %s" % name)
-        preload.append(path)
-    return preload
-
-
 @pytest.fixture(scope="module")
-def asan_module(tmp_path_factory):
-    """pykring._build's extension, built with -fsanitize=address,undefined in a temporary
-    directory. cffi compiles relative to the build directory, so the builder and the C
-    sources are copied there: nothing is written into the source tree."""
-    preload = _asan_runtime()
-    tmp = tmp_path_factory.mktemp("asan")
-    shutil.copytree(os.path.join(ROOT, "csrc"), tmp / "csrc")
-    shutil.copytree(os.path.join(ROOT, "include"), tmp / "include")
-    (tmp / "pykring").mkdir()
-    for f in ("_build.py", "_version.py"):
-        shutil.copy(os.path.join(ROOT, "pykring", f), tmp / "pykring" / f)
-    build = textwrap.dedent('''
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("kring_build", "pykring/_build.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        print(mod.make_ffibuilder(module="_kring_asan", sanitize="address,undefined").compile(tmpdir="."))
-    ''')
-    r = subprocess.run([sys.executable, "-c", build], cwd=str(tmp), capture_output=True, text=True,
-                       env=dict(os.environ, KRING_WERROR="0"))
-    assert r.returncode == 0, "sanitizer build failed:\n%s\n%s" % (r.stdout, r.stderr[-4000:])
-    (tmp / "fuzz.py").write_text(ASAN_FUZZ)
-    return tmp, preload
+def asan_module(sanitizer_build):
+    """pykring's extension built with -fsanitize=address,undefined (tests/sanitizer.py,
+    shared by the session), with the fuzz script beside it."""
+    b = sanitizer_build("asan")
+    with open(os.path.join(b.directory, "fuzz.py"), "w") as f:
+        f.write(ASAN_FUZZ)
+    return b
+
+
+#: The fuzz passes sizes malloc may refuse: that is a NULL for it, not an ASan report.
+FUZZ_ASAN_OPTIONS = {"ASAN_OPTIONS": "halt_on_error=1:detect_leaks=0:allocator_may_return_null=1"}
 
 
 def run_asan(asan_module, seed, iterations):
-    tmp, preload = asan_module
-    env = dict(os.environ,
-               LD_PRELOAD=" ".join(preload),
-               ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1",
-               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1",
-               PYTHONPATH=str(tmp))
     prefix = unique_ring_name("asan")
     try:
-        return subprocess.run([sys.executable, str(tmp / "fuzz.py"), str(seed), str(iterations), prefix],
-                              cwd=str(tmp), env=env, capture_output=True, text=True, timeout=600)
+        return sanitizer.run(asan_module, os.path.join(asan_module.directory, "fuzz.py"),
+                             [str(seed), str(iterations), prefix], timeout=600, env=FUZZ_ASAN_OPTIONS)
     finally:
         # A run that aborted leaves its ring behind.
         for f in os.listdir("/dev/shm"):
@@ -762,16 +728,13 @@ def run_asan(asan_module, seed, iterations):
 def test_sanitizer_catches_overflow(asan_module):
     """The harness itself: an out-of-bounds drain into a too-small buffer is reported,
     so a clean fuzz run means something."""
-    tmp, preload = asan_module
-    probe = tmp / "probe.py"
-    probe.write_text(ASAN_FUZZ.split("def make_meta")[0] + textwrap.dedent('''
-        buf = tight(8)
-        ffi.memmove(buf, b"x" * 9, 9)        # one byte past a malloc'd block
-    '''))
-    env = dict(os.environ, LD_PRELOAD=" ".join(preload),
-               ASAN_OPTIONS="detect_leaks=0:abort_on_error=1", PYTHONPATH=str(tmp))
-    r = subprocess.run([sys.executable, str(probe), "0", "0", "unused"], cwd=str(tmp), env=env,
-                       capture_output=True, text=True, timeout=120)
+    probe = os.path.join(asan_module.directory, "probe.py")
+    with open(probe, "w") as f:
+        f.write(ASAN_FUZZ.split("def make_meta")[0] + textwrap.dedent('''
+            buf = tight(8)
+            ffi.memmove(buf, b"x" * 9, 9)        # one byte past a malloc'd block
+        '''))
+    r = sanitizer.run(asan_module, probe, ["0", "0", "unused"], timeout=120)
     assert r.returncode != 0
     assert "ERROR: AddressSanitizer: heap-buffer-overflow" in r.stderr
 

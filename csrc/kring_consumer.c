@@ -8,11 +8,20 @@
  * record header is range-checked before its payload is read, and a record
  * that breaks the protocol stops the drain with KRING_E_CORRUPT, the ring
  * position and the reason, after delivering the records before it.
+ *
+ * Every public entry point that touches ring memory runs inside a fault
+ * guard (kring_guard.h): a ring file truncated under the mapping makes it
+ * return KRING_E_CORRUPT (KRING_BAD_TRUNCATED) instead of killing the
+ * process, and the consumer touches the mapping no more.
  */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L     /* sigsetjmp (kring_guard.h) */
+#endif
 #include <string.h>
 
 #include <kring/kring_atomic.h>
 #include "kring_copy.h"
+#include "kring_guard.h"
 #include "kring_plat.h"
 
 static int corrupt(struct kring_consumer *c, int reason, uint64_t pos, uint64_t value)
@@ -21,6 +30,13 @@ static int corrupt(struct kring_consumer *c, int reason, uint64_t pos, uint64_t 
     c->err_pos = pos;
     c->err_value = value;
     return KRING_E_CORRUPT;
+}
+
+/* The mapping faulted (or did before): the file was truncated (kring_plat.h). */
+int kring_consumer_truncated(struct kring_consumer *c)
+{
+    c->m.faulted = 1;
+    return corrupt(c, KRING_BAD_TRUNCATED, c->pos, 0);
 }
 
 /* Take the position from the consumer page and check it against producer_pos. */
@@ -61,7 +77,7 @@ int kring_consumer_set_type(struct kring_consumer *c, uint16_t id, uint32_t size
     return KRING_OK;
 }
 
-uint32_t kring_ring_flags(const struct kring_consumer *c)
+uint32_t kring_consumer_flags(const struct kring_consumer *c)
 {
     if (!c->m.has_meta)
         return 0;
@@ -71,7 +87,7 @@ uint32_t kring_ring_flags(const struct kring_consumer *c)
     return kring_load_acquire_u32(&c->m.prod->flags);
 }
 
-int64_t kring_pending(struct kring_consumer *c)
+static int64_t pending(struct kring_consumer *c)
 {
     /* Pairs with the producer's release store of producer_pos. */
     uint64_t prod = kring_load_acquire_u64(&c->m.prod->producer_pos);
@@ -82,8 +98,10 @@ int64_t kring_pending(struct kring_consumer *c)
     return (int64_t)avail;
 }
 
-int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
-                int commit, uint64_t *n)
+static void commit_pos(struct kring_consumer *c);
+
+static int drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
+                 int commit, uint64_t *n)
 {
     const uint64_t cap = c->m.capacity;
     const uint64_t mask = c->m.mask;
@@ -111,7 +129,7 @@ int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_re
         filled[t] = out[t].count;
         room[t] = out[t].buf ? out[t].capacity : 0;
     }
-    flags = kring_ring_flags(c);
+    flags = kring_consumer_flags(c);
     /* Pairs with the producer's release store of producer_pos after the
      * records and counters it covers. */
     prod = kring_load_acquire_u64(&c->m.prod->producer_pos);
@@ -188,7 +206,7 @@ int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_re
     c->records += count;
     *n = count;
     if (commit)
-        kring_commit(c);
+        commit_pos(c);
     if (rc == KRING_OK && count == 0 && pos == prod) {
         if (flags & KRING_F_BROKEN)
             return KRING_E_BROKEN;
@@ -209,15 +227,7 @@ int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_re
     return rc;
 }
 
-int kring_producer_gone(struct kring_consumer *c)
-{
-    if (!(kring_ring_flags(c) & KRING_F_PRODUCER))
-        return 0;
-    /* Attached and not closed: gone if nobody holds the producer's lock. */
-    return kring_plat_role_held(&c->m, 1) == 0;
-}
-
-void kring_commit(struct kring_consumer *c)
+static void commit_pos(struct kring_consumer *c)
 {
     if (c->pos == c->committed)
         return;
@@ -235,68 +245,8 @@ void kring_commit(struct kring_consumer *c)
         kring_plat_wake_space(&c->m);
 }
 
-/* Something to do: records pending, or the ring closed or broken. */
-static int ready(struct kring_consumer *c)
-{
-    /* Pairs with the producer's release store of producer_pos. */
-    return kring_load_acquire_u64(&c->m.prod->producer_pos) != c->pos ||
-           (kring_ring_flags(c) & (KRING_F_CLOSED | KRING_F_BROKEN)) != 0;
-}
-
-int kring_wait(struct kring_consumer *c, int64_t timeout_ns)
-{
-    const uint64_t start = kring_plat_monotonic_ns();
-    int64_t left = timeout_ns;
-    int rc;
-
-    for (;;) {
-        if (ready(c))
-            return KRING_OK;
-        if (timeout_ns >= 0) {
-            left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
-            if (left <= 0)
-                return KRING_E_TIMEOUT;
-        }
-        switch (c->m.wait_kind) {
-        case KRING_WAIT_FUTEX:
-        case KRING_WAIT_EVENT: {
-            /* Pairs with the producer's increment of wake_seq before it wakes us. */
-            uint32_t seen = kring_load_acquire_u32(&c->m.prod->wake_seq);
-
-            kring_store_relaxed_u32(&c->m.cons->waiting, 1);
-            /* Store waiting, full fence, load producer_pos: pairs with the
-             * producer's store of producer_pos, full fence, load of waiting.
-             * One of the two sees the other's store: no lost wakeup. */
-            kring_fence_full();
-            if (ready(c)) {
-                kring_store_relaxed_u32(&c->m.cons->waiting, 0);
-                return KRING_OK;
-            }
-            rc = kring_plat_wait_data(c, seen, left);
-            kring_store_relaxed_u32(&c->m.cons->waiting, 0);
-            break;
-        }
-#if defined(__linux__)
-        case KRING_WAIT_EPOLL:          /* kring_consumer_set_epoll: Linux only */
-            rc = kring_plat_epoll_wait(&c->m, left);
-            break;
-#endif
-        default:
-            return ready(c) ? KRING_OK : KRING_E_TIMEOUT;
-        }
-        if (rc == KRING_E_INTR || rc == KRING_E_OS)
-            return ready(c) ? KRING_OK : rc;
-        /* KRING_OK, spurious wakeups and timeouts: re-check at the loop top. */
-    }
-}
-
-void kring_consumer_close(struct kring_consumer *c)
-{
-    kring_plat_unmap(&c->m);
-    kring_map_init(&c->m, NULL, NULL, NULL, 0, 0, 0);
-}
-
-/* After the platform layer mapped a ring with metadata: types and position. */
+/* After the platform layer mapped a ring with metadata: types and position;
+ * then tell producers a consumer is there (consumer_flags, ABI 1.1). */
 static int attach_mapped(struct kring_consumer *c)
 {
     int rc = kring_load_types(&c->m, c->type_size, c->type_min);
@@ -305,6 +255,109 @@ static int attach_mapped(struct kring_consumer *c)
         c->err_reason = KRING_BAD_META;
     else
         rc = attach_position(c);
+    if (rc == KRING_OK)
+        kring_fetch_or_u32(&c->m.cons->consumer_flags, KRING_C_ATTACHED);
+    return rc;
+}
+
+/* ---- public entry points that touch ring memory: each inside a guard ---- */
+
+int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
+                int commit, uint64_t *n)
+{
+    int rc;
+
+    *n = 0;
+    if (c->m.faulted)
+        return kring_consumer_truncated(c);
+    KRING_GUARDED(&c->m, rc = kring_consumer_truncated(c), rc = drain(c, out, max_records, commit, n));
+    return rc;
+}
+
+void kring_commit(struct kring_consumer *c)
+{
+    if (!c->m.faulted)
+        KRING_GUARDED(&c->m, kring_consumer_truncated(c), commit_pos(c));
+}
+
+void kring_mark(struct kring_consumer *c)
+{
+    c->mark_pos = c->pos;
+    c->mark_records = c->records;
+    c->mark_next_seq = c->next_seq;
+    c->mark_gaps = c->gaps;
+    c->mark_started = c->seq_started;
+}
+
+void kring_rewind(struct kring_consumer *c)
+{
+    /* Never behind what was published: the producer may reuse that space. */
+    if (c->committed > c->mark_pos || c->pos == c->mark_pos)
+        return;
+    c->pos = c->mark_pos;
+    c->records = c->mark_records;
+    c->next_seq = c->mark_next_seq;
+    c->gaps = c->mark_gaps;
+    c->seq_started = c->mark_started;
+}
+
+int64_t kring_pending(struct kring_consumer *c)
+{
+    int64_t rc;
+
+    if (c->m.faulted)
+        return kring_consumer_truncated(c);
+    KRING_GUARDED(&c->m, rc = kring_consumer_truncated(c), rc = pending(c));
+    return rc;
+}
+
+uint32_t kring_ring_flags(const struct kring_consumer *c)
+{
+    uint32_t flags;
+
+    if (c->m.faulted)
+        return KRING_F_BROKEN;
+    KRING_GUARDED(&c->m, flags = KRING_F_BROKEN, flags = kring_consumer_flags(c));
+    return flags;
+}
+
+static void read_stats(struct kring_consumer *c, struct kring_ring_stats *out)
+{
+    const struct kring_producer_page *prod = c->m.prod;
+
+    memset(out, 0, sizeof *out);
+    if (!c->m.has_meta)
+        return;
+    out->flags = kring_consumer_flags(c);
+    out->written = kring_load_relaxed_u64(&prod->written);
+    out->dropped = kring_load_relaxed_u64(&prod->dropped);
+    out->producer_pid = kring_load_relaxed_u32(&prod->producer_pid);
+}
+
+int kring_consumer_stats(struct kring_consumer *c, struct kring_ring_stats *out)
+{
+    int rc = KRING_OK;
+
+    if (c->m.faulted)
+        return kring_consumer_truncated(c);
+    KRING_GUARDED(&c->m, rc = kring_consumer_truncated(c), read_stats(c, out));
+    return rc;
+}
+
+void kring_consumer_close(struct kring_consumer *c)
+{
+    /* A clean close: no consumer any more (a killed one leaves the flag). */
+    if (c->m.cons && c->m.has_meta && !c->m.faulted)
+        KRING_GUARDED(&c->m, (void)0, kring_fetch_and_u32(&c->m.cons->consumer_flags, ~(uint32_t)KRING_C_ATTACHED));
+    kring_plat_unmap(&c->m);
+    kring_map_init(&c->m, NULL, NULL, NULL, 0, 0, 0);
+}
+
+static int open_mapped(struct kring_consumer *c)
+{
+    int rc;
+
+    KRING_GUARDED(&c->m, rc = kring_consumer_truncated(c), rc = attach_mapped(c));
     if (rc != KRING_OK)
         kring_plat_unmap(&c->m);
     return rc;
@@ -317,10 +370,10 @@ int kring_consumer_open(struct kring_consumer *c, const char *path)
     if (!c || !path)
         return KRING_E_INVAL;
     memset(c, 0, sizeof *c);
-    rc = kring_plat_map(&c->m, path, 0);
+    rc = kring_plat_map(&c->m, path, 0, 0);
     if (rc == KRING_E_CORRUPT)
         c->err_reason = KRING_BAD_META;     /* the producer page failed kring_meta_check */
-    return rc == KRING_OK ? attach_mapped(c) : rc;
+    return rc == KRING_OK ? open_mapped(c) : rc;
 }
 
 int kring_consumer_create(struct kring_consumer *c, const char *path,
@@ -334,7 +387,7 @@ int kring_consumer_create(struct kring_consumer *c, const char *path,
     rc = kring_plat_create(&c->m, path, meta_template, mode, 0);
     if (rc != KRING_OK)
         return rc;
-    rc = attach_mapped(c);
+    rc = open_mapped(c);
     if (rc == KRING_OK) {
         c->seq_started = 1;     /* a new ring: sequence numbers start at 0 */
         c->next_seq = 0;

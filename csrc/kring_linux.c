@@ -23,12 +23,11 @@
 #include <unistd.h>
 
 #include <kring/kring_atomic.h>
+#include "kring_guard.h"
 #include "kring_plat.h"
 
-int kring_plat_from_errno(struct kring_map *m, int err)
+static int code_of_errno(int err)
 {
-    if (m)
-        m->os_error = err;
     switch (err) {
     case ENOENT: return KRING_E_NOTFOUND;
     case EACCES:
@@ -39,6 +38,19 @@ int kring_plat_from_errno(struct kring_map *m, int err)
     case EINTR: return KRING_E_INTR;
     default: return KRING_E_OS;
     }
+}
+
+int kring_plat_from_errno(struct kring_map *m, int err)
+{
+    if (m)
+        m->os_error = err;
+    return code_of_errno(err);
+}
+
+int kring_plat_os_fail(struct kring_map *m, const char *call, int err)
+{
+    m->os_call = call;
+    return kring_plat_from_errno(m, err);
 }
 
 uint64_t kring_plat_realtime_ns(void)
@@ -62,9 +74,13 @@ uint32_t kring_plat_pid(void)
     return (uint32_t)getpid();
 }
 
-int kring_plat_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
+/* Create the file and give it all its blocks now: on a filesystem without
+ * room that is ENOSPC here, not SIGBUS at some later write through the
+ * mapping. The half-made file is removed on any failure. */
+static int shm_create(struct kring_map *m, const char *path, const struct kring_producer_page *tmpl, int mode)
 {
     struct kring_producer_page page;
+    const char *call = "open";
     int fd, rc, err;
 
     if (!path || !tmpl)
@@ -72,29 +88,41 @@ int kring_plat_shm_create(const char *path, const struct kring_producer_page *tm
     rc = kring_meta_initial(&page, tmpl);
     if (rc != KRING_OK)
         return rc;
-    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode ? (mode_t)mode : 0600);
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode ? (mode_t)mode : 0600);
     if (fd < 0)
-        return kring_plat_from_errno(NULL, errno);
-    /* ftruncate zero-fills: the consumer page and the data area start zeroed. */
-    if (ftruncate(fd, (off_t)(KRING_DATA_OFFSET + page.capacity)) != 0 ||
-        pwrite(fd, &page, sizeof page, KRING_PAGE_SIZE) != (ssize_t)sizeof page) {
-        err = errno;
-        close(fd);
-        unlink(path);
-        return kring_plat_from_errno(NULL, err ? err : EIO);
-    }
+        return kring_plat_os_fail(m, call, errno);
+    /* Both zero-fill: the consumer page and the data area start zeroed. */
+    err = posix_fallocate(fd, 0, (off_t)(KRING_DATA_OFFSET + page.capacity));
+    if (err != 0)
+        call = "posix_fallocate";
+    else if (pwrite(fd, &page, sizeof page, KRING_PAGE_SIZE) != (ssize_t)sizeof page)
+        call = "pwrite", err = errno ? errno : EIO;
     close(fd);
+    if (err != 0) {
+        unlink(path);
+        return kring_plat_os_fail(m, call, err);
+    }
     return KRING_OK;
+}
+
+int kring_plat_shm_create(const char *path, const struct kring_producer_page *tmpl, int mode)
+{
+    struct kring_map m;
+
+    kring_map_init(&m, NULL, NULL, NULL, 0, 0, 0);
+    return shm_create(&m, path, tmpl, mode);
 }
 
 int kring_plat_create(struct kring_map *m, const char *path,
                       const struct kring_producer_page *tmpl, int mode, int role)
 {
-    int rc = kring_plat_shm_create(path, tmpl, mode);
+    int rc;
 
+    kring_map_init(m, NULL, NULL, NULL, 0, 0, 0);
+    rc = shm_create(m, path, tmpl, mode);
     if (rc != KRING_OK)
         return rc;
-    rc = kring_plat_map(m, path, role);
+    rc = kring_plat_map(m, path, role, 1);
     if (rc != KRING_OK)
         unlink(path);
     return rc;
@@ -107,7 +135,7 @@ int kring_plat_shm_unlink(const char *path)
     return KRING_OK;
 }
 
-static int lock_role(int fd, int role)
+static int lock_role(struct kring_map *m, int fd, int role)
 {
     struct flock fl;
 
@@ -117,7 +145,7 @@ static int lock_role(int fd, int role)
     fl.l_start = role;          /* byte 0: the consumer, byte 1: the producer */
     fl.l_len = 1;
     if (fcntl(fd, F_OFD_SETLK, &fl) != 0)
-        return (errno == EAGAIN || errno == EACCES) ? KRING_E_BUSY : kring_plat_from_errno(NULL, errno);
+        return (errno == EAGAIN || errno == EACCES) ? KRING_E_BUSY : kring_plat_os_fail(m, "fcntl", errno);
     return KRING_OK;
 }
 
@@ -139,7 +167,7 @@ int kring_plat_role_held(struct kring_map *m, int role)
     return fl.l_type != F_UNLCK;
 }
 
-int kring_plat_map(struct kring_map *m, const char *path, int role)
+int kring_plat_map(struct kring_map *m, const char *path, int role, int any_owner)
 {
     struct kring_producer_page meta;
     struct stat st;
@@ -148,16 +176,28 @@ int kring_plat_map(struct kring_map *m, const char *path, int role)
     void *a, *b;
 
     kring_map_init(m, NULL, NULL, NULL, 0, 0, 0);
-    fd = open(path, O_RDWR | O_CLOEXEC);
+    rc = kring_guard_install();
+    if (rc != KRING_OK)
+        return kring_plat_os_fail(m, "sigaction", errno);
+    /* No symbolic link: a name in a shared directory is not to be followed. */
+    fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return kring_plat_from_errno(m, errno);
+        return kring_plat_os_fail(m, "open", errno);
     if (fstat(fd, &st) != 0) {
-        rc = kring_plat_from_errno(m, errno);
+        rc = kring_plat_os_fail(m, "fstat", errno);
         goto close_fd;
     }
+    m->file_uid = (uint32_t)st.st_uid;
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < KRING_DATA_OFFSET ||
         pread(fd, &meta, sizeof meta, KRING_PAGE_SIZE) != (ssize_t)sizeof meta) {
         rc = KRING_E_VERSION;
+        goto close_fd;
+    }
+    /* A producer writes what the consumer will trust as records: not into
+     * a file someone else may have put at this name. */
+    if (role == 1 && !any_owner && st.st_uid != geteuid() && st.st_uid != 0) {
+        m->os_error = 0;
+        rc = KRING_E_PERM;
         goto close_fd;
     }
     /* Every bound used from here on comes from this private, checked copy. */
@@ -165,14 +205,14 @@ int kring_plat_map(struct kring_map *m, const char *path, int role)
     if (rc != KRING_OK)
         goto close_fd;
     cap = meta.capacity;
-    rc = lock_role(fd, role);
+    rc = lock_role(m, fd, role);
     if (rc != KRING_OK)
         goto close_fd;
 
     a = mmap(NULL, KRING_PAGE_SIZE, role == 0 ? PROT_READ | PROT_WRITE : PROT_READ,
              MAP_SHARED, fd, 0);
     if (a == MAP_FAILED) {
-        rc = kring_plat_from_errno(m, errno);
+        rc = kring_plat_os_fail(m, "mmap", errno);
         goto close_fd;
     }
     b = mmap(NULL, KRING_PAGE_SIZE + cap, role == 1 ? PROT_READ | PROT_WRITE : PROT_READ,
@@ -180,10 +220,11 @@ int kring_plat_map(struct kring_map *m, const char *path, int role)
     if (b == MAP_FAILED) {
         err = errno;
         munmap(a, KRING_PAGE_SIZE);
-        rc = kring_plat_from_errno(m, err);
+        rc = kring_plat_os_fail(m, "mmap", err);
         goto close_fd;
     }
     kring_map_init(m, a, b, (uint8_t *)b + KRING_PAGE_SIZE, cap, 0, 1);
+    m->file_uid = (uint32_t)st.st_uid;
     m->wait_kind = KRING_WAIT_FUTEX;
     m->fd = fd;
     m->role = role;
@@ -206,10 +247,12 @@ void kring_plat_unmap(struct kring_map *m)
         munmap(m->base_prod, m->len_prod);
     if (m->epoll_fd >= 0)
         close(m->epoll_fd);
+    if (m->wake_fd >= 0)
+        close(m->wake_fd);
     if (m->fd >= 0)
         close(m->fd);           /* releases the role lock */
     m->base_cons = m->base_prod = NULL;
-    m->epoll_fd = m->fd = -1;
+    m->epoll_fd = m->fd = m->wake_fd = -1;
 }
 
 static int futex_wait(const volatile uint32_t *word, uint32_t seen, int64_t timeout_ns)
@@ -268,6 +311,21 @@ void kring_plat_wake_space(struct kring_map *m)
     futex_wake(consumer_pos_lo(m));
 }
 
+void kring_plat_interrupt(struct kring_map *m)
+{
+    const uint64_t one = 1;
+
+    /* A waiter of this process sleeps on one of these words or in epoll;
+     * a waiter of another process woken too re-checks and sleeps again. */
+    if (m->wait_kind == KRING_WAIT_FUTEX) {
+        futex_wake(&m->prod->wake_seq);
+        futex_wake(consumer_pos_lo(m));
+    }
+    if (m->wake_fd >= 0 && write(m->wake_fd, &one, sizeof one) < 0) {
+        /* The counter is full (EAGAIN): it is readable already. */
+    }
+}
+
 int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns)
 {
     struct epoll_event ev;
@@ -278,5 +336,5 @@ int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns)
         return KRING_OK;
     if (r == 0)
         return KRING_E_TIMEOUT;
-    return errno == EINTR ? KRING_E_INTR : kring_plat_from_errno(m, errno);
+    return errno == EINTR ? KRING_E_INTR : kring_plat_os_fail(m, "epoll_wait", errno);
 }

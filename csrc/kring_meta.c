@@ -4,9 +4,13 @@
  * a mapping that every attach starts from, and shared-memory rings created
  * and removed without attaching (through the platform layer).
  */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L     /* sigsetjmp (kring_guard.h) */
+#endif
 #include <string.h>
 
 #include <kring/kring_atomic.h>
+#include "kring_guard.h"
 #include "kring_plat.h"
 
 const char *kring_strerror(int code)
@@ -44,6 +48,8 @@ const char *kring_corrupt_reason(int reason)
     case KRING_BAD_TYPE: return "record type id is not in the ring's schema";
     case KRING_BAD_SIZE: return "record length outside the bounds of its type";
     case KRING_BAD_META: return "producer page does not describe a valid ring";
+    case KRING_BAD_TRUNCATED:
+        return "the ring file was truncated under the mapping (someone shrank or replaced it)";
     default: return "no problem recorded";
     }
 }
@@ -83,6 +89,9 @@ const char *kring_meta_problem(const struct kring_producer_page *m, uint64_t fil
         seen |= 1u << ty->id;
         if (!has_nul(ty->name, sizeof ty->name) || ty->name[0] == 0)
             return "a type name is empty or not NUL-terminated";
+        for (f = 0; f < t; f++)
+            if (strcmp(m->types[f].name, ty->name) == 0)
+                return "two types have the same name";
         if (ty->size < KRING_EVENT_HEADER_SIZE || ty->size > KRING_LEN_MASK ||
             ty->min_size < KRING_EVENT_HEADER_SIZE || ty->min_size > ty->size)
             return "a type's size or min_size is out of bounds";
@@ -125,6 +134,7 @@ void kring_map_init(struct kring_map *m, struct kring_consumer_page *cons,
     m->wait_kind = KRING_WAIT_NONE;
     m->fd = -1;
     m->epoll_fd = -1;
+    m->wake_fd = -1;
 }
 
 int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size)
@@ -178,4 +188,24 @@ int kring_shm_create(const char *path, const struct kring_producer_page *meta_te
 int kring_shm_unlink(const char *path)
 {
     return kring_plat_shm_unlink(path);
+}
+
+int kring_copy_meta(struct kring_map *m, struct kring_producer_page *out)
+{
+    int rc = KRING_OK;
+
+    if (!m->prod || !m->has_meta)
+        return KRING_E_INVAL;
+    if (m->faulted)
+        return KRING_E_CORRUPT;
+    KRING_GUARDED(m, (m->faulted = 1, rc = KRING_E_CORRUPT), memcpy(out, m->prod, sizeof *out));
+    return rc;
+}
+
+void kring_interrupt(struct kring_map *m)
+{
+    /* Pairs with the acquire loads of interrupted in the waits. */
+    kring_store_release_u32(&m->interrupted, 1);
+    kring_fence_full();
+    kring_plat_interrupt(m);
 }

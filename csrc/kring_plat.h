@@ -26,14 +26,20 @@ void kring_map_init(struct kring_map *m, struct kring_consumer_page *cons,
 /* The producer page a new ring starts with: the template's description and
  * schema, positions, counters and flags zero. */
 int kring_meta_initial(struct kring_producer_page *page, const struct kring_producer_page *tmpl);
+/* The producer's KRING_F_* flags, unguarded (kring_consumer.c). */
+uint32_t kring_consumer_flags(const struct kring_consumer *c);
+/* Mark the consumer's mapping faulted (truncated file): KRING_E_CORRUPT. */
+int kring_consumer_truncated(struct kring_consumer *c);
 /* Copy and check the type bounds of a mapped ring. */
 int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size);
 
 /* ---- the platform layer (kring_linux.c / kring_win.c) ------------------ */
 
 /* Map the ring `path` for `role` (0 consumer, 1 producer), checking a
- * private copy of its producer page first; fills *m. */
-int kring_plat_map(struct kring_map *m, const char *path, int role);
+ * private copy of its producer page first; fills *m. Refuses a symbolic
+ * link, and for the producer a file owned by someone other than this user
+ * or root unless any_owner (KRING_E_PERM, m->file_uid the owner). */
+int kring_plat_map(struct kring_map *m, const char *path, int role, int any_owner);
 /* Create the ring `path` from a template producer page (kring_shm_create);
  * on Windows, where a ring exists only while a handle is open, KRING_E_INVAL. */
 int kring_plat_shm_create(const char *path, const struct kring_producer_page *meta_template, int mode);
@@ -48,6 +54,8 @@ int kring_plat_wait_data(struct kring_consumer *c, uint32_t seen_wake_seq, int64
 void kring_plat_wake_data(struct kring_map *m);
 int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64_t timeout_ns);
 void kring_plat_wake_space(struct kring_map *m);
+/* Wake whatever this process waits on through m (kring_interrupt). */
+void kring_plat_interrupt(struct kring_map *m);
 uint64_t kring_plat_monotonic_ns(void);
 /* The wall clock (kring_time_ns). */
 uint64_t kring_plat_realtime_ns(void);
@@ -61,6 +69,8 @@ uint32_t kring_plat_pid(void);
 /* The KRING_E_* code for errno `err`, saved in m->os_error when m is not
  * NULL (kring_linux.c). */
 int kring_plat_from_errno(struct kring_map *m, int err);
+/* The same, also naming the call that failed (m->os_call, a static string). */
+int kring_plat_os_fail(struct kring_map *m, const char *call, int err);
 /* Wait until the epoll fd of a KRING_WAIT_EPOLL consumer is readable. */
 int kring_plat_epoll_wait(struct kring_map *m, int64_t timeout_ns);
 #endif

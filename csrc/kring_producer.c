@@ -11,11 +11,19 @@
  * together by one release store of producer_pos, so a consumer never sees a
  * torn record, even if the producer is killed mid-write. A record never
  * straddles the end of the data area: a DISCARD record pads to the end.
+ *
+ * Every public entry point that touches ring memory runs inside a fault
+ * guard (kring_guard.h): a ring file truncated under the mapping makes the
+ * producer broken (KRING_E_BROKEN, m.faulted set) instead of killing it.
  */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L     /* sigsetjmp (kring_guard.h) */
+#endif
 #include <string.h>
 
 #include <kring/kring_atomic.h>
 #include "kring_copy.h"
+#include "kring_guard.h"
 #include "kring_plat.h"
 
 uint64_t kring_time_ns(void)
@@ -88,6 +96,20 @@ static int check_lengths(const struct kring_producer *p, uint16_t type, uint32_t
     return KRING_OK;
 }
 
+/* The mapping faulted (or did before): the file was truncated. */
+static int truncated(struct kring_producer *p)
+{
+    p->m.faulted = 1;
+    p->broken = 1;
+    return KRING_E_BROKEN;
+}
+
+static int interrupted(const struct kring_producer *p)
+{
+    /* Pairs with the seq_cst store in kring_interrupt(). */
+    return kring_load_acquire_u32(&p->m.interrupted) != 0;
+}
+
 /* Block policy: sleep until consumer_pos moves away from `seen`, the value
  * that showed the ring full, or timeout. Waiting on a value read later
  * would lose the wakeup of a consumer that drained in between. */
@@ -111,9 +133,9 @@ static int wait_for_space(struct kring_producer *p, uint64_t seen, int64_t timeo
     return rc;
 }
 
-int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uint64_t stride,
-                uint32_t len, const uint32_t *lens, uint64_t n, uint16_t ev_flags,
-                int64_t timeout_ns, uint64_t *done)
+static int write_records(struct kring_producer *p, uint16_t type, const uint8_t *src, uint64_t stride,
+                         uint32_t len, const uint32_t *lens, uint64_t n, uint16_t ev_flags,
+                         int64_t timeout_ns, uint64_t *done)
 {
     const uint64_t cap = p->m.capacity;
     const uint64_t mask = p->m.mask;
@@ -221,6 +243,10 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
                 rc = KRING_E_TIMEOUT;
                 break;
             }
+            if (interrupted(p)) {
+                rc = KRING_E_INTR;
+                break;
+            }
             if (timeout_ns > 0) {
                 left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
                 if (left <= 0) {
@@ -239,7 +265,7 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
     return rc;
 }
 
-int kring_flush(struct kring_producer *p, int64_t timeout_ns)
+static int flush(struct kring_producer *p, int64_t timeout_ns)
 {
     const uint64_t start = kring_plat_monotonic_ns();
 
@@ -252,6 +278,8 @@ int kring_flush(struct kring_producer *p, int64_t timeout_ns)
             return KRING_E_BROKEN;
         if ((uint64_t)room == p->m.capacity)
             return KRING_OK;
+        if (interrupted(p))
+            return KRING_E_INTR;
         if (timeout_ns >= 0) {
             left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
             if (left <= 0)
@@ -288,15 +316,72 @@ static int attach_mapped(struct kring_producer *p, int policy)
     return KRING_OK;
 }
 
-int kring_producer_open(struct kring_producer *p, const char *path, int policy)
+/* ---- public entry points that touch ring memory: each inside a guard ---- */
+
+int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uint64_t stride,
+                uint32_t len, const uint32_t *lens, uint64_t n, uint16_t ev_flags,
+                int64_t timeout_ns, uint64_t *done)
 {
     int rc;
 
+    /* Records written before a fault are published and counted; none after. */
+    *done = 0;
+    if (p->m.faulted)
+        return truncated(p);
+    KRING_GUARDED(&p->m, rc = truncated(p),
+                  rc = write_records(p, type, src, stride, len, lens, n, ev_flags, timeout_ns, done));
+    return rc;
+}
+
+int kring_flush(struct kring_producer *p, int64_t timeout_ns)
+{
+    int rc;
+
+    if (p->m.faulted)
+        return truncated(p);
+    KRING_GUARDED(&p->m, rc = truncated(p), rc = flush(p, timeout_ns));
+    return rc;
+}
+
+static int consumer_gone(struct kring_producer *p)
+{
+    /* Attached and not closed: gone if nobody holds the consumer's lock. */
+    if (!(kring_load_acquire_u32(&p->m.cons->consumer_flags) & KRING_C_ATTACHED))
+        return 0;
+    return kring_plat_role_held(&p->m, 0) == 0;
+}
+
+int kring_consumer_gone(struct kring_producer *p)
+{
+    int rc;
+
+    if (p->m.faulted)
+        return 0;
+    KRING_GUARDED(&p->m, rc = (truncated(p), 0), rc = consumer_gone(p));
+    return rc;
+}
+
+static int open_mapped(struct kring_producer *p, int policy)
+{
+    int rc;
+
+    KRING_GUARDED(&p->m, rc = truncated(p), rc = attach_mapped(p, policy));
+    if (rc != KRING_OK)
+        kring_plat_unmap(&p->m);        /* idempotent: attach_mapped may have done it */
+    return rc;
+}
+
+int kring_producer_open(struct kring_producer *p, const char *path, int policy)
+{
+    const int any_owner = (policy & KRING_ANY_OWNER) != 0;
+    int rc;
+
+    policy &= ~KRING_ANY_OWNER;
     if (!p || !path || (policy != KRING_DROP && policy != KRING_BLOCK))
         return KRING_E_INVAL;
     memset(p, 0, sizeof *p);
-    rc = kring_plat_map(&p->m, path, 1);
-    return rc == KRING_OK ? attach_mapped(p, policy) : rc;
+    rc = kring_plat_map(&p->m, path, 1, any_owner);
+    return rc == KRING_OK ? open_mapped(p, policy) : rc;
 }
 
 int kring_producer_create(struct kring_producer *p, const char *path,
@@ -308,17 +393,21 @@ int kring_producer_create(struct kring_producer *p, const char *path,
         return KRING_E_INVAL;
     memset(p, 0, sizeof *p);
     rc = kring_plat_create(&p->m, path, meta_template, mode, 1);
-    return rc == KRING_OK ? attach_mapped(p, policy) : rc;
+    return rc == KRING_OK ? open_mapped(p, policy) : rc;
+}
+
+static void close_clean(struct kring_producer *p)
+{
+    set_flags(&p->m, KRING_F_CLOSED, KRING_F_PRODUCER);
+    notify_consumer(p);
 }
 
 void kring_producer_close(struct kring_producer *p, int clean)
 {
     if (!p->m.prod)
         return;
-    if (clean) {
-        set_flags(&p->m, KRING_F_CLOSED, KRING_F_PRODUCER);
-        notify_consumer(p);
-    }
+    if (clean && !p->m.faulted)
+        KRING_GUARDED(&p->m, truncated(p), close_clean(p));
     kring_plat_unmap(&p->m);
     kring_map_init(&p->m, NULL, NULL, NULL, 0, 0, 0);
 }

@@ -46,7 +46,8 @@ enum {
     KRING_BAD_SHORT = 5,        /* payload shorter than the event header */
     KRING_BAD_TYPE = 6,         /* record type id not in the schema */
     KRING_BAD_SIZE = 7,         /* payload length outside [min_size, size] of its type */
-    KRING_BAD_META = 8          /* producer page description invalid (magic, capacity, schema) */
+    KRING_BAD_META = 8,         /* producer page description invalid (magic, capacity, schema) */
+    KRING_BAD_TRUNCATED = 9     /* the ring file shrank under the mapping (the access faulted) */
 };
 
 /* Ways to wait (kring_map.wait_kind). */
@@ -60,7 +61,9 @@ enum {
 /* Full-ring policy of a producer. */
 enum {
     KRING_DROP = 0,             /* drop the new record and count it (what a kernel does) */
-    KRING_BLOCK = 1             /* wait until the consumer makes room (lossless IPC) */
+    KRING_BLOCK = 1,            /* wait until the consumer makes room (lossless IPC) */
+    KRING_ANY_OWNER = 0x100     /* or'ed into kring_producer_open's policy: accept a ring
+                                   file owned by a user other than this one and root */
 };
 
 /* One process's mapping of a ring. */
@@ -84,7 +87,14 @@ struct kring_map {
     void *h_data_event;
     void *h_space_event;
     void *h_lock;
-    int os_error;                        /* errno / GetLastError of the last KRING_E_OS */
+    int os_error;                        /* errno / GetLastError of the last failed OS call */
+    const char *os_call;                 /* the name of that call (a static string), or NULL */
+    uint32_t file_uid;                   /* owner of the ring file (Linux), for messages */
+    uint32_t interrupted;                /* set by kring_interrupt: blocked calls return
+                                            KRING_E_INTR, and so does every later wait */
+    int wake_fd;                         /* eventfd in the epoll set, for kring_interrupt */
+    int faulted;                         /* an access faulted: the ring file was truncated;
+                                            nothing is read or written through it again */
 };
 
 /* Consumer state (private). */
@@ -101,6 +111,20 @@ struct kring_consumer {
     int err_reason;                      /* KRING_BAD_* of the last KRING_E_CORRUPT */
     uint64_t err_pos;                    /* ring position of the problem */
     uint64_t err_value;                  /* the offending value */
+    /* What kring_mark remembered (kring_rewind goes back there). */
+    uint64_t mark_pos;
+    uint64_t mark_records;
+    uint64_t mark_next_seq;
+    int64_t mark_gaps;
+    int mark_started;
+};
+
+/* Counters and flags of a ring's producer page, read in one guarded call. */
+struct kring_ring_stats {
+    uint64_t written;                    /* producer page `written` (0 without metadata) */
+    uint64_t dropped;                    /* producer page `dropped` */
+    uint32_t flags;                      /* KRING_F_* */
+    uint32_t producer_pid;               /* the attached producer's process id */
 };
 
 /* Output of a drain: one per record type id, caller-owned rows. */
@@ -165,6 +189,20 @@ int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_re
                 int commit, uint64_t *n);
 /* Publish the private position (after a drain with commit = 0). */
 void kring_commit(struct kring_consumer *c);
+/* Remember the consumer's position and counters, and go back to them: a
+ * caller that drains and then fails to hand the rows on rewinds, and the
+ * next drain delivers the same records again. Never rewinds behind what a
+ * kring_commit published (the producer may have reused that space). */
+void kring_mark(struct kring_consumer *c);
+void kring_rewind(struct kring_consumer *c);
+/* The producer page's counters and flags (KRING_E_CORRUPT if truncated). */
+int kring_consumer_stats(struct kring_consumer *c, struct kring_ring_stats *out);
+/* A private copy of a mapped ring's producer page (what schemas are read from). */
+int kring_copy_meta(struct kring_map *m, struct kring_producer_page *out);
+/* Wake any call blocked on this mapping in another thread and make every
+ * later wait return KRING_E_INTR at once: the first step of closing an
+ * object that another thread may be using. */
+void kring_interrupt(struct kring_map *m);
 /* Bytes published and not yet drained (0 .. capacity), or a negative code. */
 int64_t kring_pending(struct kring_consumer *c);
 uint32_t kring_ring_flags(const struct kring_consumer *c);
@@ -185,6 +223,9 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
                 int64_t timeout_ns, uint64_t *done);
 /* Waits until the consumer drained everything, or timeout. */
 int kring_flush(struct kring_producer *p, int64_t timeout_ns);
+/* 1 when a consumer attached and exited without closing the ring (killed),
+ * 0 otherwise (also when no consumer ever attached), -1 unknown. */
+int kring_consumer_gone(struct kring_producer *p);
 
 /* @cdef-end */
 

@@ -192,12 +192,15 @@ close_mapping:
     return rc;
 }
 
-int kring_plat_map(struct kring_map *m, const char *path, int role)
+int kring_plat_map(struct kring_map *m, const char *path, int role, int any_owner)
 {
     char name[NAME_MAX_CHARS];
     HANDLE mapping;
     int rc;
 
+    /* A named mapping has no file to squat: its security descriptor (the
+     * creator's default) decides who may open it, so any_owner has no use. */
+    (void)any_owner;
     kring_map_init(m, NULL, NULL, NULL, 0, 0, 0);
     rc = object_name(name, sizeof name, path, "");
     if (rc != KRING_OK)
@@ -376,4 +379,14 @@ int kring_plat_wait_space(struct kring_producer *p, uint32_t seen_cons_lo, int64
 void kring_plat_wake_space(struct kring_map *m)
 {
     SetEvent(m->h_space_event);
+}
+
+void kring_plat_interrupt(struct kring_map *m)
+{
+    /* Only this process's consumer waits on the data event and only its
+     * producer on the space event: a spurious set is re-checked. */
+    if (m->h_data_event)
+        SetEvent(m->h_data_event);
+    if (m->h_space_event)
+        SetEvent(m->h_space_event);
 }

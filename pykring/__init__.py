@@ -15,8 +15,11 @@ and in another process::
         p.write((101.5, 3))
 """
 from ._version import __version__
+from ._common import ring_path
 from .errors import (
+    ConsumerGoneError,
     KringError,
+    KringOSError,
     KringPermissionError,
     ProducerGoneError,
     RecordTooBigError,
@@ -35,9 +38,9 @@ from .ring import Batch, Ring, Stats, attach, create
 from .schema import HEADER_FIELDS, body_dtype, record_dtype
 
 __all__ = [
-    "__version__", "create", "attach", "kernel", "Producer", "Ring", "Batch", "Stats",
+    "__version__", "create", "attach", "kernel", "ring_path", "Producer", "Ring", "Batch", "Stats",
     "record_dtype", "body_dtype", "HEADER_FIELDS",
-    "KringError", "KringPermissionError", "ProducerGoneError", "RecordTooBigError", "RingBrokenError", "RingBusyError",
+    "KringError", "KringOSError", "ConsumerGoneError", "KringPermissionError", "ProducerGoneError", "RecordTooBigError", "RingBrokenError", "RingBusyError",
     "RingClosedError", "RingCorruptError", "RingExistsError", "RingNotFoundError",
     "RingTimeoutError", "VersionMismatchError",
 ]

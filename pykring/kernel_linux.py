@@ -179,7 +179,7 @@ def clock_config(bpf) -> Tuple[int, int]:
     follows steps of the wall clock); else CLOCK_MONOTONIC plus the offset of
     the wall clock measured now."""
     if hasattr(time, "CLOCK_TAI") and bpf.libbpf_probe_bpf_helper(
-            _BPF_PROG_TYPE_TRACEPOINT, _BPF_FUNC_KTIME_GET_TAI_NS, _null()) == 1:
+            _BPF_PROG_TYPE_TRACEPOINT, _BPF_FUNC_KTIME_GET_TAI_NS, _libbpf.load()[0].NULL) == 1:
         diffs = []
         for _ in range(3):
             r = time.time_ns()
@@ -202,10 +202,6 @@ def realtime_offset(samples: int = 9) -> int:
             best = (m1 - m0, r - (m0 + m1) // 2)
     assert best is not None, "samples must be >= 1"
     return best[1]
-
-
-def _null():
-    return _libbpf.load()[0].NULL
 
 
 # ---- the source -------------------------------------------------------------
@@ -231,6 +227,7 @@ class LinuxKernelSource:
         self._obj = None
         self._links: list = []
         self._closed = False
+        self._pid = os.getpid()
         path = object_path()
         check_privileges(self.want)
         ffi, bpf, libc = _libbpf.load()
@@ -367,12 +364,14 @@ class LinuxKernelSource:
         return self._closed
 
     def close(self) -> None:
-        """Detach every program and close every fd. Idempotent."""
+        """Detach every program and close every fd. Idempotent. Nothing in a fork
+        child: the links are the parent's (detaching one disables it there too)."""
         if self._closed:
             return
         self._closed = True
         _open_sources.discard(self)
-        self._release()
+        if os.getpid() == self._pid:
+            self._release()
 
     def _release(self) -> None:
         bpf = getattr(self, "_bpf", None)
@@ -415,7 +414,7 @@ def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]],
             _lib.check(rc, "record type %s" % tname)
     c.seq_started = 1            # programs number records from 0 when loaded
     c.next_seq = 0
-    return Ring(c, list(types), name, on_close=on_close, written=counts)
+    return Ring(c, list(types), name, on_close=on_close, written=counts, reopen="pykring.kernel()")
 
 
 def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE):

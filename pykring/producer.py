@@ -1,16 +1,27 @@
 """The user-mode producer: writes records into a shared-memory ring."""
+import os
 import time
 from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from ._common import WAIT_SLICE_S, remove_ring, ring_path
-from ._lib import check, ffi, lib, raise_for
+from . import errors
+from ._common import WAIT_SLICE_S, Lifecycle, remove_ring, ring_path
+from ._lib import check_open, ffi, lib, private_meta, raise_for
 from .ring import Timeout
 from .schema import HEADER_SIZE, Types, body_dtype, make_meta, normalize_types, types_from_meta
 
 
-class Producer:
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return "uid %d (%s)" % (uid, pwd.getpwuid(uid).pw_name)
+    except (ImportError, KeyError):
+        return "uid %d" % uid
+
+
+class Producer(Lifecycle):
     """The one writer of a ring.
 
     ``Producer(name)`` attaches to an existing ring (made by
@@ -24,31 +35,53 @@ class Producer:
     Records written together carry the same timestamp: all of one
     :meth:`write` call, unless it had to wait for room (each part written
     after a wait is stamped when it is written).
+
+    A ring file owned by another user (neither this one nor root) is refused
+    with :class:`KringPermissionError`: in a shared directory such as
+    /dev/shm anyone can put a file at a name first. ``allow_other_owner=True``
+    accepts it, for rings deliberately shared between users.
+
+    A Producer may be shared between threads (writes run one at a time);
+    one producer per ring stays the rule across processes. :meth:`close`
+    may come from any thread: a write blocked in another thread then raises
+    :class:`RingClosedError` with ``written``. After ``os.fork()`` the child
+    cannot use the parent's Producer (:class:`KringError`; open one there).
     """
 
+    _kind = "producer"
+
     def __init__(self, name: str, *, block: bool = False, timeout: Timeout = None,
-                 _create: Optional[Tuple[Any, int]] = None):
+                 allow_other_owner: bool = False, _create: Optional[Tuple[Any, int]] = None):
         self._path = ring_path(name)
         p = ffi.new("struct kring_producer *")
         policy = lib.KRING_BLOCK if block else lib.KRING_DROP
         if _create is None:
-            rc = lib.kring_producer_open(p, self._path.encode(), policy)
-            check(rc, "attach producer to %s" % self._path, p.m.os_error)
+            what = "attach producer to %s" % self._path
+            rc = lib.kring_producer_open(p, self._path.encode(),
+                                         policy | (lib.KRING_ANY_OWNER if allow_other_owner else 0))
+            if rc == lib.KRING_E_PERM and not p.m.os_error:
+                raise errors.KringPermissionError(
+                    "%s: the ring file is owned by %s, neither this user (uid %d) nor root: refusing to "
+                    "write into a ring someone else may have put at this name; remove it, or pass "
+                    "allow_other_owner=True for a ring shared between users on purpose"
+                    % (what, _owner(p.m.file_uid), os.geteuid()))
         else:
             meta, mode = _create
+            what = "create ring %s" % self._path
             rc = lib.kring_producer_create(p, self._path.encode(), meta, mode, policy)
-            check(rc, "create ring %s" % self._path, p.m.os_error)
+        check_open(rc, p, what, self._path)
         self._p = p
-        self._closed = False
         self._timeout = timeout
         self._block = block
         self._done = ffi.new("uint64_t *")
         try:
-            self._types = {name: (tid, dt, body_dtype(dt)) for tid, name, dt in types_from_meta(p.m.prod)}
+            types = types_from_meta(private_meta(p.m, "ring %s" % self._path))
+            self._types = {name: (tid, dt, body_dtype(dt)) for tid, name, dt in types}
             self._single = next(iter(self._types.values())) if len(self._types) == 1 else None
         except BaseException:
             lib.kring_producer_close(p, 0)
             raise
+        self._start_lifecycle("pykring.Producer(%r) attaches a producer" % self._path)
 
     @classmethod
     def create(cls, name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *,
@@ -64,6 +97,7 @@ class Producer:
 
     @property
     def path(self) -> str:
+        """The ring file (Linux) or mapping name (Windows)."""
         return self._path
 
     # -- description ------------------------------------------------------
@@ -76,6 +110,7 @@ class Producer:
 
     @property
     def dtypes(self) -> Dict[str, np.dtype]:
+        """Record dtype (event header + fields) by type name."""
         return {name: t[1] for name, t in self._types.items()}
 
     @property
@@ -85,10 +120,6 @@ class Producer:
     @property
     def dropped(self) -> int:
         return int(self._p.dropped)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     # -- writing ----------------------------------------------------------
     def _type(self, type: Optional[str]) -> Tuple[int, np.dtype, np.dtype]:
@@ -137,10 +168,12 @@ class Producer:
         ``records``: an array of the ring's record dtype (its header fields
         are overwritten) or of its fields only, one record (np.void, tuple,
         dict), or a list of them. In drop mode the rest were dropped and
-        counted (see :attr:`dropped`). In block mode every record is written
-        or :class:`RingTimeoutError` says how many were.
+        counted (see :attr:`dropped`). In block mode every record is written,
+        or the exception says how many were (``written``): a timeout
+        (:class:`RingTimeoutError`), a consumer that died
+        (:class:`ConsumerGoneError`), this producer closed by another thread
+        (:class:`RingClosedError`), Ctrl-C (KeyboardInterrupt).
         """
-        p = self._live()
         tid, full, body = self._type(type)
         if isinstance(records, np.ndarray) and records.ndim == 1 and (
                 records.dtype is body or records.dtype is full):
@@ -152,6 +185,24 @@ class Producer:
             return 0
         if arr.strides[0] < arr.dtype.itemsize:      # reversed or overlapping rows
             arr = np.ascontiguousarray(arr)
+        limit = self._timeout if timeout == "default" else timeout
+        if isinstance(limit, str):
+            raise TypeError("timeout must be a number of seconds or None, not %r" % limit)
+        self._enter()
+        p = self._p
+        before = int(p.written)
+        try:
+            return self._write(arr, n, tid, full, body, limit, flags)
+        except BaseException as exc:
+            # Exact whatever line the exception came from: the C counter.
+            setattr(exc, "written", int(p.written) - before)
+            raise
+        finally:
+            self._leave()
+
+    def _write(self, arr: np.ndarray, n: int, tid: int, full: np.dtype, body: np.dtype,
+               timeout: Timeout, flags: int) -> int:
+        p = self._p
         stride = arr.strides[0]
         skip = HEADER_SIZE if (arr.dtype is full or arr.dtype == full) else 0
         # Any positive stride works (a column of a larger array, a[::2]): the
@@ -159,12 +210,11 @@ class Producer:
         # alive until kring_write returns.
         keep = ffi.from_buffer(arr) if arr.flags.c_contiguous else None
         src = ffi.cast("uint8_t *", keep if keep is not None else arr.ctypes.data) + skip
-        if timeout == "default":
-            timeout = self._timeout
         deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
         done = 0
         while True:
-            # Block mode waits in slices so that Ctrl-C gets through promptly.
+            # Block mode waits in slices: Ctrl-C gets through promptly, and a
+            # consumer that died is noticed within a slice.
             left = WAIT_SLICE_S if deadline is None else min(WAIT_SLICE_S, deadline - time.monotonic())
             tns = int(max(0.0, left) * 1e9)
             rc = lib.kring_write(p, tid, src + done * stride, stride, body.itemsize, ffi.NULL, n - done,
@@ -172,52 +222,57 @@ class Producer:
             done += int(self._done[0])
             if rc not in (lib.KRING_E_TIMEOUT, lib.KRING_E_INTR) or done == n:
                 break
+            if self._closing:
+                raise self._closed_error("write")
+            if lib.kring_consumer_gone(p) == 1:
+                raise errors.ConsumerGoneError(
+                    "write: the consumer exited without closing the ring (it was killed or crashed) "
+                    "while this write waited for room; %d of %d records written. A new consumer "
+                    "can attach and drain; write the rest after that" % (done, n))
             if deadline is not None and time.monotonic() >= deadline:
                 break
         if rc == lib.KRING_E_TIMEOUT and done < n:
             raise_for(rc, "write", detail="the ring stayed full for %ss; %d of %d records written"
-                      % (timeout, done, n), written=done)
+                      % (timeout, done, n))
         if rc == lib.KRING_E_BROKEN:
-            raise_for(rc, "write", detail="the consumer page holds a nonsense position (%d); the producer "
-                      "stopped writing (%d of %d written, the rest %s). Recreate the ring." % (
-                          p.bad_consumer_pos, done, n, "dropped and counted" if not self._block else "not written"))
+            why = ("the ring file was truncated under the mapping (someone shrank or replaced it)"
+                   if p.m.faulted else "the consumer page holds a nonsense position (%d)" % p.bad_consumer_pos)
+            raise_for(rc, "write", detail="%s; the producer stopped writing (%d of %d written, the rest %s). "
+                      "Recreate the ring." % (why, done, n, "dropped and counted" if not self._block
+                                              else "not written"))
         if rc == lib.KRING_E_INTR:
             rc = lib.KRING_OK
-        check(rc, "write", p.m.os_error)
+        if rc < 0:
+            raise_for(rc, "write", m=p.m, path=self._path)
         return done
 
     def flush(self, timeout: Timeout = None) -> bool:
         """Wait until the consumer has read everything; False on timeout."""
-        rc = lib.kring_flush(self._live(), -1 if timeout is None else int(timeout * 1e9))
-        if rc == lib.KRING_E_TIMEOUT:
-            return False
-        check(rc, "flush", self._p.m.os_error)
-        return True
+        self._enter()
+        try:
+            rc = lib.kring_flush(self._p, -1 if timeout is None else int(timeout * 1e9))
+            if rc == lib.KRING_E_TIMEOUT:
+                return False
+            if rc == lib.KRING_E_INTR and self._closing:
+                raise self._closed_error("flush")
+            if rc < 0 and rc != lib.KRING_E_INTR:
+                raise_for(rc, "flush", m=self._p.m, path=self._path)
+            return rc == lib.KRING_OK
+        finally:
+            self._leave()
 
-    def _live(self):
-        if self._closed:
-            raise ValueError("I/O operation on a closed producer")
-        return self._p
+    # -- the lifecycle (Lifecycle) ------------------------------------------
+    def _interrupt(self) -> None:
+        lib.kring_interrupt(ffi.addressof(self._p, "m"))
+
+    def _release(self) -> None:
+        lib.kring_producer_close(self._p, 1)
 
     def close(self) -> None:
         """Mark the ring closed (the consumer's iterator ends after the last
-        record) and release the mapping."""
-        if not self._closed:
-            self._closed = True
-            lib.kring_producer_close(self._p, 1)
-
-    def __enter__(self) -> "Producer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        record) and release the mapping. Safe from any thread."""
+        super().close()
 
     def __repr__(self) -> str:
-        return "<pykring.Producer %s %s, %s>" % (self._path, "closed" if self._closed else "open",
+        return "<pykring.Producer %s %s, %s>" % (self._path, "closed" if self._closing else "open",
                                                  "block" if self._block else "drop")

@@ -1,6 +1,4 @@
 """Consumers: :class:`Ring`, its batches and statistics."""
-import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
@@ -8,8 +6,9 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Uni
 import numpy as np
 
 from . import errors
-from ._common import WAIT_SLICE_MAX_S, WAIT_SLICE_S, remove_ring, ring_path
-from ._lib import check, ffi, lib, raise_for
+from ._common import (WAIT_SLICE_MAX_S, WAIT_SLICE_S, Lifecycle, file_identity, remove_if_same, remove_ring,
+                      ring_path)
+from ._lib import check_open, ffi, lib, private_meta, raise_for
 from .schema import Types, make_meta, normalize_types, record_span, types_from_meta
 
 #: read() without out= drains batches up to this many rows through a reused buffer.
@@ -60,21 +59,32 @@ class Batch(Mapping[str, np.ndarray]):
         return "Batch(%s)" % ", ".join("%s=%d" % (k, len(v)) for k, v in self._arrays.items())
 
 
-class Ring:
+class Ring(Lifecycle):
     """The consumer of a ring: owns the mapping, drains records into numpy.
 
     Use :func:`create` or :func:`attach` (or a kernel source) to get one, and
-    close it (or use it as a context manager) to release the mapping. Arrays
-    it returns are copies, owned by the caller: they stay valid after the
-    ring is closed.
+    close it (or use it as a context manager) to release the mapping; a ring
+    this consumer created is removed then, if its name still names that file.
+    Arrays it returns are copies, owned by the caller: they stay valid after
+    the ring is closed.
+
+    A Ring may be shared between threads: calls run one at a time, and every
+    record is delivered once, to one of them. :meth:`close` may come from any
+    thread; a read blocked in another thread then raises
+    :class:`RingClosedError` (an iterator just ends). After ``os.fork()`` the
+    child cannot use the parent's Ring (it raises :class:`KringError`; attach
+    again there), and the child's exit leaves the parent's ring alone.
     """
 
+    _kind = "ring"
     #: What feeds a kernel ring (e.g. the LinuxKernelSource); None otherwise.
     source: Optional[object] = None
 
     def __init__(self, c, types: List[Tuple[int, str, np.dtype]], path: Optional[str] = None,
-                 unlink: bool = False, on_close: Optional[Callable[[], None]] = None,
-                 written: Optional[Callable[[], Tuple[int, int]]] = None):
+                 unlink: Optional[Tuple[int, int]] = None, on_close: Optional[Callable[[], None]] = None,
+                 written: Optional[Callable[[], Tuple[int, int]]] = None, reopen: Optional[str] = None):
+        """``unlink``: (st_dev, st_ino) of a ring file to remove at close if
+        `path` still names it; ``reopen``: how to open the ring again."""
         self._c = c
         self._types = types
         self._by_name = {name: (tid, dt) for tid, name, dt in types}
@@ -84,10 +94,11 @@ class Ring:
         self._counts = written
         self._outs = ffi.new("struct kring_out[]", lib.KRING_MAX_TYPES)
         self._n = ffi.new("uint64_t *")
+        self._stats = ffi.new("struct kring_ring_stats *")
         self._out_array: Optional[np.ndarray] = None    # the last `out` of read(), checked
         self._out_ptr = ffi.NULL
         self._scratch: Optional[np.ndarray] = None      # read()'s buffer for small batches
-        self._closed = False
+        self._start_lifecycle(reopen or ("pykring.attach(%r)" % path if path else "open the source again"))
 
     # -- description ------------------------------------------------------
     @property
@@ -104,28 +115,46 @@ class Ring:
 
     @property
     def capacity(self) -> int:
+        """Bytes of the data area."""
         return int(self._c.m.capacity)
 
     @property
     def path(self) -> Optional[str]:
+        """The ring file (Linux), mapping name (Windows), or the source's name."""
         return self._path
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
+    # -- the lifecycle (Lifecycle) ------------------------------------------
+    def _interrupt(self) -> None:
+        lib.kring_interrupt(ffi.addressof(self._c, "m"))
+
+    def _release(self) -> None:
+        lib.kring_consumer_close(self._c)
+        if self._on_close is not None:
+            self._on_close()
+        if self._path and self._unlink is not None:
+            remove_if_same(self._path, self._unlink)
+
+    def _check(self, rc: int, what: str) -> None:
+        """Raise for a negative status of a call on this ring."""
+        if rc < 0:
+            if rc == lib.KRING_E_INTR and self._closing:
+                raise self._closed_error(what)
+            raise_for(rc, what, 0, self._c, m=self._c.m, path=self._path)
 
     # -- reading ----------------------------------------------------------
-    def _live(self):
-        if self._closed:
-            raise ValueError("I/O operation on a closed ring")
-        return self._c
-
     def wait(self, timeout: Timeout = None) -> bool:
         """Block until records are pending or the ring is closed; False on timeout.
 
         ``timeout`` in seconds, None for no limit. Interruptible (Ctrl-C).
         Raises :class:`ProducerGoneError` when the producer was killed."""
-        c = self._live()
+        self._enter()
+        try:
+            return self._wait(timeout)
+        finally:
+            self._leave()
+
+    def _wait(self, timeout: Timeout) -> bool:
+        c = self._c
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         slice_s, slice_max = WAIT_SLICE_S, max(WAIT_SLICE_S, WAIT_SLICE_MAX_S)
         while True:
@@ -134,19 +163,22 @@ class Ring:
             rc = lib.kring_wait(c, int(max(0.0, left) * 1e9))   # GIL released inside
             if rc == lib.KRING_OK:
                 return True
+            if self._closing:
+                raise self._closed_error("wait")
             if rc not in (lib.KRING_E_TIMEOUT, lib.KRING_E_INTR):
-                raise_for(rc, "wait", c.m.os_error)
+                self._check(rc, "wait")
             # Back in the interpreter: a pending KeyboardInterrupt is raised here.
             if lib.kring_producer_gone(c) == 1 and lib.kring_pending(c) == 0:
+                self._check(lib.kring_consumer_stats(c, self._stats), "wait")
                 raise errors.ProducerGoneError(
                     "wait: the producer (pid %d) exited without closing the ring; everything it "
-                    "published was read" % c.m.prod.producer_pid)
+                    "published was read" % self._stats.producer_pid)
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
-    def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int,
-               commit: bool, grow: bool) -> int:
-        """Drain into bufs[type id] from row fill[id]; grow full buffers if asked."""
+    def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int, grow: bool) -> int:
+        """Drain (without publishing the position) into bufs[type id] from row
+        fill[id]; grow full buffers if asked."""
         c, outs, n = self._c, self._outs, self._n
         total = 0
         keep = []
@@ -158,7 +190,7 @@ class Ring:
                 o.buf = ffi.cast("uint8_t *", cbuf)
                 o.capacity = len(buf)
                 o.count = fill[tid]
-            rc = lib.kring_drain(c, outs, max_records - total, 1 if commit else 0, n)  # GIL released
+            rc = lib.kring_drain(c, outs, max_records - total, 0, n)  # GIL released
             got = int(n[0])
             total += got
             for tid in bufs:
@@ -170,7 +202,7 @@ class Ring:
                     # Deliver what came before; the next read meets the same
                     # condition again (corrupt record, closed, broken) and raises.
                     return total
-                check(rc, "drain", c.m.os_error, c)
+                self._check(rc, "drain")
             full = [tid for tid, buf in bufs.items() if fill[tid] == len(buf)]
             if not (grow and full and total < max_records and lib.kring_pending(c) > 0):
                 return total
@@ -183,9 +215,34 @@ class Ring:
     def _estimate(self, tid: int, max_records: int) -> int:
         pending = lib.kring_pending(self._c)
         if pending < 0:
-            check(pending, "read", 0, self._c)
+            self._check(pending, "read")
         size = int(self._c.type_min[tid])
         return max(1, min(max_records, pending // record_span(size) if pending else 1))
+
+    def _begin_read(self, max_records: Optional[int], timeout: Timeout) -> Tuple[int, bool]:
+        """(limit, anything to drain) for a read; waits as `timeout` says.
+        Marks the position: a read that fails before it returns rewinds."""
+        limit = (1 << 62) if max_records is None else int(max_records)
+        if limit < 0:
+            raise ValueError("max_records must be >= 0")
+        c = self._c
+        if timeout != 0 and lib.kring_pending(c) == 0 and not self._wait(timeout):
+            return limit, False
+        lib.kring_mark(c)
+        return limit, True
+
+    def _abort_read(self, exc: BaseException, commit: bool) -> None:
+        """A read raises: what it drained goes back (the next read delivers
+        it). An error of the ring itself (closed, corrupt) delivered nothing
+        in this call; what earlier reads returned is published as asked."""
+        lib.kring_rewind(self._c)
+        if commit and isinstance(exc, errors.KringError):
+            lib.kring_commit(self._c)
+
+    def _end_read(self, commit: bool) -> None:
+        """The rows are about to be returned: publish the position."""
+        if commit:
+            lib.kring_commit(self._c)
 
     def read(self, max_records: Optional[int] = None, timeout: Timeout = 0,
              out: Optional[np.ndarray] = None, commit: bool = True) -> np.ndarray:
@@ -198,28 +255,39 @@ class Ring:
         of its first rows (valid until you reuse `out`).
         ``commit=False`` leaves the records in the ring until :meth:`commit`
         (redelivered to the next consumer if this one dies first).
+        Records are consumed only when the call returns them: if it raises
+        (a MemoryError, Ctrl-C), the next read delivers them again.
         Raises :class:`RingClosedError` once the producer closed the ring and
-        everything was read.
+        everything was read, or when another thread closes this Ring.
         """
-        c = self._live()
-        tid, _, dt = self._types[0] if len(self._types) == 1 else (None, None, None)
-        if tid is None:
+        if len(self._types) != 1:
             raise TypeError("this ring has %d record types: use read_batch()" % len(self._types))
-        limit = (1 << 62) if max_records is None else int(max_records)
-        if limit < 0:
-            raise ValueError("max_records must be >= 0")
+        tid, _, dt = self._types[0]
+        if out is not None and out is not self._out_array:
+            # Checked once per buffer: a loop that reuses `out` skips this.
+            if out.dtype != dt or out.ndim != 1 or not out.flags.c_contiguous or not out.flags.writeable:
+                raise TypeError("out must be a writable, contiguous 1-d array of the ring's dtype %s" % (dt,))
+        self._enter()
+        try:
+            limit, ready = self._begin_read(max_records, timeout)
+            if not ready:
+                return out[:0] if out is not None else np.empty(0, dtype=dt)
+            try:
+                rows = self._read_rows(tid, dt, limit, out)
+            except BaseException as exc:
+                self._abort_read(exc, commit)
+                raise
+            self._end_read(commit)
+            return rows
+        finally:
+            self._leave()
+
+    def _read_rows(self, tid: int, dt: np.dtype, limit: int, out: Optional[np.ndarray]) -> np.ndarray:
         if out is not None:
             if out is not self._out_array:
-                # Checked once per buffer: a loop that reuses `out` skips this.
-                if out.dtype != dt or out.ndim != 1 or not out.flags.c_contiguous or not out.flags.writeable:
-                    raise TypeError("out must be a writable, contiguous 1-d array of the ring's dtype %s" % (dt,))
                 self._out_buf = ffi.from_buffer(out, require_writable=True)
                 self._out_array, self._out_ptr = out, ffi.cast("uint8_t *", self._out_buf)
-            limit = min(limit, len(out))
-        if timeout != 0 and lib.kring_pending(c) == 0 and not self.wait(timeout):
-            return out[:0] if out is not None else np.empty(0, dtype=dt)
-        if out is not None:
-            return out[:self._drain_rows(tid, out, self._out_ptr, limit, commit)]
+            return out[:self._drain_rows(tid, out, self._out_ptr, min(limit, len(out)))]
         rows = self._estimate(tid, limit)
         if rows <= SCRATCH_ROWS:
             # A small batch: drain into a reused buffer and copy out what came,
@@ -228,147 +296,124 @@ class Ring:
                 self._scratch = np.empty(SCRATCH_ROWS, dtype=dt)
                 self._scratch_buf = ffi.from_buffer(self._scratch, require_writable=True)
             got = self._drain_rows(tid, self._scratch, ffi.cast("uint8_t *", self._scratch_buf),
-                                   min(limit, SCRATCH_ROWS), commit)
+                                   min(limit, SCRATCH_ROWS))
             rows_out = np.empty(got, dtype=dt)
             # Raw bytes: a structured copy would skip bytes no field covers.
             rows_out.view(np.uint8)[:] = self._scratch[:got].view(np.uint8)
             return rows_out
         bufs = {tid: np.empty(rows, dtype=dt)}
         fill = {tid: 0}
-        self._drain(bufs, fill, limit, commit, grow=True)
+        self._drain(bufs, fill, limit, grow=True)
         return bufs[tid][:fill[tid]]
 
-    def _drain_rows(self, tid: int, rows: np.ndarray, ptr, limit: int, commit: bool) -> int:
+    def _drain_rows(self, tid: int, rows: np.ndarray, ptr, limit: int) -> int:
         """Drain up to `limit` records of a single-type ring into `rows` (at `ptr`)."""
         c = self._c
         o = self._outs[tid]
         o.buf, o.capacity, o.count = ptr, len(rows), 0
-        rc = lib.kring_drain(c, self._outs, limit, 1 if commit else 0, self._n)  # GIL released
+        rc = lib.kring_drain(c, self._outs, limit, 0, self._n)  # GIL released
         o.buf = ffi.NULL
         got = int(self._n[0])
         if rc < 0 and not got:
-            check(rc, "drain", c.m.os_error, c)
+            self._check(rc, "drain")
         return got
 
     def read_batch(self, max_records: Optional[int] = None, timeout: Timeout = 0,
                    commit: bool = True) -> Batch:
         """Records of every type, as a :class:`Batch` (type name -> array).
         Arguments as for :meth:`read`."""
-        c = self._live()
-        limit = (1 << 62) if max_records is None else int(max_records)
-        if limit < 0:
-            raise ValueError("max_records must be >= 0")
-        if timeout != 0 and lib.kring_pending(c) == 0 and not self.wait(timeout):
-            return Batch({name: np.empty(0, dtype=dt) for _, name, dt in self._types})
-        bufs = {tid: np.empty(min(self._estimate(tid, limit), 1024), dtype=dt) for tid, _, dt in self._types}
-        fill = {tid: 0 for tid in bufs}
-        self._drain(bufs, fill, limit, commit, grow=True)
-        return Batch({name: bufs[tid][:fill[tid]] for tid, name, _ in self._types})
+        self._enter()
+        try:
+            limit, ready = self._begin_read(max_records, timeout)
+            if not ready:
+                return Batch({name: np.empty(0, dtype=dt) for _, name, dt in self._types})
+            try:
+                bufs = {tid: np.empty(min(self._estimate(tid, limit), 1024), dtype=dt)
+                        for tid, _, dt in self._types}
+                fill = {tid: 0 for tid in bufs}
+                self._drain(bufs, fill, limit, grow=True)
+                batch = Batch({name: bufs[tid][:fill[tid]] for tid, name, _ in self._types})
+            except BaseException as exc:
+                self._abort_read(exc, commit)
+                raise
+            self._end_read(commit)
+            return batch
+        finally:
+            self._leave()
 
     def commit(self) -> None:
         """Publish the position after reads with ``commit=False``."""
-        lib.kring_commit(self._live())
+        self._enter()
+        try:
+            lib.kring_commit(self._c)
+        finally:
+            self._leave()
 
     def __iter__(self) -> Iterator[Union[np.ndarray, Batch]]:
         """Blocks and yields non-empty batches: arrays for a single-type ring,
-        :class:`Batch` objects otherwise. Ends when the producer closes the ring."""
+        :class:`Batch` objects otherwise. Ends when the producer closes the
+        ring, or when this Ring is closed (from another thread, or by the
+        loop's body)."""
         single = len(self._types) == 1
-        while True:
+        while not self._closing:
             try:
                 batch = self.read(timeout=None) if single else self.read_batch(timeout=None)
             except errors.RingClosedError:
                 return
+            except ValueError:
+                if self._closing:        # closed between two reads
+                    return
+                raise
             if len(batch) if isinstance(batch, np.ndarray) else batch.count:
                 yield batch
 
     # -- state ------------------------------------------------------------
     @property
     def stats(self) -> Stats:
-        c = self._live()
-        pending = lib.kring_pending(c)
-        written = dropped = None
-        if self._counts is not None:
-            written, dropped = self._counts()
-        elif c.m.has_meta:
-            written, dropped = int(c.m.prod.written), int(c.m.prod.dropped)
-        return Stats(written=written, dropped=dropped, lost=max(0, int(c.gaps)), read=int(c.records),
-                     pending_bytes=max(0, int(pending)), capacity=int(c.m.capacity))
+        """Counters: written, dropped, lost, read, pending_bytes, capacity."""
+        self._enter()
+        try:
+            c = self._c
+            pending = lib.kring_pending(c)
+            if pending < 0:
+                self._check(pending, "stats")
+            written = dropped = None
+            if self._counts is not None:
+                written, dropped = self._counts()
+            elif c.m.has_meta:
+                self._check(lib.kring_consumer_stats(c, self._stats), "stats")
+                written, dropped = int(self._stats.written), int(self._stats.dropped)
+            return Stats(written=written, dropped=dropped, lost=max(0, int(c.gaps)), read=int(c.records),
+                         pending_bytes=max(0, int(pending)), capacity=int(c.m.capacity))
+        finally:
+            self._leave()
 
     @property
     def flags(self) -> int:
         """The producer's KRING_F_* flags (0 for sources without metadata)."""
-        return int(lib.kring_ring_flags(self._live()))
-
-    def close(self) -> None:
-        """Release the mapping (and remove the ring file if this consumer created it)."""
-        if self._closed:
-            return
-        self._closed = True
-        lib.kring_consumer_close(self._c)
-        if self._on_close is not None:
-            self._on_close()
-        if self._unlink and self._path:
-            remove_ring(self._path)
-
-    def __enter__(self) -> "Ring":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
+        self._enter()
         try:
-            self.close()
-        except Exception:
-            pass
+            return int(lib.kring_ring_flags(self._c))
+        finally:
+            self._leave()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self._closing else "open"
         return "<pykring.Ring %s %s, %d bytes, types %s>" % (
             self._path or "", state, self.capacity, ", ".join(n for _, n, _ in self._types))
 
 
-def _wrap_consumer(c, path: str) -> Ring:
+def _wrap_consumer(c, path: str, unlink: bool = False) -> Ring:
     try:
-        types = types_from_meta(c.m.prod)
+        types = types_from_meta(private_meta(c.m, "ring %s" % path))
         for tid, name, dt in types:
             if int(c.type_size[tid]) != dt.itemsize:
                 raise_for(lib.KRING_E_CORRUPT, "ring %s" % path, detail="schema of %r changed while attaching" % name)
+        identity = file_identity(c.m.fd) if unlink else None
     except BaseException:
         lib.kring_consumer_close(c)
         raise
-    return Ring(c, types, path)
-
-
-def _meta_problem(path: str) -> str:
-    """Why the producer page of the ring file at `path` is invalid."""
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            f.seek(lib.KRING_PAGE_SIZE)
-            raw = f.read(lib.KRING_PAGE_SIZE)
-    except OSError as exc:
-        return "unreadable (%s)" % exc
-    if len(raw) < lib.KRING_PAGE_SIZE:
-        return "the file is shorter than two pages"
-    meta = ffi.new("struct kring_producer_page *")
-    ffi.memmove(meta, raw, len(raw))
-    why = lib.kring_meta_problem(meta, size)
-    return ffi.string(why).decode() if why != ffi.NULL else "it changed while being checked"
-
-
-def _check_open(rc: int, c, what: str, path: Optional[str] = None) -> None:
-    if rc == lib.KRING_E_CORRUPT and c.err_reason == lib.KRING_BAD_META:
-        problem = _meta_problem(path) if path and sys.platform != "win32" else "schema or sizes out of bounds"
-        raise_for(rc, what, detail="the producer page does not describe a valid ring: %s" % problem,
-                  problem=problem, offset=lib.KRING_PAGE_SIZE)
-    check(rc, what, c.m.os_error, c)
-
-
-def _open_consumer(path: str, what: str) -> Ring:
-    c = ffi.new("struct kring_consumer *")
-    _check_open(lib.kring_consumer_open(c, path.encode()), c, "%s %s" % (what, path), path)
-    return _wrap_consumer(c, path)
+    return Ring(c, types, path, unlink=identity)
 
 
 def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *,
@@ -380,19 +425,23 @@ def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *
     The records read back carry the event header fields ``seq``, ``ts``
     (datetime64[ns]), ``type`` and ``flags`` first. ``capacity``: data bytes,
     a power of two from 4 KiB to 2 GiB. The file is removed when the ring is
-    closed unless ``unlink=False``.
+    closed unless ``unlink=False`` (only if the name still names this ring's
+    file). ``name``: a plain name is a file in /dev/shm; a name with a slash
+    is a path. The file's blocks are reserved now: a full filesystem is an
+    OSError (ENOSPC) here, never a crash later.
     """
     path = ring_path(name)
     meta = make_meta(capacity, normalize_types(dtype))
     if replace:
         remove_ring(path)
     c = ffi.new("struct kring_consumer *")
-    _check_open(lib.kring_consumer_create(c, path.encode(), meta, mode), c, "create ring %s" % path)
-    ring = _wrap_consumer(c, path)
-    ring._unlink = unlink
-    return ring
+    check_open(lib.kring_consumer_create(c, path.encode(), meta, mode), c, "create ring %s" % path, path)
+    return _wrap_consumer(c, path, unlink=unlink)
 
 
 def attach(name: str) -> Ring:
     """Become the consumer of an existing ring, at its persisted position."""
-    return _open_consumer(ring_path(name), "attach ring")
+    path = ring_path(name)
+    c = ffi.new("struct kring_consumer *")
+    check_open(lib.kring_consumer_open(c, path.encode()), c, "attach ring %s" % path, path)
+    return _wrap_consumer(c, path)

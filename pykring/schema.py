@@ -190,7 +190,10 @@ def types_from_meta(meta) -> List[Tuple[int, str, np.dtype]]:
                 bad("type %r has a bad field name %r" % (name, fname))
             if not _FORMAT_RE.match(fmt):
                 bad("field %s.%s has an unsupported format %r" % (name, fname, fmt))
-            fdt = np.dtype(fmt)
+            try:
+                fdt = np.dtype(fmt)
+            except (TypeError, ValueError) as exc:      # e.g. S99999999999, (65536,65536)u8
+                bad("field %s.%s has a format numpy refuses, %r (%s)" % (name, fname, fmt, exc))
             off = int(f.offset)
             if off < HEADER_SIZE or off + fdt.itemsize > size:
                 bad("field %s.%s (%d bytes at %d) lies outside its %d-byte record"

@@ -24,7 +24,7 @@ LAYOUT = {
     "kring_event_header": (24, [
         ("seq", 0, 8), ("ts_ns", 8, 8), ("type", 16, 2), ("flags", 18, 2), ("reserved", 20, 4)]),
     "kring_consumer_page": (4096, [
-        ("consumer_pos", 0, 8), ("reserved0", 8, 56), ("waiting", 64, 4), ("reserved1", 68, 4),
+        ("consumer_pos", 0, 8), ("reserved0", 8, 56), ("waiting", 64, 4), ("consumer_flags", 68, 4),
         ("reserved2", 72, 4024)]),
     "kring_field": (48, [
         ("name", 0, 24), ("format", 24, 16), ("offset", 40, 4), ("reserved", 44, 4)]),
@@ -286,6 +286,7 @@ def test_constants():
     assert lib.KRING_FORMAT_LEN == 16
     flags = [lib.KRING_F_CLOSED, lib.KRING_F_BROKEN, lib.KRING_F_PRODUCER, lib.KRING_F_BLOCKING]
     assert flags == [1, 2, 4, 8]
+    assert lib.KRING_C_ATTACHED == 1
 
 
 def test_new_ring_file_bytes(ring_name):
@@ -296,7 +297,9 @@ def test_new_ring_file_bytes(ring_name):
         with open(os.path.join("/dev/shm", ring_name), "rb") as f:
             raw = f.read()
     assert len(raw) == 8192 + 8192
-    assert raw[:4096] == bytes(4096)                                # consumer page zeroed
+    # The consumer page is zeroed but for consumer_flags: KRING_C_ATTACHED (ABI 1.1).
+    assert raw[:68] == bytes(68) and raw[72:4096] == bytes(4096 - 72)
+    assert struct.unpack_from("<I", raw, 68) == (lib.KRING_C_ATTACHED,)
     page = raw[4096:8192]
     assert page[64:68] == b"KRNG"
     magic, major, minor, page_size, ntypes, cap, data_off, nfields, flags = \

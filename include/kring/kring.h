@@ -42,7 +42,7 @@ typedef __int64 int64_t;
 
 #define KRING_MAGIC 0x474E524B          /* "KRNG" as a little-endian u32 */
 #define KRING_ABI_MAJOR 1               /* incompatible layout changes */
-#define KRING_ABI_MINOR 0               /* compatible additions */
+#define KRING_ABI_MINOR 1               /* compatible additions (1: consumer_flags) */
 
 #define KRING_PAGE_SIZE 4096            /* size of the consumer and producer pages */
 #define KRING_DATA_OFFSET 8192          /* data area offset in a shared-memory ring */
@@ -68,6 +68,10 @@ typedef __int64 int64_t;
 #define KRING_F_BROKEN 0x2              /* producer read a nonsense consumer_pos and stopped writing */
 #define KRING_F_PRODUCER 0x4            /* a producer is attached (cleared again by a clean close) */
 #define KRING_F_BLOCKING 0x8            /* the attached producer waits for space instead of dropping */
+
+/* kring_consumer_page.consumer_flags: written by the consumer only. */
+#define KRING_C_ATTACHED 0x1            /* a consumer is attached (cleared by a clean close;
+                                           a crash leaves it set) */
 
 /* kring_event_header.flags */
 #define KRING_EV_TRUNCATED 0x1          /* a bounded string field was cut short */
@@ -102,7 +106,9 @@ struct kring_consumer_page {
     uint32_t waiting;           /* consumer stores 1 before it sleeps (then a full
                                    fence, then it re-reads producer_pos), 0 when awake.
                                    A producer that sees 1 after publishing wakes it. */
-    uint32_t reserved1;
+    uint32_t consumer_flags;    /* KRING_C_*, consumer-written (ABI 1.1; 0 in older rings
+                                   and in BPF ring buffers): tells a blocked producer
+                                   whether a consumer that should be there died */
     uint8_t reserved2[4024];    /* up to KRING_PAGE_SIZE */
 };
 

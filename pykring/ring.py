@@ -1,7 +1,7 @@
 """Consumers: :class:`Ring`, its batches and statistics."""
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from .schema import Types, make_meta, normalize_types, record_span, types_from_m
 SCRATCH_ROWS = 1024
 
 Timeout = Optional[float]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -219,30 +220,35 @@ class Ring(Lifecycle):
         size = int(self._c.type_min[tid])
         return max(1, min(max_records, pending // record_span(size) if pending else 1))
 
-    def _begin_read(self, max_records: Optional[int], timeout: Timeout) -> Tuple[int, bool]:
-        """(limit, anything to drain) for a read; waits as `timeout` says.
-        Marks the position: a read that fails before it returns rewinds."""
+    def _read(self, max_records: Optional[int], timeout: Timeout, commit: bool,
+              take: Callable[[int], T], empty: Callable[[], T]) -> T:
+        """The protocol of read() and read_batch(): wait as `timeout` says
+        (``empty()`` if nothing came), ``take(limit)`` drains and builds the
+        result, and only then is the position published. If anything raises
+        on the way, what was drained goes back (the next read delivers it);
+        an error of the ring itself (closed, corrupt) delivered nothing in
+        this call, and what earlier reads returned is published as asked."""
         limit = (1 << 62) if max_records is None else int(max_records)
         if limit < 0:
             raise ValueError("max_records must be >= 0")
+        self._enter()
         c = self._c
-        if timeout != 0 and lib.kring_pending(c) == 0 and not self._wait(timeout):
-            return limit, False
-        lib.kring_mark(c)
-        return limit, True
-
-    def _abort_read(self, exc: BaseException, commit: bool) -> None:
-        """A read raises: what it drained goes back (the next read delivers
-        it). An error of the ring itself (closed, corrupt) delivered nothing
-        in this call; what earlier reads returned is published as asked."""
-        lib.kring_rewind(self._c)
-        if commit and isinstance(exc, errors.KringError):
-            lib.kring_commit(self._c)
-
-    def _end_read(self, commit: bool) -> None:
-        """The rows are about to be returned: publish the position."""
-        if commit:
-            lib.kring_commit(self._c)
+        try:
+            if timeout != 0 and lib.kring_pending(c) == 0 and not self._wait(timeout):
+                return empty()
+            lib.kring_mark(c)
+            try:
+                result = take(limit)
+            except BaseException as exc:
+                lib.kring_rewind(c)
+                if commit and isinstance(exc, errors.KringError):
+                    lib.kring_commit(c)
+                raise
+            if commit:
+                lib.kring_commit(c)
+            return result
+        finally:
+            self._leave()
 
     def read(self, max_records: Optional[int] = None, timeout: Timeout = 0,
              out: Optional[np.ndarray] = None, commit: bool = True) -> np.ndarray:
@@ -267,20 +273,8 @@ class Ring(Lifecycle):
             # Checked once per buffer: a loop that reuses `out` skips this.
             if out.dtype != dt or out.ndim != 1 or not out.flags.c_contiguous or not out.flags.writeable:
                 raise TypeError("out must be a writable, contiguous 1-d array of the ring's dtype %s" % (dt,))
-        self._enter()
-        try:
-            limit, ready = self._begin_read(max_records, timeout)
-            if not ready:
-                return out[:0] if out is not None else np.empty(0, dtype=dt)
-            try:
-                rows = self._read_rows(tid, dt, limit, out)
-            except BaseException as exc:
-                self._abort_read(exc, commit)
-                raise
-            self._end_read(commit)
-            return rows
-        finally:
-            self._leave()
+        return self._read(max_records, timeout, commit, lambda limit: self._read_rows(tid, dt, limit, out),
+                          lambda: out[:0] if out is not None else np.empty(0, dtype=dt))
 
     def _read_rows(self, tid: int, dt: np.dtype, limit: int, out: Optional[np.ndarray]) -> np.ndarray:
         if out is not None:
@@ -322,24 +316,14 @@ class Ring(Lifecycle):
                    commit: bool = True) -> Batch:
         """Records of every type, as a :class:`Batch` (type name -> array).
         Arguments as for :meth:`read`."""
-        self._enter()
-        try:
-            limit, ready = self._begin_read(max_records, timeout)
-            if not ready:
-                return Batch({name: np.empty(0, dtype=dt) for _, name, dt in self._types})
-            try:
-                bufs = {tid: np.empty(min(self._estimate(tid, limit), 1024), dtype=dt)
-                        for tid, _, dt in self._types}
-                fill = {tid: 0 for tid in bufs}
-                self._drain(bufs, fill, limit, grow=True)
-                batch = Batch({name: bufs[tid][:fill[tid]] for tid, name, _ in self._types})
-            except BaseException as exc:
-                self._abort_read(exc, commit)
-                raise
-            self._end_read(commit)
-            return batch
-        finally:
-            self._leave()
+        return self._read(max_records, timeout, commit, self._read_batch,
+                          lambda: Batch({name: np.empty(0, dtype=dt) for _, name, dt in self._types}))
+
+    def _read_batch(self, limit: int) -> Batch:
+        bufs = {tid: np.empty(min(self._estimate(tid, limit), 1024), dtype=dt) for tid, _, dt in self._types}
+        fill = {tid: 0 for tid in bufs}
+        self._drain(bufs, fill, limit, grow=True)
+        return Batch({name: bufs[tid][:fill[tid]] for tid, name, _ in self._types})
 
     def commit(self) -> None:
         """Publish the position after reads with ``commit=False``."""

@@ -50,9 +50,14 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
         previous.sa_handler(sig);
         return;
     }
-    /* Default action: restore it and return; the faulting access runs
-     * again and the kernel delivers SIGBUS with the default action. */
+    if (previous.sa_handler == SIG_IGN && (!si || si->si_code <= 0))
+        return;                             /* a sent SIGBUS was ignored before us */
+    /* The default action: restore it. A fault (si_code > 0) happens again
+     * when the access is retried on return; a SIGBUS sent by kill() or
+     * raise() is sent again (SA_NODEFER: not blocked in here). */
     signal(SIGBUS, SIG_DFL);
+    if (!si || si->si_code <= 0)
+        raise(SIGBUS);
 }
 
 static void install(void)

@@ -21,6 +21,7 @@ from .errors import (
     KringError,
     KringOSError,
     KringPermissionError,
+    ObjectClosedError,
     ProducerGoneError,
     RecordTooBigError,
     RingBrokenError,
@@ -40,7 +41,8 @@ from .schema import HEADER_FIELDS, body_dtype, record_dtype
 __all__ = [
     "__version__", "create", "attach", "kernel", "ring_path", "Producer", "Ring", "Batch", "Stats",
     "record_dtype", "body_dtype", "HEADER_FIELDS",
-    "KringError", "KringOSError", "ConsumerGoneError", "KringPermissionError", "ProducerGoneError", "RecordTooBigError", "RingBrokenError", "RingBusyError",
+    "KringError", "KringOSError", "ConsumerGoneError", "ObjectClosedError", "KringPermissionError",
+    "ProducerGoneError", "RecordTooBigError", "RingBrokenError", "RingBusyError",
     "RingClosedError", "RingCorruptError", "RingExistsError", "RingNotFoundError",
     "RingTimeoutError", "VersionMismatchError",
 ]

@@ -134,11 +134,11 @@ class Lifecycle:
                 "its positions. Open the ring again in this process: %s"
                 % (self._kind, self._pid, os.getpid(), self._reopen))
         if self._closing:
-            raise ValueError("I/O operation on a closed %s" % self._kind)
+            raise errors.ObjectClosedError("I/O operation on a closed %s" % self._kind)
         self._lock.acquire()
         if self._closing and self._depth == 0:
             self._lock.release()            # closed while this call waited for the lock
-            raise ValueError("I/O operation on a closed %s" % self._kind)
+            raise errors.ObjectClosedError("I/O operation on a closed %s" % self._kind)
         self._depth += 1
 
     def _leave(self) -> None:
@@ -152,7 +152,7 @@ class Lifecycle:
             self._lock.release()
 
     def _closed_error(self, what: str, **attrs) -> errors.RingClosedError:
-        exc = errors.RingClosedError("%s: the %s was closed (by another thread) during the call"
+        exc = errors.ObjectClosedError("%s: the %s was closed (by another thread) during the call"
                                      % (what, self._kind))
         for k, v in attrs.items():
             setattr(exc, k, v)

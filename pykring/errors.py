@@ -53,6 +53,11 @@ class RingClosedError(KringError, EOFError):
     written: int = 0
 
 
+class ObjectClosedError(RingClosedError, ValueError):
+    """This Ring or Producer is closed: before the call (like I/O on a closed
+    file, hence also a ValueError), or by another thread during it."""
+
+
 class ProducerGoneError(KringError):
     """The producer exited without closing the ring (it was killed or crashed).
 

@@ -342,12 +342,8 @@ class Ring(Lifecycle):
         while not self._closing:
             try:
                 batch = self.read(timeout=None) if single else self.read_batch(timeout=None)
-            except errors.RingClosedError:
+            except errors.RingClosedError:      # ObjectClosedError too: closed meanwhile
                 return
-            except ValueError:
-                if self._closing:        # closed between two reads
-                    return
-                raise
             if len(batch) if isinstance(batch, np.ndarray) else batch.count:
                 yield batch
 

@@ -30,7 +30,8 @@ class PE:
         assert data[:2] == b"MZ"
         pe = struct.unpack_from("<I", data, 0x3C)[0]
         assert data[pe:pe + 4] == b"PE\0\0"
-        (self.machine, nsections, _, _, _, opt_size, self.characteristics) = struct.unpack_from("<HHIIIHH", data, pe + 4)
+        (self.machine, nsections, _, self.symtab, self.nsyms, opt_size,
+         self.characteristics) = struct.unpack_from("<HHIIIHH", data, pe + 4)
         opt = pe + 24
         self.checksum_offset = opt + 64
         self.magic = struct.unpack_from("<H", data, opt)[0]
@@ -47,6 +48,33 @@ class PE:
             vsize, va, rawsize, rawptr = struct.unpack_from("<IIII", data, off + 8)
             flags = struct.unpack_from("<I", data, off + 36)[0]
             self.sections.append((name, va, max(vsize, rawsize), rawptr, flags))
+
+    def functions(self):
+        """{name: rva} of the COFF symbols typed "function" (what the
+        linker's symbol map lists as functions: the driver's own code, not
+        the import thunks)."""
+        out = {}
+        strtab = self.symtab + 18 * self.nsyms
+        i = 0
+        while i < self.nsyms:
+            off = self.symtab + 18 * i
+            raw = self.data[off:off + 8]
+            if raw[:4] == b"\0\0\0\0":
+                start = strtab + struct.unpack_from("<I", raw, 4)[0]
+                raw = self.data[start:self.data.index(b"\0", start)]
+            value, section, typ, _, naux = struct.unpack_from("<IhHBB", self.data, off + 8)
+            if typ == 0x20 and section > 0:        # DT_FCN, defined in a section
+                out[raw.rstrip(b"\0").decode()] = self.sections[section - 1][1] + value
+            i += 1 + naux
+        return out
+
+    def runtime_functions(self):
+        """[(begin, end, unwind)] RVAs of the .pdata (exception directory) entries."""
+        rva, size = self.dirs[3]
+        if not size:
+            return []
+        off = self.offset(rva)
+        return [struct.unpack_from("<III", self.data, off + 12 * i) for i in range(size // 12)]
 
     def offset(self, rva: int) -> int:
         for _, va, size, rawptr, _ in self.sections:
@@ -120,7 +148,37 @@ def test_native_x64_driver(image):
     assert pe.machine == IMAGE_FILE_MACHINE_AMD64 and pe.magic == 0x20B
     assert pe.subsystem == IMAGE_SUBSYSTEM_NATIVE
     assert pe.subsystem_version >= (6, 2)       # NonPagedPoolNx: Windows 8 and later
-    assert pe.characteristics & 0x2000 == 0x2000, "IMAGE_FILE_DLL"
+    # Linked as an image, as MSVC's /DRIVER does: EXECUTABLE_IMAGE and
+    # LARGE_ADDRESS_AWARE, not a DLL (a DLL link is what gave it exports).
+    assert pe.characteristics & 0x0022 == 0x0022
+    assert pe.characteristics & 0x2000 == 0, "IMAGE_FILE_DLL"
+
+
+def test_every_function_has_unwind_data(image):
+    """Crash dumps, stack walks and exception dispatch through the driver's
+    frames need a .pdata entry per function (the image once had one, for the
+    only function with __try). Every function symbol starts an entry, and
+    every entry's unwind info is version 1 and lies inside the image."""
+    _, pe = image
+    functions = pe.functions()
+    assert len(functions) >= 25, sorted(functions)
+    assert {"DriverEntry", "KRingRingWrite", "KRingRingRead", "KRingProcessNotify"} <= set(functions)
+    entries = pe.runtime_functions()
+    begins = {begin for begin, _, _ in entries}
+    missing = sorted(name for name, rva in functions.items() if rva not in begins)
+    assert not missing, "functions without a .pdata entry: %s" % missing
+    for begin, end, unwind in entries:
+        assert begin < end
+        assert pe.data[pe.offset(unwind & ~1)] & 7 == 1, "UNWIND_INFO version"
+    assert [e[0] for e in entries] == sorted(begins), ".pdata is sorted"
+
+
+def test_no_export_table(image):
+    """A driver exports nothing: no export directory (a DLL link exported
+    every global symbol, 29 of them), no .edata section."""
+    _, pe = image
+    assert pe.dirs[0] == (0, 0), "export directory present: %r" % (pe.dirs[0],)
+    assert ".edata" not in [s[0] for s in pe.sections]
 
 
 def test_dll_characteristics(image):

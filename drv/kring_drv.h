@@ -124,7 +124,8 @@ typedef struct _KRING_GLOBALS {
                                            DriverUnload waits for them */
     ULONG ProcessNotify;                /* 0 none, 1 ...Ex registered, 2 ...Ex2 registered */
     KRING_SET_PROCESS_NOTIFY_EX2 SetProcessNotifyEx2; /* resolved at load, or NULL */
-    BOOLEAN ImageNotify;                /* PsSetLoadImageNotifyRoutine registered */
+    BOOLEAN ImageNotify;                /* PsSetLoadImageNotifyRoutine registered (may
+                                           be FALSE in a running driver: degraded load) */
     KRING_QUERY_SYSTEM_TIME_PRECISE QuerySystemTimePrecise; /* resolved at load, or NULL */
 
     volatile LONG64 ProcessEvents;      /* process callbacks seen */
@@ -210,7 +211,7 @@ VOID KRingUnmapRingsOf(_In_ PEPROCESS Process);
 
 /* kring_notify.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
-NTSTATUS KRingNotifyRegister(VOID);
+NTSTATUS KRingNotifyRegister(_In_ PCUNICODE_STRING RegistryPath);
 
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingNotifyUnregister(VOID);

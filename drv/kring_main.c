@@ -72,7 +72,8 @@ Arguments:
 
     DriverObject - the driver object.
 
-    RegistryPath - the service key (unused).
+    RegistryPath - the service key (read by test builds only: the
+        TestFailImageNotify knob, KRingNotifyRegister).
 
 Return Value:
 
@@ -84,8 +85,6 @@ Return Value:
     UNICODE_STRING deviceName = RTL_CONSTANT_STRING(KRING_NT_DEVICE_NAME);
     UNICODE_STRING linkName = RTL_CONSTANT_STRING(KRING_DOS_DEVICE_NAME);
     NTSTATUS status;
-
-    UNREFERENCED_PARAMETER(RegistryPath);
 
     RtlZeroMemory(&KRingGlobals, sizeof(KRingGlobals));
     KeInitializeMutex(&KRingGlobals.ManageLock, 0);
@@ -120,7 +119,7 @@ Return Value:
     }
     KRingGlobals.SymbolicLink = TRUE;
 
-    status = KRingNotifyRegister();
+    status = KRingNotifyRegister(RegistryPath);
     if (!NT_SUCCESS(status)) {
         goto DeleteSymbolicLink;
     }
@@ -236,8 +235,12 @@ Routine Description:
     runs in the context of the process that closed it, so the ring's views
     are removed here (KRingRingUnmapUser attaches to the owner if another
     process closed the handle) and the ring is freed. IRP_MJ_CLOSE: the
-    file object goes away; cleanup has freed its ring already, except on
-    Wine, which sends no IRP_MJ_CLEANUP: then the ring is freed here.
+    last reference to the file object went away, in an arbitrary context.
+    It can find a ring attached on Windows too: an ATTACH that another
+    thread had in flight when the handle was closed completes after
+    IRP_MJ_CLEANUP and attaches its ring then. And Wine sends no
+    IRP_MJ_CLEANUP at all. The ring is freed here then (its views removed
+    in the owner's context, as for a handle closed by another process).
 
 --*/
 {

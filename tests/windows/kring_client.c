@@ -805,6 +805,40 @@ static int run_release(void)
 
 /* Re-run this program as "open" with a token whose Administrators group is
  * deny-only (what UAC gives an unelevated administrator). */
+/* The test driver loaded with TestFailImageNotify = 1: the load-image
+ * registration failed, the driver runs with process events only and STATS
+ * says which callbacks are active; process records still flow. */
+static int run_degraded(void)
+{
+    static struct rows r;
+    struct client cl;
+    struct kring_stats_out s;
+    struct kring_inject_in in;
+    LONG st;
+
+    memset(&cl, 0, sizeof cl);
+    cl.dev = open_device();
+    check(cl.dev != INVALID_HANDLE_VALUE, "open_degraded", "CreateFileW error %lu", GetLastError());
+    if (cl.dev == INVALID_HANDLE_VALUE)
+        return 1;
+    check(stats(cl.dev, &s) == STATUS_OK && s.test_build == 1 && s.process_notify >= 1 && s.image_notify == 0,
+          "stats_degraded", "test_build %u notify %u/%u", s.test_build, s.process_notify, s.image_notify);
+    st = attach(&cl, KRING_ATTACH_MAP | KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_ALL);
+    check(st == STATUS_OK, "degraded_attach", "status 0x%08lx", st);
+    if (st == STATUS_OK) {
+        inject_init(&in, KRING_TYPE_PROCESS_START, 3, 4000);
+        st = inject(cl.dev, &in);
+        check(st == STATUS_OK, "degraded_inject", "status 0x%08lx", st);
+        memset(&r, 0, sizeof r);
+        check(drain_all(&cl, &r, 3, 10000) == KRING_OK && r.n_start == 3 && r.start[0].pid == 4000,
+              "degraded_process_events", "%llu records", (unsigned long long)r.n_start);
+        detach(&cl);
+    }
+    CloseHandle(cl.dev);
+    printf("RESULT %d\n", failures);
+    return failures;
+}
+
 static int run_notadmin(void)
 {
     SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
@@ -869,10 +903,12 @@ int main(int argc, char **argv)
         return run_full();
     if (argc == 2 && strcmp(argv[1], "release") == 0)
         return run_release();
+    if (argc == 2 && strcmp(argv[1], "degraded") == 0)
+        return run_degraded();
     if (argc == 2 && strcmp(argv[1], "notadmin") == 0)
         return run_notadmin();
     if (argc == 2 && strcmp(argv[1], "open") == 0)
         return run_open();
-    fprintf(stderr, "usage: kring_client.exe full|release|notadmin|open\n");
+    fprintf(stderr, "usage: kring_client.exe full|release|degraded|notadmin|open\n");
     return 2;
 }

@@ -131,6 +131,8 @@ typedef struct _KRING_GLOBALS {
     volatile LONG64 ProcessEvents;      /* process callbacks seen */
     volatile LONG64 ImageEvents;        /* image callbacks seen */
     volatile LONG64 LostNoMemory;       /* events lost: no record buffer */
+    volatile LONG LeakedRings;          /* rings found still mapped at free: leaked,
+                                           never freed (KRingRingFree) */
 } KRING_GLOBALS;
 
 extern KRING_GLOBALS KRingGlobals;     /* defined in kring_rings.c */

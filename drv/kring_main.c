@@ -177,6 +177,10 @@ Routine Description:
     if (DriverObject->DeviceObject != NULL) {
         IoDeleteDevice(DriverObject->DeviceObject);
     }
+    if (KRingGlobals.LeakedRings != 0) {
+        KRING_ERR("DriverUnload: %ld rings were leaked because they were still mapped\n",
+                  KRingGlobals.LeakedRings);
+    }
     KRING_LOG("DriverUnload: done (%u rings freed here; %I64d process and %I64d image events seen)\n",
               freed, KRingGlobals.ProcessEvents, KRingGlobals.ImageEvents);
 }

@@ -387,9 +387,27 @@ Routine Description:
     Frees a ring that no writer can reach any more (out of the list, its
     remove lock drained) and that is unmapped.
 
+    A ring that is still mapped (a bug: every path unmaps first) is not
+    freed in any build: freeing pages that a process still has mapped
+    would hand them to the next allocation while user mode reads (and, on
+    the consumer page, writes) them. Its pages and MDLs are leaked and the
+    leak logged and counted (KRingGlobals.LeakedRings); debug builds also
+    stop at the assertion.
+
 --*/
 {
-    NT_ASSERT(Ring->UserCons == NULL && Ring->UserProd == NULL);
+    BOOLEAN mapped = Ring->UserCons != NULL || Ring->UserProd != NULL;
+
+    NT_ASSERT(!mapped);
+    if (mapped) {
+        InterlockedIncrement(&KRingGlobals.LeakedRings);
+        KRING_ERR("ring %u is still mapped at free: its %Iu bytes and MDLs are leaked\n",
+                  Ring->Id, Ring->Bytes);
+        Ring->ProdMdl = NULL;
+        Ring->ConsMdl = NULL;
+        Ring->ProdAlloc = NULL;
+        Ring->ConsAlloc = NULL;
+    }
 
     if (Ring->EventHandle != NULL) {
         ZwClose(Ring->EventHandle);

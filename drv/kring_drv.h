@@ -23,8 +23,10 @@ Abstract:
     the registry calls kring_ring.c; nothing calls back up.
 
     Locks, in the order they may be taken:
-      ManageLock (KMUTEX, PASSIVE_LEVEL)      attach, detach, cleanup, unmap, unload
-      RingListLock (queued spin lock)         the list of rings, FsContext
+      ManageLock (KMUTEX, PASSIVE_LEVEL)      detach, cleanup, unmap at exit, unload
+      RingListLock (queued spin lock)         the list of rings, FsContext, the
+                                              ring count and bytes (attach reserves
+                                              under it and builds the ring unlocked)
       KRING_RING.Lock (queued spin lock)      one ring's producer state and memory
     and two remove locks as rundown protection: CallbackLock (callbacks and
     test injections in flight) and KRING_RING.RemoveLock (writers of a ring).
@@ -112,11 +114,12 @@ typedef struct _KRING_GLOBALS {
     PDEVICE_OBJECT DeviceObject;        /* \Device\KRing */
     BOOLEAN SymbolicLink;               /* \DosDevices\KRing exists */
 
-    KMUTEX ManageLock;                  /* serialises ring creation, detach, unmap, unload */
+    KMUTEX ManageLock;                  /* serialises detach, unmap at process exit, unload */
     KSPIN_LOCK RingListLock;            /* guards Rings, RingCount, RingBytes and the
                                            FsContext of our file objects */
     LIST_ENTRY Rings;                   /* KRING_RING.Link */
-    ULONG RingCount;                    /* rings in the list (<= KRING_MAX_CONSUMERS) */
+    ULONG RingCount;                    /* rings in the list or being attached
+                                           (<= KRING_MAX_CONSUMERS) */
     SIZE_T RingBytes;                   /* their memory (<= KRING_MAX_TOTAL_BYTES) */
     volatile LONG NextRingId;           /* numbers rings and event names */
 

@@ -771,6 +771,47 @@ static int run_full(void)
     return failures;
 }
 
+/* ATTACH reserves a slot and the bytes before it builds the ring outside
+ * any lock, and gives them back when it fails: after many failed attaches
+ * (map only: Wine cannot map) and attaches refused on a handle that has a
+ * ring, the full number of rings still attaches, and no more. */
+static void check_reservations(void)
+{
+    struct client extra[KRING_MAX_CONSUMERS + 1];
+    struct kring_stats_out s;
+    int i, failed = 0, attached = 0;
+    LONG st = STATUS_OK;
+
+    memset(extra, 0, sizeof extra);
+    extra[0].dev = open_device();
+    for (i = 0; i < 3 * KRING_MAX_CONSUMERS; i++)
+        failed += attach(&extra[0], KRING_ATTACH_MAP, 1 << 16, KRING_EVENTS_ALL) == STATUS_INSUFFICIENT_RESOURCES_;
+    check(failed == 3 * KRING_MAX_CONSUMERS && stats(extra[0].dev, &s) == STATUS_OK && s.consumers == 0,
+          "failed_attaches_release_reservation", "%d failed, consumers %u", failed, s.consumers);
+    for (i = 0; i < KRING_MAX_CONSUMERS + 1; i++) {
+        if (i > 0)
+            extra[i].dev = open_device();
+        st = attach(&extra[i], KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_PROCESS);
+        if (st != STATUS_OK)
+            break;
+        attached++;
+        if (i == 0) {
+            struct client again = extra[0];
+
+            st = attach(&again, KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_PROCESS);
+            check(st == STATUS_INVALID_DEVICE_STATE_, "second_attach_releases_reservation", "status 0x%08lx", st);
+        }
+    }
+    check(attached == KRING_MAX_CONSUMERS && st == STATUS_QUOTA_EXCEEDED_ && stats(extra[0].dev, &s) == STATUS_OK &&
+          s.consumers == KRING_MAX_CONSUMERS, "reserved_limit_exact", "attached %d, status 0x%08lx, consumers %u",
+          attached, st, s.consumers);
+    for (i = 0; i <= attached && i < KRING_MAX_CONSUMERS + 1; i++) {
+        if (i < attached)
+            detach(&extra[i]);
+        CloseHandle(extra[i].dev);
+    }
+}
+
 static int run_release(void)
 {
     struct client cl;
@@ -799,6 +840,7 @@ static int run_release(void)
     detach(&cl);
     check(ioctl(cl.dev, IOCTL_KRING_DETACH, NULL, 0, NULL, 0, NULL) == STATUS_OK, "release_detach", "detach failed");
     CloseHandle(cl.dev);
+    check_reservations();
     printf("RESULT %d\n", failures);
     return failures;
 }

@@ -96,7 +96,9 @@ def test_release_driver(scenario):
         out = scenario[key].stdout
         assert _result(out) == 0, out
         for check in ("stats_release_build", "release_attach", "release_has_no_inject_ioctl",
-                      "release_has_no_poke_ioctl", "release_ring_empty", "release_detach"):
+                      "release_has_no_poke_ioctl", "release_ring_empty", "release_detach",
+                      "failed_attaches_release_reservation", "second_attach_releases_reservation",
+                      "reserved_limit_exact"):
             assert "ok %s\n" % check in out, out
 
 

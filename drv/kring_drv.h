@@ -190,6 +190,70 @@ typedef struct _KRING_SID {
 extern const KRING_SID KRingSidLocalSystem;        /* S-1-5-18 */
 extern const KRING_SID KRingSidAdministrators;     /* S-1-5-32-544 */
 
+/* Security descriptors as typed structures: self-relative descriptors
+ * (SECURITY_DESCRIPTOR_RELATIVE, offsets instead of pointers) whose SIDs,
+ * ACLs and ACEs have their exact sizes, so the layout is the one the
+ * kernel parses, aligned as a SECURITY_DESCRIPTOR, with no byte buffer
+ * cast to a descriptor. */
+typedef struct _KRING_SID1 {            /* a SID with one sub-authority */
+    UCHAR Revision;
+    UCHAR SubAuthorityCount;
+    SID_IDENTIFIER_AUTHORITY IdentifierAuthority;
+    ULONG SubAuthority[1];
+} KRING_SID1;
+
+typedef struct _KRING_SID2 {            /* a SID with two sub-authorities */
+    UCHAR Revision;
+    UCHAR SubAuthorityCount;
+    SID_IDENTIFIER_AUTHORITY IdentifierAuthority;
+    ULONG SubAuthority[2];
+} KRING_SID2;
+
+typedef struct _KRING_ACE_SID1 {        /* ACCESS_ALLOWED_ACE or SYSTEM_MANDATORY_LABEL_ACE */
+    ACE_HEADER Header;
+    ACCESS_MASK Mask;
+    KRING_SID1 Sid;
+} KRING_ACE_SID1;
+
+typedef struct _KRING_ACE_SID2 {
+    ACE_HEADER Header;
+    ACCESS_MASK Mask;
+    KRING_SID2 Sid;
+} KRING_ACE_SID2;
+
+/* The device's descriptor: D:P(A;;GA;;;SY)(A;;GA;;;BA)S:(ML;;NWNRNX;;;HI). */
+typedef struct DECLSPEC_ALIGN(8) _KRING_DEVICE_SD {
+    SECURITY_DESCRIPTOR_RELATIVE Header;
+    struct {
+        ACL Acl;
+        KRING_ACE_SID1 Label;           /* mandatory label High, no write/read/execute up */
+    } Sacl;
+    struct {
+        ACL Acl;
+        KRING_ACE_SID1 System;          /* SYSTEM: all access */
+        KRING_ACE_SID2 Administrators;  /* Administrators: all access */
+    } Dacl;
+} KRING_DEVICE_SD;
+
+/* A ring's event: O:SYD:P(A;;EVENT_ALL_ACCESS;;;SY)(A;;SYNCHRONIZE;;;BA).
+ * The explicit owner (SYSTEM) keeps the creator from being granted
+ * READ_CONTROL and WRITE_DAC as owner. */
+typedef struct DECLSPEC_ALIGN(8) _KRING_EVENT_SD {
+    SECURITY_DESCRIPTOR_RELATIVE Header;
+    KRING_SID1 Owner;
+    struct {
+        ACL Acl;
+        KRING_ACE_SID1 System;          /* SYSTEM: EVENT_ALL_ACCESS */
+        KRING_ACE_SID2 Administrators;  /* Administrators: SYNCHRONIZE only */
+    } Dacl;
+} KRING_EVENT_SD;
+
+extern const KRING_DEVICE_SD KRingDeviceSd;
+extern const KRING_EVENT_SD KRingEventSd;
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingSecureDevice(_In_ PDEVICE_OBJECT DeviceObject);
+
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingCheckCaller(_In_ PIRP Irp, _In_ PIO_STACK_LOCATION IrpSp);
 

@@ -98,18 +98,27 @@ Return Value:
     }
 
 #if defined(KRING_USE_WDMSEC)
+    /* SDDL_DEVOBJ_SYS_ALL_ADM_ALL is D:P(A;;GA;;;SY)(A;;GA;;;BA), the DACL
+     * of KRingDeviceSd; KRingSecureDevice below adds the label. */
     status = IoCreateDeviceSecure(DriverObject, 0, &deviceName, FILE_DEVICE_UNKNOWN,
                                   FILE_DEVICE_SECURE_OPEN, FALSE, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL,
                                   &KRingDeviceClassGuid, &KRingGlobals.DeviceObject);
 #else
-    /* No wdmsec.lib (clang/mingw-w64): the same policy is enforced by the
-     * token check in KRingDispatchCreate. */
+    /* No wdmsec.lib (clang/mingw-w64): KRingSecureDevice below sets the
+     * descriptor. */
     status = IoCreateDevice(DriverObject, 0, &deviceName, FILE_DEVICE_UNKNOWN,
                             FILE_DEVICE_SECURE_OPEN, FALSE, &KRingGlobals.DeviceObject);
 #endif
     if (!NT_SUCCESS(status)) {
         KRING_ERR("cannot create the device: 0x%08x\n", (unsigned)status);
         return status;
+    }
+
+    /* Both builds: D:P(A;;GA;;;SY)(A;;GA;;;BA) and a high mandatory label,
+     * before the symbolic link makes the device reachable. */
+    status = KRingSecureDevice(KRingGlobals.DeviceObject);
+    if (!NT_SUCCESS(status)) {
+        goto DeleteDevice;
     }
 
     status = IoCreateSymbolicLink(&linkName, &deviceName);

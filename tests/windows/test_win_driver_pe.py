@@ -235,3 +235,70 @@ def test_release_build_lacks_the_test_ioctls(built_drivers):
     marker = b"TEST BUILD, IOCTL_KRING_TEST_INJECT enabled"
     assert marker in test and marker not in release
     assert b"IOCTL_KRING_TEST" not in release
+
+
+def _sid(authority: int, *rids: int) -> bytes:
+    return struct.pack("<BB", 1, len(rids)) + authority.to_bytes(6, "big") + struct.pack("<%dI" % len(rids), *rids)
+
+
+def _ace(ace_type: int, mask: int, sid: bytes) -> bytes:
+    return struct.pack("<BBHI", ace_type, 0, 8 + len(sid), mask) + sid
+
+
+def _acl(*aces: bytes) -> bytes:
+    body = b"".join(aces)
+    return struct.pack("<BBHHH", 2, 0, 8 + len(body), len(aces), 0) + body
+
+
+SYSTEM = _sid(5, 18)
+ADMINISTRATORS = _sid(5, 32, 544)
+HIGH_INTEGRITY = _sid(16, 0x3000)
+SE_SELF_RELATIVE, SE_DACL_PROTECTED, SE_SACL_PRESENT, SE_DACL_PRESENT = 0x8000, 0x1000, 0x10, 0x4
+GENERIC_ALL, EVENT_ALL_ACCESS, SYNCHRONIZE = 0x10000000, 0x1F0003, 0x100000
+
+
+def device_descriptor() -> bytes:
+    """D:P(A;;GA;;;SY)(A;;GA;;;BA)S:(ML;;NWNRNX;;;HI), self-relative, built
+    here independently of the driver's C initializer."""
+    sacl = _acl(_ace(0x11, 0x7, HIGH_INTEGRITY))
+    dacl = _acl(_ace(0, GENERIC_ALL, SYSTEM), _ace(0, GENERIC_ALL, ADMINISTRATORS))
+    control = SE_SELF_RELATIVE | SE_DACL_PROTECTED | SE_SACL_PRESENT | SE_DACL_PRESENT
+    return struct.pack("<BBHIIII", 1, 0, control, 0, 0, 20, 20 + len(sacl)) + sacl + dacl
+
+
+def event_descriptor() -> bytes:
+    """O:SYD:P(A;;EVENT_ALL_ACCESS;;;SY)(A;;SYNCHRONIZE;;;BA), self-relative."""
+    dacl = _acl(_ace(0, EVENT_ALL_ACCESS, SYSTEM), _ace(0, SYNCHRONIZE, ADMINISTRATORS))
+    control = SE_SELF_RELATIVE | SE_DACL_PROTECTED | SE_DACL_PRESENT
+    return struct.pack("<BBHIIII", 1, 0, control, 20, 0, 0, 20 + len(SYSTEM)) + SYSTEM + dacl
+
+
+def _in_readonly_data(pe: PE, blob: bytes) -> bool:
+    at = pe.data.find(blob)
+    while at >= 0:
+        for name, va, size, rawptr, flags in pe.sections:
+            if rawptr <= at < rawptr + size and not flags & (SCN_MEM_WRITE | SCN_MEM_EXECUTE) and at % 8 == rawptr % 8:
+                return True
+        at = pe.data.find(blob, at + 1)
+    return False
+
+
+def test_device_descriptor_present(image):
+    """Every build carries the device's descriptor (DACL SYSTEM and
+    Administrators all access, protected; high mandatory label), 8-aligned in
+    read-only data, and the calls that apply it to the device object and
+    check opens against it: ZwSetSecurityObject, SeAccessCheck."""
+    _, pe = image
+    assert len(device_descriptor()) == 100
+    assert _in_readonly_data(pe, device_descriptor()), "device security descriptor not in the image"
+    names = {name for _, name in pe.imports()}
+    assert {"ObOpenObjectByPointer", "ZwSetSecurityObject", "SeAccessCheck", "SeLockSubjectContext"} <= names
+
+
+def test_event_descriptor_has_system_owner(image):
+    """The ring event's descriptor names SYSTEM as owner (the creator is not
+    implicitly granted WRITE_DAC) and gives Administrators SYNCHRONIZE only."""
+    _, pe = image
+    assert _in_readonly_data(pe, event_descriptor()), "event security descriptor not in the image"
+    names = {name for _, name in pe.imports()}
+    assert "RtlAddAccessAllowedAce" not in names, "the event descriptor is built at run time again"

@@ -425,9 +425,9 @@ static void check_strings(struct client *cl, struct rows *r)
         check(utf8_eq(a->cmdline, sizeof a->cmdline, "app.exe --flag \"x y\"") && a->cmdline_len == 20,
               "cmdline", "cmdline %.60s", a->cmdline);
         check(a->pid == 9000 && a->ppid == 42 && a->creator_pid == 42 && a->creator_tid == 43 && a->detail == 0 &&
-              a->h.flags == 0 && a->h.type == KRING_TYPE_PROCESS_START, "process_start_fields",
-              "pid %u ppid %u creator %u/%u detail 0x%x flags 0x%x", a->pid, a->ppid, a->creator_pid,
-              a->creator_tid, a->detail, a->h.flags);
+              a->h.flags == 0 && a->h.type == KRING_TYPE_PROCESS_START && a->session_id == 1 && a->uid == 0,
+              "process_start_fields", "pid %u ppid %u creator %u/%u session %u uid %u detail 0x%x flags 0x%x",
+              a->pid, a->ppid, a->creator_pid, a->creator_tid, a->session_id, a->uid, a->detail, a->h.flags);
         check(b->path_len == KRING_PATH_MAX - 1 && (b->detail & KRING_D_PATH_TRUNCATED) &&
               (b->detail & KRING_D_CMDLINE_TRUNCATED) && (b->h.flags & KRING_EV_TRUNCATED) &&
               b->path[KRING_PATH_MAX - 1] == 0, "truncated_path",

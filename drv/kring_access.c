@@ -6,12 +6,15 @@ Module Name:
 
 Abstract:
 
-    Who may open \Device\KRing: Administrators and LocalSystem only, the
-    policy of SDDL_DEVOBJ_SYS_ALL_ADM_ALL. The WDK build also sets it as the
-    device's security descriptor (IoCreateDeviceSecure); every build checks
-    the opener's token here, from IRP_MJ_CREATE (KRingCheckCaller). The two
-    SIDs of the policy also go into the DACL of each ring's event
-    (kring_ring.c).
+    Who may open \Device\KRing: Administrators and LocalSystem only, at
+    high integrity. The policy is one security descriptor,
+    D:P(A;;GA;;;SY)(A;;GA;;;BA)S:(ML;;NWNRNX;;;HI) (KRingDeviceSd), which
+    DriverEntry sets on the device object in every build (KRingSecureDevice;
+    the WDK build also creates the device with IoCreateDeviceSecure and the
+    same DACL), so the I/O manager checks it before IRP_MJ_CREATE, and which
+    IRP_MJ_CREATE checks again with SeAccessCheck (KRingCheckCaller).
+    The descriptor of each ring's event (KRingEventSd, used by kring_ring.c)
+    lives here too.
 
 Environment:
 
@@ -25,6 +28,88 @@ const KRING_SID KRingSidLocalSystem = {
     SID_REVISION, 1, SECURITY_NT_AUTHORITY, { SECURITY_LOCAL_SYSTEM_RID, 0 } };
 const KRING_SID KRingSidAdministrators = {
     SID_REVISION, 2, SECURITY_NT_AUTHORITY, { SECURITY_BUILTIN_DOMAIN_RID, DOMAIN_ALIAS_RID_ADMINS } };
+
+#define KRING_SD_CONTROL_DEVICE (SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_PROTECTED | SE_SACL_PRESENT)
+#define KRING_SD_CONTROL_EVENT (SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_PROTECTED)
+#define KRING_SID1_INIT(Authority, Rid) { SID_REVISION, 1, Authority, { Rid } }
+#define KRING_SID_SYSTEM KRING_SID1_INIT(SECURITY_NT_AUTHORITY, SECURITY_LOCAL_SYSTEM_RID)
+#define KRING_SID_ADMINS { SID_REVISION, 2, SECURITY_NT_AUTHORITY, \
+                           { SECURITY_BUILTIN_DOMAIN_RID, DOMAIN_ALIAS_RID_ADMINS } }
+#define KRING_SID_HIGH KRING_SID1_INIT(SECURITY_MANDATORY_LABEL_AUTHORITY, SECURITY_MANDATORY_HIGH_RID)
+
+const KRING_DEVICE_SD KRingDeviceSd = {
+    { SECURITY_DESCRIPTOR_REVISION, 0, KRING_SD_CONTROL_DEVICE,
+      0, 0, FIELD_OFFSET(KRING_DEVICE_SD, Sacl), FIELD_OFFSET(KRING_DEVICE_SD, Dacl) },
+    { { ACL_REVISION, 0, sizeof(KRingDeviceSd.Sacl), 1, 0 },
+      { { SYSTEM_MANDATORY_LABEL_ACE_TYPE, 0, sizeof(KRING_ACE_SID1) },
+        SYSTEM_MANDATORY_LABEL_NO_WRITE_UP | SYSTEM_MANDATORY_LABEL_NO_READ_UP | SYSTEM_MANDATORY_LABEL_NO_EXECUTE_UP,
+        KRING_SID_HIGH } },
+    { { ACL_REVISION, 0, sizeof(KRingDeviceSd.Dacl), 2, 0 },
+      { { ACCESS_ALLOWED_ACE_TYPE, 0, sizeof(KRING_ACE_SID1) }, GENERIC_ALL, KRING_SID_SYSTEM },
+      { { ACCESS_ALLOWED_ACE_TYPE, 0, sizeof(KRING_ACE_SID2) }, GENERIC_ALL, KRING_SID_ADMINS } },
+};
+
+const KRING_EVENT_SD KRingEventSd = {
+    { SECURITY_DESCRIPTOR_REVISION, 0, KRING_SD_CONTROL_EVENT,
+      FIELD_OFFSET(KRING_EVENT_SD, Owner), 0, 0, FIELD_OFFSET(KRING_EVENT_SD, Dacl) },
+    KRING_SID_SYSTEM,
+    { { ACL_REVISION, 0, sizeof(KRingEventSd.Dacl), 2, 0 },
+      { { ACCESS_ALLOWED_ACE_TYPE, 0, sizeof(KRING_ACE_SID1) }, EVENT_ALL_ACCESS, KRING_SID_SYSTEM },
+      { { ACCESS_ALLOWED_ACE_TYPE, 0, sizeof(KRING_ACE_SID2) }, SYNCHRONIZE, KRING_SID_ADMINS } },
+};
+
+/* The generic mapping of file objects (what IoGetFileObjectGenericMapping
+ * returns; Wine does not implement that routine). */
+static GENERIC_MAPPING KRingFileMapping = {
+    FILE_GENERIC_READ, FILE_GENERIC_WRITE, FILE_GENERIC_EXECUTE, FILE_ALL_ACCESS };
+
+/* KRingDeviceSd with its generic rights mapped to file rights, for
+ * SeAccessCheck (which compares the ACEs' masks as they are). Written once
+ * by KRingSecureDevice, in DriverEntry, before any open. */
+static KRING_DEVICE_SD KRingDeviceSdMapped;
+
+_Use_decl_annotations_
+NTSTATUS
+KRingSecureDevice(
+    PDEVICE_OBJECT DeviceObject
+    )
+/*++
+
+Routine Description:
+
+    Sets KRingDeviceSd (DACL and mandatory label) on the device object,
+    through a kernel handle to it (the object manager maps the generic
+    rights with the device type's mapping), and prepares the mapped copy
+    that IRP_MJ_CREATE checks against.
+
+Return Value:
+
+    STATUS_SUCCESS, or the status of the step that failed (DriverEntry
+    then fails: the device is never left unsecured).
+
+--*/
+{
+    HANDLE handle;
+    NTSTATUS status;
+
+    KRingDeviceSdMapped = KRingDeviceSd;
+    KRingDeviceSdMapped.Dacl.System.Mask = KRingFileMapping.GenericAll;
+    KRingDeviceSdMapped.Dacl.Administrators.Mask = KRingFileMapping.GenericAll;
+
+    status = ObOpenObjectByPointer(DeviceObject, OBJ_KERNEL_HANDLE, NULL, WRITE_DAC | WRITE_OWNER, NULL,
+                                   KernelMode, &handle);
+    if (!NT_SUCCESS(status)) {
+        KRING_ERR("cannot open the device object to secure it: 0x%08x\n", (unsigned)status);
+        return status;
+    }
+    status = ZwSetSecurityObject(handle, DACL_SECURITY_INFORMATION | LABEL_SECURITY_INFORMATION,
+                                 (PSECURITY_DESCRIPTOR)&KRingDeviceSd);
+    ZwClose(handle);
+    if (!NT_SUCCESS(status)) {
+        KRING_ERR("cannot set the device's security descriptor: 0x%08x\n", (unsigned)status);
+    }
+    return status;
+}
 
 static BOOLEAN
 KRingGroupsAdmit(
@@ -143,37 +228,35 @@ KRingCheckCaller(
 
 Routine Description:
 
-    Admits Administrators and LocalSystem only (the policy of
-    SDDL_DEVOBJ_SYS_ALL_ADM_ALL, checked here for builds without
-    wdmsec.lib). The subject is the opener's effective token: the
-    impersonation token if the opening thread impersonates, else its
-    process's primary token.
+    Checks the open against the device's descriptor (KRingDeviceSd, its
+    generic rights mapped) with SeAccessCheck: the opener's subject context
+    (impersonation token if the opening thread impersonates, else its
+    primary token), the access it asked for, the file generic mapping. The
+    I/O manager has made the same check against the object's descriptor;
+    this one does not depend on the descriptor having been applied.
+
+    An open without a security context (only Wine's I/O manager sends
+    those, and Wine has no SeCaptureSubjectContext) gets the same policy
+    from the requesting process's primary token: LocalSystem, or
+    Administrators enabled.
 
 --*/
 {
     PIO_SECURITY_CONTEXT context = IrpSp->Parameters.Create.SecurityContext;
-    PTOKEN_USER user = NULL;
-    PTOKEN_GROUPS groups = NULL;
-    PACCESS_TOKEN token;
-    NTSTATUS status;
+    PSECURITY_SUBJECT_CONTEXT subject;
+    ACCESS_MASK desired, granted = 0;
+    NTSTATUS status = STATUS_ACCESS_DENIED;
+    BOOLEAN allowed;
 
     if (context == NULL || context->AccessState == NULL) {
         return KRingCheckProcessToken(IoGetRequestorProcess(Irp));
     }
-    token = SeQuerySubjectContextToken(&context->AccessState->SubjectSecurityContext);
-    if (token == NULL) {
-        return STATUS_ACCESS_DENIED;
-    }
-    status = SeQueryInformationToken(token, TokenUser, (PVOID *)&user);
-    if (NT_SUCCESS(status)) {
-        status = SeQueryInformationToken(token, TokenGroups, (PVOID *)&groups);
-    }
-    status = (NT_SUCCESS(status) && KRingGroupsAdmit(user, groups)) ? STATUS_SUCCESS : STATUS_ACCESS_DENIED;
-    if (groups != NULL) {
-        ExFreePool(groups);
-    }
-    if (user != NULL) {
-        ExFreePool(user);
-    }
-    return status;
+    subject = &context->AccessState->SubjectSecurityContext;
+    desired = context->DesiredAccess;
+    RtlMapGenericMask(&desired, &KRingFileMapping);
+    SeLockSubjectContext(subject);
+    allowed = SeAccessCheck((PSECURITY_DESCRIPTOR)&KRingDeviceSdMapped, subject, TRUE, desired, 0, NULL,
+                            &KRingFileMapping, Irp->RequestorMode, &granted, &status);
+    SeUnlockSubjectContext(subject);
+    return allowed ? STATUS_SUCCESS : (NT_SUCCESS(status) ? STATUS_ACCESS_DENIED : status);
 }

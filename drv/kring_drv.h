@@ -23,8 +23,10 @@ Abstract:
     the registry calls kring_ring.c; nothing calls back up.
 
     Locks, in the order they may be taken:
-      ManageLock (KMUTEX, PASSIVE_LEVEL)      attach, detach, cleanup, unmap, unload
-      RingListLock (queued spin lock)         the list of rings, FsContext
+      ManageLock (KMUTEX, PASSIVE_LEVEL)      detach, cleanup, unmap at exit, unload
+      RingListLock (queued spin lock)         the list of rings, FsContext, the
+                                              ring count and bytes (attach reserves
+                                              under it and builds the ring unlocked)
       KRING_RING.Lock (queued spin lock)      one ring's producer state and memory
     and two remove locks as rundown protection: CallbackLock (callbacks and
     test injections in flight) and KRING_RING.RemoveLock (writers of a ring).
@@ -112,11 +114,12 @@ typedef struct _KRING_GLOBALS {
     PDEVICE_OBJECT DeviceObject;        /* \Device\KRing */
     BOOLEAN SymbolicLink;               /* \DosDevices\KRing exists */
 
-    KMUTEX ManageLock;                  /* serialises ring creation, detach, unmap, unload */
+    KMUTEX ManageLock;                  /* serialises detach, unmap at process exit, unload */
     KSPIN_LOCK RingListLock;            /* guards Rings, RingCount, RingBytes and the
                                            FsContext of our file objects */
     LIST_ENTRY Rings;                   /* KRING_RING.Link */
-    ULONG RingCount;                    /* rings in the list (<= KRING_MAX_CONSUMERS) */
+    ULONG RingCount;                    /* rings in the list or being attached
+                                           (<= KRING_MAX_CONSUMERS) */
     SIZE_T RingBytes;                   /* their memory (<= KRING_MAX_TOTAL_BYTES) */
     volatile LONG NextRingId;           /* numbers rings and event names */
 
@@ -124,12 +127,15 @@ typedef struct _KRING_GLOBALS {
                                            DriverUnload waits for them */
     ULONG ProcessNotify;                /* 0 none, 1 ...Ex registered, 2 ...Ex2 registered */
     KRING_SET_PROCESS_NOTIFY_EX2 SetProcessNotifyEx2; /* resolved at load, or NULL */
-    BOOLEAN ImageNotify;                /* PsSetLoadImageNotifyRoutine registered */
+    BOOLEAN ImageNotify;                /* PsSetLoadImageNotifyRoutine registered (may
+                                           be FALSE in a running driver: degraded load) */
     KRING_QUERY_SYSTEM_TIME_PRECISE QuerySystemTimePrecise; /* resolved at load, or NULL */
 
     volatile LONG64 ProcessEvents;      /* process callbacks seen */
     volatile LONG64 ImageEvents;        /* image callbacks seen */
     volatile LONG64 LostNoMemory;       /* events lost: no record buffer */
+    volatile LONG LeakedRings;          /* rings found still mapped at free: leaked,
+                                           never freed (KRingRingFree) */
 } KRING_GLOBALS;
 
 extern KRING_GLOBALS KRingGlobals;     /* defined in kring_rings.c */
@@ -184,6 +190,70 @@ typedef struct _KRING_SID {
 extern const KRING_SID KRingSidLocalSystem;        /* S-1-5-18 */
 extern const KRING_SID KRingSidAdministrators;     /* S-1-5-32-544 */
 
+/* Security descriptors as typed structures: self-relative descriptors
+ * (SECURITY_DESCRIPTOR_RELATIVE, offsets instead of pointers) whose SIDs,
+ * ACLs and ACEs have their exact sizes, so the layout is the one the
+ * kernel parses, aligned as a SECURITY_DESCRIPTOR, with no byte buffer
+ * cast to a descriptor. */
+typedef struct _KRING_SID1 {            /* a SID with one sub-authority */
+    UCHAR Revision;
+    UCHAR SubAuthorityCount;
+    SID_IDENTIFIER_AUTHORITY IdentifierAuthority;
+    ULONG SubAuthority[1];
+} KRING_SID1;
+
+typedef struct _KRING_SID2 {            /* a SID with two sub-authorities */
+    UCHAR Revision;
+    UCHAR SubAuthorityCount;
+    SID_IDENTIFIER_AUTHORITY IdentifierAuthority;
+    ULONG SubAuthority[2];
+} KRING_SID2;
+
+typedef struct _KRING_ACE_SID1 {        /* ACCESS_ALLOWED_ACE or SYSTEM_MANDATORY_LABEL_ACE */
+    ACE_HEADER Header;
+    ACCESS_MASK Mask;
+    KRING_SID1 Sid;
+} KRING_ACE_SID1;
+
+typedef struct _KRING_ACE_SID2 {
+    ACE_HEADER Header;
+    ACCESS_MASK Mask;
+    KRING_SID2 Sid;
+} KRING_ACE_SID2;
+
+/* The device's descriptor: D:P(A;;GA;;;SY)(A;;GA;;;BA)S:(ML;;NWNRNX;;;HI). */
+typedef struct DECLSPEC_ALIGN(8) _KRING_DEVICE_SD {
+    SECURITY_DESCRIPTOR_RELATIVE Header;
+    struct {
+        ACL Acl;
+        KRING_ACE_SID1 Label;           /* mandatory label High, no write/read/execute up */
+    } Sacl;
+    struct {
+        ACL Acl;
+        KRING_ACE_SID1 System;          /* SYSTEM: all access */
+        KRING_ACE_SID2 Administrators;  /* Administrators: all access */
+    } Dacl;
+} KRING_DEVICE_SD;
+
+/* A ring's event: O:SYD:P(A;;EVENT_ALL_ACCESS;;;SY)(A;;SYNCHRONIZE;;;BA).
+ * The explicit owner (SYSTEM) keeps the creator from being granted
+ * READ_CONTROL and WRITE_DAC as owner. */
+typedef struct DECLSPEC_ALIGN(8) _KRING_EVENT_SD {
+    SECURITY_DESCRIPTOR_RELATIVE Header;
+    KRING_SID1 Owner;
+    struct {
+        ACL Acl;
+        KRING_ACE_SID1 System;          /* SYSTEM: EVENT_ALL_ACCESS */
+        KRING_ACE_SID2 Administrators;  /* Administrators: SYNCHRONIZE only */
+    } Dacl;
+} KRING_EVENT_SD;
+
+extern const KRING_DEVICE_SD KRingDeviceSd;
+extern const KRING_EVENT_SD KRingEventSd;
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingSecureDevice(_In_ PDEVICE_OBJECT DeviceObject);
+
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingCheckCaller(_In_ PIRP Irp, _In_ PIO_STACK_LOCATION IrpSp);
 
@@ -210,7 +280,7 @@ VOID KRingUnmapRingsOf(_In_ PEPROCESS Process);
 
 /* kring_notify.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
-NTSTATUS KRingNotifyRegister(VOID);
+NTSTATUS KRingNotifyRegister(_In_ PCUNICODE_STRING RegistryPath);
 
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingNotifyUnregister(VOID);

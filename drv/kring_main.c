@@ -72,7 +72,8 @@ Arguments:
 
     DriverObject - the driver object.
 
-    RegistryPath - the service key (unused).
+    RegistryPath - the service key (read by test builds only: the
+        TestFailImageNotify knob, KRingNotifyRegister).
 
 Return Value:
 
@@ -84,8 +85,6 @@ Return Value:
     UNICODE_STRING deviceName = RTL_CONSTANT_STRING(KRING_NT_DEVICE_NAME);
     UNICODE_STRING linkName = RTL_CONSTANT_STRING(KRING_DOS_DEVICE_NAME);
     NTSTATUS status;
-
-    UNREFERENCED_PARAMETER(RegistryPath);
 
     RtlZeroMemory(&KRingGlobals, sizeof(KRingGlobals));
     KeInitializeMutex(&KRingGlobals.ManageLock, 0);
@@ -99,18 +98,27 @@ Return Value:
     }
 
 #if defined(KRING_USE_WDMSEC)
+    /* SDDL_DEVOBJ_SYS_ALL_ADM_ALL is D:P(A;;GA;;;SY)(A;;GA;;;BA), the DACL
+     * of KRingDeviceSd; KRingSecureDevice below adds the label. */
     status = IoCreateDeviceSecure(DriverObject, 0, &deviceName, FILE_DEVICE_UNKNOWN,
                                   FILE_DEVICE_SECURE_OPEN, FALSE, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL,
                                   &KRingDeviceClassGuid, &KRingGlobals.DeviceObject);
 #else
-    /* No wdmsec.lib (clang/mingw-w64): the same policy is enforced by the
-     * token check in KRingDispatchCreate. */
+    /* No wdmsec.lib (clang/mingw-w64): KRingSecureDevice below sets the
+     * descriptor. */
     status = IoCreateDevice(DriverObject, 0, &deviceName, FILE_DEVICE_UNKNOWN,
                             FILE_DEVICE_SECURE_OPEN, FALSE, &KRingGlobals.DeviceObject);
 #endif
     if (!NT_SUCCESS(status)) {
         KRING_ERR("cannot create the device: 0x%08x\n", (unsigned)status);
         return status;
+    }
+
+    /* Both builds: D:P(A;;GA;;;SY)(A;;GA;;;BA) and a high mandatory label,
+     * before the symbolic link makes the device reachable. */
+    status = KRingSecureDevice(KRingGlobals.DeviceObject);
+    if (!NT_SUCCESS(status)) {
+        goto DeleteDevice;
     }
 
     status = IoCreateSymbolicLink(&linkName, &deviceName);
@@ -120,7 +128,7 @@ Return Value:
     }
     KRingGlobals.SymbolicLink = TRUE;
 
-    status = KRingNotifyRegister();
+    status = KRingNotifyRegister(RegistryPath);
     if (!NT_SUCCESS(status)) {
         goto DeleteSymbolicLink;
     }
@@ -177,6 +185,10 @@ Routine Description:
     }
     if (DriverObject->DeviceObject != NULL) {
         IoDeleteDevice(DriverObject->DeviceObject);
+    }
+    if (KRingGlobals.LeakedRings != 0) {
+        KRING_ERR("DriverUnload: %ld rings were leaked because they were still mapped\n",
+                  KRingGlobals.LeakedRings);
     }
     KRING_LOG("DriverUnload: done (%u rings freed here; %I64d process and %I64d image events seen)\n",
               freed, KRingGlobals.ProcessEvents, KRingGlobals.ImageEvents);
@@ -236,8 +248,12 @@ Routine Description:
     runs in the context of the process that closed it, so the ring's views
     are removed here (KRingRingUnmapUser attaches to the owner if another
     process closed the handle) and the ring is freed. IRP_MJ_CLOSE: the
-    file object goes away; cleanup has freed its ring already, except on
-    Wine, which sends no IRP_MJ_CLEANUP: then the ring is freed here.
+    last reference to the file object went away, in an arbitrary context.
+    It can find a ring attached on Windows too: an ATTACH that another
+    thread had in flight when the handle was closed completes after
+    IRP_MJ_CLEANUP and attaches its ring then. And Wine sends no
+    IRP_MJ_CLEANUP at all. The ring is freed here then (its views removed
+    in the owner's context, as for a handle closed by another process).
 
 --*/
 {

@@ -252,9 +252,53 @@ Routine Description:
 }
 
 _Use_decl_annotations_
+#if defined(KRING_TEST_BUILD)
+static BOOLEAN
+KRingTestKnob(
+    _In_ PCUNICODE_STRING RegistryPath,
+    _In_ PCWSTR Name
+    )
+/*++
+
+Routine Description:
+
+    Test builds only: TRUE when the REG_DWORD value Name of the service key
+    is nonzero. The Wine tests set such values to make a step fail that
+    cannot be made to fail otherwise.
+
+--*/
+{
+    OBJECT_ATTRIBUTES attributes;
+    UNICODE_STRING valueName;
+    HANDLE key;
+    ULONG length = 0;
+    BOOLEAN on = FALSE;
+    union {
+        KEY_VALUE_PARTIAL_INFORMATION info;
+        UCHAR bytes[sizeof(KEY_VALUE_PARTIAL_INFORMATION) + sizeof(ULONG)];
+    } value;
+
+    InitializeObjectAttributes(&attributes, (PUNICODE_STRING)RegistryPath,
+                               OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE, NULL, NULL);
+    if (!NT_SUCCESS(ZwOpenKey(&key, KEY_QUERY_VALUE, &attributes))) {
+        return FALSE;
+    }
+    RtlInitUnicodeString(&valueName, Name);
+    if (NT_SUCCESS(ZwQueryValueKey(key, &valueName, KeyValuePartialInformation, &value, sizeof(value), &length)) &&
+        value.info.Type == REG_DWORD && value.info.DataLength == sizeof(ULONG)) {
+        ULONG data;
+
+        RtlCopyMemory(&data, value.info.Data, sizeof(data));
+        on = data != 0;
+    }
+    ZwClose(key);
+    return on;
+}
+#endif
+
 NTSTATUS
 KRingNotifyRegister(
-    VOID
+    _In_ PCUNICODE_STRING RegistryPath
     )
 /*++
 
@@ -262,13 +306,29 @@ Routine Description:
 
     Registers the callbacks: PsSetCreateProcessNotifyRoutineEx2 (all
     subsystems) when the system has it, else PsSetCreateProcessNotifyRoutineEx;
-    then PsSetLoadImageNotifyRoutine. Both need the image to be linked with
-    FORCE_INTEGRITY (else STATUS_ACCESS_DENIED).
+    then PsSetLoadImageNotifyRoutine. The process routines need the image to
+    be linked with FORCE_INTEGRITY (else STATUS_ACCESS_DENIED); the
+    load-image routine does not.
+
+    Without the process callback the driver does not load. Without the
+    load-image callback (PsSetLoadImageNotifyRoutine fails, e.g. when the
+    system's limit of load-image routines is reached) it loads with process
+    events only: STATS reports image_notify = 0, and rings that ask for image
+    events get none.
+
+    Test builds: the service key's REG_DWORD TestFailImageNotify = 1 makes
+    the load-image registration fail with STATUS_INSUFFICIENT_RESOURCES
+    without calling it (the degraded load is tested under Wine).
+
+Arguments:
+
+    RegistryPath - the service key.
 
 Return Value:
 
-    STATUS_SUCCESS, or the status of the registration that failed (nothing
-    stays registered then).
+    STATUS_SUCCESS (possibly without the load-image callback), or the status
+    of the process-callback registration that failed (nothing stays
+    registered then).
 
 --*/
 {
@@ -297,15 +357,25 @@ Return Value:
         KRingGlobals.ProcessNotify = 1;
     }
 
-    status = PsSetLoadImageNotifyRoutine(KRingLoadImageNotify);
-    if (!NT_SUCCESS(status)) {
-        KRING_ERR("PsSetLoadImageNotifyRoutine failed: 0x%08x\n", (unsigned)status);
-        KRingNotifyUnregister();
-        return status;
+#if defined(KRING_TEST_BUILD)
+    if (KRingTestKnob(RegistryPath, L"TestFailImageNotify")) {
+        status = STATUS_INSUFFICIENT_RESOURCES;
+        KRING_ERR("test knob TestFailImageNotify: load-image registration made to fail\n");
+    } else
+#else
+    UNREFERENCED_PARAMETER(RegistryPath);
+#endif
+    {
+        status = PsSetLoadImageNotifyRoutine(KRingLoadImageNotify);
     }
-    KRingGlobals.ImageNotify = TRUE;
-    KRING_LOG("callbacks registered: process notify %s, load-image notify\n",
-              KRingGlobals.ProcessNotify == 2 ? "Ex2" : "Ex");
+    if (NT_SUCCESS(status)) {
+        KRingGlobals.ImageNotify = TRUE;
+    } else {
+        KRING_ERR("PsSetLoadImageNotifyRoutine failed: 0x%08x: loading with process events only\n",
+                  (unsigned)status);
+    }
+    KRING_LOG("callbacks registered: process notify %s, load-image notify %s\n",
+              KRingGlobals.ProcessNotify == 2 ? "Ex2" : "Ex", KRingGlobals.ImageNotify ? "on" : "off");
     return STATUS_SUCCESS;
 }
 

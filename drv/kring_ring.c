@@ -94,9 +94,9 @@ KRingCreateEvent(
 Routine Description:
 
     Creates the ring's named auto-reset event \BaseNamedObjects\KRing-<id>-<nonce>
-    with a security descriptor that lets SYSTEM do anything and
-    Administrators only wait (SYNCHRONIZE): a client can neither set nor
-    reset it. The name is created, never opened: if it exists (someone
+    with a security descriptor (KRingEventSd) owned by SYSTEM that lets
+    SYSTEM do anything and Administrators only wait (SYNCHRONIZE): a client
+    can neither set nor reset it, nor, not being its owner, change its DACL. The name is created, never opened: if it exists (someone
     squats it), another nonce is tried, so the driver never signals an
     object someone else controls.
 
@@ -112,10 +112,9 @@ Return Value:
 {
     static const WCHAR kernelPrefix[] = L"\\BaseNamedObjects\\KRing-";
     static const WCHAR userPrefix[] = L"Global\\KRing-";
-    UCHAR sdBuffer[SECURITY_DESCRIPTOR_MIN_LENGTH + 16];
-    ULONG aclBuffer[32];
-    PSECURITY_DESCRIPTOR sd = (PSECURITY_DESCRIPTOR)sdBuffer;
-    PACL acl = (PACL)aclBuffer;
+    /* O:SY, DACL SYSTEM all and Administrators SYNCHRONIZE (kring_access.c).
+     * The object manager captures a copy; it is never written. */
+    PSECURITY_DESCRIPTOR sd = (PSECURITY_DESCRIPTOR)&KRingEventSd;
     WCHAR name[80];
     UNICODE_STRING nameString;
     OBJECT_ATTRIBUTES attributes;
@@ -123,23 +122,6 @@ Return Value:
     NTSTATUS status;
     ULONG64 nonce;
     ULONG attempt, prefixChars, i;
-
-    status = RtlCreateSecurityDescriptor(sd, SECURITY_DESCRIPTOR_REVISION);
-    if (NT_SUCCESS(status)) {
-        status = RtlCreateAcl(acl, sizeof(aclBuffer), ACL_REVISION);
-    }
-    if (NT_SUCCESS(status)) {
-        status = RtlAddAccessAllowedAce(acl, ACL_REVISION, EVENT_ALL_ACCESS, (PSID)&KRingSidLocalSystem);
-    }
-    if (NT_SUCCESS(status)) {
-        status = RtlAddAccessAllowedAce(acl, ACL_REVISION, SYNCHRONIZE, (PSID)&KRingSidAdministrators);
-    }
-    if (NT_SUCCESS(status)) {
-        status = RtlSetDaclSecurityDescriptor(sd, TRUE, acl, FALSE);
-    }
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
 
     KeQuerySystemTime(&time);
     /* The name is visible to user mode: the nonce mixes only the time and
@@ -387,9 +369,27 @@ Routine Description:
     Frees a ring that no writer can reach any more (out of the list, its
     remove lock drained) and that is unmapped.
 
+    A ring that is still mapped (a bug: every path unmaps first) is not
+    freed in any build: freeing pages that a process still has mapped
+    would hand them to the next allocation while user mode reads (and, on
+    the consumer page, writes) them. Its pages and MDLs are leaked and the
+    leak logged and counted (KRingGlobals.LeakedRings); debug builds also
+    stop at the assertion.
+
 --*/
 {
-    NT_ASSERT(Ring->UserCons == NULL && Ring->UserProd == NULL);
+    BOOLEAN mapped = Ring->UserCons != NULL || Ring->UserProd != NULL;
+
+    NT_ASSERT(!mapped);
+    if (mapped) {
+        InterlockedIncrement(&KRingGlobals.LeakedRings);
+        KRING_ERR("ring %u is still mapped at free: its %Iu bytes and MDLs are leaked\n",
+                  Ring->Id, Ring->Bytes);
+        Ring->ProdMdl = NULL;
+        Ring->ConsMdl = NULL;
+        Ring->ProdAlloc = NULL;
+        Ring->ConsAlloc = NULL;
+    }
 
     if (Ring->EventHandle != NULL) {
         ZwClose(Ring->EventHandle);

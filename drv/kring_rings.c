@@ -95,6 +95,15 @@ Routine Description:
     fails), describes it in the reply and puts it into the fan-out list.
     Runs in the caller's context (the mapping is made there).
 
+    The slow part (allocating and zeroing up to 64 MiB, mapping) runs under
+    no lock: the ring is nobody else's until it is in the list. The checks
+    and the reservation of a slot and of the bytes against the limits are
+    made under RingListLock first, and the insertion re-checks that the
+    handle got no ring meanwhile (two ATTACHes racing on one handle: the
+    loser frees its ring and gets STATUS_INVALID_DEVICE_STATE). ManageLock
+    is not taken at all, so process exits and detaches never wait for an
+    attach.
+
 Arguments:
 
     FileObject - the handle's file object; its FsContext receives the ring.
@@ -117,24 +126,29 @@ Return Value:
     PKRING_RING ring = NULL;
     NTSTATUS status, mapStatus = STATUS_SUCCESS;
 
-    KRingLockManage();
+    /* Reserve a slot and the bytes. */
+    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
     if (FileObject->FsContext != NULL) {
         status = STATUS_INVALID_DEVICE_STATE;
-        goto Unlock;
-    }
-    if (KRingGlobals.RingCount >= KRING_MAX_CONSUMERS) {
+    } else if (KRingGlobals.RingCount >= KRING_MAX_CONSUMERS) {
         status = STATUS_QUOTA_EXCEEDED;
-        goto Unlock;
-    }
-    if (KRingGlobals.RingBytes + bytes > KRING_MAX_TOTAL_BYTES) {
+    } else if (KRingGlobals.RingBytes + bytes > KRING_MAX_TOTAL_BYTES) {
         status = STATUS_INSUFFICIENT_RESOURCES;
-        goto Unlock;
+    } else {
+        KRingGlobals.RingCount++;
+        KRingGlobals.RingBytes += bytes;
+        status = STATUS_SUCCESS;
+    }
+    KeReleaseInStackQueuedSpinLock(&lockHandle);
+    if (!NT_SUCCESS(status)) {
+        return status;
     }
 
     status = KRingRingCreate(Request, &ring);
     if (!NT_SUCCESS(status)) {
-        goto Unlock;
+        goto Unreserve;
     }
+    NT_ASSERT(ring->Bytes == bytes);
     ring->Method = KRING_METHOD_COPY;
     if ((Request->flags & KRING_ATTACH_MAP) != 0) {
         mapStatus = KRingRingMapUser(ring);
@@ -142,6 +156,7 @@ Return Value:
             ring->Method = KRING_METHOD_MAP;
         } else if ((Request->flags & KRING_ATTACH_COPY) == 0) {
             status = mapStatus;
+            KRING_LOG("attach failed: mapping status 0x%08x, no copy fallback requested\n", (unsigned)mapStatus);
             goto FreeRing;
         }
     }
@@ -162,26 +177,39 @@ Return Value:
     RtlCopyMemory(Reply->event_name, ring->EventName, sizeof(Reply->event_name));
     RtlCopyMemory(&Reply->meta, ring->Prod, sizeof(Reply->meta));
 
+    /* Publish: the reservation becomes the ring's share of the totals. */
     ring->FileObject = FileObject;
     KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
-    InsertTailList(&KRingGlobals.Rings, &ring->Link);
-    KRingGlobals.RingCount++;
-    KRingGlobals.RingBytes += ring->Bytes;
-    FileObject->FsContext = ring;
+    if (FileObject->FsContext == NULL) {
+        InsertTailList(&KRingGlobals.Rings, &ring->Link);
+        FileObject->FsContext = ring;
+        status = STATUS_SUCCESS;
+    } else {
+        status = STATUS_INVALID_DEVICE_STATE;
+    }
     KeReleaseInStackQueuedSpinLock(&lockHandle);
+    if (!NT_SUCCESS(status)) {
+        KRING_LOG("attach lost a race with another attach on the same handle\n");
+        RtlZeroMemory(Reply, sizeof(*Reply));
+        ring->FileObject = NULL;
+        goto FreeRing;
+    }
 
     KRING_LOG("ring %u attached: %I64u bytes, events 0x%x, method %s (map status 0x%08x)\n",
               ring->Id, ring->Capacity, ring->Events,
               ring->Method == KRING_METHOD_MAP ? "map" : "copy", (unsigned)mapStatus);
-    status = STATUS_SUCCESS;
-    goto Unlock;
+    return STATUS_SUCCESS;
 
 FreeRing:
-    KRING_LOG("attach failed: mapping status 0x%08x, no copy fallback requested\n", (unsigned)mapStatus);
+    /* Still in the caller's context: the views (if any) go here. */
+    KRingRingUnmapUser(ring);
     IoReleaseRemoveLock(&ring->RemoveLock, ring);
     KRingRingFree(ring);
-Unlock:
-    KRingUnlockManage();
+Unreserve:
+    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
+    KRingGlobals.RingCount--;
+    KRingGlobals.RingBytes -= bytes;
+    KeReleaseInStackQueuedSpinLock(&lockHandle);
     return status;
 }
 
@@ -342,11 +370,31 @@ Routine Description:
     handles' IRP_MJ_CLEANUP did this already; a handle it duplicated into
     another process would otherwise keep views alive past the address space.
 
+    Every process exit on the system comes here, so the decision is made
+    under RingListLock: only when a ring in the list is mapped into this
+    process (Owner and Method, fixed before the ring enters the list) does
+    it take ManageLock, which a detach holds while it waits for writers.
+    A ring of this process cannot be in the making now: it is mapped in
+    its owner's context, by a thread of it in ATTACH, and this is the
+    process's last thread.
+
 --*/
 {
+    KLOCK_QUEUE_HANDLE lockHandle;
     PLIST_ENTRY entry;
+    BOOLEAN owns = FALSE;
 
-    if (KRingGlobals.RingCount == 0) {
+    KeAcquireInStackQueuedSpinLock(&KRingGlobals.RingListLock, &lockHandle);
+    for (entry = KRingGlobals.Rings.Flink; entry != &KRingGlobals.Rings; entry = entry->Flink) {
+        PKRING_RING ring = CONTAINING_RECORD(entry, KRING_RING, Link);
+
+        if (ring->Owner == Process && ring->Method == KRING_METHOD_MAP) {
+            owns = TRUE;
+            break;
+        }
+    }
+    KeReleaseInStackQueuedSpinLock(&lockHandle);
+    if (!owns) {
         return;
     }
     KRingLockManage();

@@ -425,9 +425,9 @@ static void check_strings(struct client *cl, struct rows *r)
         check(utf8_eq(a->cmdline, sizeof a->cmdline, "app.exe --flag \"x y\"") && a->cmdline_len == 20,
               "cmdline", "cmdline %.60s", a->cmdline);
         check(a->pid == 9000 && a->ppid == 42 && a->creator_pid == 42 && a->creator_tid == 43 && a->detail == 0 &&
-              a->h.flags == 0 && a->h.type == KRING_TYPE_PROCESS_START, "process_start_fields",
-              "pid %u ppid %u creator %u/%u detail 0x%x flags 0x%x", a->pid, a->ppid, a->creator_pid,
-              a->creator_tid, a->detail, a->h.flags);
+              a->h.flags == 0 && a->h.type == KRING_TYPE_PROCESS_START && a->session_id == 1 && a->uid == 0,
+              "process_start_fields", "pid %u ppid %u creator %u/%u session %u uid %u detail 0x%x flags 0x%x",
+              a->pid, a->ppid, a->creator_pid, a->creator_tid, a->session_id, a->uid, a->detail, a->h.flags);
         check(b->path_len == KRING_PATH_MAX - 1 && (b->detail & KRING_D_PATH_TRUNCATED) &&
               (b->detail & KRING_D_CMDLINE_TRUNCATED) && (b->h.flags & KRING_EV_TRUNCATED) &&
               b->path[KRING_PATH_MAX - 1] == 0, "truncated_path",
@@ -771,6 +771,47 @@ static int run_full(void)
     return failures;
 }
 
+/* ATTACH reserves a slot and the bytes before it builds the ring outside
+ * any lock, and gives them back when it fails: after many failed attaches
+ * (map only: Wine cannot map) and attaches refused on a handle that has a
+ * ring, the full number of rings still attaches, and no more. */
+static void check_reservations(void)
+{
+    struct client extra[KRING_MAX_CONSUMERS + 1];
+    struct kring_stats_out s;
+    int i, failed = 0, attached = 0;
+    LONG st = STATUS_OK;
+
+    memset(extra, 0, sizeof extra);
+    extra[0].dev = open_device();
+    for (i = 0; i < 3 * KRING_MAX_CONSUMERS; i++)
+        failed += attach(&extra[0], KRING_ATTACH_MAP, 1 << 16, KRING_EVENTS_ALL) == STATUS_INSUFFICIENT_RESOURCES_;
+    check(failed == 3 * KRING_MAX_CONSUMERS && stats(extra[0].dev, &s) == STATUS_OK && s.consumers == 0,
+          "failed_attaches_release_reservation", "%d failed, consumers %u", failed, s.consumers);
+    for (i = 0; i < KRING_MAX_CONSUMERS + 1; i++) {
+        if (i > 0)
+            extra[i].dev = open_device();
+        st = attach(&extra[i], KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_PROCESS);
+        if (st != STATUS_OK)
+            break;
+        attached++;
+        if (i == 0) {
+            struct client again = extra[0];
+
+            st = attach(&again, KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_PROCESS);
+            check(st == STATUS_INVALID_DEVICE_STATE_, "second_attach_releases_reservation", "status 0x%08lx", st);
+        }
+    }
+    check(attached == KRING_MAX_CONSUMERS && st == STATUS_QUOTA_EXCEEDED_ && stats(extra[0].dev, &s) == STATUS_OK &&
+          s.consumers == KRING_MAX_CONSUMERS, "reserved_limit_exact", "attached %d, status 0x%08lx, consumers %u",
+          attached, st, s.consumers);
+    for (i = 0; i <= attached && i < KRING_MAX_CONSUMERS + 1; i++) {
+        if (i < attached)
+            detach(&extra[i]);
+        CloseHandle(extra[i].dev);
+    }
+}
+
 static int run_release(void)
 {
     struct client cl;
@@ -799,12 +840,47 @@ static int run_release(void)
     detach(&cl);
     check(ioctl(cl.dev, IOCTL_KRING_DETACH, NULL, 0, NULL, 0, NULL) == STATUS_OK, "release_detach", "detach failed");
     CloseHandle(cl.dev);
+    check_reservations();
     printf("RESULT %d\n", failures);
     return failures;
 }
 
 /* Re-run this program as "open" with a token whose Administrators group is
  * deny-only (what UAC gives an unelevated administrator). */
+/* The test driver loaded with TestFailImageNotify = 1: the load-image
+ * registration failed, the driver runs with process events only and STATS
+ * says which callbacks are active; process records still flow. */
+static int run_degraded(void)
+{
+    static struct rows r;
+    struct client cl;
+    struct kring_stats_out s;
+    struct kring_inject_in in;
+    LONG st;
+
+    memset(&cl, 0, sizeof cl);
+    cl.dev = open_device();
+    check(cl.dev != INVALID_HANDLE_VALUE, "open_degraded", "CreateFileW error %lu", GetLastError());
+    if (cl.dev == INVALID_HANDLE_VALUE)
+        return 1;
+    check(stats(cl.dev, &s) == STATUS_OK && s.test_build == 1 && s.process_notify >= 1 && s.image_notify == 0,
+          "stats_degraded", "test_build %u notify %u/%u", s.test_build, s.process_notify, s.image_notify);
+    st = attach(&cl, KRING_ATTACH_MAP | KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_ALL);
+    check(st == STATUS_OK, "degraded_attach", "status 0x%08lx", st);
+    if (st == STATUS_OK) {
+        inject_init(&in, KRING_TYPE_PROCESS_START, 3, 4000);
+        st = inject(cl.dev, &in);
+        check(st == STATUS_OK, "degraded_inject", "status 0x%08lx", st);
+        memset(&r, 0, sizeof r);
+        check(drain_all(&cl, &r, 3, 10000) == KRING_OK && r.n_start == 3 && r.start[0].pid == 4000,
+              "degraded_process_events", "%llu records", (unsigned long long)r.n_start);
+        detach(&cl);
+    }
+    CloseHandle(cl.dev);
+    printf("RESULT %d\n", failures);
+    return failures;
+}
+
 static int run_notadmin(void)
 {
     SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
@@ -869,10 +945,12 @@ int main(int argc, char **argv)
         return run_full();
     if (argc == 2 && strcmp(argv[1], "release") == 0)
         return run_release();
+    if (argc == 2 && strcmp(argv[1], "degraded") == 0)
+        return run_degraded();
     if (argc == 2 && strcmp(argv[1], "notadmin") == 0)
         return run_notadmin();
     if (argc == 2 && strcmp(argv[1], "open") == 0)
         return run_open();
-    fprintf(stderr, "usage: kring_client.exe full|release|notadmin|open\n");
+    fprintf(stderr, "usage: kring_client.exe full|release|degraded|notadmin|open\n");
     return 2;
 }

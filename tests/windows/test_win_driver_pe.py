@@ -30,7 +30,8 @@ class PE:
         assert data[:2] == b"MZ"
         pe = struct.unpack_from("<I", data, 0x3C)[0]
         assert data[pe:pe + 4] == b"PE\0\0"
-        (self.machine, nsections, _, _, _, opt_size, self.characteristics) = struct.unpack_from("<HHIIIHH", data, pe + 4)
+        (self.machine, nsections, _, self.symtab, self.nsyms, opt_size,
+         self.characteristics) = struct.unpack_from("<HHIIIHH", data, pe + 4)
         opt = pe + 24
         self.checksum_offset = opt + 64
         self.magic = struct.unpack_from("<H", data, opt)[0]
@@ -47,6 +48,33 @@ class PE:
             vsize, va, rawsize, rawptr = struct.unpack_from("<IIII", data, off + 8)
             flags = struct.unpack_from("<I", data, off + 36)[0]
             self.sections.append((name, va, max(vsize, rawsize), rawptr, flags))
+
+    def functions(self):
+        """{name: rva} of the COFF symbols typed "function" (what the
+        linker's symbol map lists as functions: the driver's own code, not
+        the import thunks)."""
+        out = {}
+        strtab = self.symtab + 18 * self.nsyms
+        i = 0
+        while i < self.nsyms:
+            off = self.symtab + 18 * i
+            raw = self.data[off:off + 8]
+            if raw[:4] == b"\0\0\0\0":
+                start = strtab + struct.unpack_from("<I", raw, 4)[0]
+                raw = self.data[start:self.data.index(b"\0", start)]
+            value, section, typ, _, naux = struct.unpack_from("<IhHBB", self.data, off + 8)
+            if typ == 0x20 and section > 0:        # DT_FCN, defined in a section
+                out[raw.rstrip(b"\0").decode()] = self.sections[section - 1][1] + value
+            i += 1 + naux
+        return out
+
+    def runtime_functions(self):
+        """[(begin, end, unwind)] RVAs of the .pdata (exception directory) entries."""
+        rva, size = self.dirs[3]
+        if not size:
+            return []
+        off = self.offset(rva)
+        return [struct.unpack_from("<III", self.data, off + 12 * i) for i in range(size // 12)]
 
     def offset(self, rva: int) -> int:
         for _, va, size, rawptr, _ in self.sections:
@@ -120,7 +148,37 @@ def test_native_x64_driver(image):
     assert pe.machine == IMAGE_FILE_MACHINE_AMD64 and pe.magic == 0x20B
     assert pe.subsystem == IMAGE_SUBSYSTEM_NATIVE
     assert pe.subsystem_version >= (6, 2)       # NonPagedPoolNx: Windows 8 and later
-    assert pe.characteristics & 0x2000 == 0x2000, "IMAGE_FILE_DLL"
+    # Linked as an image, as MSVC's /DRIVER does: EXECUTABLE_IMAGE and
+    # LARGE_ADDRESS_AWARE, not a DLL (a DLL link is what gave it exports).
+    assert pe.characteristics & 0x0022 == 0x0022
+    assert pe.characteristics & 0x2000 == 0, "IMAGE_FILE_DLL"
+
+
+def test_every_function_has_unwind_data(image):
+    """Crash dumps, stack walks and exception dispatch through the driver's
+    frames need a .pdata entry per function (the image once had one, for the
+    only function with __try). Every function symbol starts an entry, and
+    every entry's unwind info is version 1 and lies inside the image."""
+    _, pe = image
+    functions = pe.functions()
+    assert len(functions) >= 25, sorted(functions)
+    assert {"DriverEntry", "KRingRingWrite", "KRingRingRead", "KRingProcessNotify"} <= set(functions)
+    entries = pe.runtime_functions()
+    begins = {begin for begin, _, _ in entries}
+    missing = sorted(name for name, rva in functions.items() if rva not in begins)
+    assert not missing, "functions without a .pdata entry: %s" % missing
+    for begin, end, unwind in entries:
+        assert begin < end
+        assert pe.data[pe.offset(unwind & ~1)] & 7 == 1, "UNWIND_INFO version"
+    assert [e[0] for e in entries] == sorted(begins), ".pdata is sorted"
+
+
+def test_no_export_table(image):
+    """A driver exports nothing: no export directory (a DLL link exported
+    every global symbol, 29 of them), no .edata section."""
+    _, pe = image
+    assert pe.dirs[0] == (0, 0), "export directory present: %r" % (pe.dirs[0],)
+    assert ".edata" not in [s[0] for s in pe.sections]
 
 
 def test_dll_characteristics(image):
@@ -177,3 +235,70 @@ def test_release_build_lacks_the_test_ioctls(built_drivers):
     marker = b"TEST BUILD, IOCTL_KRING_TEST_INJECT enabled"
     assert marker in test and marker not in release
     assert b"IOCTL_KRING_TEST" not in release
+
+
+def _sid(authority: int, *rids: int) -> bytes:
+    return struct.pack("<BB", 1, len(rids)) + authority.to_bytes(6, "big") + struct.pack("<%dI" % len(rids), *rids)
+
+
+def _ace(ace_type: int, mask: int, sid: bytes) -> bytes:
+    return struct.pack("<BBHI", ace_type, 0, 8 + len(sid), mask) + sid
+
+
+def _acl(*aces: bytes) -> bytes:
+    body = b"".join(aces)
+    return struct.pack("<BBHHH", 2, 0, 8 + len(body), len(aces), 0) + body
+
+
+SYSTEM = _sid(5, 18)
+ADMINISTRATORS = _sid(5, 32, 544)
+HIGH_INTEGRITY = _sid(16, 0x3000)
+SE_SELF_RELATIVE, SE_DACL_PROTECTED, SE_SACL_PRESENT, SE_DACL_PRESENT = 0x8000, 0x1000, 0x10, 0x4
+GENERIC_ALL, EVENT_ALL_ACCESS, SYNCHRONIZE = 0x10000000, 0x1F0003, 0x100000
+
+
+def device_descriptor() -> bytes:
+    """D:P(A;;GA;;;SY)(A;;GA;;;BA)S:(ML;;NWNRNX;;;HI), self-relative, built
+    here independently of the driver's C initializer."""
+    sacl = _acl(_ace(0x11, 0x7, HIGH_INTEGRITY))
+    dacl = _acl(_ace(0, GENERIC_ALL, SYSTEM), _ace(0, GENERIC_ALL, ADMINISTRATORS))
+    control = SE_SELF_RELATIVE | SE_DACL_PROTECTED | SE_SACL_PRESENT | SE_DACL_PRESENT
+    return struct.pack("<BBHIIII", 1, 0, control, 0, 0, 20, 20 + len(sacl)) + sacl + dacl
+
+
+def event_descriptor() -> bytes:
+    """O:SYD:P(A;;EVENT_ALL_ACCESS;;;SY)(A;;SYNCHRONIZE;;;BA), self-relative."""
+    dacl = _acl(_ace(0, EVENT_ALL_ACCESS, SYSTEM), _ace(0, SYNCHRONIZE, ADMINISTRATORS))
+    control = SE_SELF_RELATIVE | SE_DACL_PROTECTED | SE_DACL_PRESENT
+    return struct.pack("<BBHIIII", 1, 0, control, 20, 0, 0, 20 + len(SYSTEM)) + SYSTEM + dacl
+
+
+def _in_readonly_data(pe: PE, blob: bytes) -> bool:
+    at = pe.data.find(blob)
+    while at >= 0:
+        for name, va, size, rawptr, flags in pe.sections:
+            if rawptr <= at < rawptr + size and not flags & (SCN_MEM_WRITE | SCN_MEM_EXECUTE) and at % 8 == rawptr % 8:
+                return True
+        at = pe.data.find(blob, at + 1)
+    return False
+
+
+def test_device_descriptor_present(image):
+    """Every build carries the device's descriptor (DACL SYSTEM and
+    Administrators all access, protected; high mandatory label), 8-aligned in
+    read-only data, and the calls that apply it to the device object and
+    check opens against it: ZwSetSecurityObject, SeAccessCheck."""
+    _, pe = image
+    assert len(device_descriptor()) == 100
+    assert _in_readonly_data(pe, device_descriptor()), "device security descriptor not in the image"
+    names = {name for _, name in pe.imports()}
+    assert {"ObOpenObjectByPointer", "ZwSetSecurityObject", "SeAccessCheck", "SeLockSubjectContext"} <= names
+
+
+def test_event_descriptor_has_system_owner(image):
+    """The ring event's descriptor names SYSTEM as owner (the creator is not
+    implicitly granted WRITE_DAC) and gives Administrators SYNCHRONIZE only."""
+    _, pe = image
+    assert _in_readonly_data(pe, event_descriptor()), "event security descriptor not in the image"
+    names = {name for _, name in pe.imports()}
+    assert "RtlAddAccessAllowedAce" not in names, "the event descriptor is built at run time again"

@@ -12,7 +12,10 @@ its parts:
    the copy fallback, injected records checked field by field, sequence
    numbers and drop counts with more records than the ring holds, fan-out
    to two consumers, wakeup through the named event, a broken ring, the
-   consumer limit), then stop.
+   consumer limit), then stop;
+3. the test driver again, as another service whose key has
+   TestFailImageNotify = 1: the load-image registration fails, the driver
+   loads with process events only and STATS says so.
 
 Wine never calls the process and image callbacks (they register, but Wine
 has no process creation in a kernel), which is why the test build's inject
@@ -67,6 +70,14 @@ def scenario(wine, built_drivers, win_build_dir):
     states.append(("start test", wine.start_driver("kringtest")))
     out["full"] = wine.run([client, "full"], timeout=120)
     states.append(("stop test", wine.stop_driver("kringtest")))
+
+    wine.install_driver("kringdeg", built_drivers["test"])
+    r = wine.run(["reg", "add", "HKLM\\System\\CurrentControlSet\\Services\\kringdeg", "/v", "TestFailImageNotify",
+                  "/t", "REG_DWORD", "/d", "1", "/f"], timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    states.append(("start degraded", wine.start_driver("kringdeg")))
+    out["degraded"] = wine.run([client, "degraded"], timeout=60)
+    states.append(("stop degraded", wine.stop_driver("kringdeg")))
     out["log"] = wine.driver_log()
     return out
 
@@ -76,6 +87,7 @@ def test_services_start_and_stop(scenario):
         ("start release", "RUNNING"), ("stop release", "STOPPED"),
         ("start release again", "RUNNING"), ("stop release again", "STOPPED"),
         ("start test", "RUNNING"), ("stop test", "STOPPED"),
+        ("start degraded", "RUNNING"), ("stop degraded", "STOPPED"),
     ], scenario["log"]
 
 
@@ -84,7 +96,9 @@ def test_release_driver(scenario):
         out = scenario[key].stdout
         assert _result(out) == 0, out
         for check in ("stats_release_build", "release_attach", "release_has_no_inject_ioctl",
-                      "release_has_no_poke_ioctl", "release_ring_empty", "release_detach"):
+                      "release_has_no_poke_ioctl", "release_ring_empty", "release_detach",
+                      "failed_attaches_release_reservation", "second_attach_releases_reservation",
+                      "reserved_limit_exact"):
             assert "ok %s\n" % check in out, out
 
 
@@ -126,12 +140,24 @@ def test_drops_are_counted_and_logged(scenario):
     assert re.search(r"consumer_pos 0x12345 is nonsense at producer_pos 0x90: ring broken", log), log
 
 
+def test_image_registration_failure_degrades(scenario):
+    """A failed PsSetLoadImageNotifyRoutine no longer fails the load: the
+    driver runs with process events only and STATS reports image_notify 0."""
+    out, log = scenario["degraded"].stdout, scenario["log"]
+    assert _result(out) == 0, out + scenario["degraded"].stderr
+    for check in ("open_degraded", "stats_degraded", "degraded_attach", "degraded_inject", "degraded_process_events"):
+        assert "ok %s\n" % check in out, out
+    assert "test knob TestFailImageNotify: load-image registration made to fail" in log
+    assert "PsSetLoadImageNotifyRoutine failed: 0xc000009a: loading with process events only" in log
+    assert log.count("load-image notify off") == 1, log
+
+
 def test_driver_unload_runs(scenario):
     log = scenario["log"]
     starts = log.count("DriverEntry: \\Device\\KRing ready")
-    assert starts == 3, log
-    assert log.count("DriverUnload: callbacks unregistered, none in flight") == 3, log
+    assert starts == 4, log
+    assert log.count("DriverUnload: callbacks unregistered, none in flight") == 4, log
     # Every ring was freed by its handle's close before the unload.
-    assert log.count("DriverUnload: done (0 rings freed here;") == 3, log
-    assert log.count("DriverEntry: TEST BUILD") == 1, log
-    assert log.count("callbacks registered: process notify Ex, load-image notify") == 3, log
+    assert log.count("DriverUnload: done (0 rings freed here;") == 4, log
+    assert log.count("DriverEntry: TEST BUILD") == 2, log
+    assert log.count("callbacks registered: process notify Ex, load-image notify on") == 3, log

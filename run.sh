@@ -6,6 +6,8 @@
 #   bash run.sh test [ARGS]   the whole test suite (ARGS go to pytest)
 #   bash run.sh demo [ARGS]   a producer process streams records into Python (no kernel needed)
 #   bash run.sh bench [ARGS]  the benchmarks with their peers ('all --quick', 'drain --json', ...)
+#   bash run.sh mutants [ARGS] deliberate bugs (tests/mutants.txt) the named tests must catch
+#                             (tests/mutants.py; ARGS: --only NAME..., --keep, --all-failures)
 #
 # Both install what they need, idempotently: Debian packages (only when a
 # tool is missing), a virtual environment in .venv, and this package in it
@@ -105,8 +107,13 @@ case "$cmd" in
         fi
         exec "$PY" -m pytest "$@"
         ;;
+    mutants)
+        want_bpf
+        setup
+        exec "$PY" -m tests.mutants "$@"
+        ;;
     *)
-        echo "usage: bash run.sh watch|test|demo|bench [ARGS]" >&2
+        echo "usage: bash run.sh watch|test|demo|bench|mutants [ARGS]" >&2
         exit 2
         ;;
 esac

@@ -8,6 +8,9 @@ through ``cffi_modules``; tests run it directly to make sanitizer builds.
 
 Environment: KRING_WERROR=1 adds -Werror; KRING_SANITIZE=address,undefined
 builds with those sanitizers (load libasan first when importing it).
+``make_ffibuilder(test_hooks=True)`` (tests/hooked.py only) compiles the
+test hooks of csrc/kring_wait.c in (-DKRING_TEST_HOOKS); the release build
+never does.
 """
 import os
 import re
@@ -49,7 +52,7 @@ def cdef_section(name, plat=None):
     return "".join(body for tag, body in sections if not tag or tag == plat)
 
 
-def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
+def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None, test_hooks=False):
     if werror is None:
         werror = os.environ.get("KRING_WERROR") == "1"
     if sanitize is None:
@@ -65,7 +68,12 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
     # UTF-16 string, is declared here and takes its value from the header.
     ffi.cdef("static const wchar_t *const KRING_USER_PATH;")
     ffi.cdef("const char *kring_pkg_version(void);")
-    cflags, ldflags = [], []
+    cflags, ldflags, hooks = [], [], ""
+    if test_hooks:
+        hooks = ("void kring_test_wait_pause(int point, int notify_fd, int resume_fd);\n"
+                 "int kring_test_wait_timeouts(void);\n")
+        ffi.cdef(hooks)
+        cflags.append("-DKRING_TEST_HOOKS")
     if plat == "linux":
         cflags += ["-std=c11", "-O3", "-Wall", "-Wextra", "-fvisibility=hidden"]
         if werror:
@@ -77,7 +85,7 @@ def make_ffibuilder(module="pykring._kring", sanitize=None, werror=None):
         module,
         '#include "kring_user.h"\n#include <kring/kring_events.h>\n'
         '#include <kring/kring_bpf.h>\n#include <kring/kring_ioctl.h>\n'
-        'const char *kring_pkg_version(void) { return "%s"; }\n' % _version(),
+        'const char *kring_pkg_version(void) { return "%s"; }\n' % _version() + hooks,
         sources=sources,
         include_dirs=[os.path.relpath(INCLUDE), os.path.relpath(CSRC)],
         extra_compile_args=cflags,

@@ -9,6 +9,7 @@ helper programs are tests/procs/kern_*.c, compiled here with gcc.
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import struct
@@ -624,3 +625,61 @@ def test_watch_ctrl_c_exits_cleanly():
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "pykring watch:" in err.splitlines()[-1] and "sequence gaps" in err
     assert os.path.realpath("/bin/true") in out
+
+
+@pytest.fixture
+def local_core_pattern():
+    """Cores go to the dumping process's working directory while the test runs:
+    /proc/sys/kernel/core_pattern set to "core" (unless it already names a plain
+    relative file) and restored afterwards, core_uses_pid likewise."""
+    files = {"/proc/sys/kernel/core_pattern": "core", "/proc/sys/kernel/core_uses_pid": "0"}
+    saved = {}
+    for path in files:
+        with open(path) as f:
+            saved[path] = f.read().rstrip("\n")
+    try:
+        for path, value in files.items():
+            if saved[path] != value:
+                with open(path, "w") as f:
+                    f.write(value)
+        yield "core"
+    finally:
+        for path, value in saved.items():
+            with open(path) as f:
+                now = f.read().rstrip("\n")
+            if now != value:
+                with open(path, "w") as f:
+                    f.write(value)
+
+
+@needs_root
+def test_core_dump_exit_keeps_the_signal_and_the_core_bit(bins, tmp_path, local_core_pattern):
+    """A child killed by SIGABRT with RLIMIT_CORE > 0 dumps core: the wait status
+    has the core bit (0x80). The process_exit record must give exit_code -6 (the
+    bit does not change the signal) and raw_status equal to waitpid's status.
+    The oracle is waitpid and the core file on disk."""
+    def allow_core():
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    with pykring.kernel(events=("process",)) as ring:
+        col = Collector(ring)
+        try:
+            p = subprocess.Popen([bins["kern_exit"], "-%d" % signal.SIGABRT, "core"], cwd=str(tmp_path),
+                                 preexec_fn=allow_core)
+            _, status = os.waitpid(p.pid, 0)
+            p.returncode = -signal.SIGABRT      # reaped here: keep Popen from waiting again
+            assert col.wait_for(lambda c: p.pid in set(c.records("process_exit")["pid"].tolist()), 60)
+        finally:
+            col.stop()
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGABRT, hex(status)
+    assert os.WCOREDUMP(status), "no core dumped (status 0x%x): the test needs a core to mean anything" % status
+    assert os.path.exists(tmp_path / local_core_pattern), os.listdir(tmp_path)
+    exits = col.records("process_exit")
+    mine = exits[exits["pid"] == p.pid]
+    assert len(mine) == 1
+    assert mine[0]["exit_code"] == -signal.SIGABRT, mine
+    assert mine[0]["raw_status"] == status, (hex(int(mine[0]["raw_status"])), hex(status))
+    batch = {name: col.records(name)[:0] for name in col.parts}
+    batch["process_exit"] = mine
+    e = dict(ev.event_dicts(batch)[0], path=None)       # text_line needs a path (watch fills it in)
+    assert e["exit_code"] == -signal.SIGABRT and "killed by SIGABRT" in ev.text_line(e)

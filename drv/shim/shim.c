@@ -1,0 +1,169 @@
+/*
+ * The user-mode kernel of the native driver-ring tests: the calls that
+ * drv/kring_ring.c makes, implemented on Linux (see ntifs.h here), and an
+ * API for the tests (kring_shim_*): create a ring with the driver's own
+ * KRingRingCreate, write with KRingRingWrite from any number of threads,
+ * copy out with KRingRingRead, and drain a mapped-method ring with the
+ * user-mode consumer of csrc/ (the C code pykring runs).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kring_drv.h"
+#include "kring_user.h"
+
+KRING_GLOBALS KRingGlobals;
+/* kring_access.c's event descriptor: only its address matters here. */
+const KRING_EVENT_SD KRingEventSd;
+POBJECT_TYPE PsProcessType;
+
+static volatile LONG64 shim_events_set;
+static volatile LONG64 shim_log_errors;
+
+void KringShimInitializeSpinLock(PKSPIN_LOCK Lock) { pthread_mutex_init(&Lock->m, NULL); }
+void KeAcquireInStackQueuedSpinLock(PKSPIN_LOCK Lock, PKLOCK_QUEUE_HANDLE Handle)
+{
+    pthread_mutex_lock(&Lock->m);
+    Handle->Lock = Lock;
+}
+void KeReleaseInStackQueuedSpinLock(PKLOCK_QUEUE_HANDLE Handle) { pthread_mutex_unlock(&Handle->Lock->m); }
+
+int KringShimLog(ULONG Level, const char *Format, ...)
+{
+    va_list ap;
+
+    if (Level == DPFLTR_ERROR_LEVEL)
+        __atomic_add_fetch(&shim_log_errors, 1, __ATOMIC_SEQ_CST);
+    if (getenv("KRING_SHIM_LOG")) {
+        va_start(ap, Format);
+        vfprintf(stderr, Format, ap);
+        va_end(ap);
+    }
+    return 0;
+}
+
+/* Pool: page-aligned blocks of exactly the size asked, so that ASan sees
+ * any access past the end of the ring. */
+PVOID ExAllocatePoolWithTag(POOL_TYPE Type, SIZE_T Bytes, ULONG Tag)
+{
+    (void)Type; (void)Tag;
+    if (Bytes % PAGE_SIZE == 0)
+        return aligned_alloc(PAGE_SIZE, Bytes);
+    return malloc(Bytes);
+}
+VOID ExFreePoolWithTag(PVOID P, ULONG Tag) { (void)Tag; free(P); }
+VOID ExFreePool(PVOID P) { free(P); }
+
+NTSTATUS ZwCreateEvent(PHANDLE Handle, ACCESS_MASK Access, OBJECT_ATTRIBUTES *Attributes, EVENT_TYPE Type,
+                       BOOLEAN State)
+{
+    (void)Access; (void)Attributes; (void)Type; (void)State;
+    *Handle = (HANDLE)(uintptr_t)0x1234;
+    return STATUS_SUCCESS;
+}
+NTSTATUS ZwSetEvent(HANDLE Handle, PLONG Previous)
+{
+    (void)Handle; (void)Previous;
+    __atomic_add_fetch(&shim_events_set, 1, __ATOMIC_SEQ_CST);
+    return STATUS_SUCCESS;
+}
+NTSTATUS ZwClose(HANDLE Handle) { (void)Handle; return STATUS_SUCCESS; }
+VOID RtlInitUnicodeString(PUNICODE_STRING String, PCWSTR Source)
+{
+    size_t n = 0;
+
+    while (Source[n])
+        n++;
+    String->Buffer = (PWCHAR)Source;
+    String->Length = (USHORT)(n * 2);
+    String->MaximumLength = (USHORT)(n * 2 + 2);
+}
+VOID KeQuerySystemTime(PLARGE_INTEGER Time) { Time->QuadPart = 133000000000000000LL; }
+NTSTATUS KringShimAcquireRemoveLock(IO_REMOVE_LOCK *Lock)
+{
+    __atomic_add_fetch(&Lock->Count, 1, __ATOMIC_SEQ_CST);
+    return STATUS_SUCCESS;
+}
+VOID KringShimReleaseRemoveLock(IO_REMOVE_LOCK *Lock) { __atomic_sub_fetch(&Lock->Count, 1, __ATOMIC_SEQ_CST); }
+/* The map path is not exercised here (the tests set up the method themselves). */
+PMDL IoAllocateMdl(PVOID Va, ULONG Length, BOOLEAN Secondary, BOOLEAN Charge, PIRP Irp)
+{
+    (void)Va; (void)Length; (void)Secondary; (void)Charge; (void)Irp;
+    return NULL;
+}
+VOID IoFreeMdl(PMDL Mdl) { (void)Mdl; }
+VOID MmBuildMdlForNonPagedPool(PMDL Mdl) { (void)Mdl; }
+PVOID MmMapLockedPagesSpecifyCache(PMDL Mdl, KPROCESSOR_MODE Mode, MEMORY_CACHING_TYPE Cache, PVOID Base,
+                                   ULONG Bug, ULONG Priority)
+{
+    (void)Mdl; (void)Mode; (void)Cache; (void)Base; (void)Bug; (void)Priority;
+    return NULL;
+}
+VOID MmUnmapLockedPages(PVOID Base, PMDL Mdl) { (void)Base; (void)Mdl; }
+PEPROCESS PsGetCurrentProcess(VOID) { return NULL; }
+PEPROCESS IoGetCurrentProcess(VOID) { return NULL; }
+VOID ObfReferenceObject(PVOID Object) { (void)Object; }
+VOID ObfDereferenceObject(PVOID Object) { (void)Object; }
+VOID KeStackAttachProcess(PKPROCESS Process, KAPC_STATE *State) { (void)Process; (void)State; }
+VOID KeUnstackDetachProcess(KAPC_STATE *State) { (void)State; }
+
+/* ---- the tests' API ---- */
+
+/* A ring made by the driver's KRingRingCreate; method 1: the consumer reads
+ * the shared pages directly (as a mapped client), 2: READ copies out. */
+PKRING_RING kring_shim_create(uint64_t ring_size, uint32_t method)
+{
+    struct kring_attach_in req;
+    PKRING_RING ring = NULL;
+
+    memset(&req, 0, sizeof req);
+    req.size = sizeof req;
+    req.flags = KRING_ATTACH_COPY;
+    req.ring_size = ring_size;
+    req.events = KRING_EVENTS_ALL;
+    if (KRingGlobals.NextRingId == 0)
+        KeInitializeSpinLock(&KRingGlobals.RingListLock);
+    if (!NT_SUCCESS(KRingRingCreate(&req, &ring)))
+        return NULL;
+    KeInitializeSpinLock(&ring->Lock);
+    ring->Method = method;
+    return ring;
+}
+
+void kring_shim_free(PKRING_RING ring) { KRingRingFree(ring); }
+
+/* One process_start record of `length` payload bytes (>= the type's
+ * min_size) with pid and ppid as given; returns the wake decision. */
+int kring_shim_write(PKRING_RING ring, uint32_t pid, uint32_t ppid, uint32_t length)
+{
+    struct kring_process_start r;
+
+    memset(&r, 0, sizeof r);
+    r.pid = pid;
+    r.ppid = ppid;
+    if (length < KRING_PROCESS_START_MIN_SIZE)
+        length = KRING_PROCESS_START_MIN_SIZE;
+    if (length > sizeof r)
+        length = sizeof r;
+    return KRingRingWrite(ring, KRING_TYPE_PROCESS_START, 0, 1000, (const UCHAR *)&r, length);
+}
+
+int32_t kring_shim_read(PKRING_RING ring, uint32_t flags, uint8_t *out, uint32_t out_len, uint32_t *returned)
+{
+    ULONG got = 0;
+    NTSTATUS st = KRingRingRead(ring, flags, out, out_len, &got);
+
+    *returned = got;
+    return st;
+}
+
+struct kring_consumer_page *kring_shim_consumer_page(PKRING_RING ring) { return ring->Cons; }
+struct kring_producer_page *kring_shim_producer_page(PKRING_RING ring) { return ring->Prod; }
+uint8_t *kring_shim_data(PKRING_RING ring) { return ring->Data; }
+uint64_t kring_shim_written(PKRING_RING ring) { return ring->Written; }
+uint64_t kring_shim_dropped(PKRING_RING ring) { return ring->Dropped; }
+uint64_t kring_shim_pos(PKRING_RING ring) { return ring->Pos; }
+int kring_shim_broken(PKRING_RING ring) { return ring->Broken; }
+int64_t kring_shim_events_set(void) { return shim_events_set; }

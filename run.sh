@@ -3,7 +3,8 @@
 #
 #   bash run.sh watch [ARGS]  the main job: this machine's kernel events, live (ARGS go to
 #                             'python -m pykring watch': --json, --duration S, --count N, ...)
-#   bash run.sh test [ARGS]   the whole test suite (ARGS go to pytest)
+#   bash run.sh test [ARGS]   the whole test suite: the mutation check, then pytest (with ARGS:
+#                             pytest only, with those ARGS)
 #   bash run.sh demo [ARGS]   a producer process streams records into Python (no kernel needed)
 #   bash run.sh bench [ARGS]  the benchmarks with their peers ('all --quick', 'drain --json', ...)
 #   bash run.sh mutants [ARGS] deliberate bugs (tests/mutants.txt) the named tests must catch
@@ -104,6 +105,18 @@ case "$cmd" in
         # As root (and on CI) every test must run: a skip is a failure.
         if [ "$(id -u)" -eq 0 ] || [ "${CI:-}" = "true" ]; then
             export KRING_REQUIRE_ALL=1
+        fi
+        if [ $# -eq 0 ]; then
+            # The whole suite: the mutation check (the tests must catch the
+            # deliberate bugs of tests/mutants.txt), then every test. Both run;
+            # either failing fails the command.
+            mutants_rc=0
+            "$PY" -m tests.mutants || mutants_rc=$?
+            tests_rc=0
+            "$PY" -m pytest || tests_rc=$?
+            [ "$mutants_rc" -eq 0 ] || log "the mutation check failed (exit $mutants_rc): a mutant survived"
+            [ "$tests_rc" -ne 0 ] && exit "$tests_rc"
+            exit "$mutants_rc"
         fi
         exec "$PY" -m pytest "$@"
         ;;

@@ -118,6 +118,7 @@ class Lifecycle:
         self._generation = _fork_generation
         self._reopen = reopen
         self._depth = 0
+        self._release_on_leave = False      # close() came from inside a call of this thread
         self._closing = False
         self._closed = False
 
@@ -142,10 +143,12 @@ class Lifecycle:
         self._depth += 1
 
     def _leave(self) -> None:
-        """End a call; the last call out finishes a close that came meanwhile."""
+        """End a call; the outermost call finishes a close that came from
+        inside it (a close from another thread finishes there, once this
+        call has left: only the closing thread ever frees)."""
         self._depth -= 1
         try:
-            if self._depth == 0 and self._closing and not self._closed:
+            if self._depth == 0 and self._release_on_leave and not self._closed:
                 self._closed = True
                 self._release()
         finally:
@@ -179,11 +182,14 @@ class Lifecycle:
                 if self._lock.acquire(timeout=_CLOSE_WAKE_S):
                     break
         try:
-            if self._depth == 0 and not self._closed:
-                self._closed = True
-                self._release()
-            # else: this thread is inside a call (a handler ran during it); the
-            # call finishes the close when it returns (_leave).
+            if self._depth == 0:
+                if not self._closed:
+                    self._closed = True
+                    self._release()
+            else:
+                # This thread is inside a call (a signal handler or a finalizer
+                # ran during it): the call finishes the close when it returns.
+                self._release_on_leave = True
         finally:
             self._lock.release()
 

@@ -474,7 +474,19 @@ name = sys.argv[1]
 dt = np.dtype([("x", "<u8")])
 ring = pykring.create(name, 1 << 12, dt)
 prod = pykring.Producer(name, block=True)
-threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+def interrupt_when_blocked():
+    # Only once the write has filled the ring (it then waits for room), and
+    # its count has stood still for a moment: the signal lands in the wait.
+    last, still = -1, 0
+    while still < 20:
+        time.sleep(0.01)
+        n = prod.written
+        still = still + 1 if n == last and n > 0 else 0
+        last = n
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt_when_blocked, daemon=True).start()
 out = {}
 try:
     prod.write(np.zeros(10000, dt))

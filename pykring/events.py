@@ -5,8 +5,10 @@ Defined once in include/kring/kring_events.h and shared by the Windows driver, t
 eBPF programs and this package; the dtypes here are built from the schema
 the C code describes, so they cannot drift from the structs.
 """
+import errno
 import functools
 import json
+import os
 import shlex
 import signal
 import time
@@ -52,6 +54,7 @@ def event_bits(events: Events, bits: Mapping[str, int]) -> int:
 PROCESS_START = lib.KRING_TYPE_PROCESS_START
 PROCESS_EXIT = lib.KRING_TYPE_PROCESS_EXIT
 IMAGE_LOAD = lib.KRING_TYPE_IMAGE_LOAD
+EXEC_FAILED = lib.KRING_TYPE_EXEC_FAILED
 
 #: `detail` bits
 D_PATH_TRUNCATED = lib.KRING_D_PATH_TRUNCATED
@@ -61,26 +64,75 @@ D_KERNEL_IMAGE = lib.KRING_D_KERNEL_IMAGE
 D_MAIN_IMAGE = lib.KRING_D_MAIN_IMAGE
 D_NO_START = lib.KRING_D_NO_START
 D_EXEC = lib.KRING_D_EXEC
+D_DELETED = lib.KRING_D_DELETED
+D_MEMFD = lib.KRING_D_MEMFD
+D_PACKED = lib.KRING_D_PACKED
 
 
-def event_meta(capacity: int):
-    """A producer page template for a kernel event ring of `capacity` bytes."""
+def event_meta(capacity: int, linux: bool = False):
+    """A producer page template for a kernel event ring of `capacity` bytes
+    (`linux`: with the Linux-only types too)."""
     meta = new_meta(capacity)
-    lib.kring_events_schema(meta)
+    (lib.kring_events_schema_linux if linux else lib.kring_events_schema)(meta)
     return meta
 
 
-#: (type id, name, record dtype) of each kernel event type.
+#: (type id, name, record dtype) of each kernel event type both platforms write.
 EVENT_TYPES = types_from_meta(event_meta(1 << 20))
-#: Record dtype by event type name.
+_LINUX_TYPES = types_from_meta(event_meta(1 << 20, linux=True))
+#: Record dtype by event type name (the shared types, as the structs declare them).
 DTYPES: Dict[str, np.dtype] = {name: dt for _, name, dt in EVENT_TYPES}
+
+
+def _extended(dt: np.dtype, field: str, size: int) -> np.dtype:
+    """`dt` with its string tail `field` `size` bytes long, the record ending there."""
+    fields = dict(dt.fields or {})
+    offset = fields[field][1]
+    fields[field] = (np.dtype("S%d" % size), offset)
+    names = list(dt.names or ())
+    return np.dtype({"names": names, "formats": [fields[n][0] for n in names],
+                     "offsets": [fields[n][1] for n in names], "itemsize": offset + size})
+
+
+def linux_event_types(max_args: int) -> List[Tuple[int, str, np.dtype]]:
+    """The types of a Linux ring (the Linux schema: process_exit with a path
+    tail, exec_failed), its process_start records carrying up to `max_args`
+    bytes of command line (its ``cmdline`` field, and the record, that long).
+    Linux process_start records are packed (D_PACKED): read their path and
+    command line with start_strings()."""
+    return [(tid, name, _extended(dt, "cmdline", max_args) if name == "process_start" else dt)
+            for tid, name, dt in _LINUX_TYPES]
+
+
+_meta = event_meta(1 << 20, linux=True)
+#: Shortest valid payload of each type id in a Linux ring.
+LINUX_MIN_SIZES = {int(_meta.types[i].id): int(_meta.types[i].min_size) for i in range(_meta.ntypes)}
+del _meta
+
+
+def start_strings(rows) -> List[Tuple[bytes, bytes]]:
+    """(path, cmdline) as bytes for each process_start row of `rows` (a
+    record array, or one record), packed (Linux) or not (Windows)."""
+    rows = np.atleast_1d(rows)
+    if not len(rows):
+        return []
+    fields = rows.dtype.fields or {}
+    off, coff = fields["path"][1], fields["cmdline"][1]
+    raw = np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
+    out = []
+    for r, detail, plen, clen in zip(raw, rows["detail"].tolist(), rows["path_len"].tolist(),
+                                     rows["cmdline_len"].tolist()):
+        b = r.tobytes()
+        at = off + plen + 1 if detail & D_PACKED else coff
+        out.append((b[off:off + plen], b[at:at + clen]))
+    return out
 
 
 # ---- records -> events ------------------------------------------------------
 
 #: What an event is, in text lines: a new process (fork), a process starting
 #: a program (exec), a whole process gone (exit), an executable file mapped (image).
-KINDS = ("fork", "exec", "exit", "image")
+KINDS = ("fork", "exec", "exit", "image", "fail")
 #: The column header of text lines.
 TEXT_HEADER = "%-15s  %-5s  %-7s  %-7s  %s" % ("TIME", "EVENT", "PID", "PPID", "PATH / COMMAND LINE")
 
@@ -89,8 +141,30 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
 
 
+def fsdecode(b: bytes) -> str:
+    """Kernel bytes (a path, an argument) as str, the way os.fsdecode does
+    it (UTF-8, other bytes as lone surrogates): os.fsencode() gives the exact
+    bytes back, and a byte 0xff never reads like the text "\\xff"."""
+    return b.decode("utf-8", "surrogateescape")
+
+
+def argv_list(cmdline: bytes) -> List[str]:
+    """A NUL-separated command line as a list of str (fsdecode'd)."""
+    return [fsdecode(a) for a in cmdline.split(b"\0")] if cmdline else []
+
+
 def _argv(cmdline: bytes) -> List[str]:
-    return [_text(a) for a in cmdline.split(b"\0")] if cmdline else []
+    return argv_list(cmdline)
+
+
+def _shown(t: str) -> str:
+    """str from fsdecode, printable on any stream: undecodable bytes as \\xNN."""
+    return t.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _path_keys(detail: int) -> dict:
+    return {"memfd": bool(detail & D_MEMFD), "deleted": bool(detail & D_DELETED),
+            "path_truncated": bool(detail & D_PATH_TRUNCATED)}
 
 
 def _signame(sig: int) -> str:
@@ -104,33 +178,37 @@ def event_dicts(batch) -> List[dict]:
     """The records of a kernel ring's Batch as plain dicts, in sequence order.
 
     Keys: ``type`` (the record type name), ``seq``, ``ts`` (ns since the Unix
-    epoch), ``pid``, ``path`` (None without one), ``detail``, ``flags`` and
-    each type's own fields (``ppid``, ``cmdline`` as raw bytes, ``exec``;
-    ``exit_code``; ``address``, ``length``). image_load has no ``ppid``:
-    text_line and json_line need one filled in (None when unknown), and
-    process_exit a ``path``.
+    epoch), ``pid``, ``path`` (str decoded like os.fsdecode; None without
+    one), ``memfd``, ``deleted``, ``path_truncated``, ``detail``, ``flags``
+    and each type's own fields (``ppid``, ``argv`` (list of str, fsdecode'd),
+    ``cmdline`` as raw bytes, ``args_truncated``, ``exec``; ``exit_code``;
+    ``address``, ``length``). image_load has no ``ppid``: text_line and
+    json_line need one filled in (None when unknown).
     """
     out = []
     a = batch["process_start"]
     if len(a):
-        for seq, ts, flags, pid, ppid, cpid, uid, detail, comm, path, cmd, cmd_len in zip(
+        for seq, ts, flags, pid, ppid, cpid, uid, detail, comm, (path, cmd) in zip(
                 a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
                 a["ppid"].tolist(), a["creator_pid"].tolist(), a["uid"].tolist(), a["detail"].tolist(),
-                a["comm"].tolist(), a["path"].tolist(), a["cmdline"].tolist(), a["cmdline_len"].tolist()):
-            # numpy drops trailing NULs: empty last arguments come back from cmdline_len.
-            cmd = cmd.ljust(cmd_len, b"\0")
+                a["comm"].tolist(), start_strings(a)):
             out.append({"type": "process_start", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid,
-                        "path": _text(path) if not detail & D_NO_PATH else None,
-                        "cmdline": cmd, "comm": _text(comm), "uid": uid, "creator_pid": cpid,
-                        "exec": bool(detail & D_EXEC), "detail": detail, "flags": flags})
+                        "path": fsdecode(path) if not detail & D_NO_PATH else None,
+                        "cmdline": cmd, "argv": argv_list(cmd), "comm": _text(comm), "uid": uid,
+                        "creator_pid": cpid, "exec": bool(detail & D_EXEC),
+                        "args_truncated": bool(detail & D_CMDLINE_TRUNCATED), **_path_keys(detail),
+                        "detail": detail, "flags": flags})
     a = batch["process_exit"]
     if len(a):
-        for seq, ts, pid, ppid, code, raw, detail, comm in zip(
-                a["seq"].tolist(), a["ts"].view("i8").tolist(), a["pid"].tolist(), a["ppid"].tolist(),
-                a["exit_code"].tolist(), a["raw_status"].tolist(), a["detail"].tolist(), a["comm"].tolist()):
+        paths = a["path"].tolist() if "path" in (a.dtype.names or ()) else [b""] * len(a)
+        for seq, ts, flags, pid, ppid, code, raw, detail, comm, path in zip(
+                a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
+                a["ppid"].tolist(), a["exit_code"].tolist(), a["raw_status"].tolist(), a["detail"].tolist(),
+                a["comm"].tolist(), paths):
             out.append({"type": "process_exit", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid or None,
-                        "exit_code": code, "raw_status": raw, "comm": _text(comm), "detail": detail,
-                        "flags": 0})
+                        "path": fsdecode(path) if path and not detail & D_NO_PATH else None,
+                        "exit_code": code, "raw_status": raw, "comm": _text(comm), **_path_keys(detail),
+                        "detail": detail, "flags": flags})
     a = batch["image_load"]
     if len(a):
         for seq, ts, flags, pid, detail, base, size, off, path in zip(
@@ -138,8 +216,18 @@ def event_dicts(batch) -> List[dict]:
                 a["detail"].tolist(), a["base"].tolist(), a["size"].tolist(), a["file_offset"].tolist(),
                 a["path"].tolist()):
             out.append({"type": "image_load", "seq": seq, "ts": ts, "pid": pid,
-                        "path": _text(path) if not detail & D_NO_PATH else None,
+                        "path": fsdecode(path) if not detail & D_NO_PATH else None, **_path_keys(detail),
                         "address": base, "length": size, "offset": off, "detail": detail, "flags": flags})
+    if "exec_failed" in batch and len(batch["exec_failed"]):
+        a = batch["exec_failed"]
+        for seq, ts, flags, pid, tid, uid, euid, err, detail, comm, path in zip(
+                a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
+                a["tid"].tolist(), a["uid"].tolist(), a["euid"].tolist(), a["error"].tolist(),
+                a["detail"].tolist(), a["comm"].tolist(), a["path"].tolist()):
+            out.append({"type": "exec_failed", "seq": seq, "ts": ts, "pid": pid, "tid": tid, "uid": uid,
+                        "euid": euid, "errno": err, "path": fsdecode(path) if not detail & D_NO_PATH else None,
+                        "comm": _text(comm), "path_truncated": bool(detail & D_PATH_TRUNCATED),
+                        "detail": detail, "flags": flags})
     out.sort(key=lambda e: e["seq"])
     return out
 
@@ -149,6 +237,8 @@ def event_kind(e: dict) -> str:
     t = e["type"]
     if t == "process_start":
         return "exec" if e["exec"] else "fork"
+    if t == "exec_failed":
+        return "fail"
     return "exit" if t == "process_exit" else "image"
 
 
@@ -166,10 +256,12 @@ def text_line(e: dict, kind: Optional[str] = None) -> str:
     """One line under TEXT_HEADER: local time, kind, pid, ppid, path, and the
     command line, exit status or mapping. `kind`: event_kind(e), if known."""
     kind = kind or event_kind(e)
-    path = e["path"] if e["path"] is not None else "[%s]" % e.get("comm", "?")
+    path = _shown(e["path"]) if e["path"] is not None else "[%s]" % e.get("comm", "?")
     if kind in ("fork", "exec"):
-        argv = _argv(e["cmdline"])
-        rest = shlex.join(argv) if argv else ""
+        argv = e.get("argv")
+        if argv is None:
+            argv = _argv(e["cmdline"])
+        rest = _shown(shlex.join(argv)) if argv else ""
         if e["detail"] & D_CMDLINE_TRUNCATED:
             rest += " ..."
     elif kind == "exit":
@@ -177,10 +269,17 @@ def text_line(e: dict, kind: Optional[str] = None) -> str:
         rest = "exit %d" % code if code >= 0 else "killed by %s" % _signame(-code)
         if e["detail"] & D_NO_START:
             rest += " (started before the watch)"
+    elif kind == "fail":
+        err = e["errno"]
+        rest = "exec failed: %s (errno %d)" % (errno.errorcode.get(err, "?"), err)
     else:
         rest = "0x%x +0x%x%s" % (e["address"], e["length"], " main" if e["detail"] & D_MAIN_IMAGE else "")
-    if e.get("detail", 0) & D_PATH_TRUNCATED:
-        path += "..."
+    detail = e.get("detail", 0)
+    if detail & D_PATH_TRUNCATED:
+        path = "..." + path
+    marks = [m for bit, m in ((D_MEMFD, "[memfd]"), (D_DELETED, "[deleted]")) if detail & bit]
+    if marks:
+        path += " " + " ".join(marks)
     ppid = e["ppid"]
     return "%s  %-5s  %-7d  %-7s  %s  %s" % (_time(e["ts"]), kind, e["pid"],
                                              "" if ppid is None else ppid, path, rest)
@@ -191,16 +290,24 @@ def json_line(e: dict) -> str:
     type's own keys (cmdline and argv, exit_code, address and length, ...)."""
     t = e["type"]
     d = {"type": t, "ts": e["ts"], "pid": e["pid"], "ppid": e["ppid"], "path": e["path"], "seq": e["seq"]}
+    detail = e["detail"]
     if t == "process_start":
-        argv = _argv(e["cmdline"])
+        argv = e.get("argv")
+        if argv is None:
+            argv = _argv(e["cmdline"])
         d.update(cmdline=" ".join(argv), argv=argv, exec=e["exec"], comm=e["comm"], uid=e["uid"],
-                 creator_pid=e["creator_pid"])
+                 creator_pid=e["creator_pid"], args_truncated=bool(detail & D_CMDLINE_TRUNCATED))
     elif t == "process_exit":
         d.update(exit_code=e["exit_code"], raw_status=e["raw_status"], comm=e["comm"],
-                 started_before=bool(e["detail"] & D_NO_START))
+                 started_before=bool(detail & D_NO_START))
+    elif t == "exec_failed":
+        d.update(tid=e["tid"], uid=e["uid"], euid=e["euid"], errno=e["errno"], comm=e["comm"],
+                 path_truncated=e["path_truncated"])
+        return json.dumps(d, separators=(",", ":"))
     else:
         d.update(address=e["address"], length=e["length"], offset=e["offset"],
-                 main=bool(e["detail"] & D_MAIN_IMAGE))
+                 main=bool(detail & D_MAIN_IMAGE))
+    d.update(_path_keys(detail))
     if e["flags"] & 1:
         d["truncated"] = True
     return json.dumps(d, separators=(",", ":"))

@@ -105,7 +105,8 @@ class Watch:
                 self.table.started(pid, e["ppid"], e["path"])
             elif t == "process_exit":
                 ppid, path = self.table.get(pid)
-                e["path"] = path
+                if e["path"] is None:       # the record has none (Windows, older kernels)
+                    e["path"] = path
                 if e["ppid"] is None:
                     e["ppid"] = ppid
                 self.table.gone(pid)
@@ -140,7 +141,7 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        ring = pykring.kernel(events=args.events, size=args.size)
+        ring = pykring.kernel(events=args.events, size=args.size, max_args=args.max_args)
     except ValueError as exc:
         err.write("pykring watch: %s\n" % exc)
         return 2
@@ -191,13 +192,26 @@ def add_arguments(p) -> None:
     p.add_argument("--pid", type=int, metavar="P", help="only events of process P")
     p.add_argument("--size", type=parse_size, default=16 << 20, metavar="BYTES",
                    help="kernel ring buffer size, a power of two (default 16M)")
+    p.add_argument("--max-args", type=parse_size, default=4096, metavar="BYTES",
+                   help="bytes of command line per process start, 64 .. 64K (default 4K); longer ones are cut")
 
 
 def parse_size(text: str) -> int:
-    """Bytes from "16M", "64KiB", "4096"."""
+    """Bytes from "16M", "64KiB", "4096"; argparse.ArgumentTypeError saying
+    what a valid size looks like otherwise."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     t = text.strip().upper().rstrip("B").rstrip("I")
-    if t and t[-1] in units:
-        return int(float(t[:-1]) * units[t[-1]])
-    return int(t)
+    try:
+        if t and t[-1] in units:
+            n = float(t[:-1]) * units[t[-1]]
+        else:
+            n = float(t)
+    except ValueError:
+        n = -1.0
+    if n < 0 or n != int(n):
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            "invalid size %r: a whole number of bytes, optionally with K, M or G (e.g. 4096, 64K, 16M)" % text)
+    return int(n)
 

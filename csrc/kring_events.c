@@ -24,6 +24,17 @@ static const struct field_desc process_start_fields[] = {
     F(kring_process_start, path_len, "<u2"),
     F(kring_process_start, cmdline_len, "<u2"),
     F(kring_process_start, comm, "|S16"),
+    F(kring_process_start, euid, "<u4"),
+    F(kring_process_start, gid, "<u4"),
+    F(kring_process_start, egid, "<u4"),
+    F(kring_process_start, auid, "<u4"),
+    F(kring_process_start, audit_session, "<u4"),
+    F(kring_process_start, pidns, "<u4"),
+    F(kring_process_start, mntns, "<u4"),
+    F(kring_process_start, cgroup_id, "<u8"),
+    F(kring_process_start, start_time, "<u8"),
+    F(kring_process_start, parent_start_time, "<u8"),
+    F(kring_process_start, tty, "|S32"),
     F(kring_process_start, path, "|S4096"),
     F(kring_process_start, cmdline, "|S4096"),
 };
@@ -47,6 +58,8 @@ static const struct field_desc process_exit_linux_fields[] = {
     F(kring_process_exit, detail, "<u4"),
     F(kring_process_exit, path_len, "<u2"),
     F(kring_process_exit, comm, "|S16"),
+    F(kring_process_exit_linux, start_time, "<u8"),
+    F(kring_process_exit_linux, duration_ns, "<u8"),
     F(kring_process_exit_linux, path, "|S4096"),
 };
 
@@ -57,6 +70,7 @@ static const struct field_desc image_load_fields[] = {
     F(kring_image_load, size, "<u8"),
     F(kring_image_load, file_offset, "<u8"),
     F(kring_image_load, path_len, "<u2"),
+    F(kring_image_load, start_time, "<u8"),
     F(kring_image_load, path, "|S4096"),
 };
 
@@ -67,8 +81,6 @@ static const struct field_desc exec_failed_fields[] = {
     F(kring_exec_failed, euid, "<u4"),
     F(kring_exec_failed, error, "<i4"),
     F(kring_exec_failed, detail, "<u4"),
-    F(kring_exec_failed, path_len, "<u2"),
-    F(kring_exec_failed, comm, "|S16"),
     F(kring_exec_failed, path, "|S4096"),
 };
 
@@ -100,7 +112,7 @@ static const struct type_desc linux_types[] = {
     { "process_start", KRING_TYPE_PROCESS_START, sizeof(struct kring_process_start),
       KRING_PROCESS_START_PACKED_MIN_SIZE, process_start_fields, COUNT(process_start_fields) },
     { "process_exit", KRING_TYPE_PROCESS_EXIT, sizeof(struct kring_process_exit_linux),
-      KRING_PROCESS_EXIT_MIN_SIZE, process_exit_linux_fields, COUNT(process_exit_linux_fields) },
+      KRING_PROCESS_EXIT_LINUX_MIN_SIZE, process_exit_linux_fields, COUNT(process_exit_linux_fields) },
     { "image_load", KRING_TYPE_IMAGE_LOAD, sizeof(struct kring_image_load),
       KRING_IMAGE_LOAD_MIN_SIZE, image_load_fields, COUNT(image_load_fields) },
     { "exec_failed", KRING_TYPE_EXEC_FAILED, sizeof(struct kring_exec_failed),

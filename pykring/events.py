@@ -174,6 +174,92 @@ def _signame(sig: int) -> str:
         return "signal %d" % sig
 
 
+@functools.lru_cache(maxsize=1)
+def boot_id() -> str:
+    """This boot's id (/proc/sys/kernel/random/boot_id), "" where there is none."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def exec_id(pid: int, start_time: int) -> Optional[str]:
+    """The process key: boot id, start time in clock ticks since boot (as
+    /proc/PID/stat's field 22 has it) and pid. `start_time`: ns since boot
+    (the records' start_time); None when it is 0 (unknown)."""
+    if not start_time or not pid:
+        return None
+    tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    return "%s-%d-%d" % (boot_id(), start_time // tick, pid)
+
+
+def exec_id_of(pid: int, proc: str = "/proc") -> Optional[str]:
+    """exec_id of a running process, from /proc (None if it is gone)."""
+    try:
+        with open("%s/%d/stat" % (proc, pid), "rb") as f:
+            stat = f.read()
+        ticks = int(stat[stat.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+    return "%s-%d-%d" % (boot_id(), ticks, pid)
+
+
+_cgroups: Dict[int, str] = {}
+
+
+def cgroup_path(cgroup_id: int, root: str = "/sys/fs/cgroup") -> Optional[str]:
+    """The cgroup v2 path ("/system.slice/x.service") of a cgroup id (its
+    directory's inode number in the cgroup2 mount at `root`), or None."""
+    if not cgroup_id:
+        return None
+    if cgroup_id not in _cgroups:
+        try:
+            dev = os.stat(root).st_dev
+        except OSError:
+            return None
+        for d, subdirs, _ in os.walk(root):
+            try:
+                st = os.stat(d)
+            except OSError:
+                continue
+            if st.st_dev != dev:            # another filesystem mounted inside: not cgroup2
+                subdirs[:] = []
+                continue
+            rel = os.path.relpath(d, root)
+            _cgroups[st.st_ino] = "/" if rel == "." else "/" + rel
+    return _cgroups.get(cgroup_id)
+
+
+def _unset(v: int) -> Optional[int]:
+    return None if v == 0xFFFFFFFF else v
+
+
+def _tty(name: bytes) -> Optional[str]:
+    if not name:
+        return None
+    t = name.decode("ascii", "replace")
+    return "pts/" + t[3:] if t.startswith("pts") and t[3:].isdigit() else t
+
+
+def _start_extra(a) -> List[dict]:
+    """The identity and context keys of process_start rows (Linux fields)."""
+    names = a.dtype.names or ()
+    if "euid" not in names:
+        return [{} for _ in range(len(a))]
+    out = []
+    for pid, ppid, tid, euid, gid, egid, auid, ses, pidns, mntns, cg, st, pst, tty in zip(
+            a["pid"].tolist(), a["ppid"].tolist(), a["creator_tid"].tolist(), a["euid"].tolist(),
+            a["gid"].tolist(), a["egid"].tolist(), a["auid"].tolist(), a["audit_session"].tolist(),
+            a["pidns"].tolist(), a["mntns"].tolist(), a["cgroup_id"].tolist(), a["start_time"].tolist(),
+            a["parent_start_time"].tolist(), a["tty"].tolist()):
+        out.append({"tid": tid, "euid": euid, "gid": gid, "egid": egid, "auid": _unset(auid),
+                    "sessionid": _unset(ses), "tty": _tty(tty), "cgroup_id": cg, "pidns": pidns,
+                    "mntns": mntns, "start_time": st, "exec_id": exec_id(pid, st),
+                    "parent_exec_id": exec_id(ppid, pst)})
+    return out
+
+
 def event_dicts(batch) -> List[dict]:
     """The records of a kernel ring's Batch as plain dicts, in sequence order.
 
@@ -185,14 +271,16 @@ def event_dicts(batch) -> List[dict]:
     ``address``, ``length``). image_load has no ``ppid``: text_line and
     json_line need one filled in (None when unknown).
     """
-    out = []
+    out: List[dict] = []
     a = batch["process_start"]
     if len(a):
+        extras, first = _start_extra(a), len(out)
         for seq, ts, flags, pid, ppid, cpid, uid, detail, comm, (path, cmd) in zip(
                 a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
                 a["ppid"].tolist(), a["creator_pid"].tolist(), a["uid"].tolist(), a["detail"].tolist(),
                 a["comm"].tolist(), start_strings(a)):
-            out.append({"type": "process_start", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid,
+            extra = extras[len(out) - first]
+            out.append({**extra, "type": "process_start", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid,
                         "path": fsdecode(path) if not detail & D_NO_PATH else None,
                         "cmdline": cmd, "argv": argv_list(cmd), "comm": _text(comm), "uid": uid,
                         "creator_pid": cpid, "exec": bool(detail & D_EXEC),
@@ -200,33 +288,42 @@ def event_dicts(batch) -> List[dict]:
                         "detail": detail, "flags": flags})
     a = batch["process_exit"]
     if len(a):
-        paths = a["path"].tolist() if "path" in (a.dtype.names or ()) else [b""] * len(a)
+        first = len(out)
+        linux = "start_time" in (a.dtype.names or ())
+        paths = a["path"].tolist() if linux else [b""] * len(a)
+        starts = a["start_time"].tolist() if linux else [0] * len(a)
+        durations = a["duration_ns"].tolist() if linux else [None] * len(a)
         for seq, ts, flags, pid, ppid, code, raw, detail, comm, path in zip(
                 a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
                 a["ppid"].tolist(), a["exit_code"].tolist(), a["raw_status"].tolist(), a["detail"].tolist(),
                 a["comm"].tolist(), paths):
-            out.append({"type": "process_exit", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid or None,
+            st, dur = starts[len(out) - first], durations[len(out) - first]
+            out.append({"exec_id": exec_id(pid, st), "start_ts": None if dur is None else ts - dur,
+                        "duration_ns": dur, "signal": raw & 0x7F or None, "core_dumped": bool(raw & 0x80),
+                        "type": "process_exit", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid or None,
                         "path": fsdecode(path) if path and not detail & D_NO_PATH else None,
                         "exit_code": code, "raw_status": raw, "comm": _text(comm), **_path_keys(detail),
                         "detail": detail, "flags": flags})
     a = batch["image_load"]
     if len(a):
+        first = len(out)
+        starts = a["start_time"].tolist() if "start_time" in (a.dtype.names or ()) else [0] * len(a)
         for seq, ts, flags, pid, detail, base, size, off, path in zip(
                 a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
                 a["detail"].tolist(), a["base"].tolist(), a["size"].tolist(), a["file_offset"].tolist(),
                 a["path"].tolist()):
-            out.append({"type": "image_load", "seq": seq, "ts": ts, "pid": pid,
+            out.append({"exec_id": exec_id(pid, starts[len(out) - first]), "type": "image_load", "seq": seq, "ts": ts, "pid": pid,
                         "path": fsdecode(path) if not detail & D_NO_PATH else None, **_path_keys(detail),
                         "address": base, "length": size, "offset": off, "detail": detail, "flags": flags})
     if "exec_failed" in batch and len(batch["exec_failed"]):
         a = batch["exec_failed"]
-        for seq, ts, flags, pid, tid, uid, euid, err, detail, comm, path in zip(
+        for seq, ts, flags, pid, tid, uid, euid, err, detail, path in zip(
                 a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
                 a["tid"].tolist(), a["uid"].tolist(), a["euid"].tolist(), a["error"].tolist(),
-                a["detail"].tolist(), a["comm"].tolist(), a["path"].tolist()):
+                a["detail"].tolist(), a["path"].tolist()):
             out.append({"type": "exec_failed", "seq": seq, "ts": ts, "pid": pid, "tid": tid, "uid": uid,
                         "euid": euid, "errno": err, "path": fsdecode(path) if not detail & D_NO_PATH else None,
-                        "comm": _text(comm), "path_truncated": bool(detail & D_PATH_TRUNCATED),
+                        "path_truncated": bool(detail & D_PATH_TRUNCATED),
                         "detail": detail, "flags": flags})
     out.sort(key=lambda e: e["seq"])
     return out
@@ -278,11 +375,18 @@ def text_line(e: dict, kind: Optional[str] = None) -> str:
     if detail & D_PATH_TRUNCATED:
         path = "..." + path
     marks = [m for bit, m in ((D_MEMFD, "[memfd]"), (D_DELETED, "[deleted]")) if detail & bit]
+    if kind in ("fork", "exec") and e.get("euid") is not None and e["euid"] != e["uid"]:
+        marks.append("[setuid]")
     if marks:
         path += " " + " ".join(marks)
     ppid = e["ppid"]
     return "%s  %-5s  %-7d  %-7s  %s  %s" % (_time(e["ts"]), kind, e["pid"],
                                              "" if ppid is None else ppid, path, rest)
+
+
+_START_KEYS = ("tid", "euid", "gid", "egid", "auid", "sessionid", "tty", "cgroup_id", "pidns", "mntns",
+               "exec_id", "parent_exec_id")
+_EXIT_KEYS = ("exec_id", "start_ts", "duration_ns", "signal", "core_dumped")
 
 
 def json_line(e: dict) -> str:
@@ -297,16 +401,19 @@ def json_line(e: dict) -> str:
             argv = _argv(e["cmdline"])
         d.update(cmdline=" ".join(argv), argv=argv, exec=e["exec"], comm=e["comm"], uid=e["uid"],
                  creator_pid=e["creator_pid"], args_truncated=bool(detail & D_CMDLINE_TRUNCATED))
+        d.update({k: e.get(k) for k in _START_KEYS})
+        d["cgroup"] = cgroup_path(e["cgroup_id"]) if e.get("cgroup_id") else None
     elif t == "process_exit":
         d.update(exit_code=e["exit_code"], raw_status=e["raw_status"], comm=e["comm"],
                  started_before=bool(detail & D_NO_START))
+        d.update({k: e.get(k) for k in _EXIT_KEYS})
     elif t == "exec_failed":
-        d.update(tid=e["tid"], uid=e["uid"], euid=e["euid"], errno=e["errno"], comm=e["comm"],
+        d.update(tid=e["tid"], uid=e["uid"], euid=e["euid"], errno=e["errno"],
                  path_truncated=e["path_truncated"])
         return json.dumps(d, separators=(",", ":"))
     else:
         d.update(address=e["address"], length=e["length"], offset=e["offset"],
-                 main=bool(detail & D_MAIN_IMAGE))
+                 main=bool(detail & D_MAIN_IMAGE), exec_id=e.get("exec_id"))
     d.update(_path_keys(detail))
     if e["flags"] & 1:
         d["truncated"] = True

@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -492,7 +493,7 @@ def test_command_line_up_to_64_kib_with_max_args(bins):
             assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
         finally:
             col.stop()
-        assert ring.dtypes["process_start"].itemsize == 4168 + 65536
+        assert ring.dtypes["process_start"].itemsize == 4256 + 65536
     starts = col.records("process_start")
     e = starts[(starts["pid"] == p.pid) & ((starts["detail"] & ev.D_EXEC) != 0)][0]
     assert not e["detail"] & ev.D_CMDLINE_TRUNCATED and _strings(e)[1] == want
@@ -533,13 +534,92 @@ def test_failed_execs_are_recorded_with_errno(tmp_path):
     pid = int(mine[0]["pid"])
     for m in mine:
         assert m["pid"] == pid and m["tid"] == pid and m["uid"] == 0 and m["euid"] == 0
-        assert m["path_len"] == len(bytes(m["path"])) and m["detail"] == 0
+        assert m["detail"] == 0
     e = ev.event_dicts({"exec_failed": mine, "process_start": col.records("process_start")[:0],
                         "process_exit": col.records("process_exit")[:0], "image_load": col.records("image_load")[:0]})
     assert [(x["type"], x["errno"], x["path"]) for x in e] == [("exec_failed", 2, missing),
                                                                ("exec_failed", 13, str(noexec))]
     j = json.loads(ev.json_line(dict(e[0], ppid=None)))
     assert j["errno"] == 2 and j["tid"] == pid and j["euid"] == 0 and j["path"] == missing
+
+
+def _kept_dicts(col):
+    return ev.event_dicts({name: col.records(name) for name in col.parts})
+
+
+@needs_root
+def test_identity_context_and_process_key(bins):
+    """process_start carries euid/gid/egid, auid/sessionid (as /proc/self/loginuid
+    and sessionid say), pid and mount namespaces and the cgroup id (as /proc
+    and /sys/fs/cgroup say), exec_id equal to the one computed from /proc while
+    the process runs, parent_exec_id equal to ours; its image_load and
+    process_exit carry the same exec_id; the exit has start_ts, duration_ns,
+    signal 9 for a SIGKILL."""
+    with pykring.kernel() as ring:
+        col = Collector(ring)
+        try:
+            p = subprocess.Popen(["sleep", "30"])
+            assert col.wait_for(lambda c: any(d["pid"] == p.pid and d["type"] == "process_start" and d["exec"]
+                                              for d in _kept_dicts(c)))
+            from_proc = ev.exec_id_of(p.pid)
+            p.kill()
+            p.wait()
+            assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
+        finally:
+            col.stop()
+    ds = [d for d in _kept_dicts(col) if d["pid"] == p.pid]
+    start = [d for d in ds if d["type"] == "process_start" and d["exec"]][0]
+    exit_ = [d for d in ds if d["type"] == "process_exit"][0]
+    imgs = [d for d in ds if d["type"] == "image_load"]
+
+    def read(path):
+        with open(path) as f:
+            return int(f.read())
+
+    assert start["uid"] == start["euid"] == os.geteuid() and start["gid"] == start["egid"] == os.getegid()
+    assert start["auid"] == (None if read("/proc/self/loginuid") == 0xFFFFFFFF else read("/proc/self/loginuid"))
+    assert start["sessionid"] == (None if read("/proc/self/sessionid") == 0xFFFFFFFF else read("/proc/self/sessionid"))
+    assert start["pidns"] == os.stat("/proc/self/ns/pid").st_ino
+    assert start["mntns"] == os.stat("/proc/self/ns/mnt").st_ino
+    with open("/proc/self/cgroup") as f:
+        cg = [line.split(":", 2)[2].strip() for line in f if line.startswith("0::")][0]
+    assert start["cgroup_id"] == os.stat("/sys/fs/cgroup" + cg).st_ino
+    assert json.loads(ev.json_line(start))["cgroup"] == cg
+    assert start["exec_id"] == from_proc and start["exec_id"].startswith(ev.boot_id())
+    assert start["parent_exec_id"] == ev.exec_id_of(os.getpid())
+    assert imgs and all(d["exec_id"] == from_proc for d in imgs)
+    assert exit_["exec_id"] == from_proc and exit_["signal"] == 9 and exit_["core_dumped"] is False
+    assert exit_["duration_ns"] > 0 and exit_["start_ts"] == exit_["ts"] - exit_["duration_ns"]
+    assert exit_["start_ts"] <= start["ts"]
+    j = json.loads(ev.json_line(dict(exit_, ppid=None)))
+    assert j["exec_id"] == from_proc and j["signal"] == 9 and "duration_ns" in j
+
+
+@needs_root
+def test_setuid_exec_shows_uid_and_euid(bins):
+    """A setuid-root program run as uid 65534: uid 65534, euid 0, marked [setuid]."""
+    d = tempfile.mkdtemp(dir="/tmp")
+    try:
+        os.chmod(d, 0o755)
+        exe = os.path.join(d, "suid-exit")
+        shutil.copy(bins["kern_exit"], exe)
+        os.chmod(exe, 0o4755)
+        with pykring.kernel(events="process") as ring:
+            col = Collector(ring)
+            try:
+                p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "0"])
+                assert p.wait() == 0
+                assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
+            finally:
+                col.stop()
+    finally:
+        shutil.rmtree(d)
+    start = [x for x in _kept_dicts(col) if x["pid"] == p.pid and x["type"] == "process_start"
+             and x["exec"] and x["path"] == exe][0]
+    assert (start["uid"], start["euid"], start["gid"], start["egid"]) == (65534, 0, 65534, 65534)
+    assert "[setuid]" in ev.text_line(start)
+    j = json.loads(ev.json_line(start))
+    assert j["uid"] == 65534 and j["euid"] == 0
 
 
 def _storm(ring, bins, n, expect_all=True):

@@ -304,6 +304,46 @@ static __always_inline __u32 file_path(struct scratch *s, struct file *f, char *
 
 /* ---- process_start ---------------------------------------------------- */
 
+/* The start time of a process (its leader), ns since boot: what
+ * /proc/PID/stat's starttime counts in clock ticks. */
+static __always_inline __u64 start_time(struct task_struct *p)
+{
+    return BPF_CORE_READ(p, group_leader, start_boottime);
+}
+
+/* Identity and context of process `p` (credentials, audit ids, namespaces,
+ * cgroup, terminal, start times). */
+static __always_inline void identity(struct kring_process_start *ps, struct task_struct *p)
+{
+    const struct cred *cred = BPF_CORE_READ(p, real_cred);
+    struct pid *pid = BPF_CORE_READ(p, thread_pid);
+    struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
+    unsigned int level = BPF_CORE_READ(pid, level);
+    struct upid up = {};
+
+    ps->uid = BPF_CORE_READ(cred, uid.val);
+    ps->euid = BPF_CORE_READ(cred, euid.val);
+    ps->gid = BPF_CORE_READ(cred, gid.val);
+    ps->egid = BPF_CORE_READ(cred, egid.val);
+    ps->auid = 0xffffffff;
+    ps->audit_session = 0xffffffff;
+    if (bpf_core_field_exists(p->loginuid)) {
+        ps->auid = BPF_CORE_READ(p, loginuid.val);
+        ps->audit_session = BPF_CORE_READ(p, sessionid);
+    }
+    /* The pid namespace the process lives in: its pid's last level. */
+    bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[level & 31]);
+    ps->pidns = BPF_CORE_READ(up.ns, ns.inum);
+    ps->mntns = BPF_CORE_READ(p, nsproxy, mnt_ns, ns.inum);
+    ps->reserved = 0;
+    ps->cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+    ps->start_time = start_time(p);
+    ps->parent_start_time = start_time(BPF_CORE_READ(p, real_parent));
+    ps->tty[0] = 0;
+    if (tty)
+        bpf_probe_read_kernel_str(ps->tty, sizeof(ps->tty), &tty->name);
+}
+
 /* Copy the command line (argv, NUL-separated) from the user memory of the
  * current process, whose mm is `mm`, right after the path's NUL (packed
  * process_start), at most kring_cfg.args_max - 1 bytes. Returns the record's
@@ -373,7 +413,7 @@ int BPF_PROG(kring_fork, struct task_struct *parent, struct task_struct *child)
     ps->ppid = BPF_CORE_READ(child, real_parent, tgid);
     ps->creator_pid = parent->tgid;
     ps->creator_tid = parent->pid;
-    ps->uid = BPF_CORE_READ(child, real_cred, uid.val);
+    identity(ps, child);
     ps->session_id = 0;
     ps->detail = 0;
     bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), child->comm);
@@ -428,6 +468,7 @@ static __always_inline void image_init(struct kring_image_load *il, __u32 pid, _
     il->reserved[0] = 0;
     il->reserved[1] = 0;
     il->reserved[2] = 0;
+    il->start_time = start_time(bpf_get_current_task_btf());
 }
 
 /* image_load for the mapping of the current process that contains addr.
@@ -465,7 +506,7 @@ int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
         ps->ppid = BPF_CORE_READ(p, real_parent, tgid);
         ps->creator_pid = p->tgid;
         ps->creator_tid = (__u32)old_pid;
-        ps->uid = BPF_CORE_READ(p, real_cred, uid.val);
+        identity(ps, p);
         ps->session_id = 0;
         ps->detail = KRING_D_EXEC;
         bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), p->comm);
@@ -515,11 +556,13 @@ static __always_inline int emit_process_exit(struct task_struct *p)
         e->detail |= KRING_D_NO_START;
     e->reserved = 0;
     bpf_probe_read_kernel(e->comm, sizeof(e->comm), p->comm);
+    s->pe.start_time = start_time(p);
+    s->pe.duration_ns = bpf_ktime_get_boot_ns() - s->pe.start_time;
     /* The tracepoint fires before exit_mm(): the executable is still there. */
     mm = p->mm;
     e->detail |= file_path(s, mm ? BPF_CORE_READ(mm, exe_file) : 0, s->pe.path, &e->path_len);
     header(&e->h, KRING_TYPE_PROCESS_EXIT, (e->detail & KRING_D_PATH_TRUNCATED) ? KRING_EV_TRUNCATED : 0);
-    len = KRING_PROCESS_EXIT_MIN_SIZE + (e->path_len & (KRING_PATH_BYTES - 1)) + 1;
+    len = KRING_PROCESS_EXIT_LINUX_MIN_SIZE + (e->path_len & (KRING_PATH_BYTES - 1)) + 1;
     if (len > sizeof(s->pe))
         len = sizeof(s->pe);
     count(bpf_ringbuf_output(&kring_events, &s->pe, len, 0) == 0);
@@ -615,8 +658,6 @@ static __always_inline int exec_return(long ret)
     ef->euid = BPF_CORE_READ(task, cred, euid.val);
     ef->error = (__s32)-ret;
     ef->detail = 0;
-    ef->reserved[0] = ef->reserved[1] = ef->reserved[2] = 0;
-    bpf_get_current_comm(ef->comm, sizeof(ef->comm));
     n = filename ? bpf_probe_read_user_str(ef->path, KRING_PATH_BYTES, (void *)filename) : -1;
     if (n <= 0) {
         n = 1;
@@ -625,7 +666,6 @@ static __always_inline int exec_return(long ret)
     } else if (n == KRING_PATH_BYTES) {
         ef->detail |= KRING_D_PATH_TRUNCATED;  /* the kernel refuses it anyway (ENAMETOOLONG) */
     }
-    ef->path_len = (__u16)(n - 1);
     header(&ef->h, KRING_TYPE_EXEC_FAILED, (ef->detail & KRING_D_PATH_TRUNCATED) ? KRING_EV_TRUNCATED : 0);
     len = KRING_EXEC_FAILED_MIN_SIZE + ((__u32)n & (2 * KRING_PATH_BYTES - 1));
     if (len > sizeof(*ef))

@@ -64,6 +64,21 @@ struct kring_process_start {
     uint16_t path_len;                  /* bytes of path before its NUL */
     uint16_t cmdline_len;               /* bytes of cmdline before its NUL */
     char comm[KRING_COMM_LEN];          /* short name */
+    /* Linux identity and context (Windows: 0 / empty until the Windows issue). */
+    uint32_t euid;                      /* effective uid */
+    uint32_t gid;                       /* real gid */
+    uint32_t egid;                      /* effective gid */
+    uint32_t auid;                      /* login uid (audit); 0xffffffff: unset */
+    uint32_t audit_session;             /* audit session id; 0xffffffff: unset */
+    uint32_t pidns;                     /* inode number of the process's pid namespace */
+    uint32_t mntns;                     /* inode number of its mount namespace */
+    uint32_t reserved;                  /* 0 */
+    uint64_t cgroup_id;                 /* cgroup v2 id (the cgroup directory's inode number) */
+    uint64_t start_time;                /* ns since boot (CLOCK_BOOTTIME) when the process
+                                           (its thread group leader) started: with the boot id
+                                           and pid the process key (exec_id) */
+    uint64_t parent_start_time;         /* the same for the parent (ppid) */
+    char tty[32];                       /* controlling terminal's kernel name ("pts3"), or empty */
     char path[KRING_PATH_BYTES];        /* executable, canonical (the opened file) */
     char cmdline[KRING_ARGS_BYTES];     /* command line; Linux: arguments separated by NUL
                                            bytes, as in /proc/PID/cmdline. Variable tail;
@@ -88,6 +103,8 @@ struct kring_process_exit {
  * as a variable tail (the schema of a Linux ring describes this one). */
 struct kring_process_exit_linux {
     struct kring_process_exit e;
+    uint64_t start_time;                /* as in process_start: ns since boot at its start */
+    uint64_t duration_ns;               /* from start_time to the exit */
     char path[KRING_PATH_BYTES];        /* canonical path, marks in e.detail. Variable tail. */
 };
 
@@ -102,6 +119,7 @@ struct kring_image_load {
     uint64_t file_offset;               /* file offset of the mapping (Linux); 0 on Windows */
     uint16_t path_len;                  /* bytes of path before its NUL */
     uint16_t reserved[3];               /* 0 */
+    uint64_t start_time;                /* the process's, as in process_start (Linux; Windows: 0) */
     char path[KRING_PATH_BYTES];        /* canonical path. Variable tail. */
 };
 
@@ -114,11 +132,10 @@ struct kring_exec_failed {
     uint32_t euid;                      /* effective uid */
     int32_t error;                      /* errno, positive: 2 ENOENT, 13 EACCES, ... */
     uint32_t detail;                    /* KRING_D_* (PATH_TRUNCATED, NO_PATH) */
-    uint16_t path_len;                  /* bytes of path before its NUL */
-    uint16_t reserved[3];               /* 0 */
-    char comm[KRING_COMM_LEN];          /* the caller's short name */
     char path[KRING_PATH_BYTES];        /* the path as passed to exec (not resolved: relative
-                                           to the cwd or dirfd). Variable tail. */
+                                           to the cwd or dirfd), NUL-terminated. Variable tail.
+                                           (No path_len or comm: a ring's schema holds at most
+                                           KRING_MAX_FIELDS fields over all its types.) */
 };
 
 /* Fill the schema (ntypes, nfields, types, fields) of a producer page with
@@ -133,40 +150,46 @@ uint32_t kring_events_schema_linux(struct kring_producer_page *page);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_start, pid) == 24, ps_pid);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_start, detail) == 48, ps_detail);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_start, comm) == 56, ps_comm);
-KRING_STATIC_ASSERT(offsetof(struct kring_process_start, path) == 72, ps_path);
-KRING_STATIC_ASSERT(offsetof(struct kring_process_start, cmdline) == 4168, ps_cmdline);
-KRING_STATIC_ASSERT(sizeof(struct kring_process_start) == 8264, ps_size);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, euid) == 72, ps_euid);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, cgroup_id) == 104, ps_cgroup_id);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, start_time) == 112, ps_start_time);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, tty) == 128, ps_tty);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, path) == 160, ps_path);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, cmdline) == 4256, ps_cmdline);
+KRING_STATIC_ASSERT(sizeof(struct kring_process_start) == 8352, ps_size);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_exit, exit_code) == 32, pe_exit_code);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_exit, comm) == 48, pe_comm);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_exit, path_len) == 44, pe_path_len);
-KRING_STATIC_ASSERT(offsetof(struct kring_process_exit_linux, path) == 64, pel_path);
-KRING_STATIC_ASSERT(sizeof(struct kring_process_exit_linux) == 4160, pel_size);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_exit_linux, start_time) == 64, pel_start_time);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_exit_linux, path) == 80, pel_path);
+KRING_STATIC_ASSERT(sizeof(struct kring_process_exit_linux) == 4176, pel_size);
 KRING_STATIC_ASSERT(sizeof(struct kring_process_exit) == 64, pe_size);
 KRING_STATIC_ASSERT(offsetof(struct kring_image_load, base) == 32, il_base);
 KRING_STATIC_ASSERT(offsetof(struct kring_image_load, path_len) == 56, il_path_len);
-KRING_STATIC_ASSERT(offsetof(struct kring_image_load, path) == 64, il_path);
-KRING_STATIC_ASSERT(sizeof(struct kring_image_load) == 4160, il_size);
+KRING_STATIC_ASSERT(offsetof(struct kring_image_load, start_time) == 64, il_start_time);
+KRING_STATIC_ASSERT(offsetof(struct kring_image_load, path) == 72, il_path);
+KRING_STATIC_ASSERT(sizeof(struct kring_image_load) == 4168, il_size);
 
 KRING_STATIC_ASSERT(offsetof(struct kring_exec_failed, tid) == 28, ef_tid);
 KRING_STATIC_ASSERT(offsetof(struct kring_exec_failed, error) == 40, ef_error);
-KRING_STATIC_ASSERT(offsetof(struct kring_exec_failed, path_len) == 48, ef_path_len);
-KRING_STATIC_ASSERT(offsetof(struct kring_exec_failed, comm) == 56, ef_comm);
-KRING_STATIC_ASSERT(offsetof(struct kring_exec_failed, path) == 72, ef_path);
-KRING_STATIC_ASSERT(sizeof(struct kring_exec_failed) == 4168, ef_size);
+KRING_STATIC_ASSERT(offsetof(struct kring_exec_failed, path) == 48, ef_path);
+KRING_STATIC_ASSERT(sizeof(struct kring_exec_failed) == 4144, ef_size);
 
 /* Shortest valid payloads: everything before the variable-length tail.
  * KRING_PROCESS_START_MIN_SIZE is that of an unpacked process_start (Windows,
  * and the shared schema's); a Linux ring's schema takes
  * KRING_PROCESS_START_PACKED_MIN_SIZE (the path is part of the tail). */
-#define KRING_PROCESS_START_MIN_SIZE 4168
-#define KRING_PROCESS_START_PACKED_MIN_SIZE 72
+#define KRING_PROCESS_START_MIN_SIZE 4256
+#define KRING_PROCESS_START_PACKED_MIN_SIZE 160
 #define KRING_PROCESS_EXIT_MIN_SIZE 64
-#define KRING_IMAGE_LOAD_MIN_SIZE 64
-#define KRING_EXEC_FAILED_MIN_SIZE 72
+#define KRING_PROCESS_EXIT_LINUX_MIN_SIZE 80
+#define KRING_IMAGE_LOAD_MIN_SIZE 72
+#define KRING_EXEC_FAILED_MIN_SIZE 48
 KRING_STATIC_ASSERT(KRING_EXEC_FAILED_MIN_SIZE == offsetof(struct kring_exec_failed, path), ef_min);
 KRING_STATIC_ASSERT(KRING_PROCESS_START_MIN_SIZE == offsetof(struct kring_process_start, cmdline), ps_min);
 KRING_STATIC_ASSERT(KRING_PROCESS_START_PACKED_MIN_SIZE == offsetof(struct kring_process_start, path), ps_pmin);
-KRING_STATIC_ASSERT(KRING_PROCESS_EXIT_MIN_SIZE == offsetof(struct kring_process_exit_linux, path), pe_min);
+KRING_STATIC_ASSERT(KRING_PROCESS_EXIT_MIN_SIZE == sizeof(struct kring_process_exit), pe_min);
+KRING_STATIC_ASSERT(KRING_PROCESS_EXIT_LINUX_MIN_SIZE == offsetof(struct kring_process_exit_linux, path), pel_min);
 KRING_STATIC_ASSERT(KRING_IMAGE_LOAD_MIN_SIZE == offsetof(struct kring_image_load, path), il_min);
 
 #endif /* KRING_EVENTS_H */

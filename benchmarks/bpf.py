@@ -653,7 +653,7 @@ class _Drainer(threading.Thread):
 #: the columns _Drainer(keep=True) keeps of each record type
 _KEEP = {"process_start": ["pid", "ppid", "detail", "path_len", "cmdline_len"],
          "process_exit": ["pid", "ppid", "path_len"],
-         "image_load": ["path_len"]}
+         "image_load": ["path_len"], "exec_failed": ["pid"]}
 
 
 def _tool(cmd: List[str]) -> List[str]:

@@ -69,6 +69,7 @@ want_bpf() {
     want clang clang
     want llvm-strip llvm
     want bpftool bpftool
+    want bpftrace bpftrace      # the independent oracle of tests/test_kernel_oracle.py
     [ -e /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
     ldconfig -p 2>/dev/null | grep -q 'libbpf\.so\.1 ' || need_apt+=(libbpf1)
     export KRING_BPF_REQUIRED=1

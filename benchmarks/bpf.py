@@ -639,25 +639,21 @@ class _Drainer(threading.Thread):
     def ring_bytes(self) -> int:
         """Ring bytes of the kept records: 8-byte header + payload (a string
         tail ends after its NUL: csrc/bpf/kring_events.bpf.c), 8-aligned."""
-        from pykring.events import DTYPES
+        from pykring.events import LINUX_MIN_SIZES, PROCESS_EXIT, PROCESS_START, IMAGE_LOAD
         from pykring.schema import record_span
 
-        total = 0
-        for name, tail, at in (("process_start", "cmdline_len", "cmdline"), ("image_load", "path_len", "path"),
-                               ("process_exit", None, None)):
-            dt = DTYPES[name]
-            if tail is None:
-                lens = np.full(self.counts[name], dt.itemsize, dtype=np.int64)
-            else:
-                assert dt.fields is not None
-                lens = np.minimum(dt.fields[at][1] + self.column(name, tail) + 1, dt.itemsize)
-            total += int(record_span(lens).sum())
-        return total
+        # process_start is packed: fixed part, path + NUL, command line + NUL.
+        lens = {"process_start": LINUX_MIN_SIZES[PROCESS_START] + self.column("process_start", "path_len") + 1
+                + self.column("process_start", "cmdline_len") + 1,
+                "process_exit": LINUX_MIN_SIZES[PROCESS_EXIT] + self.column("process_exit", "path_len") + 1,
+                "image_load": LINUX_MIN_SIZES[IMAGE_LOAD] + self.column("image_load", "path_len") + 1}
+        return sum(int(record_span(v).sum()) for v in lens.values())
 
 
 #: the columns _Drainer(keep=True) keeps of each record type
-_KEEP = {"process_start": ["pid", "ppid", "detail", "cmdline_len"], "process_exit": ["pid", "ppid"],
-         "image_load": ["path_len"]}
+_KEEP = {"process_start": ["pid", "ppid", "detail", "path_len", "cmdline_len"],
+         "process_exit": ["pid", "ppid", "path_len"],
+         "image_load": ["path_len"], "exec_failed": ["pid"]}
 
 
 def _tool(cmd: List[str]) -> List[str]:

@@ -24,8 +24,19 @@ static const struct field_desc process_start_fields[] = {
     F(kring_process_start, path_len, "<u2"),
     F(kring_process_start, cmdline_len, "<u2"),
     F(kring_process_start, comm, "|S16"),
-    F(kring_process_start, path, "|S512"),
-    F(kring_process_start, cmdline, "|S1024"),
+    F(kring_process_start, euid, "<u4"),
+    F(kring_process_start, gid, "<u4"),
+    F(kring_process_start, egid, "<u4"),
+    F(kring_process_start, auid, "<u4"),
+    F(kring_process_start, audit_session, "<u4"),
+    F(kring_process_start, pidns, "<u4"),
+    F(kring_process_start, mntns, "<u4"),
+    F(kring_process_start, cgroup_id, "<u8"),
+    F(kring_process_start, start_time, "<u8"),
+    F(kring_process_start, parent_start_time, "<u8"),
+    F(kring_process_start, tty, "|S32"),
+    F(kring_process_start, path, "|S4096"),
+    F(kring_process_start, cmdline, "|S4096"),
 };
 
 static const struct field_desc process_exit_fields[] = {
@@ -34,7 +45,22 @@ static const struct field_desc process_exit_fields[] = {
     F(kring_process_exit, exit_code, "<i4"),
     F(kring_process_exit, raw_status, "<u4"),
     F(kring_process_exit, detail, "<u4"),
+    F(kring_process_exit, path_len, "<u2"),
     F(kring_process_exit, comm, "|S16"),
+};
+
+/* Linux: the same, then the path (struct kring_process_exit_linux). */
+static const struct field_desc process_exit_linux_fields[] = {
+    F(kring_process_exit, pid, "<u4"),
+    F(kring_process_exit, ppid, "<u4"),
+    F(kring_process_exit, exit_code, "<i4"),
+    F(kring_process_exit, raw_status, "<u4"),
+    F(kring_process_exit, detail, "<u4"),
+    F(kring_process_exit, path_len, "<u2"),
+    F(kring_process_exit, comm, "|S16"),
+    F(kring_process_exit_linux, start_time, "<u8"),
+    F(kring_process_exit_linux, duration_ns, "<u8"),
+    F(kring_process_exit_linux, path, "|S4096"),
 };
 
 static const struct field_desc image_load_fields[] = {
@@ -44,7 +70,18 @@ static const struct field_desc image_load_fields[] = {
     F(kring_image_load, size, "<u8"),
     F(kring_image_load, file_offset, "<u8"),
     F(kring_image_load, path_len, "<u2"),
-    F(kring_image_load, path, "|S512"),
+    F(kring_image_load, start_time, "<u8"),
+    F(kring_image_load, path, "|S4096"),
+};
+
+static const struct field_desc exec_failed_fields[] = {
+    F(kring_exec_failed, pid, "<u4"),
+    F(kring_exec_failed, tid, "<u4"),
+    F(kring_exec_failed, uid, "<u4"),
+    F(kring_exec_failed, euid, "<u4"),
+    F(kring_exec_failed, error, "<i4"),
+    F(kring_exec_failed, detail, "<u4"),
+    F(kring_exec_failed, path, "|S4096"),
 };
 
 #undef F
@@ -69,6 +106,19 @@ static const struct type_desc event_types[] = {
       KRING_IMAGE_LOAD_MIN_SIZE, image_load_fields, COUNT(image_load_fields) },
 };
 
+/* A Linux ring: process_start packed (its tail starts at path), process_exit
+ * with its path, exec_failed. */
+static const struct type_desc linux_types[] = {
+    { "process_start", KRING_TYPE_PROCESS_START, sizeof(struct kring_process_start),
+      KRING_PROCESS_START_PACKED_MIN_SIZE, process_start_fields, COUNT(process_start_fields) },
+    { "process_exit", KRING_TYPE_PROCESS_EXIT, sizeof(struct kring_process_exit_linux),
+      KRING_PROCESS_EXIT_LINUX_MIN_SIZE, process_exit_linux_fields, COUNT(process_exit_linux_fields) },
+    { "image_load", KRING_TYPE_IMAGE_LOAD, sizeof(struct kring_image_load),
+      KRING_IMAGE_LOAD_MIN_SIZE, image_load_fields, COUNT(image_load_fields) },
+    { "exec_failed", KRING_TYPE_EXEC_FAILED, sizeof(struct kring_exec_failed),
+      KRING_EXEC_FAILED_MIN_SIZE, exec_failed_fields, COUNT(exec_failed_fields) },
+};
+
 /* Bounded copy that always NUL-terminates and zero-fills (no libc). */
 static void copy_name(char *dst, uint32_t cap, const char *src)
 {
@@ -80,12 +130,12 @@ static void copy_name(char *dst, uint32_t cap, const char *src)
         dst[i] = 0;
 }
 
-uint32_t kring_events_schema(struct kring_producer_page *page)
+static uint32_t fill_schema(struct kring_producer_page *page, const struct type_desc *types, uint32_t ntypes)
 {
     uint32_t t, f, nfields = 0;
 
-    for (t = 0; t < COUNT(event_types); t++) {
-        const struct type_desc *d = &event_types[t];
+    for (t = 0; t < ntypes; t++) {
+        const struct type_desc *d = &types[t];
         struct kring_type *ty = &page->types[t];
 
         copy_name(ty->name, KRING_NAME_LEN, d->name);
@@ -104,7 +154,17 @@ uint32_t kring_events_schema(struct kring_producer_page *page)
             fd->reserved = 0;
         }
     }
-    page->ntypes = COUNT(event_types);
+    page->ntypes = ntypes;
     page->nfields = nfields;
     return nfields;
+}
+
+uint32_t kring_events_schema(struct kring_producer_page *page)
+{
+    return fill_schema(page, event_types, COUNT(event_types));
+}
+
+uint32_t kring_events_schema_linux(struct kring_producer_page *page)
+{
+    return fill_schema(page, linux_types, COUNT(linux_types));
 }

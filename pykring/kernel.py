@@ -17,13 +17,15 @@ class KernelSourceUnavailableError(KringError, NotImplementedError):
     """This platform has no kernel event source (yet)."""
 
 
-def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20):
+def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20, max_args: int = 4096):
     """Open the kernel event source of this platform and return its :class:`~pykring.Ring`.
 
     ``events``: any of ``"process"`` (process_start at fork and exec,
     process_exit) and ``"image"`` (image_load: executable file mappings, the
     main binary and its loader included), as a tuple or a comma-separated
     string. ``size``: bytes of the kernel ring buffer, a power of two.
+    ``max_args`` (Linux): bytes of a process_start's command line, NUL
+    included, 64 .. 65536; a longer one is cut (``args_truncated``).
 
     The ring's records come from :meth:`Ring.read_batch` (or iteration) as a
     :class:`~pykring.Batch` with all three types; ``ring.stats`` has the
@@ -45,7 +47,7 @@ def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20):
     if sys.platform.startswith("linux"):
         from .kernel_linux import open_ring
 
-        return open_ring(parse_events(events), size)
+        return open_ring(parse_events(events), size, max_args)
     if sys.platform == "win32":
         from .kernel_windows import open_driver
 

@@ -37,8 +37,10 @@ import numpy as np
 
 from . import _lib, _libbpf, errors
 from ._libbpf import DEBIAN_PACKAGES
-from .events import EVENT_TYPES, event_meta
+from .events import LINUX_MIN_SIZES, linux_event_types
 from ._common import check_ring_size
+from ._bpf_clock import clock_config
+from ._bpf_access import _can_trace_syscalls, check_privileges, ensure_tracefs
 from .events import EVENT_KINDS, event_bits
 from .ring import Ring
 
@@ -46,6 +48,18 @@ from .ring import Ring
 OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "kring_events.bpf.o")
 #: Default ring buffer size: 16 MiB holds ~25,000 process_start records.
 DEFAULT_SIZE = 16 << 20
+#: Default room for a command line (bytes, its NUL included), and the range max_args may take.
+DEFAULT_MAX_ARGS = _lib.lib.KRING_BPF_ARGS_DEFAULT
+MAX_ARGS_RANGE = (_lib.lib.KRING_BPF_ARGS_MIN, _lib.lib.KRING_BPF_ARGS_MAX)
+
+
+def check_max_args(max_args) -> int:
+    """max_args as an int, or ValueError naming the valid range."""
+    lo, hi = MAX_ARGS_RANGE
+    if isinstance(max_args, bool) or not isinstance(max_args, int) or not lo <= max_args <= hi:
+        raise ValueError("max_args must be an integer from %d to %d bytes (the command line a process_start "
+                         "carries, its NUL included), not %r" % (lo, hi, max_args))
+    return max_args
 
 # include/kring/kring_bpf.h through the extension's cdef: the constants here,
 # struct kring_bpf_config / _state / _counts as _lib.ffi types.
@@ -60,17 +74,16 @@ _PROGRAMS = (
     ("kring_exec", WANT_PROCESS | WANT_IMAGE),
     ("kring_exit", WANT_PROCESS),               # or kring_exit_live: see exit_program()
     ("kring_exit_live", WANT_PROCESS),
+    ("kring_execve_ret", WANT_PROCESS),         # exec_failed: only where tracefs is there
+    ("kring_execveat_ret", WANT_PROCESS),
+    ("kring_execve_ent", WANT_PROCESS),
+    ("kring_execveat_ent", WANT_PROCESS),
     ("kring_mmap_ret", WANT_IMAGE),
     ("kring_mmap_ent", WANT_IMAGE),
 )
 #: Which exit program to use: None picks by the kernel's BTF (see exit_program()).
 EXIT_PROGRAM: Optional[str] = None
-_TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-_MMAP_TRACEPOINT = "events/syscalls/sys_enter_mmap/id"
 
-CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
-_BPF_PROG_TYPE_TRACEPOINT = 5
-_BPF_FUNC_KTIME_GET_TAI_NS = 208
 
 # ---- preconditions ---------------------------------------------------------
 
@@ -84,74 +97,6 @@ def object_path() -> str:
             "Debian packages %s, then reinstall pykring (pip install --force-reinstall --no-deps "
             "<pykring source>, or pip install -e . in a checkout)" % (path, DEBIAN_PACKAGES))
     return path
-
-
-def _effective_caps() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return 0
-
-
-def _tracefs() -> Optional[str]:
-    """The mounted tracefs directory that has the mmap tracepoints, if any."""
-    for d in _TRACEFS:
-        if os.path.exists(os.path.join(d, _MMAP_TRACEPOINT)):
-            return d
-    return None
-
-
-def check_privileges(want: int) -> None:
-    """Raise KringPermissionError unless this process can load and attach the
-    programs for `want` (WANT_* bits)."""
-    caps = _effective_caps()
-
-    def has(cap: int) -> bool:
-        return bool(caps >> cap & 1)
-
-    admin = has(CAP_SYS_ADMIN)
-    if not (admin or (has(CAP_BPF) and has(CAP_PERFMON))):
-        raise errors.KringPermissionError(
-            "permission denied: the kernel event source loads eBPF programs, which needs root or the "
-            "capabilities CAP_BPF and CAP_PERFMON (this process, uid %d, has %s)%s; run it as root "
-            "(sudo), or grant the capabilities (e.g. sudo setpriv --reuid=$(id -u) --regid=$(id -g) "
-            "--init-groups --inh-caps=+bpf,+perfmon --ambient-caps=+bpf,+perfmon <command>)" % (
-                os.geteuid(),
-                "neither" if not (has(CAP_BPF) or has(CAP_PERFMON)) else "only one of them",
-                "; image events also need tracefs (mounted at /sys/kernel/tracing with readable "
-                "syscall events, or CAP_SYS_ADMIN to mount it)" if want & WANT_IMAGE else ""))
-    if want & WANT_IMAGE and not admin:
-        d = _tracefs()
-        if d is None or not os.access(os.path.join(d, _MMAP_TRACEPOINT), os.R_OK):
-            raise errors.KringPermissionError(
-                "permission denied: image events use the syscall tracepoints, which need tracefs: "
-                "mount it (as root: mount -t tracefs nodev /sys/kernel/tracing) and make its events "
-                "readable, run as root (or with CAP_SYS_ADMIN), or ask for process events only "
-                "(events=('process',); watch --events process)")
-
-
-def ensure_tracefs(libc, ffi) -> None:
-    """Mount tracefs at /sys/kernel/tracing if no tracefs is mounted (needs CAP_SYS_ADMIN)."""
-    if _tracefs() is not None:
-        return
-    target = _TRACEFS[0]
-    if not os.path.isdir(target):
-        raise errors.KringError("image events need tracefs, and %s does not exist to mount it on" % target)
-    if libc.mount(b"nodev", target.encode(), b"tracefs", 0, ffi.NULL) != 0:
-        err = ffi.errno
-        if err in (errno.EPERM, errno.EACCES):
-            raise errors.KringPermissionError(
-                "permission denied: image events need tracefs, which is not mounted, and mounting "
-                "it at %s needs root (CAP_SYS_ADMIN); or ask for process events only "
-                "(events=('process',); watch --events process)" % target)
-        raise errors.KringError("mounting tracefs at %s failed: %s" % (target, os.strerror(err)))
-    if _tracefs() is None:
-        raise errors.KringError("tracefs is mounted at %s but has no syscall tracepoints "
-                                "(%s missing): the kernel lacks CONFIG_FTRACE_SYSCALLS" % (target, _MMAP_TRACEPOINT))
 
 
 _exit_program_cache: List[str] = []
@@ -171,39 +116,6 @@ def exit_program() -> str:
     return name
 
 
-# ---- clocks -----------------------------------------------------------------
-
-def clock_config(bpf) -> Tuple[int, int]:
-    """(clock, offset) for kring_bpf_config: ts_ns = clock + offset is ns since
-    the Unix epoch. CLOCK_TAI where the kernel has bpf_ktime_get_tai_ns (it
-    follows steps of the wall clock); else CLOCK_MONOTONIC plus the offset of
-    the wall clock measured now."""
-    if hasattr(time, "CLOCK_TAI") and bpf.libbpf_probe_bpf_helper(
-            _BPF_PROG_TYPE_TRACEPOINT, _BPF_FUNC_KTIME_GET_TAI_NS, _libbpf.load()[0].NULL) == 1:
-        diffs = []
-        for _ in range(3):
-            r = time.time_ns()
-            t = time.clock_gettime_ns(time.CLOCK_TAI)
-            diffs.append(t - r)
-        # TAI - UTC is a whole number of seconds (0 when nobody set it).
-        sec = round(min(diffs) / 1e9)
-        return CLOCK_TAI, -sec * 1_000_000_000
-    return CLOCK_MONOTONIC, realtime_offset()
-
-
-def realtime_offset(samples: int = 9) -> int:
-    """CLOCK_REALTIME - CLOCK_MONOTONIC in ns, from the tightest of a few reads."""
-    best: Optional[Tuple[int, int]] = None
-    for _ in range(samples):
-        m0 = time.monotonic_ns()
-        r = time.time_ns()
-        m1 = time.monotonic_ns()
-        if best is None or m1 - m0 < best[0]:
-            best = (m1 - m0, r - (m0 + m1) // 2)
-    assert best is not None, "samples must be >= 1"
-    return best[1]
-
-
 # ---- the source -------------------------------------------------------------
 
 #: The WANT_* bit of each event kind.
@@ -221,8 +133,9 @@ class LinuxKernelSource:
     programs and maps; nothing is pinned, so a killed process leaves nothing
     behind either)."""
 
-    def __init__(self, events=EVENT_KINDS, size: int = DEFAULT_SIZE):
+    def __init__(self, events=EVENT_KINDS, size: int = DEFAULT_SIZE, max_args: int = DEFAULT_MAX_ARGS):
         self.want = event_bits(events, _WANT)
+        self.max_args = check_max_args(max_args)
         self.capacity = check_ring_size(size, os.sysconf("SC_PAGE_SIZE"), _SIZE_MAX)
         self._obj = None
         self._links: list = []
@@ -237,6 +150,9 @@ class LinuxKernelSource:
             try:
                 if self.want & WANT_IMAGE:
                     ensure_tracefs(libc, ffi)
+                # exec_failed uses syscall tracepoints: attached where tracefs is there (or can
+                # be mounted); process records without them need no tracefs.
+                self.exec_failed = bool(self.want & WANT_PROCESS) and _can_trace_syscalls(libc, ffi)
                 self._open(path)
             except BaseException:
                 self._release()
@@ -270,6 +186,8 @@ class LinuxKernelSource:
             wanted = bool(needs & self.want)
             if name.startswith("kring_exit"):
                 wanted = wanted and name == exit_prog
+            if name.startswith("kring_execve"):
+                wanted = wanted and self.exec_failed
             bpf.bpf_program__set_autoload(prog, wanted)
             if wanted:
                 self._progs[name] = prog
@@ -277,11 +195,18 @@ class LinuxKernelSource:
         rc = bpf.bpf_map__set_max_entries(ring, self.capacity)
         if rc:
             self._fail("sizing the ring buffer map", rc)
+        ncpus = bpf.libbpf_num_possible_cpus()
+        if ncpus <= 0:
+            self._fail("counting the possible CPUs", ncpus)
+        rc = bpf.bpf_map__set_max_entries(self._map("kring_scratch"), ncpus)
+        if rc:
+            self._fail("sizing the scratch map", rc)
         clock, offset = clock_config(bpf)
         self.clock = clock
         page_shift = os.sysconf("SC_PAGE_SIZE").bit_length() - 1
         cfg = _lib.ffi.new("struct kring_bpf_config *", {
-            "want": self.want, "clock": clock, "clock_offset": offset, "page_shift": page_shift})
+            "want": self.want, "clock": clock, "clock_offset": offset, "page_shift": page_shift,
+            "args_max": self.max_args})
         rc = bpf.bpf_map__set_initial_value(self._map(".rodata.kring"), cfg, _lib.ffi.sizeof(cfg[0]))
         if rc:
             self._fail("configuring the eBPF programs", rc)
@@ -417,14 +342,13 @@ def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]],
     return Ring(c, list(types), name, on_close=on_close, written=counts, reopen="pykring.kernel()")
 
 
-def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE):
+def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE, max_args: int = DEFAULT_MAX_ARGS):
     """Load and attach the programs; return a :class:`pykring.Ring` over their
     ring buffer that detaches them when it is closed."""
-    src = LinuxKernelSource(events, size)
-    meta = event_meta(1 << 20)
-    min_sizes: Dict[int, int] = {int(meta.types[i].id): int(meta.types[i].min_size) for i in range(meta.ntypes)}
+    src = LinuxKernelSource(events, size, max_args)
     try:
-        ring = bpf_ring(src.ring_fd, src.capacity, EVENT_TYPES, min_sizes=min_sizes, counts=src.counts,
+        ring = bpf_ring(src.ring_fd, src.capacity, linux_event_types(src.max_args), min_sizes=LINUX_MIN_SIZES,
+                        counts=src.counts,
                         on_close=src.close, name="kernel:linux-bpf")
     except BaseException:
         src.close()

@@ -18,7 +18,9 @@ Unix epoch), ``pid``, ``ppid`` (null when unknown), ``path``, and where they
 apply ``exit_code``, ``cmdline``, ``address``, ``length`` (and a few more).
 A summary goes to stderr at the end.
 """
+import argparse
 import os
+import re
 import sys
 import time
 from typing import Dict, Optional, TextIO, Tuple
@@ -76,15 +78,51 @@ class Watch:
     """Turns batches of kernel records into lines (text or JSON) on `out`."""
 
     def __init__(self, out: TextIO, as_json: bool = False, pid: Optional[int] = None,
-                 count: Optional[int] = None, table: Optional[ProcessTable] = None):
+                 count: Optional[int] = None, table: Optional[ProcessTable] = None,
+                 uid: Optional[int] = None, comm: Optional[str] = None, tree: Optional[int] = None):
         self.out = out
         self.as_json = as_json
         self.pid = pid
+        self.uid = uid
+        self.comm = re.compile(comm) if comm is not None else None
+        #: --tree: the pids of the tree (filled from /proc by prime_tree(), then by forks).
+        self.tree: Optional[set] = {tree} if tree is not None else None
+        self._uids: Dict[int, int] = {}
         self.limit = count
         self.table = table if table is not None else ProcessTable()
         self.shown = 0
         self.received = 0
         self.by_kind = {k: 0 for k in ev.KINDS}
+
+    def prime_tree(self, proc: str = "/proc") -> None:
+        """Add the running descendants of the --tree process."""
+        if self.tree is None:
+            return
+        parents: Dict[int, list] = {}
+        for name in os.listdir(proc):
+            if name.isdigit():
+                ppid = self.table.get(int(name))[0]
+                if ppid is not None:
+                    parents.setdefault(ppid, []).append(int(name))
+        todo = list(self.tree)
+        while todo:
+            for child in parents.get(todo.pop(), []):
+                if child not in self.tree:
+                    self.tree.add(child)
+                    todo.append(child)
+
+    def _wanted(self, e: dict) -> bool:
+        pid = e["pid"]
+        if self.pid is not None and pid != self.pid:
+            return False
+        if self.tree is not None and pid not in self.tree:
+            return False
+        if self.uid is not None and e.get("uid", self._uids.get(pid)) != self.uid:
+            return False
+        if self.comm is not None and not any(
+                isinstance(x, str) and self.comm.search(x) for x in (e.get("comm"), e.get("path"))):
+            return False
+        return True
 
     @property
     def done(self) -> bool:
@@ -103,15 +141,19 @@ class Watch:
             pid = e["pid"]
             if t == "process_start":
                 self.table.started(pid, e["ppid"], e["path"])
+                self._uids[pid] = e["uid"]
+                if self.tree is not None and e["ppid"] in self.tree:
+                    self.tree.add(pid)              # follows forks live
             elif t == "process_exit":
                 ppid, path = self.table.get(pid)
-                e["path"] = path
+                if e["path"] is None:       # the record has none (Windows, older kernels)
+                    e["path"] = path
                 if e["ppid"] is None:
                     e["ppid"] = ppid
                 self.table.gone(pid)
             else:
                 e["ppid"] = self.table.get(pid)[0]
-            if self.pid is not None and pid != self.pid:
+            if not self._wanted(e):
                 continue
             if self.done:
                 break
@@ -140,15 +182,17 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        ring = pykring.kernel(events=args.events, size=args.size)
+        ring = pykring.kernel(events=args.events, size=args.size, max_args=args.max_args)
     except ValueError as exc:
         err.write("pykring watch: %s\n" % exc)
         return 2
     except pykring.KringError as exc:
         err.write("pykring watch: %s\n" % exc)
         return 1
-    w = Watch(out, as_json=args.json, pid=args.pid, count=args.count)
+    w = Watch(out, as_json=args.json, pid=args.pid, count=args.count, uid=args.uid, comm=args.comm,
+              tree=args.tree)
     w.table.prime()
+    w.prime_tree()
     t0 = time.monotonic()
     deadline = None if args.duration is None else t0 + args.duration
     lost = 0
@@ -184,20 +228,56 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
 def add_arguments(p) -> None:
     """The `watch` subcommand's options."""
     p.add_argument("--json", action="store_true", help="JSON Lines instead of text")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds (>= 0)")
     p.add_argument("--count", type=int, metavar="N", help="stop after N events")
     p.add_argument("--events", default="process,image", metavar="process,image",
                    help="which events: process, image or both (default)")
     p.add_argument("--pid", type=int, metavar="P", help="only events of process P")
+    p.add_argument("--uid", type=int, metavar="U", help="only events of processes whose real uid is U")
+    p.add_argument("--comm", type=_regex, metavar="REGEX", help="only events whose comm or path matches REGEX")
+    p.add_argument("--tree", type=int, metavar="PID",
+                   help="only events of process PID and all its descendants (new ones too)")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version="pykring %s" % __version__)
     p.add_argument("--size", type=parse_size, default=16 << 20, metavar="BYTES",
                    help="kernel ring buffer size, a power of two (default 16M)")
+    p.add_argument("--max-args", type=parse_size, default=4096, metavar="BYTES",
+                   help="bytes of command line per process start, 64 .. 64K (default 4K); longer ones are cut")
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError("invalid duration %r: a number of seconds >= 0 (e.g. 10, 0.5)" % text)
+    return v
+
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError("invalid regular expression %r: %s" % (text, exc))
+    return text
 
 
 def parse_size(text: str) -> int:
-    """Bytes from "16M", "64KiB", "4096"."""
+    """Bytes from "16M", "64KiB", "4096"; argparse.ArgumentTypeError saying
+    what a valid size looks like otherwise."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     t = text.strip().upper().rstrip("B").rstrip("I")
-    if t and t[-1] in units:
-        return int(float(t[:-1]) * units[t[-1]])
-    return int(t)
+    try:
+        if t and t[-1] in units:
+            n = float(t[:-1]) * units[t[-1]]
+        else:
+            n = float(t)
+    except ValueError:
+        n = -1.0
+    if n < 0 or n != int(n):
+        raise argparse.ArgumentTypeError(
+            "invalid size %r: a whole number of bytes, optionally with K, M or G (e.g. 4096, 64K, 16M)" % text)
+    return int(n)
 

@@ -1,5 +1,6 @@
 """The kernel event records: C structs == schema == numpy dtypes, and
 variable-length tails drained with zero fill."""
+import json
 import os
 
 import numpy as np
@@ -15,13 +16,14 @@ STRUCTS = {
     "process_start": ("struct kring_process_start", lib.KRING_TYPE_PROCESS_START),
     "process_exit": ("struct kring_process_exit", lib.KRING_TYPE_PROCESS_EXIT),
     "image_load": ("struct kring_image_load", lib.KRING_TYPE_IMAGE_LOAD),
+    "exec_failed": ("struct kring_exec_failed", lib.KRING_TYPE_EXEC_FAILED),
 }
 
 
 @pytest.mark.parametrize("name", sorted(STRUCTS))
 def test_dtype_matches_c_struct(name):
     cname, tid = STRUCTS[name]
-    dt = events.DTYPES[name]
+    dt = events.DTYPES.get(name) or {n: d for _, n, d in events.linux_event_types(4096)}[name]
     assert dt.itemsize == ffi.sizeof(cname)
     c_fields = {f for f, _ in ffi.typeof(cname).fields} - {"h", "reserved"}
     assert set(dt.names) - {"seq", "ts", "type", "flags"} == c_fields
@@ -30,16 +32,24 @@ def test_dtype_matches_c_struct(name):
         assert off == ffi.offsetof(cname, field), field
         ctype = ffi.typeof(cname).fields[[f for f, _ in ffi.typeof(cname).fields].index(field)][1].type
         assert fdt.itemsize == ffi.sizeof(ctype), field
-    assert [t for t in events.EVENT_TYPES if t[1] == name][0][0] == tid
+    assert [t for t in events.linux_event_types(4096) if t[1] == name][0][0] == tid
 
 
 def test_known_sizes_and_ids():
     assert [(t[0], t[1], t[2].itemsize) for t in events.EVENT_TYPES] == [
-        (1, "process_start", 1608), (2, "process_exit", 64), (3, "image_load", 576)]
+        (1, "process_start", 8352), (2, "process_exit", 64), (3, "image_load", 4168)]
     meta = events.event_meta(1 << 20)
     assert [int(meta.types[i].min_size) for i in range(3)] == [
         ffi.offsetof("struct kring_process_start", "cmdline"), 64,
-        ffi.offsetof("struct kring_image_load", "path")]
+        ffi.offsetof("struct kring_image_load", "path")] == [4256, 64, 72]
+    assert lib.KRING_PATH_BYTES == 4096
+    # A Linux ring: packed process_start (its tail starts at path), process_exit with a path tail.
+    linux = {name: dt for _, name, dt in events.linux_event_types(65536)}
+    assert linux["process_start"].itemsize == 4256 + 65536 and linux["process_exit"].itemsize == 80 + 4096
+    assert linux["process_exit"].fields["path"][1] == ffi.offsetof("struct kring_process_exit_linux", "path") == 80
+    assert linux["exec_failed"].itemsize == ffi.sizeof("struct kring_exec_failed") == 4144
+    assert linux["exec_failed"].fields["error"][1] == ffi.offsetof("struct kring_exec_failed", "error")
+    assert events.LINUX_MIN_SIZES == {1: 160, 2: 80, 3: 72, 4: 48}
     assert lib.kring_meta_check(meta, 0) == lib.KRING_OK
 
 
@@ -73,7 +83,7 @@ def test_variable_length_tail_is_zero_filled():
         assert rec["cmdline"] == b"true\0--version"
         assert rec["flags"] == lib.KRING_EV_TRUNCATED and rec["type"] == 1
         tail = recs[1:2].view(np.uint8)[24 + length:]
-        assert tail.size == 1608 - 24 - length and not tail.any()
+        assert tail.size == recs.dtype.itemsize - 24 - length and not tail.any()
         lib.kring_producer_close(p, 1)
         ring.close()
     finally:
@@ -88,7 +98,7 @@ def test_short_record_of_fixed_type_is_rejected_by_the_producer():
         assert lib.kring_producer_open(p, path.encode(), lib.KRING_DROP) == lib.KRING_OK
         done = ffi.new("uint64_t *")
         buf = bytes(64)
-        # process_exit is fixed-size: 64 bytes, so a 30-byte body is invalid.
+        # process_exit is at least 64 bytes (its path is the tail), so a 30-byte body is invalid.
         assert lib.kring_write(p, lib.KRING_TYPE_PROCESS_EXIT, buf, 0, 30, ffi.NULL, 1, 0, 0,
                                done) == lib.KRING_E_INVAL
         # An unknown type is invalid too.
@@ -96,3 +106,46 @@ def test_short_record_of_fixed_type_is_rejected_by_the_producer():
         lib.kring_producer_close(p, 1)
     finally:
         os.unlink(path)
+
+
+def _packed_start(path: bytes, argv, detail=0):
+    """A Linux (packed) process_start record: cmdline right after path's NUL."""
+    dt = events.linux_event_types(4096)[0][2]
+    rec = np.zeros(1, dtype=dt)
+    cmd = b"\0".join(argv)
+    rec["pid"], rec["detail"] = 7, detail | events.D_PACKED | events.D_EXEC
+    rec["path_len"], rec["cmdline_len"] = len(path), len(cmd)
+    raw = rec.view(np.uint8)
+    off = dt.fields["path"][1]
+    raw[off:off + len(path)] = np.frombuffer(path, np.uint8)
+    raw[off + len(path) + 1:off + len(path) + 1 + len(cmd)] = np.frombuffer(cmd, np.uint8)
+    return rec
+
+
+def test_packed_start_decodes_path_and_argv_as_fsdecode():
+    """Paths and argv are str decoded like os.fsdecode: os.fsencode gives the
+    exact bytes back, a 0xff byte differs from the literal text \\xff, and
+    JSON keeps the difference too."""
+    path = b"/tmp/\xffbin/" + b"d" * 700 + b"/payload"
+    argv = [b"prog", b"\xff", b"\\xff", b"new\nline", b""]
+    rec = _packed_start(path, argv)
+    assert events.start_strings(rec) == [(path, b"\0".join(argv))]
+    e = events.event_dicts({"process_start": rec, "process_exit": np.zeros(0, events.DTYPES["process_exit"]),
+                            "image_load": np.zeros(0, events.DTYPES["image_load"])})[0]
+    e["seq"] = 0
+    assert os.fsencode(e["path"]) == path and [os.fsencode(a) for a in e["argv"]] == argv
+    assert e["argv"][1] != e["argv"][2]
+    j = json.loads(events.json_line(e))
+    assert [os.fsencode(a) for a in j["argv"]] == argv and os.fsencode(j["path"]) == path
+    assert j["memfd"] is False and j["deleted"] is False and j["args_truncated"] is False
+    line = events.text_line(e)
+    assert "payload" in line
+
+
+def test_memfd_and_deleted_are_keys_and_marks():
+    for bit, key, mark in ((events.D_MEMFD, "memfd", "[memfd]"), (events.D_DELETED, "deleted", "[deleted]")):
+        rec = _packed_start(b"memfd:x" if key == "memfd" else b"/tmp/gone", [b"x"], bit)
+        e = events.event_dicts({"process_start": rec, "process_exit": np.zeros(0, events.DTYPES["process_exit"]),
+                                "image_load": np.zeros(0, events.DTYPES["image_load"])})[0]
+        assert e[key] is True and json.loads(events.json_line(e))[key] is True
+        assert mark in events.text_line(e)

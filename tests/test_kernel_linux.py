@@ -15,6 +15,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -108,6 +109,11 @@ class Collector:
 
 def _argv_bytes(argv):
     return b"\0".join(os.fsencode(a) for a in argv)
+
+
+def _strings(rec):
+    """(path, cmdline) bytes of one process_start record (packed on Linux)."""
+    return ev.start_strings(rec)[0]
 
 
 def _elf_interpreter(path):
@@ -241,10 +247,10 @@ def test_spawned_processes_are_all_seen(bins):
     for pid, code, argv, t0, t1 in runs:
         e = by_exec[pid]
         assert e["ppid"] == me and e["creator_pid"] == pid and e["uid"] == 0
-        assert e["path"] == real and e["path_len"] == len(real)
-        assert e["cmdline"] == _argv_bytes(argv) and e["cmdline_len"] == len(_argv_bytes(argv))
+        assert _strings(e) == (real, _argv_bytes(argv)) and e["path_len"] == len(real)
+        assert e["cmdline_len"] == len(_argv_bytes(argv))
         assert e["comm"] == os.path.basename(link).encode()[:15]
-        assert e["flags"] == 0 and e["detail"] == ev.D_EXEC
+        assert e["flags"] == 0 and e["detail"] == ev.D_EXEC | ev.D_PACKED
         ts = int(e["ts"].astype(np.int64))
         assert t0 - MS <= ts <= t1 + MS, (t0, ts, t1)
         f = by_fork[pid]
@@ -252,7 +258,7 @@ def test_spawned_processes_are_all_seen(bins):
         assert int(f["ts"].astype(np.int64)) <= ts
         x = by_exit[pid]
         assert x["ppid"] == me and x["exit_code"] == code, (argv, x)
-        assert x["detail"] == 0
+        assert x["detail"] == 0 and x["path"] == real
         assert x["raw_status"] == ((code & 0xff) << 8 if code >= 0 else -code)
         assert ts <= int(x["ts"].astype(np.int64)) <= t1 + MS
         assert x["seq"] > e["seq"] > f["seq"]
@@ -281,7 +287,7 @@ def test_dlopen_reports_the_library_main_binary_and_loader(bins):
     symbol = int(out.split()[1], 16)
     starts = col.records("process_start")
     mine = starts[(starts["pid"] == pid) & ((starts["detail"] & ev.D_EXEC) != 0)]
-    assert len(mine) == 1 and mine[0]["path"] == os.path.realpath(bins["kern_dlopen"]).encode()
+    assert len(mine) == 1 and _strings(mine[0])[0] == os.path.realpath(bins["kern_dlopen"]).encode()
     imgs = col.records("image_load")
     imgs = imgs[imgs["pid"] == pid]
     paths = [bytes(x) for x in imgs["path"]]
@@ -340,14 +346,17 @@ def test_exit_only_when_the_whole_process_is_gone(bins, monkeypatch, exit_prog):
 
 
 @needs_root
-def test_long_paths_and_command_lines_are_cut_and_flagged(bins, tmp_path):
+def test_long_paths_are_whole_and_long_command_lines_are_cut(bins, tmp_path):
+    """A 700-byte path comes whole (PATH_MAX, not 511 bytes) on process_start,
+    image_load and process_exit; a command line over the default 4 KiB is cut
+    at 4,095 bytes and flagged."""
     d = tmp_path
-    while len(str(d)) < 600:
+    while len(str(d)) < 700:
         d = d / ("d" * 60)
     d.mkdir(parents=True)
-    exe = d / "kern_exit"
+    exe = d / "payload"
     shutil.copy(bins["kern_exit"], exe)
-    args = [str(exe), "7"] + ["arg%04d" % i for i in range(200)]    # > 1 KiB
+    args = [str(exe), "7"] + ["arg%04d" % i for i in range(600)]    # > 4 KiB
     with pykring.kernel() as ring:
         col = Collector(ring)
         try:
@@ -359,14 +368,259 @@ def test_long_paths_and_command_lines_are_cut_and_flagged(bins, tmp_path):
     starts = col.records("process_start")
     e = starts[(starts["pid"] == p.pid) & ((starts["detail"] & ev.D_EXEC) != 0)][0]
     real = os.path.realpath(str(exe)).encode()
-    assert e["detail"] & ev.D_PATH_TRUNCATED and e["detail"] & ev.D_CMDLINE_TRUNCATED
+    assert len(real) > 700
+    assert not e["detail"] & ev.D_PATH_TRUNCATED and e["detail"] & ev.D_CMDLINE_TRUNCATED
     assert e["flags"] & pykring.events.lib.KRING_EV_TRUNCATED
-    assert e["path_len"] == 511 and e["path"] == real[:511]
-    off = e.dtype.fields["cmdline"][1]
-    assert e["cmdline_len"] == 1023 and e.tobytes()[off:off + 1024] == _argv_bytes(args)[:1023] + b"\0"
+    assert e["path_len"] == len(real) and e["cmdline_len"] == 4095
+    assert _strings(e) == (real, _argv_bytes(args)[:4095])
     imgs = col.records("image_load")
     main = imgs[(imgs["pid"] == p.pid) & ((imgs["detail"] & ev.D_MAIN_IMAGE) != 0)][0]
-    assert main["detail"] & ev.D_PATH_TRUNCATED and main["flags"] & 1 and main["path"] == real[:511]
+    assert not main["detail"] & ev.D_PATH_TRUNCATED and main["path"] == real
+    x = col.records("process_exit")
+    x = x[x["pid"] == p.pid][0]
+    assert x["path"] == real and x["path_len"] == len(real)
+
+
+@needs_root
+def test_path_over_path_max_keeps_its_tail(bins, tmp_path):
+    """A path longer than PATH_MAX (made with relative mkdirs) is cut from the
+    front: the file name stays, D_PATH_TRUNCATED is set."""
+    top = str(tmp_path)
+    fd = os.open(top, os.O_RDONLY)
+    comp = "e" * 200
+    depth = 0
+    try:
+        while len(top) + depth * 201 < 4400:
+            os.mkdir(comp, dir_fd=fd)
+            nfd = os.open(comp, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+            depth += 1
+        with open(bins["kern_exit"], "rb") as src:
+            data = src.read()
+        out = os.open("payload", os.O_WRONLY | os.O_CREAT, 0o755, dir_fd=fd)
+        os.write(out, data)
+        os.close(out)
+        with pykring.kernel() as ring:
+            col = Collector(ring)
+            try:
+                # exec through the directory fd: the child gets it as fd 3.
+                p = subprocess.Popen(["/proc/self/fd/3/payload", "5"], pass_fds=(fd,)) if fd == 3 else \
+                    subprocess.Popen(["sh", "-c", 'cd /proc/self/fd/%d && exec ./payload 5' % fd], pass_fds=(fd,))
+                assert p.wait() == 5
+                assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
+            finally:
+                col.stop()
+    finally:
+        os.close(fd)
+    starts = col.records("process_start")
+    e = starts[(starts["pid"] == p.pid) & ((starts["detail"] & ev.D_EXEC) != 0)][-1]
+    path, _ = _strings(e)
+    assert e["detail"] & ev.D_PATH_TRUNCATED and e["flags"] & 1
+    assert path.endswith(b"/" + comp.encode() + b"/payload") and 4000 < len(path) <= 4095, len(path)
+    assert e["path_len"] == len(path)
+
+
+@needs_root
+def test_memfd_and_unlinked_images_are_marked(bins, tmp_path):
+    """exec and dlopen from a memfd: path "memfd:NAME" with D_MEMFD; exec of
+    an unlinked file (through /proc/self/fd): its last path with D_DELETED,
+    on process_start, image_load and process_exit."""
+    mfd = os.memfd_create("kring-exe", 0)
+    lfd = os.memfd_create("kring-lib", 0)
+    for fd, src in ((mfd, bins["kern_exit"]), (lfd, bins["lib"])):
+        with open(src, "rb") as f:
+            os.write(fd, f.read())
+    gone = tmp_path / "gone-exe"
+    shutil.copy(bins["kern_exit"], gone)
+    gfd = os.open(str(gone), os.O_RDONLY)
+    gone_real = os.path.realpath(str(gone)).encode()
+    os.unlink(gone)
+    try:
+        with pykring.kernel() as ring:
+            col = Collector(ring)
+            try:
+                p1 = subprocess.Popen(["/proc/self/fd/%d" % mfd, "3"], pass_fds=(mfd,))
+                p2 = subprocess.Popen([bins["kern_dlopen"], "/proc/self/fd/%d" % lfd, "kern_probe"],
+                                      pass_fds=(lfd,), stdout=subprocess.DEVNULL)
+                p3 = subprocess.Popen(["/proc/self/fd/%d" % gfd, "4"], pass_fds=(gfd,))
+                assert (p1.wait(), p2.wait(), p3.wait()) == (3, 0, 4)
+                pids = {p1.pid, p2.pid, p3.pid}
+                assert col.wait_for(lambda c: pids <= set(c.records("process_exit")["pid"].tolist()))
+            finally:
+                col.stop()
+    finally:
+        for fd in (mfd, lfd, gfd):
+            os.close(fd)
+    starts, imgs, exits = col.records("process_start"), col.records("image_load"), col.records("process_exit")
+
+    def start(pid):
+        return starts[(starts["pid"] == pid) & ((starts["detail"] & ev.D_EXEC) != 0)][-1]
+
+    def main(pid):
+        return imgs[(imgs["pid"] == pid) & ((imgs["detail"] & ev.D_MAIN_IMAGE) != 0)][-1]
+
+    def exit_(pid):
+        return exits[exits["pid"] == pid][-1]
+
+    e, m, x = start(p1.pid), main(p1.pid), exit_(p1.pid)
+    assert _strings(e)[0] == b"memfd:kring-exe" and e["detail"] & ev.D_MEMFD and not e["detail"] & ev.D_DELETED
+    assert m["path"] == b"memfd:kring-exe" and m["detail"] & ev.D_MEMFD
+    assert x["path"] == b"memfd:kring-exe" and x["detail"] & ev.D_MEMFD
+    lib = imgs[(imgs["pid"] == p2.pid) & (imgs["path"] == b"memfd:kring-lib")]
+    assert len(lib) >= 1 and lib[0]["detail"] & ev.D_MEMFD
+    e, m, x = start(p3.pid), main(p3.pid), exit_(p3.pid)
+    assert _strings(e)[0] == gone_real and e["detail"] & ev.D_DELETED and not e["detail"] & ev.D_MEMFD
+    assert m["path"] == gone_real and m["detail"] & ev.D_DELETED
+    assert x["path"] == gone_real and x["detail"] & ev.D_DELETED
+    # Ordinary files carry neither mark.
+    e = start(p2.pid)
+    assert not e["detail"] & (ev.D_DELETED | ev.D_MEMFD)
+    for key, rec in (("exec", e), ("main", main(p2.pid))):
+        assert not rec["detail"] & (ev.D_DELETED | ev.D_MEMFD), key
+
+
+@needs_root
+def test_command_line_up_to_64_kib_with_max_args(bins):
+    """max_args=65536: a 60 KB command line comes whole; max_args out of range is a ValueError."""
+    args = [bins["kern_exit"], "0"] + ["%05d" % i + "z" * 94 for i in range(600)]      # 60 KB
+    want = _argv_bytes(args)
+    assert 60000 < len(want) < 65535
+    with pykring.kernel(events="process", max_args=65536) as ring:
+        col = Collector(ring)
+        try:
+            p = subprocess.Popen(args)
+            assert p.wait() == 0
+            assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
+        finally:
+            col.stop()
+        assert ring.dtypes["process_start"].itemsize == 4256 + 65536
+    starts = col.records("process_start")
+    e = starts[(starts["pid"] == p.pid) & ((starts["detail"] & ev.D_EXEC) != 0)][0]
+    assert not e["detail"] & ev.D_CMDLINE_TRUNCATED and _strings(e)[1] == want
+    for bad in (0, 63, 65537, "4096", 4096.0):
+        with pytest.raises(ValueError, match="max_args"):
+            pykring.kernel(events="process", max_args=bad)
+
+
+@needs_root
+def test_failed_execs_are_recorded_with_errno(tmp_path):
+    """execve of a missing file (ENOENT) and of a file without the x bit
+    (EACCES): an exec_failed record each, with pid, tid, uid, euid, the path
+    as asked for and errno, which the calling process saw too."""
+    noexec = tmp_path / "not-executable"
+    noexec.write_bytes(b"#!/bin/sh\n")
+    noexec.chmod(0o644)
+    missing = str(tmp_path / "missing" / "prog")
+    code = ("import os, sys\n"
+            "for p in sys.argv[1:]:\n"
+            "    try:\n"
+            "        os.execv(p, [p])\n"
+            "    except OSError as e:\n"
+            "        print(e.errno)\n")
+    with pykring.kernel(events="process") as ring:
+        col = Collector(ring)
+        try:
+            r = subprocess.run([sys.executable, "-c", code, missing, str(noexec)], capture_output=True,
+                               text=True, check=True)
+            pid = None
+            assert col.wait_for(lambda c: len(c.records("exec_failed")[
+                c.records("exec_failed")["path"] == str(noexec).encode()]) > 0)
+        finally:
+            col.stop()
+    assert r.stdout.split() == ["2", "13"]
+    fails = col.records("exec_failed")
+    mine = fails[np.isin(fails["path"], [missing.encode(), str(noexec).encode()])]
+    assert [(bytes(m["path"]), int(m["error"])) for m in mine] == [(missing.encode(), 2), (str(noexec).encode(), 13)]
+    pid = int(mine[0]["pid"])
+    for m in mine:
+        assert m["pid"] == pid and m["tid"] == pid and m["uid"] == 0 and m["euid"] == 0
+        assert m["detail"] == 0
+    e = ev.event_dicts({"exec_failed": mine, "process_start": col.records("process_start")[:0],
+                        "process_exit": col.records("process_exit")[:0], "image_load": col.records("image_load")[:0]})
+    assert [(x["type"], x["errno"], x["path"]) for x in e] == [("exec_failed", 2, missing),
+                                                               ("exec_failed", 13, str(noexec))]
+    j = json.loads(ev.json_line(dict(e[0], ppid=None)))
+    assert j["errno"] == 2 and j["tid"] == pid and j["euid"] == 0 and j["path"] == missing
+
+
+def _kept_dicts(col):
+    return ev.event_dicts({name: col.records(name) for name in col.parts})
+
+
+@needs_root
+def test_identity_context_and_process_key(bins):
+    """process_start carries euid/gid/egid, auid/sessionid (as /proc/self/loginuid
+    and sessionid say), pid and mount namespaces and the cgroup id (as /proc
+    and /sys/fs/cgroup say), exec_id equal to the one computed from /proc while
+    the process runs, parent_exec_id equal to ours; its image_load and
+    process_exit carry the same exec_id; the exit has start_ts, duration_ns,
+    signal 9 for a SIGKILL."""
+    with pykring.kernel() as ring:
+        col = Collector(ring)
+        try:
+            p = subprocess.Popen(["sleep", "30"])
+            assert col.wait_for(lambda c: any(d["pid"] == p.pid and d["type"] == "process_start" and d["exec"]
+                                              for d in _kept_dicts(c)))
+            from_proc = ev.exec_id_of(p.pid)
+            p.kill()
+            p.wait()
+            assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
+        finally:
+            col.stop()
+    ds = [d for d in _kept_dicts(col) if d["pid"] == p.pid]
+    start = [d for d in ds if d["type"] == "process_start" and d["exec"]][0]
+    exit_ = [d for d in ds if d["type"] == "process_exit"][0]
+    imgs = [d for d in ds if d["type"] == "image_load"]
+
+    def read(path):
+        with open(path) as f:
+            return int(f.read())
+
+    assert start["uid"] == start["euid"] == os.geteuid() and start["gid"] == start["egid"] == os.getegid()
+    assert start["auid"] == (None if read("/proc/self/loginuid") == 0xFFFFFFFF else read("/proc/self/loginuid"))
+    assert start["sessionid"] == (None if read("/proc/self/sessionid") == 0xFFFFFFFF else read("/proc/self/sessionid"))
+    assert start["pidns"] == os.stat("/proc/self/ns/pid").st_ino
+    assert start["mntns"] == os.stat("/proc/self/ns/mnt").st_ino
+    with open("/proc/self/cgroup") as f:
+        cg = [line.split(":", 2)[2].strip() for line in f if line.startswith("0::")][0]
+    assert start["cgroup_id"] == os.stat("/sys/fs/cgroup" + cg).st_ino
+    assert json.loads(ev.json_line(start))["cgroup"] == cg
+    assert start["exec_id"] == from_proc and start["exec_id"].startswith(ev.boot_id())
+    assert start["parent_exec_id"] == ev.exec_id_of(os.getpid())
+    assert imgs and all(d["exec_id"] == from_proc for d in imgs)
+    assert exit_["exec_id"] == from_proc and exit_["signal"] == 9 and exit_["core_dumped"] is False
+    assert exit_["duration_ns"] > 0 and exit_["start_ts"] == exit_["ts"] - exit_["duration_ns"]
+    assert exit_["start_ts"] <= start["ts"]
+    j = json.loads(ev.json_line(dict(exit_, ppid=None)))
+    assert j["exec_id"] == from_proc and j["signal"] == 9 and "duration_ns" in j
+
+
+@needs_root
+def test_setuid_exec_shows_uid_and_euid(bins):
+    """A setuid-root program run as uid 65534: uid 65534, euid 0, marked [setuid]."""
+    d = tempfile.mkdtemp(dir="/tmp")
+    try:
+        os.chmod(d, 0o755)
+        exe = os.path.join(d, "suid-exit")
+        shutil.copy(bins["kern_exit"], exe)
+        os.chmod(exe, 0o4755)
+        with pykring.kernel(events="process") as ring:
+            col = Collector(ring)
+            try:
+                p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "0"])
+                assert p.wait() == 0
+                assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
+            finally:
+                col.stop()
+    finally:
+        shutil.rmtree(d)
+    start = [x for x in _kept_dicts(col) if x["pid"] == p.pid and x["type"] == "process_start"
+             and x["exec"] and x["path"] == exe][0]
+    assert (start["uid"], start["euid"], start["gid"], start["egid"]) == (65534, 0, 65534, 65534)
+    assert "[setuid]" in ev.text_line(start)
+    j = json.loads(ev.json_line(start))
+    assert j["uid"] == 65534 and j["euid"] == 0
 
 
 def _storm(ring, bins, n, expect_all=True):
@@ -441,7 +695,7 @@ def test_tiny_ring_drops_are_counted_exactly(bins):
 @needs_root
 def test_event_selection_attaches_only_what_is_asked():
     with pykring.kernel(events=("process",)) as ring:
-        assert len(ring.source.prog_ids) == 3
+        assert len(ring.source.prog_ids) == 7        # fork, exec, exit; execve(at) enter/exit
         subprocess.run(["/bin/true"])
         time.sleep(0.1)
         b = ring.read_batch()
@@ -452,7 +706,7 @@ def test_event_selection_attaches_only_what_is_asked():
         time.sleep(0.1)
         b = ring.read_batch()
         assert not len(b["process_start"]) and not len(b["process_exit"]) and len(b["image_load"])
-        assert set(b) == {"process_start", "process_exit", "image_load"}
+        assert set(b) == {"process_start", "process_exit", "image_load", "exec_failed"}
 
 
 @needs_root
@@ -471,7 +725,7 @@ def test_close_and_reopen_leaks_nothing():
         ring.close()
         assert ring.closed and ring.source.closed
         ring.close()                                        # idempotent
-    assert len(progs) == 34 * 5 + 66 * 3 and len(maps) >= 100 * 5
+    assert len(progs) == 34 * 9 + 33 * 7 + 33 * 3 and len(maps) >= 100 * 5
     assert _fds() == fds0
     assert _bpf_mappings() == maps0
     deadline = time.monotonic() + 5
@@ -499,7 +753,7 @@ def test_programs_go_away_with_the_process(how):
     p = subprocess.run([sys.executable, "-c", _CHILD, how], capture_output=True, text=True)
     assert p.returncode == (0 if how == "exit" else -9), p.stderr
     ids = {int(x) for x in p.stdout.split()}
-    assert len(ids) == 5
+    assert len(ids) == 9
     deadline = time.monotonic() + 5
     while ids & _bpf_ids("prog") and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -584,7 +838,7 @@ def test_watch_json(bins):
     imgs = [d for d in lines if d["type"] == "image_load" and d["pid"] == r.pid]
     assert imgs and all(isinstance(d["address"], int) and d["length"] > 0 for d in imgs)
     assert all(d["ppid"] == os.getpid() for d in imgs)
-    assert re.search(r"pykring watch: \d+ events in [\d.]+ s \(fork \d+, exec \d+, exit \d+, image \d+\); "
+    assert re.search(r"pykring watch: \d+ events in [\d.]+ s \(fork \d+, exec \d+, exit \d+, image \d+, fail \d+\); "
                      r"kernel wrote \d+, dropped 0; sequence gaps 0", err), err
 
 

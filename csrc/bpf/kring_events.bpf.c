@@ -13,6 +13,9 @@
  *   kring_exit       tp_btf/sched_process_exit    process_exit once the whole
  *                                                 thread group is gone (group_dead;
  *                                                 kring_exit_live on older kernels)
+ *   kring_execve*_ent tp/syscalls/sys_enter_execve(at)  remembers the filename pointer
+ *   kring_execve*_ret tp/syscalls/sys_exit_execve(at)   exec_failed when the exec failed
+ *                                                 (with process records, where tracefs is there)
  *   kring_mmap_ent   tp/syscalls/sys_enter_mmap   remembers executable file mappings
  *   kring_mmap_ret   tp/syscalls/sys_exit_mmap    image_load when such an mmap succeeded
  *
@@ -69,10 +72,13 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define NAME_MAX 255
 
 /* Path building area: components are written right to left ending at
- * WALK_AREA; the KRING_PATH_MAX bytes after it are never written (zero), so
- * one fixed-size copy from the path's start yields the path zero-padded. */
-#define WALK_AREA 4096
+ * WALK_AREA (a path of up to WALK_AREA - 1 bytes, PATH_MAX with its NUL). */
+#define WALK_AREA KRING_PATH_BYTES
 #define WALK_MAX_DEPTH 256
+/* Room for a packed process_start: the fixed part, the path (offset masked to
+ * 2 * KRING_PATH_BYTES for the verifier), the command line. */
+#define ARGS_ROOM KRING_BPF_ARGS_MAX
+#define PS_ROOM (KRING_PROCESS_START_PACKED_MIN_SIZE + 2 * KRING_PATH_BYTES + ARGS_ROOM)
 
 /* bpf_ktime_get_tai_ns (Linux 6.1) is newer than some libbpf helper lists. */
 static __u64 (*const kring_ktime_get_tai_ns)(void) = (void *)208;
@@ -102,17 +108,32 @@ struct {
 } kring_state SEC(".maps");
 
 struct scratch {
-    struct kring_process_start ps;
+    union {
+        struct kring_process_start ps;
+        char ps_room[PS_ROOM];
+    };
     struct kring_image_load il;
-    char path[WALK_AREA + KRING_PATH_MAX];      /* see WALK_AREA */
+    struct kring_process_exit_linux pe;
+    struct kring_exec_failed ef;
+    char path[WALK_AREA + NAME_MAX + 1];        /* see WALK_AREA; the slack is for the verifier */
 };
 
+/* One scratch record per CPU: an array indexed by CPU number (a per-CPU array
+ * value may not exceed 32 KiB). The loader sets max_entries to the number of
+ * possible CPUs. */
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
     __type(key, __u32);
     __type(value, struct scratch);
 } kring_scratch SEC(".maps");
+
+static __always_inline struct scratch *get_scratch(void)
+{
+    __u32 cpu = bpf_get_smp_processor_id();
+
+    return bpf_map_lookup_elem(&kring_scratch, &cpu);
+}
 
 /* An executable file mmap() in flight, by thread (pid_tgid). */
 struct mmap_args {
@@ -169,6 +190,7 @@ struct walk {
     __u32 pos;              /* the path built so far starts at scratch.path[pos] */
     __u32 done;             /* reached the root */
     __u32 cut;              /* ran out of room or depth: only the last part is kept */
+    __u32 pseudo;           /* a file on no path (memfd, anon inode): its name alone */
 };
 
 static __always_inline struct mount *real_mount(struct vfsmount *m)
@@ -179,8 +201,8 @@ static __always_inline struct mount *real_mount(struct vfsmount *m)
 static long walk_step(__u32 i, void *ctx)
 {
     struct walk *w = ctx;
-    __u32 zero = 0, len, off;
-    struct scratch *s = bpf_map_lookup_elem(&kring_scratch, &zero);
+    __u32 len, off;
+    struct scratch *s = get_scratch();
     /* Locals: BPF_CORE_READ must not see our own struct's fields. */
     struct dentry *d = w->dentry, *parent, *mnt_root;
     struct vfsmount *vfsmnt = w->vfsmnt;
@@ -191,7 +213,12 @@ static long walk_step(__u32 i, void *ctx)
         return 1;
     parent = BPF_CORE_READ(d, d_parent);
     mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-    if (d == mnt_root || d == parent) {
+    if (d == parent && d != mnt_root && i == 0) {
+        /* A file made with no name in any directory (alloc_file_pseudo:
+         * memfd_create, anonymous inodes): its dentry is its own parent and
+         * its name ("memfd:NAME") is all there is. */
+        w->pseudo = 1;
+    } else if (d == mnt_root || d == parent) {
         struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
         if (d != mnt_root || !up || up == mnt) {
@@ -210,12 +237,17 @@ static long walk_step(__u32 i, void *ctx)
     name = BPF_CORE_READ(d, d_name.name);
     if (len > NAME_MAX)
         len = NAME_MAX;
-    if (len + 1 > w->pos) {
+    if (len + 2 > w->pos) {            /* keep pos >= 1: at most WALK_AREA - 1 bytes */
         w->cut = 1;
         return 1;
     }
     off = w->pos - len;
     bpf_probe_read_kernel(&s->path[off & (WALK_AREA - 1)], len & NAME_MAX, name);
+    if (w->pseudo) {
+        w->pos = off;
+        w->done = 1;
+        return 1;
+    }
     off -= 1;
     s->path[off & (WALK_AREA - 1)] = '/';
     w->pos = off;
@@ -223,23 +255,30 @@ static long walk_step(__u32 i, void *ctx)
     return 0;
 }
 
-/* Write the canonical path of `f` into dst[KRING_PATH_MAX], NUL-padded; its
- * length before the NUL into *len. Returns KRING_D_* bits. */
+/* Write the canonical path of `f` into dst (room for KRING_PATH_BYTES), NUL
+ * terminated; its length before the NUL into *len. Returns KRING_D_* bits:
+ * KRING_D_PATH_TRUNCATED when the walk ran out of room or depth (the tail of
+ * the path is kept), KRING_D_MEMFD for a memfd ("memfd:NAME"),
+ * KRING_D_DELETED for an unlinked file (its last path). */
 static __always_inline __u32 file_path(struct scratch *s, struct file *f, char *dst, __u16 *len)
 {
     struct walk w = {};
-    __u32 pos, n;
+    __u32 pos, n, bits = 0;
+    struct dentry *d;
 
     if (!f) {
-        /* No file: copy zeros from the never-written end of the area. */
-        bpf_probe_read_kernel(dst, KRING_PATH_MAX, &s->path[WALK_AREA]);
+        dst[0] = 0;
         *len = 0;
         return KRING_D_NO_PATH;
     }
-    w.dentry = BPF_CORE_READ(f, f_path.dentry);
+    d = BPF_CORE_READ(f, f_path.dentry);
+    w.dentry = d;
     w.vfsmnt = BPF_CORE_READ(f, f_path.mnt);
     w.mnt = real_mount(w.vfsmnt);
     w.pos = WALK_AREA;
+    /* d_unlinked(): out of the dcache hash and not a root of its own. */
+    if (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d)
+        bits |= KRING_D_DELETED;
     bpf_loop(WALK_MAX_DEPTH, walk_step, &w, 0);
     pos = w.pos;
     if (pos >= WALK_AREA) {
@@ -248,74 +287,125 @@ static __always_inline __u32 file_path(struct scratch *s, struct file *f, char *
         s->path[pos] = '/';
     }
     pos &= WALK_AREA - 1;
-    n = WALK_AREA - pos;
-    if (n > KRING_PATH_MAX - 1) {
-        bpf_probe_read_kernel(dst, KRING_PATH_MAX - 1, &s->path[pos]);
-        dst[KRING_PATH_MAX - 1] = 0;
-        *len = KRING_PATH_MAX - 1;
-        return KRING_D_PATH_TRUNCATED;
-    }
-    bpf_probe_read_kernel(dst, KRING_PATH_MAX, &s->path[pos]);
+    n = WALK_AREA - pos;                /* 1 .. WALK_AREA - 1 */
+    if (w.pseudo && n >= 6 && s->path[pos & (WALK_AREA - 1)] == 'm' &&
+        s->path[(pos + 1) & (WALK_AREA - 1)] == 'e' && s->path[(pos + 2) & (WALK_AREA - 1)] == 'm' &&
+        s->path[(pos + 3) & (WALK_AREA - 1)] == 'f' && s->path[(pos + 4) & (WALK_AREA - 1)] == 'd' &&
+        s->path[(pos + 5) & (WALK_AREA - 1)] == ':')
+        bits |= KRING_D_MEMFD;
+    n &= WALK_AREA - 1;
+    bpf_probe_read_kernel(dst, n, &s->path[pos]);
+    dst[n] = 0;
     *len = (__u16)n;
-    return (w.done && !w.cut) ? 0 : KRING_D_PATH_TRUNCATED;
+    if (!w.done || w.cut)
+        bits |= KRING_D_PATH_TRUNCATED;
+    return bits;
 }
 
 /* ---- process_start ---------------------------------------------------- */
 
-/* Copy the command line (argv, NUL-separated) from the user memory of the
- * current process, whose mm is `mm`. Returns the bytes of cmdline used,
- * its NUL included (1 .. KRING_CMDLINE_MAX). */
-static __always_inline __u32 read_cmdline(struct kring_process_start *ps, struct mm_struct *mm)
+/* The start time of a process (its leader), ns since boot: what
+ * /proc/PID/stat's starttime counts in clock ticks. */
+static __always_inline __u64 start_time(struct task_struct *p)
 {
-    __u64 start = 0, end = 0, n;
+    return BPF_CORE_READ(p, group_leader, start_boottime);
+}
 
+/* Identity and context of process `p` (credentials, audit ids, namespaces,
+ * cgroup, terminal, start times). */
+static __always_inline void identity(struct kring_process_start *ps, struct task_struct *p)
+{
+    const struct cred *cred = BPF_CORE_READ(p, real_cred);
+    struct pid *pid = BPF_CORE_READ(p, thread_pid);
+    struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
+    unsigned int level = BPF_CORE_READ(pid, level);
+    struct upid up = {};
+
+    ps->uid = BPF_CORE_READ(cred, uid.val);
+    ps->euid = BPF_CORE_READ(cred, euid.val);
+    ps->gid = BPF_CORE_READ(cred, gid.val);
+    ps->egid = BPF_CORE_READ(cred, egid.val);
+    ps->auid = 0xffffffff;
+    ps->audit_session = 0xffffffff;
+    if (bpf_core_field_exists(p->loginuid)) {
+        ps->auid = BPF_CORE_READ(p, loginuid.val);
+        ps->audit_session = BPF_CORE_READ(p, sessionid);
+    }
+    /* The pid namespace the process lives in: its pid's last level. */
+    bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[level & 31]);
+    ps->pidns = BPF_CORE_READ(up.ns, ns.inum);
+    ps->mntns = BPF_CORE_READ(p, nsproxy, mnt_ns, ns.inum);
+    ps->reserved = 0;
+    ps->cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+    ps->start_time = start_time(p);
+    ps->parent_start_time = start_time(BPF_CORE_READ(p, real_parent));
+    ps->tty[0] = 0;
+    if (tty)
+        bpf_probe_read_kernel_str(ps->tty, sizeof(ps->tty), &tty->name);
+}
+
+/* Copy the command line (argv, NUL-separated) from the user memory of the
+ * current process, whose mm is `mm`, right after the path's NUL (packed
+ * process_start), at most kring_cfg.args_max - 1 bytes. Returns the record's
+ * length. */
+static __always_inline __u32 read_cmdline(struct scratch *s, struct mm_struct *mm)
+{
+    struct kring_process_start *ps = &s->ps;
+    __u64 start = 0, end = 0, n, max = kring_cfg.args_max;
+    __u32 at = (ps->path_len + 1) & (2 * KRING_PATH_BYTES - 1), len;
+    char *dst = &s->ps_room[KRING_PROCESS_START_PACKED_MIN_SIZE + at];
+
+    if (max < KRING_BPF_ARGS_MIN || max > KRING_BPF_ARGS_MAX)
+        max = KRING_BPF_ARGS_DEFAULT;
     if (mm) {
         start = BPF_CORE_READ(mm, arg_start);
         end = BPF_CORE_READ(mm, arg_end);
     }
     n = end > start ? end - start : 0;
-    if (n > KRING_CMDLINE_MAX - 1) {
-        n = KRING_CMDLINE_MAX - 1;
+    if (n > max - 1) {
+        n = max - 1;
         ps->detail |= KRING_D_CMDLINE_TRUNCATED;
     }
-    if (n && bpf_probe_read_user(ps->cmdline, n & (KRING_CMDLINE_MAX - 1), (void *)start) != 0)
+    n &= ARGS_ROOM - 1;
+    if (n && bpf_probe_read_user(dst, n, (void *)start) != 0)
         n = 0;
-    n &= KRING_CMDLINE_MAX - 1;
-    ps->cmdline[n] = 0;
+    dst[n] = 0;
     /* argv ends with a NUL: it is the terminator, not part of the text. */
     if (n && !(ps->detail & KRING_D_CMDLINE_TRUNCATED)) {
         __u32 last = (__u32)n - 1;
 
         barrier_var(last);      /* keep the mask: the verifier needs it */
-        if (ps->cmdline[last & (KRING_CMDLINE_MAX - 1)] == 0)
+        if (dst[last & (ARGS_ROOM - 1)] == 0)
             n -= 1;
     }
-    ps->cmdline_len = (__u16)n;
-    return (__u32)n + 1;
+    ps->cmdline_len = (__u16)(n > 0xffff ? 0xffff : n);
+    len = KRING_PROCESS_START_PACKED_MIN_SIZE + at + (__u32)n + 1;
+    return len;
 }
 
-static __always_inline void emit_process_start(struct kring_process_start *ps, __u32 tail)
+static __always_inline void emit_process_start(struct scratch *s, __u32 len)
 {
-    __u32 len = KRING_PROCESS_START_MIN_SIZE + (tail & (KRING_CMDLINE_MAX * 2 - 1));
+    struct kring_process_start *ps = &s->ps;
 
+    ps->detail |= KRING_D_PACKED;
     header(&ps->h, KRING_TYPE_PROCESS_START,
            (ps->detail & (KRING_D_PATH_TRUNCATED | KRING_D_CMDLINE_TRUNCATED)) ? KRING_EV_TRUNCATED : 0);
-    if (len > sizeof(*ps))
-        len = sizeof(*ps);
-    count(bpf_ringbuf_output(&kring_events, ps, len, 0) == 0);
+    if (len > PS_ROOM)
+        len = PS_ROOM;
+    count(bpf_ringbuf_output(&kring_events, s->ps_room, len, 0) == 0);
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(kring_fork, struct task_struct *parent, struct task_struct *child)
 {
-    __u32 zero = 0, tail;
+    __u32 tail;
     struct scratch *s;
     struct kring_process_start *ps;
     struct mm_struct *mm;
 
     if (child->pid != child->tgid)
         return 0;                               /* a new thread, not a process */
-    s = bpf_map_lookup_elem(&kring_scratch, &zero);
+    s = get_scratch();
     if (!s)
         return 0;
     ps = &s->ps;
@@ -323,7 +413,7 @@ int BPF_PROG(kring_fork, struct task_struct *parent, struct task_struct *child)
     ps->ppid = BPF_CORE_READ(child, real_parent, tgid);
     ps->creator_pid = parent->tgid;
     ps->creator_tid = parent->pid;
-    ps->uid = BPF_CORE_READ(child, real_cred, uid.val);
+    identity(ps, child);
     ps->session_id = 0;
     ps->detail = 0;
     bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), child->comm);
@@ -331,8 +421,8 @@ int BPF_PROG(kring_fork, struct task_struct *parent, struct task_struct *child)
     ps->detail |= file_path(s, mm ? BPF_CORE_READ(mm, exe_file) : 0, ps->path, &ps->path_len);
     /* The child's argv is the parent's (same addresses, same contents): read it
      * from the parent, whose memory is the current one here. */
-    tail = read_cmdline(ps, mm && parent->mm ? mm : 0);
-    emit_process_start(ps, tail);
+    tail = read_cmdline(s, mm && parent->mm ? mm : 0);
+    emit_process_start(s, tail);
     return 0;
 }
 
@@ -358,7 +448,7 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void
 
 static __always_inline void emit_image(struct kring_image_load *il, __u32 detail)
 {
-    __u32 len = KRING_IMAGE_LOAD_MIN_SIZE + (il->path_len & (KRING_PATH_MAX - 1)) + 1;
+    __u32 len = KRING_IMAGE_LOAD_MIN_SIZE + (il->path_len & (KRING_PATH_BYTES - 1)) + 1;
 
     il->detail |= detail;
     header(&il->h, KRING_TYPE_IMAGE_LOAD, (il->detail & KRING_D_PATH_TRUNCATED) ? KRING_EV_TRUNCATED : 0);
@@ -378,6 +468,7 @@ static __always_inline void image_init(struct kring_image_load *il, __u32 pid, _
     il->reserved[0] = 0;
     il->reserved[1] = 0;
     il->reserved[2] = 0;
+    il->start_time = start_time(bpf_get_current_task_btf());
 }
 
 /* image_load for the mapping of the current process that contains addr.
@@ -401,8 +492,8 @@ static __always_inline struct file *image_at(struct scratch *s, __u32 pid, __u64
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-    __u32 zero = 0, tail;
-    struct scratch *s = bpf_map_lookup_elem(&kring_scratch, &zero);
+    __u32 tail;
+    struct scratch *s = get_scratch();
     struct mm_struct *mm = p->mm;
     struct file *exe;
 
@@ -415,13 +506,13 @@ int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
         ps->ppid = BPF_CORE_READ(p, real_parent, tgid);
         ps->creator_pid = p->tgid;
         ps->creator_tid = (__u32)old_pid;
-        ps->uid = BPF_CORE_READ(p, real_cred, uid.val);
+        identity(ps, p);
         ps->session_id = 0;
         ps->detail = KRING_D_EXEC;
         bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), p->comm);
         ps->detail |= file_path(s, BPF_CORE_READ(bprm, file), ps->path, &ps->path_len);
-        tail = read_cmdline(ps, mm);
-        emit_process_start(ps, tail);
+        tail = read_cmdline(s, mm);
+        emit_process_start(s, tail);
     }
     if ((kring_cfg.want & KRING_BPF_WANT_IMAGE) && mm) {
         /* The kernel mapped the program and its interpreter itself (no mmap
@@ -441,22 +532,16 @@ int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 
 static __always_inline int emit_process_exit(struct task_struct *p)
 {
-    __u32 zero = 0, code;
+    __u32 zero = 0, code, len;
     struct kring_process_exit *e;
     struct kring_bpf_state *st;
-    __u64 seq, started;
+    struct scratch *s = get_scratch();
+    struct mm_struct *mm;
+    __u64 started;
 
-    seq = __sync_fetch_and_add(&kring_seq, 1);
-    e = bpf_ringbuf_reserve(&kring_events, sizeof(*e), 0);
-    if (!e) {
-        count(0);
+    if (!s)
         return 0;
-    }
-    e->h.seq = seq;
-    e->h.ts_ns = now_ns();
-    e->h.type = KRING_TYPE_PROCESS_EXIT;
-    e->h.flags = 0;
-    e->h.reserved = 0;
+    e = &s->pe.e;
     e->pid = p->tgid;
     e->ppid = BPF_CORE_READ(p, real_parent, tgid);
     /* exit_code is a wait status: (code & 0xff) << 8 for exit(code), or the
@@ -471,8 +556,16 @@ static __always_inline int emit_process_exit(struct task_struct *p)
         e->detail |= KRING_D_NO_START;
     e->reserved = 0;
     bpf_probe_read_kernel(e->comm, sizeof(e->comm), p->comm);
-    bpf_ringbuf_submit(e, 0);
-    count(1);
+    s->pe.start_time = start_time(p);
+    s->pe.duration_ns = bpf_ktime_get_boot_ns() - s->pe.start_time;
+    /* The tracepoint fires before exit_mm(): the executable is still there. */
+    mm = p->mm;
+    e->detail |= file_path(s, mm ? BPF_CORE_READ(mm, exe_file) : 0, s->pe.path, &e->path_len);
+    header(&e->h, KRING_TYPE_PROCESS_EXIT, (e->detail & KRING_D_PATH_TRUNCATED) ? KRING_EV_TRUNCATED : 0);
+    len = KRING_PROCESS_EXIT_LINUX_MIN_SIZE + (e->path_len & (KRING_PATH_BYTES - 1)) + 1;
+    if (len > sizeof(s->pe))
+        len = sizeof(s->pe);
+    count(bpf_ringbuf_output(&kring_events, &s->pe, len, 0) == 0);
     return 0;
 }
 
@@ -518,6 +611,93 @@ int BPF_PROG(kring_exit_live, struct task_struct *p)
     return emit_process_exit(p);
 }
 
+/* ---- failed execs ----------------------------------------------------- */
+
+/* The filename argument of an execve/execveat in flight, by thread (pid_tgid):
+ * a user pointer, read only if the exec fails (the caller's memory is then
+ * still there). */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64);
+    __type(value, __u64);
+} kring_execs SEC(".maps");
+
+static __always_inline int exec_enter(__u64 filename)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+
+    bpf_map_update_elem(&kring_execs, &id, &filename, BPF_ANY);
+    return 0;
+}
+
+static __always_inline int exec_return(long ret)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    __u64 *fp = bpf_map_lookup_elem(&kring_execs, &id), filename;
+    struct task_struct *task;
+    struct kring_exec_failed *ef;
+    struct scratch *s;
+    long n;
+    __u32 len;
+
+    if (!fp)
+        return 0;
+    filename = *fp;
+    bpf_map_delete_elem(&kring_execs, &id);
+    if (ret >= 0 || ret < -4095)
+        return 0;                               /* the exec succeeded */
+    s = get_scratch();
+    if (!s)
+        return 0;
+    ef = &s->ef;
+    task = (struct task_struct *)bpf_get_current_task();
+    ef->pid = (__u32)(id >> 32);
+    ef->tid = (__u32)id;
+    ef->uid = (__u32)bpf_get_current_uid_gid();
+    ef->euid = BPF_CORE_READ(task, cred, euid.val);
+    ef->error = (__s32)-ret;
+    ef->detail = 0;
+    n = filename ? bpf_probe_read_user_str(ef->path, KRING_PATH_BYTES, (void *)filename) : -1;
+    if (n <= 0) {
+        n = 1;
+        ef->path[0] = 0;
+        ef->detail |= KRING_D_NO_PATH;
+    } else if (n == KRING_PATH_BYTES) {
+        ef->detail |= KRING_D_PATH_TRUNCATED;  /* the kernel refuses it anyway (ENAMETOOLONG) */
+    }
+    header(&ef->h, KRING_TYPE_EXEC_FAILED, (ef->detail & KRING_D_PATH_TRUNCATED) ? KRING_EV_TRUNCATED : 0);
+    len = KRING_EXEC_FAILED_MIN_SIZE + ((__u32)n & (2 * KRING_PATH_BYTES - 1));
+    if (len > sizeof(*ef))
+        len = sizeof(*ef);
+    count(bpf_ringbuf_output(&kring_events, ef, len, 0) == 0);
+    return 0;
+}
+
+SEC("tp/syscalls/sys_enter_execve")
+int kring_execve_ent(struct trace_event_raw_sys_enter *ctx)
+{
+    return exec_enter(ctx->args[0]);
+}
+
+SEC("tp/syscalls/sys_enter_execveat")
+int kring_execveat_ent(struct trace_event_raw_sys_enter *ctx)
+{
+    return exec_enter(ctx->args[1]);
+}
+
+SEC("tp/syscalls/sys_exit_execve")
+int kring_execve_ret(struct trace_event_raw_sys_exit *ctx)
+{
+    return exec_return(ctx->ret);
+}
+
+SEC("tp/syscalls/sys_exit_execveat")
+int kring_execveat_ret(struct trace_event_raw_sys_exit *ctx)
+{
+    return exec_return(ctx->ret);
+}
+
 /* ---- mmap ------------------------------------------------------------- */
 
 SEC("tp/syscalls/sys_enter_mmap")
@@ -545,7 +725,6 @@ int kring_mmap_ret(struct trace_event_raw_sys_exit *ctx)
     struct fdtable *fdt;
     struct file **fds, *f = 0;
     struct scratch *s;
-    __u32 zero = 0;
     __u64 len, off, page;
     __s64 fd;
     long ret = ctx->ret;
@@ -558,7 +737,7 @@ int kring_mmap_ret(struct trace_event_raw_sys_exit *ctx)
     bpf_map_delete_elem(&kring_mmaps, &id);
     if (ret < 0 && ret > -4096)
         return 0;                               /* the mmap failed */
-    s = bpf_map_lookup_elem(&kring_scratch, &zero);
+    s = get_scratch();
     if (!s)
         return 0;
     task = (struct task_struct *)bpf_get_current_task();

@@ -23,6 +23,11 @@
 #define KRING_BPF_CLOCK_TAI 1           /* bpf_ktime_get_tai_ns() + clock_offset (Linux >= 6.1):
                                            follows steps of CLOCK_REALTIME, as ts_ns must */
 
+/* kring_bpf_config.args_max: the command line a process_start carries. */
+#define KRING_BPF_ARGS_DEFAULT 4096
+#define KRING_BPF_ARGS_MIN 64
+#define KRING_BPF_ARGS_MAX 65536
+
 /* Load-time configuration: section .rodata.kring, written by the loader
  * before the object is loaded (the verifier then prunes what is not wanted). */
 struct kring_bpf_config {
@@ -32,7 +37,8 @@ struct kring_bpf_config {
                                    TAI: -(TAI - UTC) in whole seconds; MONOTONIC:
                                    CLOCK_REALTIME - CLOCK_MONOTONIC, measured by the loader */
     uint32_t page_shift;        /* log2 of the page size (mmap offsets of vm_pgoff) */
-    uint32_t reserved;          /* 0 */
+    uint32_t args_max;          /* bytes of room for a command line, NUL included:
+                                   KRING_BPF_ARGS_MIN .. KRING_BPF_ARGS_MAX */
 };
 
 /* Run-time state: map kring_state, one entry, written by the loader. */

@@ -69,7 +69,7 @@ Environment:
 #define KRING_MAX_CONSUMERS 8                   /* rings attached at once, all handles together */
 #define KRING_MAX_TOTAL_BYTES 0x10000000u       /* 256 MiB of ring memory, all rings together */
 #define KRING_READ_MAX_BYTES 0x100000u          /* record bytes one READ returns at most */
-#define KRING_READ_MIN_BYTES 0x800u             /* room for record bytes a READ needs at least
+#define KRING_READ_MIN_BYTES 0x4000u            /* room for record bytes a READ needs at least
                                                    (the largest record, or the padding before it) */
 #define KRING_INJECT_MAX_COUNT 1000000u         /* records one INJECT writes at most */
 #define KRING_INJECT_PATH_CHARS 640             /* UTF-16 units: more than a path field holds */

@@ -27,6 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pykring._lib import ffi, lib
+
 ROOT = Path(__file__).resolve().parents[1]
 DRV = ROOT / "drv"
 SHIM = DRV / "shim"
@@ -42,10 +44,13 @@ KINDS = ["plain", pytest.param("asan", marks=pytest.mark.asan), pytest.param("ts
 REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer")
 
 STATUS_BUFFER_TOO_SMALL = 0xC0000023
-READ_OUT = struct.Struct("<IIQQQQ24x")          # struct kring_read_out
-READ_MIN_BYTES = 0x800
-READ_MAX_BYTES = 0x100000
-PS_MIN, PS_SIZE = 584, 1608                     # process_start min_size, size
+READ_OUT = struct.Struct("<IIQQQQ24x")          # struct kring_read_out: the fields this test reads
+assert READ_OUT.size == ffi.sizeof("struct kring_read_out")
+# The ABI's numbers, from the headers through the extension's cdef (never copied here).
+READ_MIN_BYTES = lib.KRING_READ_MIN_BYTES
+READ_MAX_BYTES = lib.KRING_READ_MAX_BYTES
+PS_MIN = ffi.offsetof("struct kring_process_start", "cmdline")    # the driver's min_size (no argv)
+PS_SIZE = ffi.sizeof("struct kring_process_start")
 
 
 def _gcc(out: Path, sources, extra) -> Path:

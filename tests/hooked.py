@@ -12,10 +12,8 @@ of the hooked extension (tests/sanitizer.py's BOOT, without a runtime to
 preload). Processes the child starts import the release extension.
 """
 import os
-import shutil
 import subprocess
 import sys
-import textwrap
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
@@ -34,28 +32,7 @@ class Build:
 
 
 def build(directory: str, timeout: float = 900) -> Build:
-    os.makedirs(directory, exist_ok=True)
-    for sub in ("csrc", "include"):
-        shutil.copytree(os.path.join(ROOT, sub), os.path.join(directory, sub), dirs_exist_ok=True)
-    os.makedirs(os.path.join(directory, "pykring"), exist_ok=True)
-    for f in ("_build.py", "_version.py"):
-        shutil.copy(os.path.join(ROOT, "pykring", f), os.path.join(directory, "pykring", f))
-    code = textwrap.dedent('''
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("kring_build", "pykring/_build.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        print(mod.make_ffibuilder(module="pykring._kring", werror=True, test_hooks=True).compile(tmpdir="."))
-    ''')
-    r = subprocess.run([sys.executable, "-c", code], cwd=directory, capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == 0, "hooked build failed:\n%s\n%s" % (r.stdout[-2000:], r.stderr[-4000:])
-    extension = os.path.join(directory, r.stdout.strip().splitlines()[-1])
-    with open(extension, "rb") as f:
-        assert HOOK_SYMBOL in f.read(), "%s has no test hooks" % extension
-    with open(os.path.join(directory, "boot.py"), "w") as f:
-        f.write(sanitizer.BOOT)
-    return Build(directory, extension)
+    return Build(directory, sanitizer.build_extension(directory, HOOK_SYMBOL, timeout, werror=True, test_hooks=True))
 
 
 def run(b: Build, script: str, args: Sequence[str] = (), timeout: float = 300,

@@ -110,10 +110,11 @@ class Build:
     seconds: float         #: how long the build took (reported, never asserted)
 
 
-def build(kind: str, directory: str, timeout: float = 900) -> Build:
-    """Build the extension with the sanitizer `kind` in `directory` (made if missing).
-    Raises Unavailable when the runtime is missing; a failed build is an AssertionError."""
-    preload = runtime(kind)
+def build_extension(directory: str, marker: bytes, timeout: float = 900, **builder) -> str:
+    """Build pykring._build's extension in `directory` (made if missing) with
+    make_ffibuilder(**builder), from copies of the builder and the C sources
+    (nothing is written into the source tree), check that it contains
+    `marker`, write boot.py beside it, and return the module's path."""
     os.makedirs(directory, exist_ok=True)
     for sub in ("csrc", "include"):
         shutil.copytree(os.path.join(ROOT, sub), os.path.join(directory, sub), dirs_exist_ok=True)
@@ -126,20 +127,27 @@ def build(kind: str, directory: str, timeout: float = 900) -> Build:
         spec = importlib.util.spec_from_file_location("kring_build", "pykring/_build.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        print(mod.make_ffibuilder(module="pykring._kring", sanitize=%r, werror=False).compile(tmpdir="."))
-    ''' % KINDS[kind][0])
-    start = time.monotonic()
+        print(mod.make_ffibuilder(module="pykring._kring", **%r).compile(tmpdir="."))
+    ''' % (builder,))
     r = subprocess.run([sys.executable, "-c", code], cwd=directory, capture_output=True, text=True,
                        timeout=timeout)
-    seconds = time.monotonic() - start
-    assert r.returncode == 0, "%s build failed:\n%s\n%s" % (kind, r.stdout[-2000:], r.stderr[-4000:])
+    assert r.returncode == 0, "extension build %r failed:\n%s\n%s" % (builder, r.stdout[-2000:], r.stderr[-4000:])
     extension = os.path.join(directory, r.stdout.strip().splitlines()[-1])
     assert os.path.exists(extension), r.stdout
     with open(extension, "rb") as f:
-        assert INSTRUMENTED[kind] in f.read(), "%s is not instrumented for %s" % (extension, kind)
+        assert marker in f.read(), "%s lacks %r: not built as asked (%r)" % (extension, marker, builder)
     with open(os.path.join(directory, "boot.py"), "w") as f:
         f.write(BOOT)
-    return Build(kind, directory, extension, preload, seconds)
+    return extension
+
+
+def build(kind: str, directory: str, timeout: float = 900) -> Build:
+    """Build the extension with the sanitizer `kind` in `directory` (made if missing).
+    Raises Unavailable when the runtime is missing; a failed build is an AssertionError."""
+    preload = runtime(kind)
+    start = time.monotonic()
+    extension = build_extension(directory, INSTRUMENTED[kind], timeout, sanitize=KINDS[kind][0], werror=False)
+    return Build(kind, directory, extension, preload, time.monotonic() - start)
 
 
 def environment(b: Build, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:

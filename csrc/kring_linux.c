@@ -26,8 +26,10 @@
 #include "kring_guard.h"
 #include "kring_plat.h"
 
-static int code_of_errno(int err)
+int kring_plat_from_errno(struct kring_map *m, int err)
 {
+    if (m)
+        m->os_error = err;
     switch (err) {
     case ENOENT: return KRING_E_NOTFOUND;
     case EACCES:
@@ -38,13 +40,6 @@ static int code_of_errno(int err)
     case EINTR: return KRING_E_INTR;
     default: return KRING_E_OS;
     }
-}
-
-int kring_plat_from_errno(struct kring_map *m, int err)
-{
-    if (m)
-        m->os_error = err;
-    return code_of_errno(err);
 }
 
 int kring_plat_os_fail(struct kring_map *m, const char *call, int err)

@@ -3,7 +3,9 @@
 A consumer process creates a ring and forks its producer, which attaches
 (``pykring.Producer``), writes nothing for ``seconds`` and then closes the
 ring. The consumer is blocked in ``Ring.read(timeout=None)`` the whole time
-(it waits in 50 ms futex slices, so that Ctrl-C gets through); the call ends
+(it waits in futex slices that double from ``pykring._common.WAIT_SLICE_S``
+up to ``WAIT_SLICE_MAX_S`` while nothing arrives, so that a killed producer is
+noticed; Ctrl-C ends a futex wait at once on Linux); the call ends
 with RingClosedError when the producer closes. Its CPU time (``getrusage``
 user + system) over the blocked call, scaled to 10 s, is the idle cost; the
 voluntary context switches count its wakeups.
@@ -29,7 +31,7 @@ import sys
 import time
 from typing import Dict, List
 
-from pykring._common import remove_ring, unique_ring_name
+from pykring._common import WAIT_SLICE_MAX_S, WAIT_SLICE_S, remove_ring, unique_ring_name
 
 from ._common import ROOT, Report, log
 
@@ -121,7 +123,8 @@ def run(report: Report, quick: bool) -> None:
         report.add("idle_cpu_s_per_10s", None, "s", samples=[scale(r, "cpu_s") for r in results["pykring"]],
                    note="consumer blocked in read(timeout=None) %g s, CPU scaled to 10 s" % seconds)
         report.add("idle_wakeups_per_10s", None, "", samples=[scale(r, "nvcsw") for r in results["pykring"]],
-                   note="voluntary context switches (50 ms wait slices)")
+                   note="voluntary context switches (wait slices growing from %g ms to %g s)" % (
+                       WAIT_SLICE_S * 1e3, WAIT_SLICE_MAX_S))
     if results["floor"]:
         r = results["floor"][0]
         report.add("idle_floor_cpu_s_per_10s", scale(r, "cpu_s"), "s",

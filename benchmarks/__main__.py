@@ -25,7 +25,8 @@ BENCHMARKS: Dict[str, Tuple[str, str]] = {
     "scaling": ("benchmarks.scaling", "throughput vs ring size and read batch; peak RSS vs stream length"),
     "bpf": ("benchmarks.bpf", "BPF ring: pykring vs libbpf's C consumer; fork rate with/without programs; spawn loss"),
     "soak": ("benchmarks.soak", "10**9 checksummed records, producer process -> ring -> numpy: none lost, torn, reordered"),
-    "results": ("benchmarks.results", "writes RESULTS.md (its generated section) and the PNG plots"),
+    "results": ("benchmarks.results", "writes RESULTS.md (its generated section), the PNG plots and README's figures"),
+    "readme": ("benchmarks.readme", "README's Performance figures from RESULTS.md's generated block (measures nothing)"),
 }
 
 #: command -> steps (benchmark, options for its run())
@@ -41,6 +42,8 @@ COMMANDS: Dict[str, List[Tuple[str, dict]]] = {
     # long runs, not part of 'all': --records N (default 10**9, 10**7 with --quick)
     "soak": [("soak", {})],
     "soak-restart": [("soak", {"restarts": 4})],
+    # README's Performance block again from the committed RESULTS.md, nothing run
+    "readme": [("readme", {})],
     # everything, then RESULTS.md and the plots from this run's numbers
     "all": [("drain", {"sizes": (32, 40, 64, 128, 256, 512, 1024, 2048, 4096)}), ("e2e", {}), ("peers", {}),
             ("latency", {}), ("idle", {}), ("scaling", {})]

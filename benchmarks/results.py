@@ -2,11 +2,14 @@
 
 The last step of ``python -m benchmarks all``. A full run rewrites only the
 block of benchmarks/RESULTS.md between the two GENERATED markers (it is
-appended at the end the first time) and the PNGs next to it; everything
-else in the file (hand-written notes, other benchmarks' sections) is kept
-as it is, re-read just before writing. A --quick run writes the block as a
-file of its own with its plots into benchmarks/.build/quick/, so that a
-smoke test does not overwrite the committed full run.
+appended at the end the first time), the PNGs next to it (a plot it could
+not draw, without matplotlib, is removed rather than left from an earlier
+run), and then the block of figures in README.md's Performance section
+(benchmarks/readme.py, from the block just written). Everything else in
+both files (hand-written notes, other benchmarks' sections) is kept as it
+is, re-read just before writing. A --quick run writes the block as a file of
+its own with its plots and the README preview into benchmarks/.build/quick/,
+so that a smoke test does not overwrite the committed full run.
 """
 import datetime
 import os
@@ -31,7 +34,8 @@ TARGETS: List[Tuple[str, str, str, float]] = [
     ("vs_faster_fifo_put_64", "vs faster-fifo, per-record put / get_many, 64 B", ">=", 100),
     ("wake_p50_vs_floor", "wake latency p50 vs the eventfd floor", "<=", 2.0),
     ("idle_cpu_s_per_10s", "idle CPU of a blocked consumer, s per 10 s", "<", 0.01),
-    ("pykring_vs_libbpf", "kernel source: pykring vs libbpf's C consumer (the bpf step)", ">=", 1.0),
+    ("pykring_vs_libbpf", "kernel source, producer-bound BPF stream: records/s with pykring's consumer / with "
+                          "libbpf's C consumer (how much each slows the producer; the bpf step)", ">=", 1.0),
 ]
 
 
@@ -63,8 +67,8 @@ def _git_commit() -> str:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, timeout=10).stdout.strip()
         # Only what the numbers depend on: the results and plots themselves do not count.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "csrc", "pykring",
-                                "setup.py", "pyproject.toml", "benchmarks/*.py", "benchmarks/*.c"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "csrc", "include",
+                                "pykring", "setup.py", "pyproject.toml", "benchmarks/*.py", "benchmarks/*.c"], cwd=ROOT,
                                capture_output=True, text=True, timeout=10).stdout.splitlines()
         paths = sorted({ln[3:] for ln in dirty if len(ln) > 3})
         return rev + (" (with uncommitted changes to %s)" % ", ".join(paths) if paths else "")
@@ -137,6 +141,7 @@ def render(report: Report, figures: List[str], existing: str, quick: bool) -> st
         load_end = "?"
     out += ["| | |", "| --- | --- |",
             "| command | `%s` (from the repository root, with the venv's Python) |" % meta.get("command"),
+            "| commit | %s |" % _git_commit(),
             "| date | %s%s |" % (meta.get("date"), ", %.0f s" % el if el else ""),
             "| machine | %s, %s CPUs%s, Linux %s |" % (meta.get("cpu"), meta.get("cpus"),
                                                     ", %s guest" % meta["hypervisor_vendor"]
@@ -147,7 +152,7 @@ def render(report: Report, figures: List[str], existing: str, quick: bool) -> st
     if report.failures:
         out += ["", "**Failures in this run:**", ""] + ["- %s" % f for f in report.failures]
     # Targets
-    out += ["", "### Targets (issue 5)", "", "| target | this run | min .. max | goal | |", "| --- | --- | --- | --- | --- |"]
+    out += ["", "### Targets", "", "| target | this run | min .. max | goal | |", "| --- | --- | --- | --- | --- |"]
     for key, what, op, thr in TARGETS:
         x = _num(m, key)
         if key in m and m[key].value is None:
@@ -257,6 +262,14 @@ def run(report: Report, quick: bool, out_dir: Optional[str] = None) -> None:
         figures = plots.draw_all(report, out_dir, latency.LAST)
     except ImportError as exc:
         log("results: no plots (%s); install the bench extra: pip install -e '.[bench]'" % exc)
+    # A plot this run could not draw must not stay behind from an earlier run:
+    # the block would not show it, but a reader of the directory would.
+    from .plots import FIGURES
+    for name, _ in FIGURES:
+        stale = os.path.join(out_dir, name)
+        if stale not in figures and os.path.exists(stale):
+            os.remove(stale)
+            log("results: removed %s (not drawn in this run)" % os.path.relpath(stale, ROOT))
     path = RESULTS if out_dir == HERE else os.path.join(out_dir, "RESULTS.md")
     try:
         with open(RESULTS) as f:     # re-read now: others may have added their sections
@@ -271,6 +284,15 @@ def run(report: Report, quick: bool, out_dir: Optional[str] = None) -> None:
     os.replace(tmp, path)
     log("results: wrote %s%s" % (os.path.relpath(path, ROOT), "".join(
         ", " + os.path.relpath(p, ROOT) for p in figures)))
+    # README's figures, from the block just written (read back from the file,
+    # so that both show the same characters); a quick run writes a preview.
+    from . import readme
+    readme_path = readme.README if path == RESULTS else os.path.join(out_dir, "README-performance.md")
+    try:
+        readme.write(path, readme_path)
+        log("results: wrote the Performance block of %s" % os.path.relpath(readme_path, ROOT))
+    except (OSError, ValueError) as exc:
+        report.fail("results: README's Performance block not written: %s" % exc)
     report.meta["results"] = {"file": os.path.relpath(path, ROOT),
                               "plots": [os.path.relpath(p, ROOT) for p in figures],
                               "written": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC")}

@@ -277,24 +277,24 @@ def replace_block(text: str, block: str) -> str:
     i, j = text.find(BEGIN), text.find(END)
     if i >= 0 and j > i:
         return text[:i] + block + text[j + len(END):]
-    s = text.find("\n" + SECTION + "\n")
-    if s < 0:
+    mo = re.search(r"^%s$" % re.escape(SECTION), text, re.M)
+    if mo is None:
         raise ValueError("README.md has no '%s' section to put the figures in" % SECTION)
-    nxt = text.find("\n## ", s + 1)
+    nxt = text.find("\n## ", mo.end())
     nxt = len(text) if nxt < 0 else nxt
     return text[:nxt].rstrip("\n") + "\n\n" + block + "\n" + text[nxt:]
 
 
-def write(results_path: str, readme_path: str) -> str:
-    """Rewrite the block in `readme_path` (created if absent) from the
-    generated block of `results_path`; returns the path written."""
+def write(results_path: str, readme_path: str, preview: bool = False) -> str:
+    """Rewrite the block in `readme_path` from the generated block of
+    `results_path` (a preview is written afresh); returns the path written."""
     with open(results_path) as f:
         block = render(parse_results(f.read()))
-    try:
+    if preview:
+        text = "# README preview (quick run)\n\n" + SECTION + "\n"
+    else:
         with open(readme_path) as f:
             text = f.read()
-    except FileNotFoundError:
-        text = SECTION + "\n"
     text = replace_block(text, block)
     tmp = readme_path + ".tmp%d" % os.getpid()
     with open(tmp, "w") as f:

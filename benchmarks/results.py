@@ -147,8 +147,8 @@ def render(report: Report, figures: List[str], existing: str, quick: bool) -> st
                                                     ", %s guest" % meta["hypervisor_vendor"]
                                                     if meta.get("hypervisor_vendor") else "", meta.get("kernel")),
             "| versions | %s |" % _versions(report),
-            "| load average (1 min) | %s at start, %s at the end (2 CPUs, shared: other sessions' load "
-            "skews single runs) |" % (meta.get("loadavg_start"), load_end)]
+            "| load average (1 min) | %s at start, %s at the end (%s CPUs; on a shared machine other load "
+            "skews single runs) |" % (meta.get("loadavg_start"), load_end, meta.get("cpus"))]
     if report.failures:
         out += ["", "**Failures in this run:**", ""] + ["- %s" % f for f in report.failures]
     # Targets
@@ -289,7 +289,7 @@ def run(report: Report, quick: bool, out_dir: Optional[str] = None) -> None:
     from . import readme
     readme_path = readme.README if path == RESULTS else os.path.join(out_dir, "README-performance.md")
     try:
-        readme.write(path, readme_path)
+        readme.write(path, readme_path, preview=path != RESULTS)
         log("results: wrote the Performance block of %s" % os.path.relpath(readme_path, ROOT))
     except (OSError, ValueError) as exc:
         report.fail("results: README's Performance block not written: %s" % exc)

@@ -1,6 +1,7 @@
-"""bpf: the Linux kernel source. pykring's Python drain of a BPF ring buffer
-against libbpf's own C consumer on the same synthetic BPF producer, the fork
-rate with and without pykring's programs attached, and loss in a spawn storm.
+"""bpf: the Linux kernel source. pykring's Python consumer of a BPF ring buffer
+against libbpf's own C consumer on the same synthetic BPF producer (a stream
+and a drain of a full ring), the fork rate with and without pykring's programs
+attached, and loss in a spawn storm.
 
 Synthetic producer (benchmarks/bpf/synth.bpf.c, compiled here with clang
 against a vmlinux.h that bpftool dumps from this kernel's BTF): a raw_tp
@@ -36,7 +37,11 @@ Two measurements of them:
   with the last record - the producer's stamp in the first record). Also each
   consumer's CPU ns per record over the same window, and the producer's wall
   ns per record while that consumer drains (a consumer slows the producer
-  through the cache lines they share: consumer_pos, record headers).
+  through the cache lines they share: consumer_pos, record headers). The
+  stream is producer-bound: both consumers keep up (no drops), so records/s
+  is the producer's rate and the ratio says how much less one consumer slows
+  the producer than the other, not which drains faster; that is the drain
+  measurement's question.
 - drain (``pykring_vs_libbpf_drain``): the consumer fills an empty ring itself
   with BPF_PROG_TEST_RUN (16 MiB ring: 56 runs, 229,376 records, 16.5 MB;
   ``_1mib``: a 1 MiB ring, 12,288 records, in cache), then times one
@@ -474,7 +479,8 @@ def _stream(report: Report, exe: Dict[str, str], wakeup_every: int, runs: int, r
     prod, cons = _cpus()
     report.add("pykring_vs_libbpf" + suffix, None, "x",
                samples=[p / q for p, q in zip(rate["pykring"], rate["libbpf"])],
-               note="records/s ratio, same round; %d records of %d B per stream, %s; producer on CPU %s, "
+               note="records/s ratio, same round, of a producer-bound stream (how much each consumer slows "
+                    "the producer); %d records of %d B per stream, %s; producer on CPU %s, "
                     "consumer on CPU %s" % (runs * RUN_RECORDS, RECORD_SIZE, how, prod, cons))
     for name, rs in (("pykring", py), ("libbpf", c)):
         report.add("%s_records_per_s%s" % (name, suffix), None, "rec/s", samples=rate[name],

@@ -4,7 +4,8 @@ Run from the repository root::
 
     python -m benchmarks drain --quick --json   # drain vs memcpy + end-to-end headline, one JSON object
     python -m benchmarks e2e                     # end to end: C and Python producer processes, RSS
-    python -m benchmarks all                     # everything
+    python -m benchmarks all                     # everything, then RESULTS.md's block, plots, README's figures
+    python -m benchmarks readme                  # README's figures again from RESULTS.md's block
     python -m benchmarks --list
 
 One module per benchmark (``drain.py``, ``e2e.py``), each with a

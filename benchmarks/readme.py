@@ -285,16 +285,13 @@ def replace_block(text: str, block: str) -> str:
     return text[:nxt].rstrip("\n") + "\n\n" + block + "\n" + text[nxt:]
 
 
-def write(results_path: str, readme_path: str, preview: bool = False) -> str:
+def write(results_path: str, readme_path: str) -> str:
     """Rewrite the block in `readme_path` from the generated block of
-    `results_path` (a preview is written afresh); returns the path written."""
+    `results_path`; returns the path written."""
     with open(results_path) as f:
         block = render(parse_results(f.read()))
-    if preview:
-        text = "# README preview (quick run)\n\n" + SECTION + "\n"
-    else:
-        with open(readme_path) as f:
-            text = f.read()
+    with open(readme_path) as f:
+        text = f.read()
     text = replace_block(text, block)
     tmp = readme_path + ".tmp%d" % os.getpid()
     with open(tmp, "w") as f:

@@ -253,6 +253,34 @@ def replace_block(text: str, block: str) -> str:
     return text.rstrip("\n") + "\n\n" + block + "\n"
 
 
+def publish(report: Report, figures: List[str], quick: bool, results_path: str,
+            readme_path: Optional[str]) -> None:
+    """Write the run's block into `results_path` (keeping everything else in
+    it) and then, with `readme_path`, README's figures from that block."""
+    try:
+        with open(results_path) as f:    # re-read now: others may have added their sections
+            existing = f.read()
+    except FileNotFoundError:
+        existing = "# Benchmark results\n"
+    text = replace_block(existing, render(report, figures, existing, quick))
+    tmp = results_path + ".tmp%d" % os.getpid()
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, results_path)
+    log("results: wrote %s%s" % (os.path.relpath(results_path, ROOT), "".join(
+        ", " + os.path.relpath(p, ROOT) for p in figures)))
+    if readme_path is None:
+        return
+    # README's figures, from the block just written (read back from the file,
+    # so that both show the same characters).
+    from . import readme
+    try:
+        readme.write(results_path, readme_path)
+        log("results: wrote the Performance block of %s" % os.path.relpath(readme_path, ROOT))
+    except (OSError, ValueError) as exc:
+        report.fail("results: README's Performance block not written: %s" % exc)
+
+
 def run(report: Report, quick: bool, out_dir: Optional[str] = None) -> None:
     out_dir = out_dir or (QUICK_DIR if quick else HERE)
     os.makedirs(out_dir, exist_ok=True)
@@ -270,29 +298,20 @@ def run(report: Report, quick: bool, out_dir: Optional[str] = None) -> None:
         if stale not in figures and os.path.exists(stale):
             os.remove(stale)
             log("results: removed %s (not drawn in this run)" % os.path.relpath(stale, ROOT))
-    path = RESULTS if out_dir == HERE else os.path.join(out_dir, "RESULTS.md")
-    try:
-        with open(RESULTS) as f:     # re-read now: others may have added their sections
-            existing = f.read()
-    except FileNotFoundError:
-        existing = "# Benchmark results\n"
-    block = render(report, figures, existing, quick)
-    text = replace_block(existing, block) if path == RESULTS else "# Benchmark results (quick run)\n\n" + block + "\n"
-    tmp = path + ".tmp%d" % os.getpid()
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    log("results: wrote %s%s" % (os.path.relpath(path, ROOT), "".join(
-        ", " + os.path.relpath(p, ROOT) for p in figures)))
-    # README's figures, from the block just written (read back from the file,
-    # so that both show the same characters); a quick run writes a preview.
-    from . import readme
-    readme_path = readme.README if path == RESULTS else os.path.join(out_dir, "README-performance.md")
-    try:
-        readme.write(path, readme_path, preview=path != RESULTS)
-        log("results: wrote the Performance block of %s" % os.path.relpath(readme_path, ROOT))
-    except (OSError, ValueError) as exc:
-        report.fail("results: README's Performance block not written: %s" % exc)
+    if out_dir == HERE:
+        path = RESULTS
+        from .readme import README
+        publish(report, figures, quick, RESULTS, README)
+    else:
+        # A smoke test: its own files, so that the committed run stays; the
+        # README block as a preview beside them.
+        path = os.path.join(out_dir, "RESULTS.md")
+        with open(path, "w") as f:
+            f.write("# Benchmark results (quick run)\n")
+        preview = os.path.join(out_dir, "README-performance.md")
+        with open(preview, "w") as f:
+            f.write("# README preview (quick run)\n\n## Performance\n")
+        publish(report, figures, quick, path, preview)
     report.meta["results"] = {"file": os.path.relpath(path, ROOT),
                               "plots": [os.path.relpath(p, ROOT) for p in figures],
                               "written": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC")}

@@ -130,3 +130,30 @@ def test_a_missing_block_is_an_error_not_an_empty_readme():
         assert "no generated block" in str(exc)
     else:
         raise AssertionError("parse_results accepted a file without a generated block")
+
+
+def test_a_full_run_rewrites_both_blocks_and_nothing_else(tmp_path):
+    # What `python -m benchmarks all` does at its end, on copies of the two files.
+    res, rd = tmp_path / "RESULTS.md", tmp_path / "README.md"
+    res.write_text(RESULTS_MD.read_text())
+    rd.write_text(README_MD.read_text())
+    report = Report()
+    report.meta.update(command="python -m benchmarks all", date="2026-12-02 09:00 UTC", cpu="cpu", cpus=2,
+                       kernel="6.x", loadavg_start=0.5)
+    report.add("drain_vs_memcpy_64", None, "x", samples=[0.9, 1.0, 1.1])
+    report.add("drain_checked", True)
+    report.add("vs_iceoryx2_64", None, "x", samples=[0.4, 0.45, 0.5])
+    results.publish(report, [], False, str(res), str(rd))
+    assert not report.failures
+
+    def outside(text, begin, end):
+        return text[:text.index(begin)] + text[text.index(end):]
+    assert outside(res.read_text(), results.BEGIN, results.END) == \
+        outside(RESULTS_MD.read_text(), results.BEGIN, results.END)
+    assert outside(rd.read_text(), readme.BEGIN, readme.END) == \
+        outside(README_MD.read_text(), readme.BEGIN, readme.END)
+    run = readme.parse_results(res.read_text())
+    assert run.rows["drain_vs_memcpy_64"].median == "1" and run.rows["vs_iceoryx2_64"].median == "0.45"
+    new_block = rd.read_text()[rd.read_text().index(readme.BEGIN):]
+    assert new_block.startswith(readme.render(run))
+    assert "2026-12-02 09:00 UTC" in new_block and run.commit and "at commit `%s`" % run.commit in new_block

@@ -71,7 +71,7 @@ def drain_vs_memcpy(report: Report, path: str) -> bool:
     ys = [p[1].value for p in pts]
     errs = list(zip(*[_err(p[1]) for p in pts]))
     ax.errorbar(xs, ys, yerr=errs, fmt="o-", color=PYKRING, capsize=3, lw=1.5,
-                label="Ring.read(out=) GB/s / memcpy GB/s (median, min..max)")
+                label="memcpy time / Ring.read(out=) time, same ring bytes (median, min..max)")
     iqr = [(p[1].spread.p25, p[1].spread.p75) for p in pts if p[1].spread]
     if len(iqr) == len(pts):
         ax.fill_between(xs, [a for a, _ in iqr], [b for _, b in iqr], color=PYKRING, alpha=0.15,
@@ -82,7 +82,7 @@ def drain_vs_memcpy(report: Report, path: str) -> bool:
     ax.set_xticks(xs)
     ax.set_xticklabels(["%d\n(%d)" % (x, x - 24) for x in xs], fontsize=7.5)
     ax.set_xlabel("record size in bytes (body bytes after the 24-byte event header)")
-    ax.set_ylabel("drain / memcpy bandwidth")
+    ax.set_ylabel("drain / memcpy, ring bytes per second\n(the drain writes fewer bytes)")
     ax.set_ylim(0, max(1.3, max(p[1].spread.max if p[1].spread else p[1].value for p in pts) * 1.08))
     ring = report.meta.get("drain", {}).get("ring_bytes", 0) >> 20
     ax.set_title("Drain into numpy vs memcpy of the same ring bytes (%d MiB ring, %s rounds)"
@@ -133,7 +133,8 @@ def peers(report: Report, path: str) -> bool:
     lo = min((x.spread.min if x.spread else x.value) for p, _ in rows for s in sizes
              for x in [_get(m, "vs_%s_%d" % (p, s))] if x)
     ax.set_xlim(min(0.5, lo / 2), hi * 6)
-    ax.set_xlabel("pykring records/s / peer records/s, same round (log scale; median, min..max)")
+    ax.set_xlabel("pykring records/s / peer records/s, same round: > 1 pykring faster, < 1 the peer "
+                  "(log scale; median, min..max)")
     base = _get(m, "peer_pykring_records_per_s_64")
     base1k = _get(m, "peer_pykring_records_per_s_1024")
     ax.set_title("End to end, lossless, one producer process -> one Python consumer\n"

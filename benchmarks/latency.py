@@ -12,8 +12,9 @@ timestamp:
 ``pykring``  the writer calls ``pykring.Producer.write(<1 record>)``, which
              stamps ``ts`` (CLOCK_REALTIME) inside ``kring_write``, publishes,
              and futex-wakes the consumer; the reader is blocked in
-             ``Ring.read(timeout=None)`` (it waits in 50 ms slices; a wake
-             ends the slice).
+             ``Ring.read(timeout=None)`` (it waits in futex slices that
+             grow from 50 ms to 1 s while nothing comes; a wake ends the
+             slice at once).
 ``pykring_out``  the same with ``Ring.read(timeout=None, out=<reused array>)``,
              the allocation-free form (reported beside it, not the target).
 ``floor``    the writer calls ``os.eventfd_write(fd, time.time_ns())``: the

@@ -227,6 +227,60 @@ static int drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_r
     return rc;
 }
 
+/* Count the records of each type from the private position up to
+ * producer_pos (at most max_records): what a drain of this moment would
+ * deliver, so the caller can size its rows exactly instead of growing
+ * them. Reads only record headers and stops, without complaint, at the
+ * first one the drain would not deliver (busy, or anything the drain
+ * reports as corrupt: the drain says why). */
+static uint64_t census(struct kring_consumer *c, uint64_t max_records, uint64_t *counts)
+{
+    const uint64_t mask = c->m.mask;
+    const uint8_t *const data = c->m.data;
+    const int single = !c->m.double_mapped;
+    uint64_t prod = kring_load_acquire_u64(&c->m.prod->producer_pos);
+    uint64_t pos = c->pos, total = 0;
+
+    memset(counts, 0, KRING_MAX_TYPES * sizeof *counts);
+    if (prod - pos > c->m.capacity || (prod & (KRING_ALIGN - 1)) != 0)
+        return 0;
+    while (pos != prod && total < max_records) {
+        const uint64_t off = pos & mask;
+        const uint8_t *rec = data + off;
+        const uint32_t hlen = kring_load_acquire_u32((const volatile uint32_t *)rec);
+        const uint32_t len = hlen & KRING_LEN_MASK;
+        const uint64_t span = KRING_RECORD_SPAN(len);
+
+        if ((hlen & KRING_BUSY_BIT) || span > prod - pos || (single && off + span > c->m.capacity))
+            break;
+        if (!(hlen & KRING_DISCARD_BIT)) {
+            uint16_t type;
+
+            if (len < KRING_EVENT_HEADER_SIZE)
+                break;
+            memcpy(&type, rec + KRING_RECORD_HEADER_SIZE + offsetof(struct kring_event_header, type),
+                   sizeof type);
+            if (type >= KRING_MAX_TYPES || c->type_size[type] == 0 ||
+                len > c->type_size[type] || len < c->type_min[type])
+                break;
+            counts[type]++;
+            total++;
+        }
+        pos += span;
+    }
+    return total;
+}
+
+int64_t kring_census(struct kring_consumer *c, uint64_t max_records, uint64_t *counts)
+{
+    int64_t rc;
+
+    if (c->m.faulted)
+        return kring_consumer_truncated(c);
+    KRING_GUARDED(&c->m, rc = kring_consumer_truncated(c), rc = (int64_t)census(c, max_records, counts));
+    return rc;
+}
+
 static void commit_pos(struct kring_consumer *c)
 {
     if (c->pos == c->committed)

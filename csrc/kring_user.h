@@ -187,6 +187,10 @@ void kring_producer_close(struct kring_producer *p, int clean);
  * commit is non-zero; *n receives the number of records delivered. */
 int kring_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
                 int commit, uint64_t *n);
+/* Records of each type (counts[type id], KRING_MAX_TYPES entries) that a
+ * drain of up to max_records would deliver now; returns their sum, or
+ * KRING_E_CORRUPT if the mapping is gone. Sizes a multi-type drain. */
+int64_t kring_census(struct kring_consumer *c, uint64_t max_records, uint64_t *counts);
 /* Publish the private position (after a drain with commit = 0). */
 void kring_commit(struct kring_consumer *c);
 /* Remember the consumer's position and counters, and go back to them: a

@@ -95,6 +95,7 @@ class Ring(Lifecycle):
         self._counts = written
         self._outs = ffi.new("struct kring_out[]", lib.KRING_MAX_TYPES)
         self._n = ffi.new("uint64_t *")
+        self._census = ffi.new("uint64_t[]", lib.KRING_MAX_TYPES)
         self._stats = ffi.new("struct kring_ring_stats *")
         self._out_array: Optional[np.ndarray] = None    # the last `out` of read(), checked
         self._out_ptr = ffi.NULL
@@ -320,9 +321,13 @@ class Ring(Lifecycle):
                           lambda: Batch({name: np.empty(0, dtype=dt) for _, name, dt in self._types}))
 
     def _read_batch(self, limit: int) -> Batch:
-        bufs = {tid: np.empty(min(self._estimate(tid, limit), 1024), dtype=dt) for tid, _, dt in self._types}
+        # Rows sized by a census of the pending headers: one drain, no
+        # growing copies (records of a kernel ring are up to 70 KB wide).
+        counts = self._census
+        self._check(lib.kring_census(self._c, limit, counts), "read")
+        bufs = {tid: np.empty(max(1, int(counts[tid])), dtype=dt) for tid, _, dt in self._types}
         fill = {tid: 0 for tid in bufs}
-        self._drain(bufs, fill, limit, grow=True)
+        self._drain(bufs, fill, limit, grow=False)
         return Batch({name: bufs[tid][:fill[tid]] for tid, name, _ in self._types})
 
     def commit(self) -> None:

@@ -166,4 +166,18 @@ uint64_t kring_shim_written(PKRING_RING ring) { return ring->Written; }
 uint64_t kring_shim_dropped(PKRING_RING ring) { return ring->Dropped; }
 uint64_t kring_shim_pos(PKRING_RING ring) { return ring->Pos; }
 int kring_shim_broken(PKRING_RING ring) { return ring->Broken; }
+uint32_t kring_shim_flags(PKRING_RING ring) { return ring->Prod->flags; }
+uint32_t kring_shim_wake_seq(PKRING_RING ring) { return ring->Prod->wake_seq; }
+uint64_t kring_shim_last_consumer_pos(PKRING_RING ring) { return ring->LastConsumerPos; }
+
+/* What a mapped client can do to its consumer page (the only page it may
+ * write): store any consumer_pos, announce that it sleeps. */
+void kring_shim_poke(PKRING_RING ring, uint64_t consumer_pos)
+{
+    __atomic_store_n(&ring->Cons->consumer_pos, consumer_pos, __ATOMIC_RELEASE);
+}
+void kring_shim_set_waiting(PKRING_RING ring, uint32_t waiting)
+{
+    __atomic_store_n(&ring->Cons->waiting, waiting, __ATOMIC_SEQ_CST);
+}
 int64_t kring_shim_events_set(void) { return shim_events_set; }

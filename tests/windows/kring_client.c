@@ -20,6 +20,8 @@
  *   kring_client.exe notadmin    re-runs itself with Administrators
  *                                disabled in its token: the open must fail
  *   kring_client.exe open        open only (used by notadmin's child)
+ *   kring_client.exe poke DELTA...  consumer_pos := producer_pos + DELTA on
+ *                                a fresh ring each, against the test driver
  *
  * Prints "ok <check>" or "FAIL <check>: <why>" per check and a last line
  * "RESULT <failures>"; exits with the number of failures.
@@ -656,6 +658,72 @@ static void check_broken(void)
     CloseHandle(cl.dev);
 }
 
+/* "poke DELTA...": for each DELTA a fresh 64 KiB copy-mode ring whose
+ * producer has gone round the data area twice (records injected and read
+ * back), then consumer_pos := producer_pos + DELTA (IOCTL_KRING_TEST_POKE)
+ * and 3 more records injected. STATS is taken before any READ (READ has a
+ * check of its own in copy mode), so the line shows what the write path's
+ * range check did. One line per DELTA:
+ *   poke DELTA value V pos P flags F written +W dropped +D cons C drain RC
+ * tests/windows/test_win_ring_checks.py judges them. */
+static int run_poke(int n, char **deltas)
+{
+    static struct rows r;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        struct client cl;
+        struct kring_inject_in in;
+        struct kring_poke_in poke = { sizeof poke, 0, 0 };
+        struct kring_stats_out s0, s1;
+        struct kring_out out[KRING_MAX_TYPES];
+        long long delta = strtoll(deltas[i], NULL, 0);
+        uint64_t got = 0;
+        int rc = KRING_OK, round;
+
+        memset(&cl, 0, sizeof cl);
+        cl.dev = open_device();
+        if (attach(&cl, KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_PROCESS) != STATUS_OK) {
+            check(0, "poke_attach", "attach failed");
+            CloseHandle(cl.dev);
+            continue;
+        }
+        for (round = 0; round < 32 && rc == KRING_OK && stats(cl.dev, &s0) == STATUS_OK &&
+                        s0.producer_pos < 2 * cl.att.capacity + 8; round++) {
+            memset(&r, 0, sizeof r);
+            inject_init(&in, KRING_TYPE_PROCESS_START, 8, 300 + round);
+            rc = inject(cl.dev, &in) == STATUS_OK ? drain_all(&cl, &r, 8, 10000) : KRING_E_OS;
+        }
+        check(rc == KRING_OK && stats(cl.dev, &s0) == STATUS_OK && s0.producer_pos >= 2 * cl.att.capacity + 8 &&
+              s0.dropped == 0 && !(s0.ring_flags & KRING_F_BROKEN), "poke_gone_round",
+              "rc %d pos 0x%llx dropped %llu", rc, (unsigned long long)s0.producer_pos,
+              (unsigned long long)s0.dropped);
+        poke.consumer_pos = s0.producer_pos + (uint64_t)delta;
+        check(ioctl(cl.dev, IOCTL_KRING_TEST_POKE, &poke, sizeof poke, NULL, 0, NULL) == STATUS_OK, "poke_value",
+              "poke failed");
+        inject_init(&in, KRING_TYPE_PROCESS_START, 3, 900);
+        check(inject(cl.dev, &in) == STATUS_OK, "poke_inject", "inject failed");
+        check(stats(cl.dev, &s1) == STATUS_OK, "poke_stats", "stats failed");
+        /* What the consumer then sees (any READ now finds the ring broken). */
+        rc = wait_records(&cl, 2000);
+        if (rc == KRING_OK) {
+            memset(out, 0, sizeof out);
+            memset(&r, 0, sizeof r);
+            out[KRING_TYPE_PROCESS_START].buf = (uint8_t *)r.start;
+            out[KRING_TYPE_PROCESS_START].capacity = sizeof r.start / sizeof r.start[0];
+            rc = kring_drain(&cl.c, out, UINT64_MAX, 1, &got);
+        }
+        printf("poke %lld value 0x%llx pos 0x%llx flags 0x%x written +%llu dropped +%llu cons 0x%llx drain %d\n",
+               delta, (unsigned long long)poke.consumer_pos, (unsigned long long)s0.producer_pos, s1.ring_flags,
+               (unsigned long long)(s1.written - s0.written), (unsigned long long)(s1.dropped - s0.dropped),
+               (unsigned long long)s1.consumer_pos, rc);
+        detach(&cl);
+        CloseHandle(cl.dev);
+    }
+    printf("RESULT %d\n", failures);
+    return failures;
+}
+
 static void check_consumer_limit(void)
 {
     struct client extra[KRING_MAX_CONSUMERS + 1];
@@ -951,6 +1019,8 @@ int main(int argc, char **argv)
         return run_notadmin();
     if (argc == 2 && strcmp(argv[1], "open") == 0)
         return run_open();
-    fprintf(stderr, "usage: kring_client.exe full|release|degraded|notadmin|open\n");
+    if (argc >= 3 && strcmp(argv[1], "poke") == 0)
+        return run_poke(argc - 2, argv + 2);
+    fprintf(stderr, "usage: kring_client.exe full|release|degraded|notadmin|open|poke DELTA...\n");
     return 2;
 }

@@ -313,3 +313,61 @@ def test_plausible_consumer_pos_keeps_the_ring(shim, delta, written):
     assert (got["written"], got["dropped"]) == (written, 3 - written), got
     # Every record written finds the consumer asleep (nobody clears waiting here): one wake each.
     assert got["wakes"] == [1] * written + [0] * (3 - written) and got["wake_seq"] == written, got
+
+
+# ---- the wake protocol with the driver, one window at a time --------------------
+
+@pytest.fixture(scope="module")
+def wake_window(tmp_path_factory):
+    """drv/shim/wake_window.c: the driver's producer with a model of its store
+    buffer (drv/shim/ring_hooks.h forced into kring_ring.c), and the Windows
+    consumer (kring_consumer_map_driver, kring_wait with -DKRING_TEST_HOOKS,
+    the event wait of kring_win.c in place of kring_linux.c's futex)."""
+    base = tmp_path_factory.mktemp("drvshim-wake")
+    objs = [
+        _gcc(base / "ring.o", [DRV / "kring_ring.c"], ["-c", "-include", str(SHIM / "ring_hooks.h")]),
+        _gcc(base / "wait.o", [ROOT / "csrc" / "kring_wait.c"], ["-c", "-DKRING_TEST_HOOKS"]),
+        _gcc(base / "linux.o", [ROOT / "csrc" / "kring_linux.c"],
+             ["-c", "-Dkring_plat_wait_data=kring_linux_plat_wait_data"]),
+    ]
+    others = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_meta.c", "kring_guard.c", "kring_driver_map.c",
+                                          "kring_events.c")]
+    return _gcc(base / "wake_window", [SHIM / "wake_window.c", SHIM / "shim.c", *others, *objs], [])
+
+
+def _window(binary, *args):
+    r = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=120)
+    line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+    fields = dict(zip(line.split()[2::2], map(int, line.split()[3::2]))) if line[:2] in ("OK", "FA") else {}
+    return r, line, fields
+
+
+@pytest.mark.parametrize("point", [1, 2, 3])
+def test_driver_record_in_the_consumer_window_ends_the_event_wait(wake_window, point):
+    """The consumer stopped at POINT of its wait (1: ring empty at the loop
+    top; 2: `waiting` stored, not yet visible, before the full fence; 3: the
+    re-check after the fence found nothing, just before the sleep), the
+    driver writes one record (KRingRingWrite, KRingWakeDecision,
+    KRingRingSignal): the wait ends with it and never sleeps to its timeout.
+    Without the consumer's re-check points 1 and 2 sleep through the record;
+    without its full fence, point 3 does (the driver reads waiting = 0 and
+    does not set the event)."""
+    r, line, got = _window(wake_window, "consumer", str(point))
+    assert got.get("reached") == 1 and got.get("published") == 1, r.stdout + r.stderr
+    assert got["timeouts"] == 0, "the consumer slept to its timeout with a record in the ring: " + line
+    assert r.returncode == 0 and line.startswith("OK "), r.stdout + r.stderr
+    # Only at point 3 is `waiting` visible when the driver decides: exactly then it sets the event.
+    assert got["wakeups"] == (1 if point == 3 else 0), line
+
+
+def test_driver_fence_makes_the_record_visible_before_it_reads_waiting(wake_window):
+    """The driver stopped after its wake decision, before its lock release,
+    with the store of producer_pos held in the modelled store buffer unless
+    its full fence (KRingWakeDecision) drained it: the consumer that waits
+    then finds the record at once (it cannot have been seen asleep, so no
+    event is set). Without the fence the driver read waiting = 0 with its
+    record still invisible, the consumer sleeps past it to the timeout."""
+    r, line, got = _window(wake_window, "driver")
+    assert got.get("published") == 1, r.stdout + r.stderr
+    assert got["timeouts"] == 0, "the consumer slept to its timeout with a record in the ring: " + line
+    assert r.returncode == 0 and line.startswith("OK ") and got["reached"] == 0, r.stdout + r.stderr

@@ -22,6 +22,8 @@
  *   kring_client.exe open        open only (used by notadmin's child)
  *   kring_client.exe poke DELTA...  consumer_pos := producer_pos + DELTA on
  *                                a fresh ring each, against the test driver
+ *   kring_client.exe armwindow   a record written in each window of the
+ *                                copy-mode wait (READ, READ with ARM, event)
  *
  * Prints "ok <check>" or "FAIL <check>: <why>" per check and a last line
  * "RESULT <failures>"; exits with the number of failures.
@@ -724,6 +726,55 @@ static int run_poke(int n, char **deltas)
     return failures;
 }
 
+/* "armwindow": the two windows of wait_records' copy-mode wait, entered on
+ * purpose. (a) The plain READ found nothing; a record is written before the
+ * arming READ, which must return it (the driver checks and arms under its
+ * lock). (b) The arming READ found nothing and armed; the event is not set;
+ * a record is written before the wait: the driver saw waiting = 1 and set
+ * the event, which the wait finds (the auto-reset event remembers the set).
+ * One line; tests/windows/test_win_ring_checks.py judges it:
+ *   armwindow plain N armed N again N before W after W wakeups N */
+static int run_armwindow(void)
+{
+    struct client cl;
+    struct kring_inject_in in;
+    struct kring_stats_out s;
+    struct kring_out out[KRING_MAX_TYPES];
+    static struct rows r;
+    int64_t plain, armed, again;
+    DWORD before, after;
+    uint64_t n;
+
+    memset(&cl, 0, sizeof cl);
+    cl.dev = open_device();
+    if (attach(&cl, KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_PROCESS) != STATUS_OK) {
+        check(0, "armwindow_attach", "attach failed");
+        printf("RESULT %d\n", failures);
+        return failures;
+    }
+    inject_init(&in, KRING_TYPE_PROCESS_EXIT, 1, 1000);
+    plain = refill(&cl, 0);
+    check(inject(cl.dev, &in) == STATUS_OK, "armwindow_inject_a", "inject failed");
+    armed = refill(&cl, 1);
+    memset(out, 0, sizeof out);
+    out[KRING_TYPE_PROCESS_EXIT].buf = (uint8_t *)r.exit;
+    out[KRING_TYPE_PROCESS_EXIT].capacity = sizeof r.exit / sizeof r.exit[0];
+    kring_drain(&cl.c, out, UINT64_MAX, 1, &n);
+
+    again = refill(&cl, 1);
+    before = WaitForSingleObject(cl.c.m.h_data_event, 0);
+    inject_init(&in, KRING_TYPE_PROCESS_EXIT, 1, 1001);
+    check(inject(cl.dev, &in) == STATUS_OK, "armwindow_inject_b", "inject failed");
+    after = WaitForSingleObject(cl.c.m.h_data_event, 5000);
+    stats(cl.dev, &s);
+    printf("armwindow plain %lld armed %lld again %lld before %lu after %lu wakeups %llu\n", (long long)plain,
+           (long long)armed, (long long)again, before, after, (unsigned long long)s.wakeups);
+    detach(&cl);
+    CloseHandle(cl.dev);
+    printf("RESULT %d\n", failures);
+    return failures;
+}
+
 static void check_consumer_limit(void)
 {
     struct client extra[KRING_MAX_CONSUMERS + 1];
@@ -1021,6 +1072,8 @@ int main(int argc, char **argv)
         return run_open();
     if (argc >= 3 && strcmp(argv[1], "poke") == 0)
         return run_poke(argc - 2, argv + 2);
-    fprintf(stderr, "usage: kring_client.exe full|release|degraded|notadmin|open|poke DELTA...\n");
+    if (argc == 2 && strcmp(argv[1], "armwindow") == 0)
+        return run_armwindow();
+    fprintf(stderr, "usage: kring_client.exe full|release|degraded|notadmin|open|poke DELTA...|armwindow\n");
     return 2;
 }

@@ -43,6 +43,7 @@ LINE = re.compile(r"^poke (-?\d+) value 0x([0-9a-f]+) pos 0x([0-9a-f]+) flags 0x
 
 @pytest.fixture(scope="module")
 def pokes(built_drivers, win_build_dir):
+    """One Wine session, the test driver, the client's poke and armwindow runs."""
     from pykring._lib import lib
 
     need("wine", "wineserver")
@@ -57,6 +58,7 @@ def pokes(built_drivers, win_build_dir):
         assert started == "RUNNING", wine.driver_log()
         deltas = [*NONSENSE, *PLAUSIBLE]
         r = wine.run([client, "poke", *map(str, deltas)], timeout=180)
+        arm = wine.run([client, "armwindow"], timeout=60)
         stopped = wine.stop_driver("kringchk")
         log = wine.driver_log()
     finally:
@@ -70,7 +72,13 @@ def pokes(built_drivers, win_build_dir):
         lines[int(delta)] = dict(value=int(value, 16), pos=int(pos, 16), flags=int(flags, 16), written=int(written),
                                  dropped=int(dropped), cons=int(cons, 16), drain=int(drain))
     assert sorted(lines) == sorted(deltas), r.stdout
-    return {"lines": lines, "log": log, "out": r.stdout, "E_BROKEN": lib.KRING_E_BROKEN, "F_BROKEN": lib.KRING_F_BROKEN}
+    assert re.search(r"^RESULT 0$", arm.stdout, re.M), arm.stdout + arm.stderr
+    m = re.search(r"^armwindow (.*)$", arm.stdout, re.M)
+    assert m, arm.stdout
+    words = m.group(1).split()
+    armwindow = dict(zip(words[::2], map(int, words[1::2])))
+    return {"lines": lines, "log": log, "out": r.stdout, "E_BROKEN": lib.KRING_E_BROKEN, "F_BROKEN": lib.KRING_F_BROKEN,
+            "armwindow": armwindow}
 
 
 @pytest.mark.parametrize("delta", sorted(NONSENSE), ids=lambda d: NONSENSE[d].replace(", ", "_").replace(" ", "_"))
@@ -95,3 +103,22 @@ def test_plausible_consumer_pos_keeps_the_ring(pokes, delta):
     assert got["cons"] == got["value"] and not got["flags"] & pokes["F_BROKEN"], got
     assert (got["written"], got["dropped"]) == (PLAUSIBLE[delta], 3 - PLAUSIBLE[delta]), got
     assert "consumer_pos 0x%x is nonsense" % got["value"] not in pokes["log"], pokes["log"]
+
+
+WAIT_OBJECT_0, WAIT_TIMEOUT = 0, 0x102
+
+
+def test_copy_mode_wait_windows(pokes):
+    """The Windows event path as Wine can run it (copy mode: Wine cannot map
+    a ring, so the client waits as wait_records does: READ, READ with ARM,
+    then the event). A record written between the plain READ and the arming
+    READ comes back from the arming READ; one written after the arming READ
+    found nothing sets the event before the client waits on it, and the
+    wait finds it set (it was not set before the write: the test can fail).
+    Without the arming in KRingRingRead the second wait times out
+    (tests/mutants.txt: drv-copy-arm)."""
+    got = pokes["armwindow"]
+    assert (got["plain"], got["again"]) == (0, 0), got
+    assert got["armed"] > 0, got                           # the record, not an empty armed READ
+    assert got["before"] == WAIT_TIMEOUT, got
+    assert got["after"] == WAIT_OBJECT_0 and got["wakeups"] == 1, got

@@ -16,6 +16,16 @@ cannot: on several CPUs at once.
   READs with random buffer sizes, against a pure-Python model of the driver's
   producer (drop when full, padding at the end) and of READ (whole records, at
   most the buffer, nothing below the minimum buffer).
+- The range check of consumer_pos, one half at a time: values that fail only
+  the alignment half or only the `producer_pos - consumer_pos <= capacity`
+  half each break the ring; the boundaries (caught up, exactly full) do not
+  (the same pokes run under Wine in tests/windows/test_win_ring_checks.py).
+- The wake protocol between the driver and a mapped Windows consumer, one
+  window at a time (drv/shim/wake_window.c): under Wine the driver cannot map
+  a ring, so this path runs only here.
+
+tests/mutants.txt names these tests as the killers of the drv-* and
+*-event-path mutants (`bash run.sh mutants --only NAME`).
 """
 import ctypes
 import shutil

@@ -3,8 +3,9 @@
  * drv/kring_ring.c makes, implemented on Linux (see ntifs.h here), and an
  * API for the tests (kring_shim_*): create a ring with the driver's own
  * KRingRingCreate, write with KRingRingWrite from any number of threads,
- * copy out with KRingRingRead, and drain a mapped-method ring with the
- * user-mode consumer of csrc/ (the C code pykring runs).
+ * copy out with KRingRingRead, drain a mapped-method ring with the
+ * user-mode consumer of csrc/ (the C code pykring runs), poke its consumer
+ * page as a client could, and wait on its event.
  */
 #include <errno.h>
 #include <stdarg.h>

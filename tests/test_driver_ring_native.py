@@ -16,6 +16,16 @@ cannot: on several CPUs at once.
   READs with random buffer sizes, against a pure-Python model of the driver's
   producer (drop when full, padding at the end) and of READ (whole records, at
   most the buffer, nothing below the minimum buffer).
+- The range check of consumer_pos, one half at a time: values that fail only
+  the alignment half or only the `producer_pos - consumer_pos <= capacity`
+  half each break the ring; the boundaries (caught up, exactly full) do not
+  (the same pokes run under Wine in tests/windows/test_win_ring_checks.py).
+- The wake protocol between the driver and a mapped Windows consumer, one
+  window at a time (drv/shim/wake_window.c): under Wine the driver cannot map
+  a ring, so this path runs only here.
+
+tests/mutants.txt names these tests as the killers of the drv-* and
+*-event-path mutants (`bash run.sh mutants --only NAME`).
 """
 import ctypes
 import shutil
@@ -116,9 +126,18 @@ def shim(tmp_path_factory):
     lib.kring_shim_read.restype = ctypes.c_int32
     lib.kring_shim_read.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_uint32,
                                     ctypes.POINTER(ctypes.c_uint32)]
-    for name in ("written", "dropped", "pos"):
+    for name in ("written", "dropped", "pos", "last_consumer_pos"):
         getattr(lib, "kring_shim_" + name).restype = ctypes.c_uint64
         getattr(lib, "kring_shim_" + name).argtypes = [ctypes.c_void_p]
+    for name in ("flags", "wake_seq"):
+        getattr(lib, "kring_shim_" + name).restype = ctypes.c_uint32
+        getattr(lib, "kring_shim_" + name).argtypes = [ctypes.c_void_p]
+    lib.kring_shim_write.restype = ctypes.c_int
+    lib.kring_shim_broken.argtypes = [ctypes.c_void_p]
+    lib.kring_shim_data.restype = ctypes.c_void_p
+    lib.kring_shim_data.argtypes = [ctypes.c_void_p]
+    lib.kring_shim_poke.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+    lib.kring_shim_set_waiting.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
     return lib
 
 
@@ -215,3 +234,150 @@ def test_copy_out_matches_model(shim, capacity, ops):
         assert shim.kring_shim_pos(ring) == model.pos
     finally:
         shim.kring_shim_free(ring)
+
+
+# ---- the consumer_pos range check, one half at a time ----------------------------
+
+CAPACITY = 65536
+U64 = (1 << 64) - 1
+METHOD_MAP = 1
+
+
+def _gone_round(shim):
+    """A mapped ring whose producer has gone round the data area twice, its
+    consumer keeping up (consumer_pos stored after every record, as a
+    mapped client publishes it), so that positions more than the capacity
+    behind the producer exist."""
+    ring = shim.kring_shim_create(CAPACITY, METHOD_MAP)
+    assert ring
+    while shim.kring_shim_pos(ring) < 2 * CAPACITY + 8:
+        assert shim.kring_shim_write(ring, 7, 0, PS_SIZE) == 0
+        shim.kring_shim_poke(ring, shim.kring_shim_pos(ring))
+    assert not shim.kring_shim_broken(ring) and shim.kring_shim_dropped(ring) == 0
+    return ring
+
+
+def _poke_and_write(shim, delta):
+    """Store producer_pos + delta as consumer_pos, with the consumer asleep
+    (waiting = 1), then write 3 records. What the driver did, in numbers."""
+    ring = _gone_round(shim)
+    try:
+        pos, written, dropped = (shim.kring_shim_pos(ring), shim.kring_shim_written(ring),
+                                 shim.kring_shim_dropped(ring))
+        wake_seq = shim.kring_shim_wake_seq(ring)
+        data = ctypes.string_at(shim.kring_shim_data(ring), CAPACITY)
+        value = (pos + delta) & U64
+        shim.kring_shim_poke(ring, value)
+        shim.kring_shim_set_waiting(ring, 1)
+        wakes = [shim.kring_shim_write(ring, 9, i, PS_MIN) for i in range(3)]
+        return {
+            "value": value, "pos": pos,
+            "broken": bool(shim.kring_shim_broken(ring)),
+            "flag": bool(shim.kring_shim_flags(ring) & lib.KRING_F_BROKEN),
+            "written": shim.kring_shim_written(ring) - written,
+            "dropped": shim.kring_shim_dropped(ring) - dropped,
+            "moved": shim.kring_shim_pos(ring) - pos,
+            "data_untouched": ctypes.string_at(shim.kring_shim_data(ring), CAPACITY) == data,
+            "wakes": wakes,
+            "wake_seq": shim.kring_shim_wake_seq(ring) - wake_seq,
+            "seen": shim.kring_shim_last_consumer_pos(ring),
+        }
+    finally:
+        shim.kring_shim_free(ring)
+
+
+# Each value fails exactly one half of the check (PROTOCOL.md 7 step 1:
+# `C % 8 != 0` or `pos - C > capacity`), so removing either half lets one of
+# them through.
+NONSENSE = {
+    "aligned_ahead_of_producer": 8,                       # pos - C wraps: > capacity
+    "aligned_more_than_capacity_behind": -(CAPACITY + 8),  # pos - C = capacity + 8
+    "unaligned_in_range": -4,                            # pos - C = 4
+    "unaligned_mid_ring": -(CAPACITY // 2) + 4,
+}
+
+
+@pytest.mark.parametrize("case", sorted(NONSENSE))
+def test_nonsense_consumer_pos_breaks_the_ring(shim, case):
+    """One poke, one half of the check: the first write after it marks the
+    ring broken (flag on the producer page), writes nothing (data area and
+    position unchanged), counts the record and the later ones as dropped,
+    and wakes the sleeping consumer once (wake_seq, then the event), as
+    PROTOCOL.md 7 step 1 says."""
+    got = _poke_and_write(shim, NONSENSE[case])
+    assert got["seen"] == got["value"], got
+    assert got["broken"] and got["flag"], got
+    assert (got["written"], got["dropped"], got["moved"]) == (0, 3, 0), got
+    assert got["data_untouched"], got
+    assert got["wakes"] == [1, 0, 0] and got["wake_seq"] == 1, got
+
+
+@pytest.mark.parametrize("delta, written", [(0, 3), (-8, 3), (-(CAPACITY - 8), 0), (-CAPACITY, 0)],
+                         ids=["caught_up", "eight_bytes_behind", "almost_full", "exactly_full"])
+def test_plausible_consumer_pos_keeps_the_ring(shim, delta, written):
+    """The boundaries of the same check: 8-aligned values from the producer's
+    position down to exactly the capacity behind it (a full ring) are
+    accepted; a full ring drops without breaking."""
+    got = _poke_and_write(shim, delta)
+    assert not got["broken"] and not got["flag"], got
+    assert (got["written"], got["dropped"]) == (written, 3 - written), got
+    # Every record written finds the consumer asleep (nobody clears waiting here): one wake each.
+    assert got["wakes"] == [1] * written + [0] * (3 - written) and got["wake_seq"] == written, got
+
+
+# ---- the wake protocol with the driver, one window at a time --------------------
+
+@pytest.fixture(scope="module")
+def wake_window(tmp_path_factory):
+    """drv/shim/wake_window.c: the driver's producer with a model of its store
+    buffer (drv/shim/ring_hooks.h forced into kring_ring.c), and the Windows
+    consumer (kring_consumer_map_driver, kring_wait with -DKRING_TEST_HOOKS,
+    the event wait of kring_win.c in place of kring_linux.c's futex)."""
+    base = tmp_path_factory.mktemp("drvshim-wake")
+    objs = [
+        _gcc(base / "ring.o", [DRV / "kring_ring.c"], ["-c", "-include", str(SHIM / "ring_hooks.h")]),
+        _gcc(base / "wait.o", [ROOT / "csrc" / "kring_wait.c"], ["-c", "-DKRING_TEST_HOOKS"]),
+        _gcc(base / "linux.o", [ROOT / "csrc" / "kring_linux.c"],
+             ["-c", "-Dkring_plat_wait_data=kring_linux_plat_wait_data"]),
+    ]
+    others = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_meta.c", "kring_guard.c", "kring_driver_map.c",
+                                          "kring_events.c")]
+    return _gcc(base / "wake_window", [SHIM / "wake_window.c", SHIM / "shim.c", *others, *objs], [])
+
+
+def _window(binary, *args):
+    r = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=120)
+    line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+    fields = dict(zip(line.split()[2::2], map(int, line.split()[3::2]))) if line[:2] in ("OK", "FA") else {}
+    return r, line, fields
+
+
+@pytest.mark.parametrize("point", [1, 2, 3])
+def test_driver_record_in_the_consumer_window_ends_the_event_wait(wake_window, point):
+    """The consumer stopped at POINT of its wait (1: ring empty at the loop
+    top; 2: `waiting` stored, not yet visible, before the full fence; 3: the
+    re-check after the fence found nothing, just before the sleep), the
+    driver writes one record (KRingRingWrite, KRingWakeDecision,
+    KRingRingSignal): the wait ends with it and never sleeps to its timeout.
+    Without the consumer's re-check points 1 and 2 sleep through the record;
+    without its full fence, point 3 does (the driver reads waiting = 0 and
+    does not set the event)."""
+    r, line, got = _window(wake_window, "consumer", str(point))
+    assert got.get("reached") == 1 and got.get("published") == 1, r.stdout + r.stderr
+    assert got["timeouts"] == 0, "the consumer slept to its timeout with a record in the ring: " + line
+    assert r.returncode == 0 and line.startswith("OK "), r.stdout + r.stderr
+    # Only at point 3 is `waiting` visible when the driver decides: exactly then it sets the event.
+    assert got["wakeups"] == (1 if point == 3 else 0), line
+
+
+def test_driver_fence_makes_the_record_visible_before_it_reads_waiting(wake_window):
+    """The driver stopped after its wake decision, before its lock release,
+    with the store of producer_pos held in the modelled store buffer unless
+    its full fence (KRingWakeDecision) drained it: the consumer that waits
+    then finds the record at once (it cannot have been seen asleep, so no
+    event is set). Without the fence the driver read waiting = 0 with its
+    record still invisible, the consumer sleeps past it to the timeout."""
+    r, line, got = _window(wake_window, "driver")
+    assert got.get("published") == 1, r.stdout + r.stderr
+    assert got["timeouts"] == 0, "the consumer slept to its timeout with a record in the ring: " + line
+    assert r.returncode == 0 and line.startswith("OK ") and got["reached"] == 0, r.stdout + r.stderr

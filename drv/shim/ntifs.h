@@ -3,7 +3,8 @@
  * calls for drv/kring_ring.c's producer and copy-out paths to build and run
  * on Linux (tests/test_driver_ring_native.py), in the spirit of
  * microsoft/usersim. Spin locks are pthread mutexes, pool is malloc, events
- * count their signals. Not for the driver build.
+ * are auto-reset or manual-reset as on Windows (and count their sets). Not
+ * for the driver build.
  */
 #ifndef KRING_SHIM_NTIFS_H
 #define KRING_SHIM_NTIFS_H

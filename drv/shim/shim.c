@@ -3,9 +3,11 @@
  * drv/kring_ring.c makes, implemented on Linux (see ntifs.h here), and an
  * API for the tests (kring_shim_*): create a ring with the driver's own
  * KRingRingCreate, write with KRingRingWrite from any number of threads,
- * copy out with KRingRingRead, and drain a mapped-method ring with the
- * user-mode consumer of csrc/ (the C code pykring runs).
+ * copy out with KRingRingRead, drain a mapped-method ring with the
+ * user-mode consumer of csrc/ (the C code pykring runs), poke its consumer
+ * page as a client could, and wait on its event.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +30,15 @@ void KeAcquireInStackQueuedSpinLock(PKSPIN_LOCK Lock, PKLOCK_QUEUE_HANDLE Handle
     pthread_mutex_lock(&Lock->m);
     Handle->Lock = Lock;
 }
-void KeReleaseInStackQueuedSpinLock(PKLOCK_QUEUE_HANDLE Handle) { pthread_mutex_unlock(&Handle->Lock->m); }
+/* Set by drv/shim/wake_window.c only: runs before every lock release. */
+void (*kring_shim_unlock_hook)(void);
+
+void KeReleaseInStackQueuedSpinLock(PKLOCK_QUEUE_HANDLE Handle)
+{
+    if (kring_shim_unlock_hook)
+        kring_shim_unlock_hook();
+    pthread_mutex_unlock(&Handle->Lock->m);
+}
 
 int KringShimLog(ULONG Level, const char *Format, ...)
 {
@@ -56,20 +66,81 @@ PVOID ExAllocatePoolWithTag(POOL_TYPE Type, SIZE_T Bytes, ULONG Tag)
 VOID ExFreePoolWithTag(PVOID P, ULONG Tag) { (void)Tag; free(P); }
 VOID ExFreePool(PVOID P) { free(P); }
 
+/* Events as Windows has them: a SynchronizationEvent (the ring's) is
+ * auto-reset: a set is remembered until one wait consumes it, and sets
+ * before that coalesce. */
+struct shim_event {
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    int signaled, auto_reset;
+};
+
 NTSTATUS ZwCreateEvent(PHANDLE Handle, ACCESS_MASK Access, OBJECT_ATTRIBUTES *Attributes, EVENT_TYPE Type,
                        BOOLEAN State)
 {
-    (void)Access; (void)Attributes; (void)Type; (void)State;
-    *Handle = (HANDLE)(uintptr_t)0x1234;
+    struct shim_event *e = calloc(1, sizeof *e);
+    pthread_condattr_t ca;
+
+    (void)Access; (void)Attributes;
+    if (!e)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    pthread_mutex_init(&e->m, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    e->signaled = State;
+    e->auto_reset = Type == SynchronizationEvent;
+    *Handle = e;
     return STATUS_SUCCESS;
 }
 NTSTATUS ZwSetEvent(HANDLE Handle, PLONG Previous)
 {
-    (void)Handle; (void)Previous;
+    struct shim_event *e = Handle;
+
+    (void)Previous;
     __atomic_add_fetch(&shim_events_set, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&e->m);
+    e->signaled = 1;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->m);
     return STATUS_SUCCESS;
 }
-NTSTATUS ZwClose(HANDLE Handle) { (void)Handle; return STATUS_SUCCESS; }
+NTSTATUS ZwClose(HANDLE Handle)
+{
+    struct shim_event *e = Handle;
+
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->m);
+    free(e);
+    return STATUS_SUCCESS;
+}
+
+/* WaitForSingleObject on an event: 0 when signaled (an auto-reset event is
+ * reset by the wait), 1 on timeout (timeout_ns < 0: none). */
+int kring_shim_wait_event(HANDLE Handle, int64_t timeout_ns)
+{
+    struct shim_event *e = Handle;
+    struct timespec until;
+    int timed_out = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    if (timeout_ns >= 0) {
+        until.tv_sec += timeout_ns / 1000000000 + (until.tv_nsec + timeout_ns % 1000000000) / 1000000000;
+        until.tv_nsec = (until.tv_nsec + timeout_ns % 1000000000) % 1000000000;
+    }
+    pthread_mutex_lock(&e->m);
+    while (!e->signaled && !timed_out)
+        timed_out = (timeout_ns >= 0 ? pthread_cond_timedwait(&e->cv, &e->m, &until)
+                                     : pthread_cond_wait(&e->cv, &e->m)) == ETIMEDOUT;
+    if (e->signaled) {
+        timed_out = 0;
+        if (e->auto_reset)
+            e->signaled = 0;
+    }
+    pthread_mutex_unlock(&e->m);
+    return timed_out;
+}
 VOID RtlInitUnicodeString(PUNICODE_STRING String, PCWSTR Source)
 {
     size_t n = 0;
@@ -166,4 +237,18 @@ uint64_t kring_shim_written(PKRING_RING ring) { return ring->Written; }
 uint64_t kring_shim_dropped(PKRING_RING ring) { return ring->Dropped; }
 uint64_t kring_shim_pos(PKRING_RING ring) { return ring->Pos; }
 int kring_shim_broken(PKRING_RING ring) { return ring->Broken; }
+uint32_t kring_shim_flags(PKRING_RING ring) { return ring->Prod->flags; }
+uint32_t kring_shim_wake_seq(PKRING_RING ring) { return ring->Prod->wake_seq; }
+uint64_t kring_shim_last_consumer_pos(PKRING_RING ring) { return ring->LastConsumerPos; }
+
+/* What a mapped client can do to its consumer page (the only page it may
+ * write): store any consumer_pos, announce that it sleeps. */
+void kring_shim_poke(PKRING_RING ring, uint64_t consumer_pos)
+{
+    __atomic_store_n(&ring->Cons->consumer_pos, consumer_pos, __ATOMIC_RELEASE);
+}
+void kring_shim_set_waiting(PKRING_RING ring, uint32_t waiting)
+{
+    __atomic_store_n(&ring->Cons->waiting, waiting, __ATOMIC_SEQ_CST);
+}
 int64_t kring_shim_events_set(void) { return shim_events_set; }

@@ -20,6 +20,10 @@
  *   kring_client.exe notadmin    re-runs itself with Administrators
  *                                disabled in its token: the open must fail
  *   kring_client.exe open        open only (used by notadmin's child)
+ *   kring_client.exe poke DELTA...  consumer_pos := producer_pos + DELTA on
+ *                                a fresh ring each, against the test driver
+ *   kring_client.exe armwindow   a record written in each window of the
+ *                                copy-mode wait (READ, READ with ARM, event)
  *
  * Prints "ok <check>" or "FAIL <check>: <why>" per check and a last line
  * "RESULT <failures>"; exits with the number of failures.
@@ -656,6 +660,121 @@ static void check_broken(void)
     CloseHandle(cl.dev);
 }
 
+/* "poke DELTA...": for each DELTA a fresh 64 KiB copy-mode ring whose
+ * producer has gone round the data area twice (records injected and read
+ * back), then consumer_pos := producer_pos + DELTA (IOCTL_KRING_TEST_POKE)
+ * and 3 more records injected. STATS is taken before any READ (READ has a
+ * check of its own in copy mode), so the line shows what the write path's
+ * range check did. One line per DELTA:
+ *   poke DELTA value V pos P flags F written +W dropped +D cons C drain RC
+ * tests/windows/test_win_ring_checks.py judges them. */
+static int run_poke(int n, char **deltas)
+{
+    static struct rows r;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        struct client cl;
+        struct kring_inject_in in;
+        struct kring_poke_in poke = { sizeof poke, 0, 0 };
+        struct kring_stats_out s0, s1;
+        struct kring_out out[KRING_MAX_TYPES];
+        long long delta = strtoll(deltas[i], NULL, 0);
+        uint64_t got = 0;
+        int rc = KRING_OK, round;
+
+        memset(&cl, 0, sizeof cl);
+        cl.dev = open_device();
+        if (attach(&cl, KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_PROCESS) != STATUS_OK) {
+            check(0, "poke_attach", "attach failed");
+            CloseHandle(cl.dev);
+            continue;
+        }
+        for (round = 0; round < 32 && rc == KRING_OK && stats(cl.dev, &s0) == STATUS_OK &&
+                        s0.producer_pos < 2 * cl.att.capacity + 8; round++) {
+            memset(&r, 0, sizeof r);
+            inject_init(&in, KRING_TYPE_PROCESS_START, 8, 300 + round);
+            rc = inject(cl.dev, &in) == STATUS_OK ? drain_all(&cl, &r, 8, 10000) : KRING_E_OS;
+        }
+        check(rc == KRING_OK && stats(cl.dev, &s0) == STATUS_OK && s0.producer_pos >= 2 * cl.att.capacity + 8 &&
+              s0.dropped == 0 && !(s0.ring_flags & KRING_F_BROKEN), "poke_gone_round",
+              "rc %d pos 0x%llx dropped %llu", rc, (unsigned long long)s0.producer_pos,
+              (unsigned long long)s0.dropped);
+        poke.consumer_pos = s0.producer_pos + (uint64_t)delta;
+        check(ioctl(cl.dev, IOCTL_KRING_TEST_POKE, &poke, sizeof poke, NULL, 0, NULL) == STATUS_OK, "poke_value",
+              "poke failed");
+        inject_init(&in, KRING_TYPE_PROCESS_START, 3, 900);
+        check(inject(cl.dev, &in) == STATUS_OK, "poke_inject", "inject failed");
+        check(stats(cl.dev, &s1) == STATUS_OK, "poke_stats", "stats failed");
+        /* What the consumer then sees (any READ now finds the ring broken). */
+        rc = wait_records(&cl, 2000);
+        if (rc == KRING_OK) {
+            memset(out, 0, sizeof out);
+            memset(&r, 0, sizeof r);
+            out[KRING_TYPE_PROCESS_START].buf = (uint8_t *)r.start;
+            out[KRING_TYPE_PROCESS_START].capacity = sizeof r.start / sizeof r.start[0];
+            rc = kring_drain(&cl.c, out, UINT64_MAX, 1, &got);
+        }
+        printf("poke %lld value 0x%llx pos 0x%llx flags 0x%x written +%llu dropped +%llu cons 0x%llx drain %d\n",
+               delta, (unsigned long long)poke.consumer_pos, (unsigned long long)s0.producer_pos, s1.ring_flags,
+               (unsigned long long)(s1.written - s0.written), (unsigned long long)(s1.dropped - s0.dropped),
+               (unsigned long long)s1.consumer_pos, rc);
+        detach(&cl);
+        CloseHandle(cl.dev);
+    }
+    printf("RESULT %d\n", failures);
+    return failures;
+}
+
+/* "armwindow": the two windows of wait_records' copy-mode wait, entered on
+ * purpose. (a) The plain READ found nothing; a record is written before the
+ * arming READ, which must return it (the driver checks and arms under its
+ * lock). (b) The arming READ found nothing and armed; the event is not set;
+ * a record is written before the wait: the driver saw waiting = 1 and set
+ * the event, which the wait finds (the auto-reset event remembers the set).
+ * One line; tests/windows/test_win_ring_checks.py judges it:
+ *   armwindow plain N armed N again N before W after W wakeups N */
+static int run_armwindow(void)
+{
+    struct client cl;
+    struct kring_inject_in in;
+    struct kring_stats_out s;
+    struct kring_out out[KRING_MAX_TYPES];
+    static struct rows r;
+    int64_t plain, armed, again;
+    DWORD before, after;
+    uint64_t n;
+
+    memset(&cl, 0, sizeof cl);
+    cl.dev = open_device();
+    if (attach(&cl, KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_PROCESS) != STATUS_OK) {
+        check(0, "armwindow_attach", "attach failed");
+        printf("RESULT %d\n", failures);
+        return failures;
+    }
+    inject_init(&in, KRING_TYPE_PROCESS_EXIT, 1, 1000);
+    plain = refill(&cl, 0);
+    check(inject(cl.dev, &in) == STATUS_OK, "armwindow_inject_a", "inject failed");
+    armed = refill(&cl, 1);
+    memset(out, 0, sizeof out);
+    out[KRING_TYPE_PROCESS_EXIT].buf = (uint8_t *)r.exit;
+    out[KRING_TYPE_PROCESS_EXIT].capacity = sizeof r.exit / sizeof r.exit[0];
+    kring_drain(&cl.c, out, UINT64_MAX, 1, &n);
+
+    again = refill(&cl, 1);
+    before = WaitForSingleObject(cl.c.m.h_data_event, 0);
+    inject_init(&in, KRING_TYPE_PROCESS_EXIT, 1, 1001);
+    check(inject(cl.dev, &in) == STATUS_OK, "armwindow_inject_b", "inject failed");
+    after = WaitForSingleObject(cl.c.m.h_data_event, 5000);
+    stats(cl.dev, &s);
+    printf("armwindow plain %lld armed %lld again %lld before %lu after %lu wakeups %llu\n", (long long)plain,
+           (long long)armed, (long long)again, before, after, (unsigned long long)s.wakeups);
+    detach(&cl);
+    CloseHandle(cl.dev);
+    printf("RESULT %d\n", failures);
+    return failures;
+}
+
 static void check_consumer_limit(void)
 {
     struct client extra[KRING_MAX_CONSUMERS + 1];
@@ -951,6 +1070,10 @@ int main(int argc, char **argv)
         return run_notadmin();
     if (argc == 2 && strcmp(argv[1], "open") == 0)
         return run_open();
-    fprintf(stderr, "usage: kring_client.exe full|release|degraded|notadmin|open\n");
+    if (argc >= 3 && strcmp(argv[1], "poke") == 0)
+        return run_poke(argc - 2, argv + 2);
+    if (argc == 2 && strcmp(argv[1], "armwindow") == 0)
+        return run_armwindow();
+    fprintf(stderr, "usage: kring_client.exe full|release|degraded|notadmin|open|poke DELTA...|armwindow\n");
     return 2;
 }

@@ -5,8 +5,9 @@ exactly once, its replacement and the tests that must fail with it. For each
 one this applies the replacement to a scratch copy of the tree (``git
 archive HEAD`` plus the working tree's uncommitted changes to tracked files;
 never the working tree itself), builds the extension and the eBPF object
-there, and runs the named tests with that copy's package. A mutant whose
-tests all pass survived. First the unmutated copy runs every named test and
+there, and runs the named tests with that copy's package. A mutant is
+killed when one of its tests fails (an error, such as a test build the
+mutation broke, is not a kill); otherwise it survived. First the unmutated copy runs every named test and
 must pass (with KRING_REQUIRE_ALL=1, so none of them skips): a kill then
 means the mutation, not the machine.
 
@@ -107,6 +108,14 @@ def run_tests(tree: str, tests: List[str], require_all: bool, stop: bool = True)
                           cwd=tree, env=env, capture_output=True, text=True, timeout=TEST_TIMEOUT)
 
 
+def verdict(returncode: int, stdout: str):
+    """(killed, failed test ids) of a mutant's pytest run. Only a test that
+    ran and failed kills: an error (a fixture, a test build the mutation
+    broke) says nothing about the tests."""
+    failed = [l.split()[1] for l in stdout.splitlines() if l.startswith("FAILED ")]
+    return returncode == 1 and bool(failed), failed
+
+
 def _last_line(r: subprocess.CompletedProcess) -> str:
     lines = [l for l in r.stdout.splitlines() if l.strip()]
     return lines[-1] if lines else "(no output) " + r.stderr[-300:]
@@ -155,10 +164,10 @@ def main(argv=None) -> int:
                 print("mutant %s: build failed (a mutant must build):\n%s" % (m.name, exc))
                 return 2
             r = run_tests(tree, m.tests, require_all=False, stop=not args.all_failures)
-            killed = r.returncode == 1
-            if r.returncode not in (0, 1):
-                print("mutant %s: pytest exit %d\n%s\n%s" % (m.name, r.returncode, r.stdout[-3000:], r.stderr[-2000:]))
-            failed = [l.split()[1] for l in r.stdout.splitlines() if l.startswith("FAILED ")]
+            killed, failed = verdict(r.returncode, r.stdout)
+            if r.returncode not in (0, 1) or (r.returncode == 1 and not failed):
+                print("mutant %s: pytest exit %d without a failed test (errors are not kills)\n%s\n%s"
+                      % (m.name, r.returncode, r.stdout[-3000:], r.stderr[-2000:]))
             rows.append((m, killed, failed, time.monotonic() - t0))
             print("%-22s %-8s %5.0f s  %s" % (m.name, "killed" if killed else "SURVIVED", rows[-1][3],
                                                ", ".join(failed) or _last_line(r)), flush=True)

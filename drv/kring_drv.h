@@ -15,7 +15,9 @@ Abstract:
       kring_rings.c   the registry of rings: the list, attach, detach,
                       fan-out, unmap at process exit
       kring_ring.c    one ring: create, map, write (the producer), copy out, free
-      kring_access.c  who may open the device (the token check, the SIDs)
+      kring_access.c  who may open the device and reach the events (the
+                      descriptors, the access check, the events' directory,
+                      the event handle given to a client)
       kring_utf8.c    bounded UTF-16 to UTF-8
 
     Calls go one way, down this list: kring_main.c calls the files below
@@ -85,9 +87,10 @@ typedef struct _KRING_RING {
     PVOID UserProd;                     /* user address of Prod + Data (RO), NULL when unmapped */
     PEPROCESS Owner;                    /* process the views live in (referenced) */
 
-    /* Wakeups: a named auto-reset event only SYSTEM may set. */
+    /* Wakeups: an auto-reset event named Ring-<Id> in the driver's unnamed
+     * event directory (KRingGlobals.EventDirectory); only SYSTEM may set it,
+     * and its client gets a SYNCHRONIZE-only handle in the ATTACH reply. */
     HANDLE EventHandle;                 /* kernel handle (OBJ_KERNEL_HANDLE) */
-    WCHAR EventName[KRING_EVENT_NAME_CHARS]; /* "Global\KRing-..." for user mode */
 
     /* The producer's private state (PROTOCOL.md 7): never read back from
      * the shared pages. Guarded by Lock. */
@@ -122,6 +125,9 @@ typedef struct _KRING_GLOBALS {
                                            (<= KRING_MAX_CONSUMERS) */
     SIZE_T RingBytes;                   /* their memory (<= KRING_MAX_TOTAL_BYTES) */
     volatile LONG NextRingId;           /* numbers rings and event names */
+    HANDLE EventDirectory;              /* kernel handle to the unnamed object directory
+                                           the rings' events are created in (DriverEntry
+                                           to DriverUnload; KRingCreateEventDirectory) */
 
     IO_REMOVE_LOCK CallbackLock;        /* callbacks and injections in flight:
                                            DriverUnload waits for them */
@@ -248,8 +254,29 @@ typedef struct DECLSPEC_ALIGN(8) _KRING_EVENT_SD {
     } Dacl;
 } KRING_EVENT_SD;
 
+/* The events' directory: O:SYD:P(A;;DIRECTORY_ALL_ACCESS;;;SY). Only
+ * SYSTEM may create objects in it, look names up or list it. */
+typedef struct DECLSPEC_ALIGN(8) _KRING_DIRECTORY_SD {
+    SECURITY_DESCRIPTOR_RELATIVE Header;
+    KRING_SID1 Owner;
+    struct {
+        ACL Acl;
+        KRING_ACE_SID1 System;          /* SYSTEM: DIRECTORY_ALL_ACCESS */
+    } Dacl;
+} KRING_DIRECTORY_SD;
+
 extern const KRING_DEVICE_SD KRingDeviceSd;
 extern const KRING_EVENT_SD KRingEventSd;
+extern const KRING_DIRECTORY_SD KRingDirectorySd;
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingCreateEventDirectory(_Out_ PHANDLE Directory);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingGrantEvent(_In_ HANDLE Event, _In_ PEPROCESS Process, _Out_ PHANDLE UserHandle);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingRevokeEvent(_In_ PEPROCESS Process, _In_ HANDLE UserHandle);
 
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingSecureDevice(_In_ PDEVICE_OBJECT DeviceObject);
@@ -259,8 +286,8 @@ NTSTATUS KRingCheckCaller(_In_ PIRP Irp, _In_ PIO_STACK_LOCATION IrpSp);
 
 /* kring_rings.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
-NTSTATUS KRingAttach(_Inout_ PFILE_OBJECT FileObject, _In_ const struct kring_attach_in *Request,
-                     _Out_ struct kring_attach_out *Reply);
+NTSTATUS KRingAttach(_Inout_ PFILE_OBJECT FileObject, _In_ PEPROCESS Requestor,
+                     _In_ const struct kring_attach_in *Request, _Out_ struct kring_attach_out *Reply);
 
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingDetachFile(_Inout_ PFILE_OBJECT FileObject);

@@ -84,23 +84,26 @@ _LINUX_TYPES = types_from_meta(event_meta(1 << 20, linux=True))
 DTYPES: Dict[str, np.dtype] = {name: dt for _, name, dt in EVENT_TYPES}
 
 
-def _extended(dt: np.dtype, field: str, size: int) -> np.dtype:
-    """`dt` with its string tail `field` `size` bytes long, the record ending there."""
+def _with_args(dt: np.dtype, max_args: int) -> np.dtype:
+    """A Linux process_start dtype with room for `max_args` bytes of command
+    line instead of KRING_ARGS_BYTES: its ``cmdline`` field that long, and
+    the record longer or shorter by the difference."""
     fields = dict(dt.fields or {})
-    offset = fields[field][1]
-    fields[field] = (np.dtype("S%d" % size), offset)
+    fields["cmdline"] = (np.dtype("S%d" % max_args), fields["cmdline"][1])
     names = list(dt.names or ())
     return np.dtype({"names": names, "formats": [fields[n][0] for n in names],
-                     "offsets": [fields[n][1] for n in names], "itemsize": offset + size})
+                     "offsets": [fields[n][1] for n in names],
+                     "itemsize": dt.itemsize - lib.KRING_ARGS_BYTES + max_args})
 
 
 def linux_event_types(max_args: int) -> List[Tuple[int, str, np.dtype]]:
     """The types of a Linux ring (the Linux schema: process_exit with a path
     tail, exec_failed), its process_start records carrying up to `max_args`
-    bytes of command line (its ``cmdline`` field, and the record, that long).
-    Linux process_start records are packed (D_PACKED): read their path and
-    command line with start_strings()."""
-    return [(tid, name, _extended(dt, "cmdline", max_args) if name == "process_start" else dt)
+    bytes of command line. Linux process_start records are packed
+    (D_PACKED): the record has room for the fixed part, path, cwd, the
+    parent's path and the command line at their longest; read the strings
+    with start_strings() and start_context()."""
+    return [(tid, name, _with_args(dt, max_args) if name == "process_start" else dt)
             for tid, name, dt in _LINUX_TYPES]
 
 

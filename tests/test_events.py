@@ -37,20 +37,30 @@ def test_dtype_matches_c_struct(name):
 
 def test_known_sizes_and_ids():
     assert [(t[0], t[1], t[2].itemsize) for t in events.EVENT_TYPES] == [
-        (1, "process_start", 8352), (2, "process_exit", 64), (3, "image_load", 4168)]
+        (1, "process_start", 8456), (2, "process_exit", 64), (3, "image_load", 4168)]
     meta = events.event_meta(1 << 20)
     assert [int(meta.types[i].min_size) for i in range(3)] == [
         ffi.offsetof("struct kring_process_start", "cmdline"), 64,
-        ffi.offsetof("struct kring_image_load", "path")] == [4256, 64, 72]
-    assert lib.KRING_PATH_BYTES == 4096
-    # A Linux ring: packed process_start (its tail starts at path), process_exit with a path tail.
+        ffi.offsetof("struct kring_image_load", "path")] == [4360, 64, 72]
+    assert lib.KRING_PATH_BYTES == 4096 and lib.KRING_SID_BYTES == 96
+    assert [ffi.offsetof("struct kring_process_start", f) for f in
+            ("cwd_len", "parent_path_len", "integrity", "elevation", "user_sid", "path")] == [
+        100, 102, 160, 164, 168, 264]
+    # A Linux ring: packed process_start (its tail starts at path and holds path, command
+    # line, cwd and the parent's path, the three paths up to 4096 bytes each), process_exit
+    # with a path tail.
     linux = {name: dt for _, name, dt in events.linux_event_types(65536)}
-    assert linux["process_start"].itemsize == 4256 + 65536 and linux["process_exit"].itemsize == 80 + 4096
+    assert linux["process_start"].itemsize == 264 + 3 * 4096 + 65536
+    assert {n: d for _, n, d in events.linux_event_types(4096)}["process_start"].itemsize == 16648
+    assert linux["process_exit"].itemsize == 80 + 4096
     assert linux["process_exit"].fields["path"][1] == ffi.offsetof("struct kring_process_exit_linux", "path") == 80
     assert linux["exec_failed"].itemsize == ffi.sizeof("struct kring_exec_failed") == 4144
     assert linux["exec_failed"].fields["error"][1] == ffi.offsetof("struct kring_exec_failed", "error")
-    assert events.LINUX_MIN_SIZES == {1: 160, 2: 80, 3: 72, 4: 48}
+    assert events.LINUX_MIN_SIZES == {1: 264, 2: 80, 3: 72, 4: 48}
     assert lib.kring_meta_check(meta, 0) == lib.KRING_OK
+    # The Linux schema lists more than the 48 fields ABI 1.1 allowed, and checks.
+    linux_meta = events.event_meta(1 << 20, linux=True)
+    assert int(linux_meta.nfields) == 53 and lib.kring_meta_check(linux_meta, 0) == lib.KRING_OK
 
 
 def test_variable_length_tail_is_zero_filled():

@@ -335,7 +335,8 @@ static __always_inline void identity(struct kring_process_start *ps, struct task
     bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[level & 31]);
     ps->pidns = BPF_CORE_READ(up.ns, ns.inum);
     ps->mntns = BPF_CORE_READ(p, nsproxy, mnt_ns, ns.inum);
-    ps->reserved = 0;
+    ps->cwd_len = 0;
+    ps->parent_path_len = 0;
     ps->cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
     ps->start_time = start_time(p);
     ps->parent_start_time = start_time(BPF_CORE_READ(p, real_parent));

@@ -118,18 +118,53 @@ def test_short_record_of_fixed_type_is_rejected_by_the_producer():
         os.unlink(path)
 
 
-def _packed_start(path: bytes, argv, detail=0):
-    """A Linux (packed) process_start record: cmdline right after path's NUL."""
+def _packed_start(path: bytes, argv, detail=0, cwd=b"", parent=b""):
+    """A Linux (packed) process_start record: cmdline right after path's NUL,
+    then cwd and the parent's path, each after the previous NUL."""
     dt = events.linux_event_types(4096)[0][2]
     rec = np.zeros(1, dtype=dt)
     cmd = b"\0".join(argv)
     rec["pid"], rec["detail"] = 7, detail | events.D_PACKED | events.D_EXEC
     rec["path_len"], rec["cmdline_len"] = len(path), len(cmd)
+    rec["cwd_len"], rec["parent_path_len"] = len(cwd), len(parent)
     raw = rec.view(np.uint8)
-    off = dt.fields["path"][1]
-    raw[off:off + len(path)] = np.frombuffer(path, np.uint8)
-    raw[off + len(path) + 1:off + len(path) + 1 + len(cmd)] = np.frombuffer(cmd, np.uint8)
+    at = dt.fields["path"][1]
+    for s in (path, cmd, cwd, parent):
+        raw[at:at + len(s)] = np.frombuffer(s, np.uint8)
+        at += len(s) + 1
     return rec
+
+
+def _dicts(starts):
+    return events.event_dicts({"process_start": starts, "process_exit": np.zeros(0, events.DTYPES["process_exit"]),
+                               "image_load": np.zeros(0, events.DTYPES["image_load"])})
+
+
+def test_packed_start_carries_cwd_and_parent_path():
+    """cwd and the parent's path follow the command line in a packed record
+    (whole paths: 4,095 bytes each beside a 4,095-byte command line fit the
+    Linux row), decoded like os.fsdecode, null where there is none; unpacked
+    (Windows) rows have neither."""
+    path, cwd, parent = b"/bin/\xffx", b"/" + b"c" * 4094, b"/" + b"\xfe" * 4094
+    argv = [b"a" * 4000, b"b" * 94]
+    rec = _packed_start(path, argv, cwd=cwd, parent=parent)
+    assert events.start_strings(rec) == [(path, b"\0".join(argv))]
+    assert events.start_context(rec) == [(cwd, parent)]
+    e = _dicts(rec)[0]
+    assert os.fsencode(e["cwd"]) == cwd and os.fsencode(e["parent_path"]) == parent
+    j = json.loads(events.json_line(e))
+    assert os.fsencode(j["cwd"]) == cwd and os.fsencode(j["parent_path"]) == parent
+    assert j["cwd_truncated"] is False and j["parent_path_truncated"] is False
+    cut = _dicts(_packed_start(path, [b"x"], events.D_CWD_TRUNCATED | events.D_PARENT_PATH_TRUNCATED,
+                               cwd=b"/tail", parent=b"/p"))[0]
+    assert cut["cwd_truncated"] and cut["parent_path_truncated"] and cut["cwd"] == "/tail"
+    none = _dicts(_packed_start(path, [b"x"]))[0]
+    assert none["cwd"] is None and none["parent_path"] is None
+    unpacked = np.zeros(1, events.DTYPES["process_start"])
+    unpacked["path"], unpacked["cmdline"], unpacked["path_len"], unpacked["cmdline_len"] = b"/p", b"p", 2, 1
+    unpacked["cwd_len"] = 5                             # no packed tail: ignored
+    assert events.start_context(unpacked) == [(b"", b"")]
+    assert _dicts(unpacked)[0]["cwd"] is None
 
 
 def test_packed_start_decodes_path_and_argv_as_fsdecode():

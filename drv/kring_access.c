@@ -157,11 +157,12 @@ Routine Description:
     return FALSE;
 }
 
-static NTSTATUS
+_Use_decl_annotations_
+NTSTATUS
 KRingQueryToken(
-    _In_ HANDLE Token,
-    _In_ TOKEN_INFORMATION_CLASS Class,
-    _Out_ PVOID *Buffer
+    HANDLE Token,
+    ULONG Class,
+    PVOID *Buffer
     )
 /*++
 
@@ -174,12 +175,12 @@ Routine Description:
 --*/
 {
     ULONG length = 0;
-    NTSTATUS status = ZwQueryInformationToken(Token, Class, NULL, 0, &length);
+    NTSTATUS status = ZwQueryInformationToken(Token, (TOKEN_INFORMATION_CLASS)Class, NULL, 0, &length);
 
     *Buffer = NULL;
     if (status == STATUS_BUFFER_TOO_SMALL && length != 0) {
         *Buffer = ExAllocatePoolWithTag(PagedPool, length, KRING_POOL_TAG);
-        status = *Buffer ? ZwQueryInformationToken(Token, Class, *Buffer, length, &length)
+        status = *Buffer ? ZwQueryInformationToken(Token, (TOKEN_INFORMATION_CLASS)Class, *Buffer, length, &length)
                          : STATUS_INSUFFICIENT_RESOURCES;
     }
     return status;

@@ -19,6 +19,7 @@ Abstract:
                       descriptors, the access check, the events' directory,
                       the event handle given to a client)
       kring_utf8.c    bounded UTF-16 to UTF-8
+      kring_sid.c     a SID as record text, a label's RID
 
     Calls go one way, down this list: kring_main.c calls the files below
     it, kring_notify.c calls the registry (fan-out, unmap at process exit),
@@ -53,6 +54,7 @@ Environment:
 #include <kring/kring_events.h>
 #include <kring/kring_ioctl.h>
 #include "kring_utf8.h"
+#include "kring_sid.h"
 
 #define KRING_POOL_TAG 'gnRK'           /* "KRng" in pool dumps */
 
@@ -282,6 +284,9 @@ _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingSecureDevice(_In_ PDEVICE_OBJECT DeviceObject);
 
 _IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingQueryToken(_In_ HANDLE Token, _In_ ULONG Class, _Out_ PVOID *Buffer);  /* a TOKEN_INFORMATION_CLASS */
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingCheckCaller(_In_ PIRP Irp, _In_ PIO_STACK_LOCATION IrpSp);
 
 /* kring_rings.c */
@@ -314,7 +319,7 @@ VOID KRingNotifyUnregister(VOID);
 
 #if defined(KRING_TEST_BUILD)
 _IRQL_requires_max_(PASSIVE_LEVEL)
-NTSTATUS KRingInject(_In_ const struct kring_inject_in *Request, _Out_ PULONG Count);
+NTSTATUS KRingInject(_In_ const struct kring_inject_in *Request, _In_ PEPROCESS Requestor, _Out_ PULONG Count);
 #endif
 
 #endif /* KRING_DRV_H */

@@ -478,7 +478,7 @@ Routine Description:
     if (IrpSp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(reply)) {
         return STATUS_BUFFER_TOO_SMALL;
     }
-    status = KRingInject(request, &count);
+    status = KRingInject(request, IoGetRequestorProcess(Irp), &count);
     if (NT_SUCCESS(status)) {
         reply.size = sizeof(reply);
         reply.count = count;

@@ -91,6 +91,12 @@ Environment:
 #define KRING_METHOD_MAP 1      /* the ring is mapped: consumer page RW, producer page + data RO */
 #define KRING_METHOD_COPY 2     /* the ring stays in the kernel: read it with IOCTL_KRING_READ */
 
+/* kring_inject_in.flags */
+#define KRING_INJECT_KERNEL_IMAGE 0x1   /* image_load: a kernel-mode image */
+#define KRING_INJECT_PROCESS_FACTS 0x2  /* process_start: start times, token fields as the
+                                           callback fills them, from the calling process
+                                           (parent start time: the process `ppid`) */
+
 /* kring_read_in.flags */
 #define KRING_READ_ARM 0x1      /* nothing to return: announce that the client will wait on the event */
 
@@ -186,7 +192,8 @@ struct kring_inject_in {
     uint32_t pid;               /* pid of the first record */
     uint32_t ppid;              /* process_start: parent; also the creator pid */
     uint32_t tid;               /* process_start: creating thread */
-    uint32_t flags;             /* image_load: 1 = kernel-mode image */
+    uint32_t flags;             /* KRING_INJECT_*: image_load: KERNEL_IMAGE;
+                                   process_start: PROCESS_FACTS */
     int32_t exit_status;        /* process_exit */
     uint64_t base;              /* image_load: image base */
     uint64_t image_size;        /* image_load: image size */

@@ -22,11 +22,14 @@ client that keeps its event handle while the driver is stopped and started
 again; stop.
 """
 import re
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from .winharness import HERE, mingw_build
+from .winharness import HERE, WineSession, mingw_build, need
 
 
 def _result(out: str) -> int:
@@ -39,6 +42,21 @@ def _ok(out: str, *checks: str) -> None:
     assert _result(out) == 0, out
     missing = [c for c in checks if "ok %s\n" % c not in out]
     assert not missing, "checks that did not pass: %s\n%s" % (missing, out)
+
+
+@pytest.fixture(scope="module")
+def wine():
+    """A Wine session of this module's own: the driver log of the shared one
+    is read by test_win_wine_driver.py, whose counts must not see these loads."""
+    need("wine", "wineserver")
+    base = Path(tempfile.mkdtemp(prefix="kring-wine-evsec-"))
+    session = WineSession(base)
+    try:
+        session.start()
+        yield session
+    finally:
+        session.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,14 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .winharness import DRV, HERE, INCLUDE, mingw_build
+from .winharness import DRV, HERE, INCLUDE, WineSession, mingw_build, need
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +136,21 @@ def test_sid_text_matches_the_model(lib, items):
     the model's text, cut at the field's end with the flag, never a byte
     read or written outside (ASan)."""
     check(lib, [(_sid(1, a, subs), cap) for a, subs, cap in items])
+
+
+@pytest.fixture(scope="module")
+def wine():
+    """A Wine session of this module's own: the driver log of the shared one
+    is read by test_win_wine_driver.py, whose counts must not see this load."""
+    need("wine", "wineserver")
+    base = Path(tempfile.mkdtemp(prefix="kring-wine-facts-"))
+    session = WineSession(base)
+    try:
+        session.start()
+        yield session
+    finally:
+        session.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -390,11 +390,23 @@ Routine Description:
 
 --*/
 {
-    HANDLE process;
+    HANDLE process, local;
+    NTSTATUS status;
 
-    if (NT_SUCCESS(ObOpenObjectByPointer(Process, OBJ_KERNEL_HANDLE, NULL, PROCESS_DUP_HANDLE,
-                                         KRING_PROCESS_OBJECT_TYPE, KernelMode, &process))) {
-        (VOID)ZwDuplicateObject(process, UserHandle, NULL, NULL, 0, 0, DUPLICATE_CLOSE_SOURCE);
+    status = ObOpenObjectByPointer(Process, OBJ_KERNEL_HANDLE, NULL, PROCESS_DUP_HANDLE,
+                                   KRING_PROCESS_OBJECT_TYPE, KernelMode, &process);
+    if (NT_SUCCESS(status)) {
+        /* Moved into a kernel handle of ours and closed here: Windows would
+         * also take no target with DUPLICATE_CLOSE_SOURCE, Wine refuses
+         * that (STATUS_INVALID_HANDLE). */
+        status = ZwDuplicateObject(process, UserHandle, ZwCurrentProcess(), &local, 0, OBJ_KERNEL_HANDLE,
+                                   DUPLICATE_CLOSE_SOURCE | DUPLICATE_SAME_ACCESS);
+        if (NT_SUCCESS(status)) {
+            ZwClose(local);
+        }
         ZwClose(process);
+    }
+    if (!NT_SUCCESS(status)) {
+        KRING_ERR("cannot close the event handle made for a failed attach: 0x%08x\n", (unsigned)status);
     }
 }

@@ -144,6 +144,10 @@ typedef struct _KRING_GLOBALS {
     volatile LONG64 LostNoMemory;       /* events lost: no record buffer */
     volatile LONG LeakedRings;          /* rings found still mapped at free: leaked,
                                            never freed (KRingRingFree) */
+#if defined(KRING_TEST_BUILD)
+    BOOLEAN TestFailAttachLate;         /* test knob: ATTACH fails after the caller got its
+                                           event handle, to exercise the unwind */
+#endif
 } KRING_GLOBALS;
 
 extern KRING_GLOBALS KRingGlobals;     /* defined in kring_rings.c */

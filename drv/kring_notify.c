@@ -458,7 +458,9 @@ Routine Description:
 
     Test builds: the service key's REG_DWORD TestFailImageNotify = 1 makes
     the load-image registration fail with STATUS_INSUFFICIENT_RESOURCES
-    without calling it (the degraded load is tested under Wine).
+    without calling it (the degraded load is tested under Wine), and
+    TestFailAttachLate = 1 makes every ATTACH fail as its last step (the
+    unwind of the event handle made in the caller is tested under Wine).
 
 Arguments:
 
@@ -498,6 +500,10 @@ Return Value:
     }
 
 #if defined(KRING_TEST_BUILD)
+    KRingGlobals.TestFailAttachLate = KRingTestKnob(RegistryPath, L"TestFailAttachLate");
+    if (KRingGlobals.TestFailAttachLate) {
+        KRING_ERR("test knob TestFailAttachLate: every ATTACH fails after the event handle is made\n");
+    }
     if (KRingTestKnob(RegistryPath, L"TestFailImageNotify")) {
         status = STATUS_INSUFFICIENT_RESOURCES;
         KRING_ERR("test knob TestFailImageNotify: load-image registration made to fail\n");

@@ -175,6 +175,13 @@ Return Value:
         KRING_ERR("ring %u: cannot give the caller a handle to its event: 0x%08x\n", ring->Id, (unsigned)status);
         goto FreeRing;
     }
+#if defined(KRING_TEST_BUILD)
+    if (KRingGlobals.TestFailAttachLate) {
+        status = STATUS_UNSUCCESSFUL;
+        KRING_LOG("ring %u: test knob TestFailAttachLate: attach fails after the event handle\n", ring->Id);
+        goto RevokeEvent;
+    }
+#endif
 
     RtlZeroMemory(Reply, sizeof(*Reply));
     Reply->size = sizeof(*Reply);

@@ -24,6 +24,10 @@
  *   kring_event_probe.exe hold       attach, close the device, keep the event
  *                                    handle until stdin closes (the driver is
  *                                    reloaded meanwhile)
+ *   kring_event_probe.exe late       against a driver whose ATTACH fails after
+ *                                    it made the event handle (test knob
+ *                                    TestFailAttachLate): no handle is left
+ *                                    in this process, no ring in the driver
  *
  * Internal: "squatter <ready> <go>" and "attacker <pid> <handleA> <handleB>
  * <out-file> <admin>" are the children of squat and other.
@@ -685,6 +689,49 @@ static int run_other(void)
     return failures;
 }
 
+/* ---- late ---------------------------------------------------------------------- */
+
+/* Handles open in this process: the valid values among the first 16384
+ * (Wine and Windows hand out small multiples of 4). */
+static int count_handles(void)
+{
+    DWORD flags;
+    uintptr_t v;
+    int n = 0;
+
+    for (v = 4; v < 0x10000; v += 4)
+        n += GetHandleInformation((HANDLE)v, &flags) != 0;
+    return n;
+}
+
+static int run_late(void)
+{
+    struct kring_stats_out s;
+    HANDLE dev, ev;
+    int before, after, i, refused = 0;
+    LONG st = STATUS_OK;
+
+    before = count_handles();
+    dev = open_device();
+    check(dev != INVALID_HANDLE_VALUE, "open_device", "error %lu", GetLastError());
+    for (i = 0; i < 20; i++) {
+        st = attach(dev, KRING_EVENTS_ALL, &ev);
+        refused += st == (LONG)0xC0000001L;     /* STATUS_UNSUCCESSFUL, the knob's */
+        if (ev)
+            CloseHandle(ev);
+    }
+    check(refused == 20, "late_failure_refused", "%d of 20 refused, last status 0x%08lx", refused, st);
+    after = count_handles();
+    printf("info handles: %d before, %d after 20 failed attaches (the device handle is one)\n", before, after);
+    check(after == before + 1, "failed_attach_leaves_no_handle", "%d handles more than before", after - before);
+    memset(&s, 0, sizeof s);
+    check(DeviceIoControl(dev, IOCTL_KRING_STATS, NULL, 0, &s, sizeof s, (DWORD[1]){ 0 }, NULL) && s.consumers == 0,
+          "failed_attach_leaves_no_ring", "consumers %u", s.consumers);
+    CloseHandle(dev);
+    printf("RESULT %d\n", failures);
+    return failures;
+}
+
 /* ---- hold ---------------------------------------------------------------------- */
 
 static int run_hold(void)
@@ -722,12 +769,14 @@ int wmain(int argc, wchar_t **argv)
         return run_other();
     if (argc == 2 && wcscmp(argv[1], L"hold") == 0)
         return run_hold();
+    if (argc == 2 && wcscmp(argv[1], L"late") == 0)
+        return run_late();
     if (argc == 4 && wcscmp(argv[1], L"squatter") == 0)
         return run_squatter((HANDLE)(uintptr_t)wcstoull(argv[2], NULL, 16),
                             (HANDLE)(uintptr_t)wcstoull(argv[3], NULL, 16));
     if (argc == 7 && wcscmp(argv[1], L"attacker") == 0)
         return run_attacker((DWORD)wcstoul(argv[2], NULL, 10), (HANDLE)(uintptr_t)wcstoull(argv[3], NULL, 16),
                             (HANDLE)(uintptr_t)wcstoull(argv[4], NULL, 16), argv[5], argv[6][0] == L'1');
-    fprintf(stderr, "usage: kring_event_probe.exe rights|squat|other|hold\n");
+    fprintf(stderr, "usage: kring_event_probe.exe rights|squat|other|hold|late\n");
     return 2;
 }

@@ -91,6 +91,15 @@ def scenario(wine, built_drivers, win_build_dir):
             hold.kill()
             hold.wait()
     states.append(("stop", wine.stop_driver("kringsec")))
+
+    # ATTACH failing after the caller got its event handle (test knob).
+    wine.install_driver("kringlate", built_drivers["test"])
+    r = wine.run(["reg", "add", "HKLM\\System\\CurrentControlSet\\Services\\kringlate", "/v", "TestFailAttachLate",
+                  "/t", "REG_DWORD", "/d", "1", "/f"], timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out["late_states"] = [wine.start_driver("kringlate")]
+    out["late"] = wine.run([probe, "late"], timeout=300)
+    out["late_states"].append(wine.stop_driver("kringlate"))
     out["log"] = wine.driver_log()
     return out
 
@@ -152,3 +161,15 @@ def test_an_event_held_across_an_unload_does_not_block_the_next_load(scenario):
     _ok(scenario["rights_again"].stdout, "attach_gives_a_handle", "handle_woken_by_driver")
     assert _result(scenario["hold"]) == 0, scenario["hold"]
     assert "cannot create the events' directory" not in scenario["log"]
+
+
+def test_attach_failing_late_takes_the_event_handle_back(scenario):
+    """An ATTACH that fails after the driver made the caller's event handle
+    (the test knob TestFailAttachLate, as a lost race with another ATTACH on
+    the handle would) closes that handle in the caller again and frees the
+    ring: 20 such attaches leave no handle and no ring behind."""
+    assert scenario["late_states"] == ["RUNNING", "STOPPED"], scenario["log"]
+    _ok(scenario["late"].stdout, "late_failure_refused", "failed_attach_leaves_no_handle",
+        "failed_attach_leaves_no_ring")
+    assert "test knob TestFailAttachLate: every ATTACH fails after the event handle is made" in scenario["log"]
+    assert scenario["log"].count("test knob TestFailAttachLate: attach fails after the event handle") == 20

@@ -7,14 +7,17 @@ caller's process with SYNCHRONIZE access only: no process looks the event
 up by name, so there is no name to squat or to open.
 
 How far Wine models "not elevated": it runs every process of the prefix
-with one administrator token. A restricted copy of it (CreateRestrictedToken
-with Administrators deny-only, given to CreateProcessAsUserW) is a process
-that is not an administrator for access checks, and the driver refuses it
-the device (test_win_wine_driver.py); the probe prints what Wine reports for
-its elevation type and integrity level. Wine checks no access when a name
-is created in a directory (DIRECTORY_CREATE_OBJECT), so under Wine any
-process may create names anywhere, even in the root directory: the squatter
-here is stronger than on Windows.
+with one administrator token (TokenElevationTypeFull, elevated, integrity
+0x3000). A restricted copy of it (CreateRestrictedToken with Administrators
+deny-only, given to CreateProcessAsUserW) is a process that is not an
+administrator for access checks, and the driver refuses it the device
+(test_win_wine_driver.py); Wine accepts a medium label on it but still
+reports it as elevated at 0x3000 (the probe prints both). Wine checks no
+access when a name is created in a directory (DIRECTORY_CREATE_OBJECT), so
+under Wine any process may create names anywhere, even in the root
+directory: the squatter here is stronger than on Windows. Wine also lets it
+open the client's process for PROCESS_DUP_HANDLE, which integrity levels
+prevent on Windows.
 
 One scenario runs once per module and the tests check its parts: the test
 driver as service "kringsec"; the probe's rights, squat and other runs; a

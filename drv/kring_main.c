@@ -65,8 +65,9 @@ DriverEntry(
 Routine Description:
 
     Creates the rings' event directory (unnamed, SYSTEM only), \Device\KRing
-    (Administrators and SYSTEM only, FILE_DEVICE_SECURE_OPEN) and its symbolic link, registers the process and image callbacks, and
-    fills in the entry points. DriverUnload undoes this in reverse order.
+    (Administrators and SYSTEM only, FILE_DEVICE_SECURE_OPEN) and its
+    symbolic link, registers the process and image callbacks, and fills in
+    the entry points. DriverUnload undoes this in reverse order.
 
 Arguments:
 

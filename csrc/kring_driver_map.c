@@ -4,10 +4,13 @@
  * Windows only: built into the extension on win32 and into the mingw test
  * programs.
  *
- * The caller opens \\.\KRing, sends IOCTL_KRING_ATTACH, checks the reply's
- * size, version, method and capacity, and opens the event it names with
- * SYNCHRONIZE access (pykring/kernel_windows.py, tests/windows/kring_client.c);
- * this file does the rest of the attach.
+ * The caller opens \\.\KRing, sends IOCTL_KRING_ATTACH (with
+ * KRING_IOCTL_VERSION in the request), checks the reply's size, version,
+ * method and capacity, and takes the reply's event_handle: a handle the
+ * driver made in the caller's process, SYNCHRONIZE access only, to an event
+ * that has no name anyone can look up (pykring/kernel_windows.py,
+ * tests/windows/kring_client.c). It passes that handle here as
+ * event_handle; this file does the rest of the attach.
  */
 #include <string.h>
 

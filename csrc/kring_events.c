@@ -31,10 +31,15 @@ static const struct field_desc process_start_fields[] = {
     F(kring_process_start, audit_session, "<u4"),
     F(kring_process_start, pidns, "<u4"),
     F(kring_process_start, mntns, "<u4"),
+    F(kring_process_start, cwd_len, "<u2"),
+    F(kring_process_start, parent_path_len, "<u2"),
     F(kring_process_start, cgroup_id, "<u8"),
     F(kring_process_start, start_time, "<u8"),
     F(kring_process_start, parent_start_time, "<u8"),
     F(kring_process_start, tty, "|S32"),
+    F(kring_process_start, integrity, "<u4"),
+    F(kring_process_start, elevation, "<u4"),
+    F(kring_process_start, user_sid, "|S96"),
     F(kring_process_start, path, "|S4096"),
     F(kring_process_start, cmdline, "|S4096"),
 };
@@ -106,10 +111,10 @@ static const struct type_desc event_types[] = {
       KRING_IMAGE_LOAD_MIN_SIZE, image_load_fields, COUNT(image_load_fields) },
 };
 
-/* A Linux ring: process_start packed (its tail starts at path), process_exit
- * with its path, exec_failed. */
+/* A Linux ring: process_start packed (its tail starts at path and holds
+ * cwd and the parent's path too), process_exit with its path, exec_failed. */
 static const struct type_desc linux_types[] = {
-    { "process_start", KRING_TYPE_PROCESS_START, sizeof(struct kring_process_start),
+    { "process_start", KRING_TYPE_PROCESS_START, KRING_PROCESS_START_LINUX_SIZE,
       KRING_PROCESS_START_PACKED_MIN_SIZE, process_start_fields, COUNT(process_start_fields) },
     { "process_exit", KRING_TYPE_PROCESS_EXIT, sizeof(struct kring_process_exit_linux),
       KRING_PROCESS_EXIT_LINUX_MIN_SIZE, process_exit_linux_fields, COUNT(process_exit_linux_fields) },
@@ -118,6 +123,12 @@ static const struct type_desc linux_types[] = {
     { "exec_failed", KRING_TYPE_EXEC_FAILED, sizeof(struct kring_exec_failed),
       KRING_EXEC_FAILED_MIN_SIZE, exec_failed_fields, COUNT(exec_failed_fields) },
 };
+
+/* Every type's fields go into one producer page's fields[]. */
+KRING_STATIC_ASSERT(COUNT(process_start_fields) + COUNT(process_exit_fields) + COUNT(image_load_fields)
+                    <= KRING_MAX_FIELDS, shared_schema_fits);
+KRING_STATIC_ASSERT(COUNT(process_start_fields) + COUNT(process_exit_linux_fields) + COUNT(image_load_fields) +
+                    COUNT(exec_failed_fields) <= KRING_MAX_FIELDS, linux_schema_fits);
 
 /* Bounded copy that always NUL-terminates and zero-fills (no libc). */
 static void copy_name(char *dst, uint32_t cap, const char *src)

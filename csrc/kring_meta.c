@@ -80,7 +80,9 @@ const char *kring_meta_problem(const struct kring_producer_page *m, uint64_t fil
     if (m->ntypes == 0 || m->ntypes > KRING_MAX_TYPES)
         return "ntypes is 0 or more than 16";
     if (m->nfields > KRING_MAX_FIELDS)
-        return "nfields is more than 48";
+        return m->abi_minor > KRING_ABI_MINOR
+            ? "nfields is more than 64: the ring was made for a newer ABI minor than this library reads"
+            : "nfields is more than 64";
     for (t = 0; t < m->ntypes; t++) {
         const struct kring_type *ty = &m->types[t];
 
@@ -115,6 +117,10 @@ const char *kring_meta_problem(const struct kring_producer_page *m, uint64_t fil
 int kring_meta_check(const struct kring_producer_page *m, uint64_t file_size)
 {
     if (m->magic != KRING_MAGIC || m->abi_major != KRING_ABI_MAJOR)
+        return KRING_E_VERSION;
+    /* A newer minor only gives meaning to reserved bytes; a schema larger
+     * than this library's fields[] is one such meaning it cannot read. */
+    if (m->nfields > KRING_MAX_FIELDS && m->abi_minor > KRING_ABI_MINOR)
         return KRING_E_VERSION;
     return kring_meta_problem(m, file_size) ? KRING_E_CORRUPT : KRING_OK;
 }

@@ -253,7 +253,7 @@ struct kring_attach_out;                 /* <kring/kring_ioctl.h> */
 
 /* A consumer over the ring of the kring.sys driver, after IOCTL_KRING_ATTACH.
  * The caller has checked the reply (size, version, method, capacity) and
- * opened the event it names with SYNCHRONIZE access. reply->consumer_page,
+ * passes its event_handle (SYNCHRONIZE access only). reply->consumer_page,
  * producer_page and data give where the ring is in this process: the
  * driver's mapping (KRING_METHOD_MAP), or a replica ring the caller keeps
  * of a KRING_METHOD_COPY ring. Checks a private copy of the producer page

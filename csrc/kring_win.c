@@ -13,8 +13,8 @@
  *
  * A consumer of the kring.sys driver does not come through here: it
  * attaches with the driver's IOCTLs and kring_consumer_map_driver
- * (kring_driver_map.c), and waits on the driver's named event as its data
- * event (docs/DRIVER.md).
+ * (kring_driver_map.c), and waits on the driver's event (a handle from the
+ * ATTACH reply) as its data event (docs/DRIVER.md).
  */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN

@@ -14,7 +14,15 @@ Abstract:
     same DACL), so the I/O manager checks it before IRP_MJ_CREATE, and which
     IRP_MJ_CREATE checks again with SeAccessCheck (KRingCheckCaller).
     The descriptor of each ring's event (KRingEventSd, used by kring_ring.c)
-    lives here too.
+    lives here too, with the events' directory (KRingCreateEventDirectory)
+    and the handle to its event that a client gets (KRingGrantEvent).
+
+    Nothing a client does with names can get in the way of its event: the
+    events live in an object directory the driver creates without a name
+    (nothing can look it up, list it or create in it; its descriptor lets
+    only SYSTEM do so even through a handle), and the client never looks
+    its event up: ATTACH duplicates the driver's handle into the calling
+    process with SYNCHRONIZE access only.
 
 Environment:
 
@@ -56,6 +64,14 @@ const KRING_EVENT_SD KRingEventSd = {
     { { ACL_REVISION, 0, sizeof(KRingEventSd.Dacl), 2, 0 },
       { { ACCESS_ALLOWED_ACE_TYPE, 0, sizeof(KRING_ACE_SID1) }, EVENT_ALL_ACCESS, KRING_SID_SYSTEM },
       { { ACCESS_ALLOWED_ACE_TYPE, 0, sizeof(KRING_ACE_SID2) }, SYNCHRONIZE, KRING_SID_ADMINS } },
+};
+
+const KRING_DIRECTORY_SD KRingDirectorySd = {
+    { SECURITY_DESCRIPTOR_REVISION, 0, KRING_SD_CONTROL_EVENT,
+      FIELD_OFFSET(KRING_DIRECTORY_SD, Owner), 0, 0, FIELD_OFFSET(KRING_DIRECTORY_SD, Dacl) },
+    KRING_SID_SYSTEM,
+    { { ACL_REVISION, 0, sizeof(KRingDirectorySd.Dacl), 1, 0 },
+      { { ACCESS_ALLOWED_ACE_TYPE, 0, sizeof(KRING_ACE_SID1) }, DIRECTORY_ALL_ACCESS, KRING_SID_SYSTEM } },
 };
 
 /* The generic mapping of file objects (what IoGetFileObjectGenericMapping
@@ -141,11 +157,12 @@ Routine Description:
     return FALSE;
 }
 
-static NTSTATUS
+_Use_decl_annotations_
+NTSTATUS
 KRingQueryToken(
-    _In_ HANDLE Token,
-    _In_ TOKEN_INFORMATION_CLASS Class,
-    _Out_ PVOID *Buffer
+    HANDLE Token,
+    ULONG Class,
+    PVOID *Buffer
     )
 /*++
 
@@ -158,12 +175,12 @@ Routine Description:
 --*/
 {
     ULONG length = 0;
-    NTSTATUS status = ZwQueryInformationToken(Token, Class, NULL, 0, &length);
+    NTSTATUS status = ZwQueryInformationToken(Token, (TOKEN_INFORMATION_CLASS)Class, NULL, 0, &length);
 
     *Buffer = NULL;
     if (status == STATUS_BUFFER_TOO_SMALL && length != 0) {
         *Buffer = ExAllocatePoolWithTag(PagedPool, length, KRING_POOL_TAG);
-        status = *Buffer ? ZwQueryInformationToken(Token, Class, *Buffer, length, &length)
+        status = *Buffer ? ZwQueryInformationToken(Token, (TOKEN_INFORMATION_CLASS)Class, *Buffer, length, &length)
                          : STATUS_INSUFFICIENT_RESOURCES;
     }
     return status;
@@ -259,4 +276,137 @@ Routine Description:
                             &KRingFileMapping, Irp->RequestorMode, &granted, &status);
     SeUnlockSubjectContext(subject);
     return allowed ? STATUS_SUCCESS : (NT_SUCCESS(status) ? STATUS_ACCESS_DENIED : status);
+}
+
+_Use_decl_annotations_
+NTSTATUS
+KRingCreateEventDirectory(
+    PHANDLE Directory
+    )
+/*++
+
+Routine Description:
+
+    Creates the object directory the rings' events are created in: unnamed,
+    so no process can open it, list it or create a name in it, and with
+    KRingDirectorySd (owner SYSTEM, SYSTEM only) should a handle to it ever
+    leak. Being unnamed also means that a client still holding an event
+    after the driver unloaded (the event keeps its directory alive) cannot
+    make the next DriverEntry collide with the old directory, and that no
+    one can create the directory first (administrators may create names in
+    the root directory; Wine checks no access there at all).
+
+Arguments:
+
+    Directory - receives a kernel handle (OBJ_KERNEL_HANDLE) to it.
+
+Return Value:
+
+    The status of ZwCreateDirectoryObject.
+
+--*/
+{
+    OBJECT_ATTRIBUTES attributes;
+
+    InitializeObjectAttributes(&attributes, NULL, OBJ_KERNEL_HANDLE, NULL,
+                               (PSECURITY_DESCRIPTOR)&KRingDirectorySd);
+    /* The handle asks for no access: it only serves as the root of the
+     * driver's own kernel-mode creates (ZwCreateEvent, previous mode
+     * KernelMode), which reference it, and create in it, without an access
+     * check. Windows would grant its creator any access; Wine checks the
+     * request against the new descriptor (SYSTEM only, and winedevice.exe
+     * does not run as SYSTEM there) and refuses anything but none. */
+    return ZwCreateDirectoryObject(Directory, 0, &attributes);
+}
+
+_Use_decl_annotations_
+NTSTATUS
+KRingGrantEvent(
+    HANDLE Event,
+    PEPROCESS Process,
+    PHANDLE UserHandle
+    )
+/*++
+
+Routine Description:
+
+    Gives Process (the caller of ATTACH) a handle to a ring's event with
+    SYNCHRONIZE access only: a duplicate of the driver's kernel handle,
+    made in the caller's handle table, not inheritable. Duplicating asks
+    for less than the source handle has, so no access check applies; the
+    event's descriptor (SYSTEM all, Administrators SYNCHRONIZE) still
+    refuses any attempt to duplicate it later with more access.
+
+    The handle is duplicated into the requesting process rather than opened
+    in the current one (ObOpenObjectByPointer): on Windows the IOCTL runs in
+    the caller's context and both are the same, but Wine dispatches in
+    winedevice.exe.
+
+Arguments:
+
+    Event - the driver's kernel handle to the event.
+
+    Process - the process that sent the ATTACH (IoGetRequestorProcess).
+
+    UserHandle - receives the handle, valid in Process.
+
+Return Value:
+
+    STATUS_SUCCESS, or the status of opening the process or duplicating.
+
+--*/
+{
+    HANDLE process;
+    NTSTATUS status;
+
+    *UserHandle = NULL;
+    status = ObOpenObjectByPointer(Process, OBJ_KERNEL_HANDLE, NULL, PROCESS_DUP_HANDLE,
+                                   KRING_PROCESS_OBJECT_TYPE, KernelMode, &process);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+    status = ZwDuplicateObject(ZwCurrentProcess(), Event, process, UserHandle, SYNCHRONIZE, 0, 0);
+    ZwClose(process);
+    if (!NT_SUCCESS(status)) {
+        *UserHandle = NULL;
+    }
+    return status;
+}
+
+_Use_decl_annotations_
+VOID
+KRingRevokeEvent(
+    PEPROCESS Process,
+    HANDLE UserHandle
+    )
+/*++
+
+Routine Description:
+
+    Closes a handle KRingGrantEvent made in Process, for an ATTACH that
+    fails after it (the reply, and with it the handle value, never reaches
+    the caller). Only a thread of that same process could have closed and
+    reused the value in between, by racing its own ATTACH.
+
+--*/
+{
+    HANDLE process, local;
+    NTSTATUS status;
+
+    status = ObOpenObjectByPointer(Process, OBJ_KERNEL_HANDLE, NULL, PROCESS_DUP_HANDLE,
+                                   KRING_PROCESS_OBJECT_TYPE, KernelMode, &process);
+    if (NT_SUCCESS(status)) {
+        /* Moved into a kernel handle of ours and closed here: Windows would
+         * also take no target with DUPLICATE_CLOSE_SOURCE, Wine refuses
+         * that (STATUS_INVALID_HANDLE). */
+        status = ZwDuplicateObject(process, UserHandle, ZwCurrentProcess(), &local, 0, OBJ_KERNEL_HANDLE,
+                                   DUPLICATE_CLOSE_SOURCE | DUPLICATE_SAME_ACCESS);
+        if (NT_SUCCESS(status)) {
+            ZwClose(local);
+        }
+        ZwClose(process);
+    }
+    if (!NT_SUCCESS(status)) {
+        KRING_ERR("cannot close the event handle made for a failed attach: 0x%08x\n", (unsigned)status);
+    }
 }

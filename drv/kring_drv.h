@@ -15,8 +15,11 @@ Abstract:
       kring_rings.c   the registry of rings: the list, attach, detach,
                       fan-out, unmap at process exit
       kring_ring.c    one ring: create, map, write (the producer), copy out, free
-      kring_access.c  who may open the device (the token check, the SIDs)
+      kring_access.c  who may open the device and reach the events (the
+                      descriptors, the access check, the events' directory,
+                      the event handle given to a client)
       kring_utf8.c    bounded UTF-16 to UTF-8
+      kring_sid.c     a SID as record text, a label's RID
 
     Calls go one way, down this list: kring_main.c calls the files below
     it, kring_notify.c calls the registry (fan-out, unmap at process exit),
@@ -51,6 +54,7 @@ Environment:
 #include <kring/kring_events.h>
 #include <kring/kring_ioctl.h>
 #include "kring_utf8.h"
+#include "kring_sid.h"
 
 #define KRING_POOL_TAG 'gnRK'           /* "KRng" in pool dumps */
 
@@ -85,9 +89,10 @@ typedef struct _KRING_RING {
     PVOID UserProd;                     /* user address of Prod + Data (RO), NULL when unmapped */
     PEPROCESS Owner;                    /* process the views live in (referenced) */
 
-    /* Wakeups: a named auto-reset event only SYSTEM may set. */
+    /* Wakeups: an auto-reset event named Ring-<Id> in the driver's unnamed
+     * event directory (KRingGlobals.EventDirectory); only SYSTEM may set it,
+     * and its client gets a SYNCHRONIZE-only handle in the ATTACH reply. */
     HANDLE EventHandle;                 /* kernel handle (OBJ_KERNEL_HANDLE) */
-    WCHAR EventName[KRING_EVENT_NAME_CHARS]; /* "Global\KRing-..." for user mode */
 
     /* The producer's private state (PROTOCOL.md 7): never read back from
      * the shared pages. Guarded by Lock. */
@@ -122,6 +127,9 @@ typedef struct _KRING_GLOBALS {
                                            (<= KRING_MAX_CONSUMERS) */
     SIZE_T RingBytes;                   /* their memory (<= KRING_MAX_TOTAL_BYTES) */
     volatile LONG NextRingId;           /* numbers rings and event names */
+    HANDLE EventDirectory;              /* kernel handle to the unnamed object directory
+                                           the rings' events are created in (DriverEntry
+                                           to DriverUnload; KRingCreateEventDirectory) */
 
     IO_REMOVE_LOCK CallbackLock;        /* callbacks and injections in flight:
                                            DriverUnload waits for them */
@@ -136,6 +144,10 @@ typedef struct _KRING_GLOBALS {
     volatile LONG64 LostNoMemory;       /* events lost: no record buffer */
     volatile LONG LeakedRings;          /* rings found still mapped at free: leaked,
                                            never freed (KRingRingFree) */
+#if defined(KRING_TEST_BUILD)
+    BOOLEAN TestFailAttachLate;         /* test knob: ATTACH fails after the caller got its
+                                           event handle, to exercise the unwind */
+#endif
 } KRING_GLOBALS;
 
 extern KRING_GLOBALS KRingGlobals;     /* defined in kring_rings.c */
@@ -248,19 +260,43 @@ typedef struct DECLSPEC_ALIGN(8) _KRING_EVENT_SD {
     } Dacl;
 } KRING_EVENT_SD;
 
+/* The events' directory: O:SYD:P(A;;DIRECTORY_ALL_ACCESS;;;SY). Only
+ * SYSTEM may create objects in it, look names up or list it. */
+typedef struct DECLSPEC_ALIGN(8) _KRING_DIRECTORY_SD {
+    SECURITY_DESCRIPTOR_RELATIVE Header;
+    KRING_SID1 Owner;
+    struct {
+        ACL Acl;
+        KRING_ACE_SID1 System;          /* SYSTEM: DIRECTORY_ALL_ACCESS */
+    } Dacl;
+} KRING_DIRECTORY_SD;
+
 extern const KRING_DEVICE_SD KRingDeviceSd;
 extern const KRING_EVENT_SD KRingEventSd;
+extern const KRING_DIRECTORY_SD KRingDirectorySd;
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingCreateEventDirectory(_Out_ PHANDLE Directory);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingGrantEvent(_In_ HANDLE Event, _In_ PEPROCESS Process, _Out_ PHANDLE UserHandle);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingRevokeEvent(_In_ PEPROCESS Process, _In_ HANDLE UserHandle);
 
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingSecureDevice(_In_ PDEVICE_OBJECT DeviceObject);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS KRingQueryToken(_In_ HANDLE Token, _In_ ULONG Class, _Out_ PVOID *Buffer);  /* a TOKEN_INFORMATION_CLASS */
 
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingCheckCaller(_In_ PIRP Irp, _In_ PIO_STACK_LOCATION IrpSp);
 
 /* kring_rings.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
-NTSTATUS KRingAttach(_Inout_ PFILE_OBJECT FileObject, _In_ const struct kring_attach_in *Request,
-                     _Out_ struct kring_attach_out *Reply);
+NTSTATUS KRingAttach(_Inout_ PFILE_OBJECT FileObject, _In_ PEPROCESS Requestor,
+                     _In_ const struct kring_attach_in *Request, _Out_ struct kring_attach_out *Reply);
 
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingDetachFile(_Inout_ PFILE_OBJECT FileObject);
@@ -287,7 +323,7 @@ VOID KRingNotifyUnregister(VOID);
 
 #if defined(KRING_TEST_BUILD)
 _IRQL_requires_max_(PASSIVE_LEVEL)
-NTSTATUS KRingInject(_In_ const struct kring_inject_in *Request, _Out_ PULONG Count);
+NTSTATUS KRingInject(_In_ const struct kring_inject_in *Request, _In_ PEPROCESS Requestor, _Out_ PULONG Count);
 #endif
 
 #endif /* KRING_DRV_H */

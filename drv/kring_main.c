@@ -64,9 +64,10 @@ DriverEntry(
 
 Routine Description:
 
-    Creates \Device\KRing (Administrators and SYSTEM only, FILE_DEVICE_SECURE_OPEN)
-    and its symbolic link, registers the process and image callbacks, and
-    fills in the entry points. DriverUnload undoes this in reverse order.
+    Creates the rings' event directory (unnamed, SYSTEM only), \Device\KRing
+    (Administrators and SYSTEM only, FILE_DEVICE_SECURE_OPEN) and its
+    symbolic link, registers the process and image callbacks, and fills in
+    the entry points. DriverUnload undoes this in reverse order.
 
 Arguments:
 
@@ -97,6 +98,14 @@ Return Value:
         return status;
     }
 
+    /* Where ATTACH creates the rings' events: before the device exists. */
+    status = KRingCreateEventDirectory(&KRingGlobals.EventDirectory);
+    if (!NT_SUCCESS(status)) {
+        KRING_ERR("cannot create the events' directory: 0x%08x\n", (unsigned)status);
+        KRingGlobals.EventDirectory = NULL;
+        return status;
+    }
+
 #if defined(KRING_USE_WDMSEC)
     /* SDDL_DEVOBJ_SYS_ALL_ADM_ALL is D:P(A;;GA;;;SY)(A;;GA;;;BA), the DACL
      * of KRingDeviceSd; KRingSecureDevice below adds the label. */
@@ -111,7 +120,8 @@ Return Value:
 #endif
     if (!NT_SUCCESS(status)) {
         KRING_ERR("cannot create the device: 0x%08x\n", (unsigned)status);
-        return status;
+        KRingGlobals.DeviceObject = NULL;
+        goto CloseDirectory;
     }
 
     /* Both builds: D:P(A;;GA;;;SY)(A;;GA;;;BA) and a high mandatory label,
@@ -152,6 +162,9 @@ DeleteSymbolicLink:
 DeleteDevice:
     IoDeleteDevice(KRingGlobals.DeviceObject);
     KRingGlobals.DeviceObject = NULL;
+CloseDirectory:
+    ZwClose(KRingGlobals.EventDirectory);
+    KRingGlobals.EventDirectory = NULL;
     return status;
 }
 
@@ -167,7 +180,7 @@ Routine Description:
     Undoes DriverEntry in reverse order: unregisters the callbacks, waits
     for the callbacks (and test injections) still running, frees any ring
     left (normally IRP_MJ_CLEANUP has freed them all), deletes the link and
-    the device.
+    the device, and closes the events' directory.
 
 --*/
 {
@@ -186,6 +199,11 @@ Routine Description:
     if (DriverObject->DeviceObject != NULL) {
         IoDeleteDevice(DriverObject->DeviceObject);
     }
+    /* Every ring's event handle is closed (KRingDetachAll); events that
+     * clients still hold keep the (nameless) directory alive until they
+     * close them, which no later load can collide with. */
+    ZwClose(KRingGlobals.EventDirectory);
+    KRingGlobals.EventDirectory = NULL;
     if (KRingGlobals.LeakedRings != 0) {
         KRING_ERR("DriverUnload: %ld rings were leaked because they were still mapped\n",
                   KRingGlobals.LeakedRings);
@@ -301,15 +319,25 @@ Routine Description:
     if (IrpSp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(struct kring_attach_out)) {
         return STATUS_BUFFER_TOO_SMALL;
     }
-    if (request.size != sizeof(request) || request.reserved != 0 ||
-        request.flags == 0 || (request.flags & ~(uint32_t)(KRING_ATTACH_MAP | KRING_ATTACH_COPY)) != 0 ||
+    if (request.size != sizeof(request)) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    /* Before anything else is looked at: a client of another version of
+     * the interface reads the reply differently (version 1 clients send 0
+     * here and expect an event name where the handle is). */
+    if (request.version != KRING_IOCTL_VERSION) {
+        KRING_LOG("attach refused: the client speaks interface version %u, the driver %u\n",
+                  request.version, KRING_IOCTL_VERSION);
+        return STATUS_REVISION_MISMATCH;
+    }
+    if (request.flags == 0 || (request.flags & ~(uint32_t)(KRING_ATTACH_MAP | KRING_ATTACH_COPY)) != 0 ||
         request.events == 0 || (request.events & ~(uint32_t)KRING_EVENTS_ALL) != 0 ||
         request.ring_size < KRING_RING_SIZE_MIN || request.ring_size > KRING_RING_SIZE_MAX ||
         (request.ring_size & (request.ring_size - 1)) != 0) {
         return STATUS_INVALID_PARAMETER;
     }
 
-    status = KRingAttach(IrpSp->FileObject, &request, Irp->AssociatedIrp.SystemBuffer);
+    status = KRingAttach(IrpSp->FileObject, IoGetRequestorProcess(Irp), &request, Irp->AssociatedIrp.SystemBuffer);
     if (NT_SUCCESS(status)) {
         *Information = sizeof(struct kring_attach_out);
     }
@@ -451,7 +479,7 @@ Routine Description:
     if (IrpSp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(reply)) {
         return STATUS_BUFFER_TOO_SMALL;
     }
-    status = KRingInject(request, &count);
+    status = KRingInject(request, IoGetRequestorProcess(Irp), &count);
     if (NT_SUCCESS(status)) {
         reply.size = sizeof(reply);
         reply.count = count;

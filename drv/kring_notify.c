@@ -51,6 +51,138 @@ KRingUnicodeChars(
     return (String != NULL && String->Buffer != NULL) ? String->Length / sizeof(WCHAR) : 0;
 }
 
+/* 100 ns units from 1601 (Windows system time) to 1970 (the Unix epoch). */
+#define KRING_UNIX_EPOCH_100NS 116444736000000000ULL
+
+static ULONG64
+KRingProcessStartNs(
+    _In_ HANDLE Process
+    )
+/*++
+
+Routine Description:
+
+    The creation time of a process, in ns since the Unix epoch: the start
+    time of its records (start_time, parent_start_time). With the pid it is
+    a key of the process that no later process of this boot shares (pids
+    are reused, creation times of the same pid are not), and every record of
+    the process gets the same value (read, never computed from the clock).
+
+Arguments:
+
+    Process - a handle with PROCESS_QUERY_LIMITED_INFORMATION.
+
+Return Value:
+
+    The time, or 0 when it cannot be read.
+
+--*/
+{
+    KERNEL_USER_TIMES times;
+
+    if (!NT_SUCCESS(ZwQueryInformationProcess(Process, ProcessTimes, &times, sizeof(times), NULL)) ||
+        (ULONG64)times.CreateTime.QuadPart < KRING_UNIX_EPOCH_100NS) {
+        return 0;
+    }
+    return ((ULONG64)times.CreateTime.QuadPart - KRING_UNIX_EPOCH_100NS) * 100;
+}
+
+static VOID
+KRingFillTokenFields(
+    _Inout_ struct kring_process_start *Record,
+    _In_ HANDLE Process
+    )
+/*++
+
+Routine Description:
+
+    The process's primary token in a process_start record: the user's SID
+    as text (user_sid, KRING_D_SID_TRUNCATED when cut), the elevation type
+    and the integrity level RID. A field whose query fails stays 0 / empty.
+
+--*/
+{
+    HANDLE token = NULL;
+    PVOID user = NULL, elevation = NULL, label = NULL;
+    char labelText[40];
+    uint32_t rid;
+    int truncated = 0;
+
+    if (!NT_SUCCESS(ZwOpenProcessTokenEx(Process, TOKEN_QUERY, OBJ_KERNEL_HANDLE, &token))) {
+        return;
+    }
+    if (NT_SUCCESS(KRingQueryToken(token, TokenUser, &user))) {
+        PSID sid = ((PTOKEN_USER)user)->User.Sid;
+
+        /* The SID's own length (RtlLengthSid) bounds the read. */
+        kring_sid_to_text(Record->user_sid, KRING_SID_BYTES, (const uint8_t *)sid, RtlLengthSid(sid), &truncated,
+                          &rid);
+        if (truncated) {
+            Record->detail |= KRING_D_SID_TRUNCATED;
+        }
+    }
+    if (NT_SUCCESS(KRingQueryToken(token, TokenElevationType, &elevation))) {
+        /* A TOKEN_ELEVATION_TYPE, a 4-byte enum (mingw-w64 lacks the type). */
+        Record->elevation = *(const ULONG *)elevation;
+    }
+    if (NT_SUCCESS(KRingQueryToken(token, TokenIntegrityLevel, &label))) {
+        PSID sid = ((PTOKEN_MANDATORY_LABEL)label)->Label.Sid;
+
+        /* The label is S-1-16-<RID>: only its last RID is kept. */
+        kring_sid_to_text(labelText, sizeof(labelText), (const uint8_t *)sid, RtlLengthSid(sid), &truncated,
+                          &Record->integrity);
+    }
+    if (label != NULL) {
+        ExFreePoolWithTag(label, KRING_POOL_TAG);
+    }
+    if (elevation != NULL) {
+        ExFreePoolWithTag(elevation, KRING_POOL_TAG);
+    }
+    if (user != NULL) {
+        ExFreePoolWithTag(user, KRING_POOL_TAG);
+    }
+    ZwClose(token);
+}
+
+static VOID
+KRingFillProcessFacts(
+    _Inout_ struct kring_process_start *Record,
+    _In_ PEPROCESS Process,
+    _In_ ULONG ParentPid
+    )
+/*++
+
+Routine Description:
+
+    What a process_start gets from the new process beyond the notify
+    information: its start time and its token (KRingFillTokenFields), and
+    the parent's start time (0 when the parent is gone): with the pids the
+    inputs of exec_id and parent_exec_id. Everything is read through
+    kernel handles opened for query only.
+
+--*/
+{
+    HANDLE process = NULL, parent = NULL;
+    OBJECT_ATTRIBUTES attributes;
+    CLIENT_ID client;
+
+    if (NT_SUCCESS(ObOpenObjectByPointer(Process, OBJ_KERNEL_HANDLE, NULL, PROCESS_QUERY_LIMITED_INFORMATION,
+                                         KRING_PROCESS_OBJECT_TYPE, KernelMode, &process))) {
+        Record->start_time = KRingProcessStartNs(process);
+        KRingFillTokenFields(Record, process);
+        ZwClose(process);
+    }
+    if (ParentPid != 0) {
+        InitializeObjectAttributes(&attributes, NULL, OBJ_KERNEL_HANDLE, NULL, NULL);
+        client.UniqueProcess = (HANDLE)(ULONG_PTR)ParentPid;
+        client.UniqueThread = NULL;
+        if (NT_SUCCESS(ZwOpenProcess(&parent, PROCESS_QUERY_LIMITED_INFORMATION, &attributes, &client))) {
+            Record->parent_start_time = KRingProcessStartNs(parent);
+            ZwClose(parent);
+        }
+    }
+}
+
 static VOID
 KRingEmitProcessStart(
     _In_ ULONG Pid,
@@ -58,6 +190,7 @@ KRingEmitProcessStart(
     _In_ ULONG CreatorPid,
     _In_ ULONG CreatorTid,
     _In_ ULONG SessionId,
+    _In_opt_ PEPROCESS Process,
     _In_opt_ PCUNICODE_STRING ImageFileName,
     _In_opt_ PCUNICODE_STRING CommandLine
     )
@@ -66,7 +199,9 @@ KRingEmitProcessStart(
 Routine Description:
 
     Builds and fans out a process_start record. The record ends after the
-    command line's NUL (a variable-length record, PROTOCOL.md 5.5).
+    command line's NUL (a variable-length record, PROTOCOL.md 5.5). With
+    Process (the new process), its start times and token fields are filled
+    too (KRingFillProcessFacts).
 
 --*/
 {
@@ -85,6 +220,9 @@ Routine Description:
     r->creator_tid = CreatorTid;
     r->uid = 0;
     r->session_id = SessionId;
+    if (Process != NULL) {
+        KRingFillProcessFacts(r, Process, ParentPid);
+    }
     if (ImageFileName == NULL || ImageFileName->Buffer == NULL) {
         r->detail |= KRING_D_NO_PATH;
     } else {
@@ -103,7 +241,8 @@ Routine Description:
         }
     }
     KRingFanOut(KRING_EVENTS_PROCESS, KRING_TYPE_PROCESS_START,
-                (r->detail & (KRING_D_PATH_TRUNCATED | KRING_D_CMDLINE_TRUNCATED)) ? KRING_EV_TRUNCATED : 0,
+                (r->detail & (KRING_D_PATH_TRUNCATED | KRING_D_CMDLINE_TRUNCATED | KRING_D_SID_TRUNCATED)) ?
+                    KRING_EV_TRUNCATED : 0,
                 (const UCHAR *)r, KRING_PROCESS_START_MIN_SIZE + r->cmdline_len + 1);
     ExFreePoolWithTag(r, KRING_POOL_TAG);
 }
@@ -209,6 +348,7 @@ Routine Description:
                               (ULONG)(ULONG_PTR)CreateInfo->CreatingThreadId.UniqueProcess,
                               (ULONG)(ULONG_PTR)CreateInfo->CreatingThreadId.UniqueThread,
                               PsGetProcessSessionId(Process),
+                              Process,
                               CreateInfo->ImageFileName,
                               CreateInfo->CommandLine);
     } else {
@@ -318,7 +458,9 @@ Routine Description:
 
     Test builds: the service key's REG_DWORD TestFailImageNotify = 1 makes
     the load-image registration fail with STATUS_INSUFFICIENT_RESOURCES
-    without calling it (the degraded load is tested under Wine).
+    without calling it (the degraded load is tested under Wine), and
+    TestFailAttachLate = 1 makes every ATTACH fail as its last step (the
+    unwind of the event handle made in the caller is tested under Wine).
 
 Arguments:
 
@@ -358,6 +500,10 @@ Return Value:
     }
 
 #if defined(KRING_TEST_BUILD)
+    KRingGlobals.TestFailAttachLate = KRingTestKnob(RegistryPath, L"TestFailAttachLate");
+    if (KRingGlobals.TestFailAttachLate) {
+        KRING_ERR("test knob TestFailAttachLate: every ATTACH fails after the event handle is made\n");
+    }
     if (KRingTestKnob(RegistryPath, L"TestFailImageNotify")) {
         status = STATUS_INSUFFICIENT_RESOURCES;
         KRING_ERR("test knob TestFailImageNotify: load-image registration made to fail\n");
@@ -411,6 +557,7 @@ _Use_decl_annotations_
 NTSTATUS
 KRingInject(
     const struct kring_inject_in *Request,
+    PEPROCESS Requestor,
     PULONG Count
     )
 /*++
@@ -425,6 +572,10 @@ Routine Description:
 Arguments:
 
     Request - the request, in the system buffer (a kernel copy).
+
+    Requestor - the calling process: with KRING_INJECT_PROCESS_FACTS, the
+        process whose start time and token a process_start carries, as the
+        callback's new process.
 
     Count - receives the records handed to the rings.
 
@@ -441,7 +592,8 @@ Return Value:
     *Count = 0;
     if (Request->count == 0 || Request->count > KRING_INJECT_MAX_COUNT ||
         Request->path_chars > KRING_INJECT_PATH_CHARS || Request->cmdline_chars > KRING_INJECT_CMDLINE_CHARS ||
-        Request->reserved != 0 || (Request->flags & ~1u) != 0 ||
+        Request->reserved != 0 ||
+        (Request->flags & ~(uint32_t)(KRING_INJECT_KERNEL_IMAGE | KRING_INJECT_PROCESS_FACTS)) != 0 ||
         (Request->type != KRING_TYPE_PROCESS_START && Request->type != KRING_TYPE_PROCESS_EXIT &&
          Request->type != KRING_TYPE_IMAGE_LOAD)) {
         return STATUS_INVALID_PARAMETER;
@@ -458,6 +610,7 @@ Return Value:
         switch (Request->type) {
         case KRING_TYPE_PROCESS_START:
             KRingEmitProcessStart(Request->pid + i, Request->ppid, Request->ppid, Request->tid, 1,
+                                  (Request->flags & KRING_INJECT_PROCESS_FACTS) ? Requestor : NULL,
                                   Request->path_chars ? &path : NULL,
                                   Request->cmdline_chars ? &cmdline : NULL);
             break;
@@ -467,7 +620,8 @@ Return Value:
             break;
         default:
             KRingEmitImageLoad(Request->pid + i, Request->base, Request->image_size,
-                               (BOOLEAN)((Request->flags & 1) != 0), Request->path_chars ? &path : NULL);
+                               (BOOLEAN)((Request->flags & KRING_INJECT_KERNEL_IMAGE) != 0),
+                               Request->path_chars ? &path : NULL);
             break;
         }
     }

@@ -70,21 +70,6 @@ Return Value:
     return start;
 }
 
-static VOID
-KRingHex(
-    _Out_writes_(Digits) PWCHAR Out,
-    _In_ ULONG64 Value,
-    _In_ ULONG Digits
-    )
-{
-    static const WCHAR hex[] = L"0123456789abcdef";
-    ULONG i;
-
-    for (i = 0; i < Digits; i++) {
-        Out[Digits - 1 - i] = hex[(Value >> (4 * i)) & 0xF];
-    }
-}
-
 static NTSTATUS
 KRingCreateEvent(
     _Inout_ PKRING_RING Ring
@@ -93,16 +78,17 @@ KRingCreateEvent(
 
 Routine Description:
 
-    Creates the ring's named auto-reset event \BaseNamedObjects\KRing-<id>-<nonce>
-    with a security descriptor (KRingEventSd) owned by SYSTEM that lets
-    SYSTEM do anything and Administrators only wait (SYNCHRONIZE): a client
-    can neither set nor reset it, nor, not being its owner, change its DACL. The name is created, never opened: if it exists (someone
-    squats it), another nonce is tried, so the driver never signals an
-    object someone else controls.
+    Creates the ring's auto-reset event, Ring-<id> (eight hex digits) in the
+    driver's unnamed event directory, with a security descriptor
+    (KRingEventSd) owned by SYSTEM that lets SYSTEM do anything and
+    Administrators only wait (SYNCHRONIZE): a client can neither set nor
+    reset it, nor, not being its owner, change its DACL. Only this driver
+    can create names in that directory and ring ids are unique, so the name
+    is never taken; the create still never opens an existing object.
 
 Arguments:
 
-    Ring - receives EventHandle and EventName (the user-mode name, "Global\...").
+    Ring - receives EventHandle.
 
 Return Value:
 
@@ -110,53 +96,26 @@ Return Value:
 
 --*/
 {
-    static const WCHAR kernelPrefix[] = L"\\BaseNamedObjects\\KRing-";
-    static const WCHAR userPrefix[] = L"Global\\KRing-";
+    static const WCHAR hex[] = L"0123456789abcdef";
     /* O:SY, DACL SYSTEM all and Administrators SYNCHRONIZE (kring_access.c).
      * The object manager captures a copy; it is never written. */
     PSECURITY_DESCRIPTOR sd = (PSECURITY_DESCRIPTOR)&KRingEventSd;
-    WCHAR name[80];
+    WCHAR name[] = L"Ring-00000000";
     UNICODE_STRING nameString;
     OBJECT_ATTRIBUTES attributes;
-    LARGE_INTEGER time;
     NTSTATUS status;
-    ULONG64 nonce;
-    ULONG attempt, prefixChars, i;
+    ULONG i;
 
-    KeQuerySystemTime(&time);
-    /* The name is visible to user mode: the nonce mixes only the time and
-     * the ring number, never an address (splitmix64 is invertible). */
-    nonce = (ULONG64)time.QuadPart ^ ((ULONG64)Ring->Id << 40);
-    prefixChars = sizeof(kernelPrefix) / sizeof(WCHAR) - 1;
-    status = STATUS_OBJECT_NAME_COLLISION;
-    for (attempt = 0; attempt < 8 && status == STATUS_OBJECT_NAME_COLLISION; attempt++) {
-        /* splitmix64 step: a name nobody guesses by counting. */
-        nonce += 0x9E3779B97F4A7C15ULL;
-        nonce = (nonce ^ (nonce >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        nonce = (nonce ^ (nonce >> 27)) * 0x94D049BB133111EBULL;
-        nonce ^= nonce >> 31;
-
-        RtlCopyMemory(name, kernelPrefix, prefixChars * sizeof(WCHAR));
-        KRingHex(name + prefixChars, Ring->Id, 8);
-        name[prefixChars + 8] = L'-';
-        KRingHex(name + prefixChars + 9, nonce, 16);
-        name[prefixChars + 25] = 0;
-        RtlInitUnicodeString(&nameString, name);
-        InitializeObjectAttributes(&attributes, &nameString, OBJ_KERNEL_HANDLE, NULL, sd);
-        status = ZwCreateEvent(&Ring->EventHandle, EVENT_ALL_ACCESS, &attributes,
-                               SynchronizationEvent, FALSE);
+    for (i = 0; i < 8; i++) {
+        name[5 + 7 - i] = hex[(Ring->Id >> (4 * i)) & 0xF];
     }
+    RtlInitUnicodeString(&nameString, name);
+    InitializeObjectAttributes(&attributes, &nameString, OBJ_KERNEL_HANDLE, KRingGlobals.EventDirectory, sd);
+    status = ZwCreateEvent(&Ring->EventHandle, EVENT_ALL_ACCESS, &attributes, SynchronizationEvent, FALSE);
     if (!NT_SUCCESS(status)) {
         Ring->EventHandle = NULL;
-        return status;
     }
-
-    /* The same name as user mode spells it. */
-    for (i = 0; userPrefix[i] != 0; i++) {
-        Ring->EventName[i] = userPrefix[i];
-    }
-    RtlCopyMemory(Ring->EventName + i, name + prefixChars, 26 * sizeof(WCHAR));
-    return STATUS_SUCCESS;
+    return status;
 }
 
 _Use_decl_annotations_

@@ -83,6 +83,7 @@ _Use_decl_annotations_
 NTSTATUS
 KRingAttach(
     PFILE_OBJECT FileObject,
+    PEPROCESS Requestor,
     const struct kring_attach_in *Request,
     struct kring_attach_out *Reply
     )
@@ -92,8 +93,11 @@ Routine Description:
 
     Creates a ring for a handle, maps it into the caller (KRING_ATTACH_MAP)
     or keeps it for READ (KRING_ATTACH_COPY, or MAP | COPY when mapping
-    fails), describes it in the reply and puts it into the fan-out list.
-    Runs in the caller's context (the mapping is made there).
+    fails), gives the caller a SYNCHRONIZE-only handle to its event
+    (KRingGrantEvent), describes it in the reply and puts it into the
+    fan-out list. Runs in the caller's context (the mapping is made there).
+    Every failure undoes all of it: the handle made in the caller's process
+    is closed again, the views are removed, the ring is freed.
 
     The slow part (allocating and zeroing up to 64 MiB, mapping) runs under
     no lock: the ring is nobody else's until it is in the list. The checks
@@ -108,6 +112,8 @@ Arguments:
 
     FileObject - the handle's file object; its FsContext receives the ring.
 
+    Requestor - the process that sent the ATTACH: it gets the event handle.
+
     Request - the ATTACH request, a kernel copy, validated by the caller.
 
     Reply - receives the description of the ring on success.
@@ -118,12 +124,14 @@ Return Value:
     STATUS_QUOTA_EXCEEDED          KRING_MAX_CONSUMERS rings exist
     STATUS_INSUFFICIENT_RESOURCES  KRING_MAX_TOTAL_BYTES reached, or no memory
     the mapping's status           MAP without COPY, and mapping failed
+    the status of KRingGrantEvent  the event handle could not be made
 
 --*/
 {
     SIZE_T bytes = 2 * PAGE_SIZE + (SIZE_T)Request->ring_size;
     KLOCK_QUEUE_HANDLE lockHandle;
     PKRING_RING ring = NULL;
+    HANDLE userEvent = NULL;
     NTSTATUS status, mapStatus = STATUS_SUCCESS;
 
     /* Reserve a slot and the bytes. */
@@ -161,6 +169,20 @@ Return Value:
         }
     }
 
+    /* The last step that can fail before the insertion. */
+    status = KRingGrantEvent(ring->EventHandle, Requestor, &userEvent);
+    if (!NT_SUCCESS(status)) {
+        KRING_ERR("ring %u: cannot give the caller a handle to its event: 0x%08x\n", ring->Id, (unsigned)status);
+        goto FreeRing;
+    }
+#if defined(KRING_TEST_BUILD)
+    if (KRingGlobals.TestFailAttachLate) {
+        status = STATUS_UNSUCCESSFUL;
+        KRING_LOG("ring %u: test knob TestFailAttachLate: attach fails after the event handle\n", ring->Id);
+        goto RevokeEvent;
+    }
+#endif
+
     RtlZeroMemory(Reply, sizeof(*Reply));
     Reply->size = sizeof(*Reply);
     Reply->version = KRING_IOCTL_VERSION;
@@ -174,7 +196,7 @@ Return Value:
     Reply->capacity = ring->Capacity;
     Reply->events = ring->Events;
     Reply->ring_id = ring->Id;
-    RtlCopyMemory(Reply->event_name, ring->EventName, sizeof(Reply->event_name));
+    Reply->event_handle = (uint64_t)(ULONG_PTR)userEvent;
     RtlCopyMemory(&Reply->meta, ring->Prod, sizeof(Reply->meta));
 
     /* Publish: the reservation becomes the ring's share of the totals. */
@@ -192,7 +214,7 @@ Return Value:
         KRING_LOG("attach lost a race with another attach on the same handle\n");
         RtlZeroMemory(Reply, sizeof(*Reply));
         ring->FileObject = NULL;
-        goto FreeRing;
+        goto RevokeEvent;
     }
 
     KRING_LOG("ring %u attached: %I64u bytes, events 0x%x, method %s (map status 0x%08x)\n",
@@ -200,6 +222,8 @@ Return Value:
               ring->Method == KRING_METHOD_MAP ? "map" : "copy", (unsigned)mapStatus);
     return STATUS_SUCCESS;
 
+RevokeEvent:
+    KRingRevokeEvent(Requestor, userEvent);
 FreeRing:
     /* Still in the caller's context: the views (if any) go here. */
     KRingRingUnmapUser(ring);

@@ -67,6 +67,9 @@ D_EXEC = lib.KRING_D_EXEC
 D_DELETED = lib.KRING_D_DELETED
 D_MEMFD = lib.KRING_D_MEMFD
 D_PACKED = lib.KRING_D_PACKED
+D_CWD_TRUNCATED = lib.KRING_D_CWD_TRUNCATED
+D_PARENT_PATH_TRUNCATED = lib.KRING_D_PARENT_PATH_TRUNCATED
+D_SID_TRUNCATED = lib.KRING_D_SID_TRUNCATED
 
 
 def event_meta(capacity: int, linux: bool = False):
@@ -84,23 +87,26 @@ _LINUX_TYPES = types_from_meta(event_meta(1 << 20, linux=True))
 DTYPES: Dict[str, np.dtype] = {name: dt for _, name, dt in EVENT_TYPES}
 
 
-def _extended(dt: np.dtype, field: str, size: int) -> np.dtype:
-    """`dt` with its string tail `field` `size` bytes long, the record ending there."""
+def _with_args(dt: np.dtype, max_args: int) -> np.dtype:
+    """A Linux process_start dtype with room for `max_args` bytes of command
+    line instead of KRING_ARGS_BYTES: its ``cmdline`` field that long, and
+    the record longer or shorter by the difference."""
     fields = dict(dt.fields or {})
-    offset = fields[field][1]
-    fields[field] = (np.dtype("S%d" % size), offset)
+    fields["cmdline"] = (np.dtype("S%d" % max_args), fields["cmdline"][1])
     names = list(dt.names or ())
     return np.dtype({"names": names, "formats": [fields[n][0] for n in names],
-                     "offsets": [fields[n][1] for n in names], "itemsize": offset + size})
+                     "offsets": [fields[n][1] for n in names],
+                     "itemsize": dt.itemsize - lib.KRING_ARGS_BYTES + max_args})
 
 
 def linux_event_types(max_args: int) -> List[Tuple[int, str, np.dtype]]:
     """The types of a Linux ring (the Linux schema: process_exit with a path
     tail, exec_failed), its process_start records carrying up to `max_args`
-    bytes of command line (its ``cmdline`` field, and the record, that long).
-    Linux process_start records are packed (D_PACKED): read their path and
-    command line with start_strings()."""
-    return [(tid, name, _extended(dt, "cmdline", max_args) if name == "process_start" else dt)
+    bytes of command line. Linux process_start records are packed
+    (D_PACKED): the record has room for the fixed part, path, cwd, the
+    parent's path and the command line at their longest; read the strings
+    with start_strings() and start_context()."""
+    return [(tid, name, _with_args(dt, max_args) if name == "process_start" else dt)
             for tid, name, dt in _LINUX_TYPES]
 
 
@@ -125,6 +131,31 @@ def start_strings(rows) -> List[Tuple[bytes, bytes]]:
         b = r.tobytes()
         at = off + plen + 1 if detail & D_PACKED else coff
         out.append((b[off:off + plen], b[at:at + clen]))
+    return out
+
+
+def start_context(rows) -> List[Tuple[bytes, bytes]]:
+    """(cwd, parent_path) as bytes for each process_start row of `rows`: in a
+    packed (Linux) row they follow the command line's NUL, one after the
+    other; b"" where there is none (unpacked rows, a length of 0)."""
+    rows = np.atleast_1d(rows)
+    if not len(rows):
+        return []
+    fields = rows.dtype.fields or {}
+    if "cwd_len" not in fields:
+        return [(b"", b"")] * len(rows)
+    off = fields["path"][1]
+    raw = np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
+    out = []
+    for r, detail, plen, clen, wlen, pplen in zip(
+            raw, rows["detail"].tolist(), rows["path_len"].tolist(), rows["cmdline_len"].tolist(),
+            rows["cwd_len"].tolist(), rows["parent_path_len"].tolist()):
+        if not detail & D_PACKED:
+            out.append((b"", b""))
+            continue
+        b = r.tobytes()
+        at = off + plen + 1 + clen + 1
+        out.append((b[at:at + wlen], b[at + wlen + 1:at + wlen + 1 + pplen]))
     return out
 
 
@@ -257,6 +288,10 @@ def _start_extra(a) -> List[dict]:
                     "sessionid": _unset(ses), "tty": _tty(tty), "cgroup_id": cg, "pidns": pidns,
                     "mntns": mntns, "start_time": st, "exec_id": exec_id(pid, st),
                     "parent_exec_id": exec_id(ppid, pst)})
+    for d, detail, (cwd, ppath) in zip(out, a["detail"].tolist(), start_context(a)):
+        d.update(cwd=fsdecode(cwd) if cwd else None, parent_path=fsdecode(ppath) if ppath else None,
+                 cwd_truncated=bool(detail & D_CWD_TRUNCATED),
+                 parent_path_truncated=bool(detail & D_PARENT_PATH_TRUNCATED))
     return out
 
 
@@ -267,7 +302,8 @@ def event_dicts(batch) -> List[dict]:
     epoch), ``pid``, ``path`` (str decoded like os.fsdecode; None without
     one), ``memfd``, ``deleted``, ``path_truncated``, ``detail``, ``flags``
     and each type's own fields (``ppid``, ``argv`` (list of str, fsdecode'd),
-    ``cmdline`` as raw bytes, ``args_truncated``, ``exec``; ``exit_code``;
+    ``cmdline`` as raw bytes, ``args_truncated``, ``exec``, ``cwd`` and ``parent_path``
+    (fsdecode'd, None without one); ``exit_code``;
     ``address``, ``length``). image_load has no ``ppid``: text_line and
     json_line need one filled in (None when unknown).
     """
@@ -385,7 +421,7 @@ def text_line(e: dict, kind: Optional[str] = None) -> str:
 
 
 _START_KEYS = ("tid", "euid", "gid", "egid", "auid", "sessionid", "tty", "cgroup_id", "pidns", "mntns",
-               "exec_id", "parent_exec_id")
+               "exec_id", "parent_exec_id", "cwd", "parent_path", "cwd_truncated", "parent_path_truncated")
 _EXIT_KEYS = ("exec_id", "start_ts", "duration_ns", "signal", "core_dumped")
 
 

@@ -4,8 +4,10 @@
 own (IOCTL_KRING_ATTACH), which the driver maps into this process (consumer
 page writable, producer page and data read-only), and returns a
 :class:`~pykring.Ring` that drains it with the package's C consumer and
-sleeps on the driver's named event. Closing the ring closes the handle: the
-driver unmaps and frees the ring in IRP_MJ_CLEANUP.
+sleeps on the ring's event, whose handle the driver makes in this process
+(SYNCHRONIZE access only) and hands over in the reply: no name is looked
+up, so no other process can get in the way. Closing the ring closes both
+handles: the driver unmaps and frees the ring in IRP_MJ_CLEANUP.
 
 The structures and codes of the interface come from include/kring/kring_ioctl.h
 through the extension's cdef (``ffi``/``lib``), and the attach after the
@@ -54,8 +56,6 @@ def _kernel32():
                                   ctypes.c_void_p, wintypes.DWORD, ctypes.POINTER(wintypes.DWORD),
                                   ctypes.c_void_p]
     k.DeviceIoControl.restype = wintypes.BOOL
-    k.OpenEventW.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.LPCWSTR]
-    k.OpenEventW.restype = wintypes.HANDLE
     k.CloseHandle.argtypes = [wintypes.HANDLE]
     k.CloseHandle.restype = wintypes.BOOL
     return k
@@ -66,6 +66,10 @@ def _os_error(what: str, err: int) -> errors.KringError:
         return errors.KringPermissionError(
             "%s: access denied: the kring driver admits Administrators and SYSTEM only "
             "(run elevated)" % what)
+    if err == 1306:     # ERROR_REVISION_MISMATCH: STATUS_REVISION_MISMATCH from the driver
+        return errors.VersionMismatchError(
+            "%s: the kring driver speaks another version of its interface than this pykring "
+            "(%d): install matching versions" % (what, lib.KRING_IOCTL_VERSION))
     if err == 2:        # ERROR_FILE_NOT_FOUND
         return errors.RingNotFoundError(
             "%s: %s does not exist: install and start the driver (sc start kring, docs/DRIVER.md)"
@@ -91,7 +95,7 @@ def open_driver(events=("process", "image"), ring_size: int = 16 << 20):
     ring_size = _check_size(ring_size)
     k = _kernel32()
 
-    GENERIC_READ, GENERIC_WRITE, OPEN_EXISTING, SYNCHRONIZE = 0x80000000, 0x40000000, 3, 0x00100000
+    GENERIC_READ, GENERIC_WRITE, OPEN_EXISTING = 0x80000000, 0x40000000, 3
     device = k.CreateFileW(DEVICE_PATH, GENERIC_READ | GENERIC_WRITE, 0, None, OPEN_EXISTING, 0, None)
     if device is None or device == ctypes.c_void_p(-1).value:
         raise _os_error("open %s" % DEVICE_PATH, ctypes.get_last_error())
@@ -99,21 +103,23 @@ def open_driver(events=("process", "image"), ring_size: int = 16 << 20):
     try:
         request = ffi.new("struct kring_attach_in *", {
             "size": ffi.sizeof("struct kring_attach_in"), "flags": lib.KRING_ATTACH_MAP,
-            "ring_size": ring_size, "events": mask})
+            "ring_size": ring_size, "events": mask, "version": lib.KRING_IOCTL_VERSION})
         reply = ffi.new("struct kring_attach_out *")
         returned = ctypes.c_uint32(0)
         if not k.DeviceIoControl(device, lib.IOCTL_KRING_ATTACH, _address(request), ffi.sizeof(request[0]),
                                  _address(reply), ffi.sizeof(reply[0]), ctypes.byref(returned), None):
-            raise _os_error("kring driver: attach (map a %d-byte ring into this process)" % ring_size,
-                            ctypes.get_last_error())
+            err = ctypes.get_last_error()
+            if err == 87:   # ERROR_INVALID_PARAMETER: the request was checked above
+                raise errors.VersionMismatchError(
+                    "kring driver: attach refused as malformed: is the driver older than this pykring "
+                    "(interface version %d)? Install matching versions" % lib.KRING_IOCTL_VERSION)
+            raise _os_error("kring driver: attach (map a %d-byte ring into this process)" % ring_size, err)
+        # The event handle is this process's from here on, whatever follows.
+        event = reply.event_handle or None
         if (returned.value != ffi.sizeof(reply[0]) or reply.size != ffi.sizeof(reply[0])
                 or reply.version != lib.KRING_IOCTL_VERSION or reply.method != lib.KRING_METHOD_MAP
-                or reply.capacity != ring_size or reply.event_name[lib.KRING_EVENT_NAME_CHARS - 1] != 0):
+                or reply.capacity != ring_size or not event):
             raise errors.VersionMismatchError("kring driver: unexpected attach reply (driver version?)")
-        name = "".join(chr(ch) for ch in reply.event_name).split("\0", 1)[0]
-        event = k.OpenEventW(SYNCHRONIZE, False, name)
-        if not event:
-            raise _os_error("kring driver: open event %s" % name, ctypes.get_last_error())
 
         # A checked private copy of the producer page (meta), the consumer
         # over the mapping, and the event as its wake-up (PROTOCOL.md 9.3).

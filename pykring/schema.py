@@ -171,8 +171,12 @@ def types_from_meta(meta) -> List[Tuple[int, str, np.dtype]]:
 
     out = []
     ntypes, nfields = int(meta.ntypes), int(meta.nfields)
-    if not 1 <= ntypes <= lib.KRING_MAX_TYPES or nfields > lib.KRING_MAX_FIELDS:
-        bad("%d types, %d fields" % (ntypes, nfields))
+    if not 1 <= ntypes <= lib.KRING_MAX_TYPES:
+        bad("%d types (1 to %d)" % (ntypes, lib.KRING_MAX_TYPES - 1))
+    if nfields > lib.KRING_MAX_FIELDS:
+        bad("%d fields, more than the %d this pykring reads (ABI %d.%d; the ring says %d.%d)"
+            % (nfields, lib.KRING_MAX_FIELDS, lib.KRING_ABI_MAJOR, lib.KRING_ABI_MINOR,
+               int(meta.abi_major), int(meta.abi_minor)))
     for i in range(ntypes):
         t = meta.types[i]
         name = ffi.string(t.name, lib.KRING_NAME_LEN).decode("ascii", "replace")

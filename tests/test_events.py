@@ -37,20 +37,30 @@ def test_dtype_matches_c_struct(name):
 
 def test_known_sizes_and_ids():
     assert [(t[0], t[1], t[2].itemsize) for t in events.EVENT_TYPES] == [
-        (1, "process_start", 8352), (2, "process_exit", 64), (3, "image_load", 4168)]
+        (1, "process_start", 8456), (2, "process_exit", 64), (3, "image_load", 4168)]
     meta = events.event_meta(1 << 20)
     assert [int(meta.types[i].min_size) for i in range(3)] == [
         ffi.offsetof("struct kring_process_start", "cmdline"), 64,
-        ffi.offsetof("struct kring_image_load", "path")] == [4256, 64, 72]
-    assert lib.KRING_PATH_BYTES == 4096
-    # A Linux ring: packed process_start (its tail starts at path), process_exit with a path tail.
+        ffi.offsetof("struct kring_image_load", "path")] == [4360, 64, 72]
+    assert lib.KRING_PATH_BYTES == 4096 and lib.KRING_SID_BYTES == 96
+    assert [ffi.offsetof("struct kring_process_start", f) for f in
+            ("cwd_len", "parent_path_len", "integrity", "elevation", "user_sid", "path")] == [
+        100, 102, 160, 164, 168, 264]
+    # A Linux ring: packed process_start (its tail starts at path and holds path, command
+    # line, cwd and the parent's path, the three paths up to 4096 bytes each), process_exit
+    # with a path tail.
     linux = {name: dt for _, name, dt in events.linux_event_types(65536)}
-    assert linux["process_start"].itemsize == 4256 + 65536 and linux["process_exit"].itemsize == 80 + 4096
+    assert linux["process_start"].itemsize == 264 + 3 * 4096 + 65536
+    assert {n: d for _, n, d in events.linux_event_types(4096)}["process_start"].itemsize == 16648
+    assert linux["process_exit"].itemsize == 80 + 4096
     assert linux["process_exit"].fields["path"][1] == ffi.offsetof("struct kring_process_exit_linux", "path") == 80
     assert linux["exec_failed"].itemsize == ffi.sizeof("struct kring_exec_failed") == 4144
     assert linux["exec_failed"].fields["error"][1] == ffi.offsetof("struct kring_exec_failed", "error")
-    assert events.LINUX_MIN_SIZES == {1: 160, 2: 80, 3: 72, 4: 48}
+    assert events.LINUX_MIN_SIZES == {1: 264, 2: 80, 3: 72, 4: 48}
     assert lib.kring_meta_check(meta, 0) == lib.KRING_OK
+    # The Linux schema lists more than the 48 fields ABI 1.1 allowed, and checks.
+    linux_meta = events.event_meta(1 << 20, linux=True)
+    assert int(linux_meta.nfields) == 53 and lib.kring_meta_check(linux_meta, 0) == lib.KRING_OK
 
 
 def test_variable_length_tail_is_zero_filled():
@@ -108,18 +118,53 @@ def test_short_record_of_fixed_type_is_rejected_by_the_producer():
         os.unlink(path)
 
 
-def _packed_start(path: bytes, argv, detail=0):
-    """A Linux (packed) process_start record: cmdline right after path's NUL."""
+def _packed_start(path: bytes, argv, detail=0, cwd=b"", parent=b""):
+    """A Linux (packed) process_start record: cmdline right after path's NUL,
+    then cwd and the parent's path, each after the previous NUL."""
     dt = events.linux_event_types(4096)[0][2]
     rec = np.zeros(1, dtype=dt)
     cmd = b"\0".join(argv)
     rec["pid"], rec["detail"] = 7, detail | events.D_PACKED | events.D_EXEC
     rec["path_len"], rec["cmdline_len"] = len(path), len(cmd)
+    rec["cwd_len"], rec["parent_path_len"] = len(cwd), len(parent)
     raw = rec.view(np.uint8)
-    off = dt.fields["path"][1]
-    raw[off:off + len(path)] = np.frombuffer(path, np.uint8)
-    raw[off + len(path) + 1:off + len(path) + 1 + len(cmd)] = np.frombuffer(cmd, np.uint8)
+    at = dt.fields["path"][1]
+    for s in (path, cmd, cwd, parent):
+        raw[at:at + len(s)] = np.frombuffer(s, np.uint8)
+        at += len(s) + 1
     return rec
+
+
+def _dicts(starts):
+    return events.event_dicts({"process_start": starts, "process_exit": np.zeros(0, events.DTYPES["process_exit"]),
+                               "image_load": np.zeros(0, events.DTYPES["image_load"])})
+
+
+def test_packed_start_carries_cwd_and_parent_path():
+    """cwd and the parent's path follow the command line in a packed record
+    (whole paths: 4,095 bytes each beside a 4,095-byte command line fit the
+    Linux row), decoded like os.fsdecode, null where there is none; unpacked
+    (Windows) rows have neither."""
+    path, cwd, parent = b"/bin/\xffx", b"/" + b"c" * 4094, b"/" + b"\xfe" * 4094
+    argv = [b"a" * 4000, b"b" * 94]
+    rec = _packed_start(path, argv, cwd=cwd, parent=parent)
+    assert events.start_strings(rec) == [(path, b"\0".join(argv))]
+    assert events.start_context(rec) == [(cwd, parent)]
+    e = _dicts(rec)[0]
+    assert os.fsencode(e["cwd"]) == cwd and os.fsencode(e["parent_path"]) == parent
+    j = json.loads(events.json_line(e))
+    assert os.fsencode(j["cwd"]) == cwd and os.fsencode(j["parent_path"]) == parent
+    assert j["cwd_truncated"] is False and j["parent_path_truncated"] is False
+    cut = _dicts(_packed_start(path, [b"x"], events.D_CWD_TRUNCATED | events.D_PARENT_PATH_TRUNCATED,
+                               cwd=b"/tail", parent=b"/p"))[0]
+    assert cut["cwd_truncated"] and cut["parent_path_truncated"] and cut["cwd"] == "/tail"
+    none = _dicts(_packed_start(path, [b"x"]))[0]
+    assert none["cwd"] is None and none["parent_path"] is None
+    unpacked = np.zeros(1, events.DTYPES["process_start"])
+    unpacked["path"], unpacked["cmdline"], unpacked["path_len"], unpacked["cmdline_len"] = b"/p", b"p", 2, 1
+    unpacked["cwd_len"] = 5                             # no packed tail: ignored
+    assert events.start_context(unpacked) == [(b"", b"")]
+    assert _dicts(unpacked)[0]["cwd"] is None
 
 
 def test_packed_start_decodes_path_and_argv_as_fsdecode():

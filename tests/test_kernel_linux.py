@@ -494,10 +494,14 @@ def test_command_line_up_to_64_kib_with_max_args(bins):
             assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
         finally:
             col.stop()
-        assert ring.dtypes["process_start"].itemsize == 4256 + 65536
+        # Room for the worst case: the fixed part, three whole paths and the command line.
+        assert ring.dtypes["process_start"].itemsize == 264 + 3 * 4096 + 65536
     starts = col.records("process_start")
     e = starts[(starts["pid"] == p.pid) & ((starts["detail"] & ev.D_EXEC) != 0)][0]
     assert not e["detail"] & ev.D_CMDLINE_TRUNCATED and _strings(e)[1] == want
+    # cwd and the parent's path follow the 60 KB command line in the packed tail.
+    assert ev.start_context(e)[0] == (os.fsencode(os.path.realpath(os.getcwd())),
+                                      os.fsencode(os.readlink("/proc/self/exe")))
     for bad in (0, 63, 65537, "4096", 4096.0):
         with pytest.raises(ValueError, match="max_args"):
             pykring.kernel(events="process", max_args=bad)
@@ -594,6 +598,70 @@ def test_identity_context_and_process_key(bins):
     assert exit_["start_ts"] <= start["ts"]
     j = json.loads(ev.json_line(dict(exit_, ppid=None)))
     assert j["exec_id"] == from_proc and j["signal"] == 9 and "duration_ns" in j
+
+
+@needs_root
+def test_cwd_and_parent_path_on_fork_and_exec(bins, tmp_path):
+    """process_start carries the working directory and the parent's executable,
+    whole and as bytes: a child started in a 600-byte directory whose name holds
+    a non-UTF-8 byte and a newline has that cwd on its exec record (its fork
+    record, written before the child's chdir, has ours); both records' parent
+    path is our /proc/PID/exe. JSON keeps the bytes (fsdecode'd)."""
+    d = os.fsencode(str(tmp_path))
+    while len(d) < 600:
+        d = os.path.join(d, b"cwd\xff\n" + b"c" * 90)
+    os.makedirs(d)
+    ours = os.fsencode(os.readlink("/proc/self/exe"))
+    with pykring.kernel(events="process") as ring:
+        col = Collector(ring)
+        try:
+            p = subprocess.Popen([bins["kern_exit"], "3"], cwd=d)
+            assert p.wait() == 3
+            assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
+        finally:
+            col.stop()
+    starts = col.records("process_start")
+    mine = starts[starts["pid"] == p.pid]
+    fork = mine[(mine["detail"] & ev.D_EXEC) == 0][0]
+    exe = mine[(mine["detail"] & ev.D_EXEC) != 0][0]
+    assert ev.start_context(exe)[0] == (os.path.realpath(d), ours)
+    assert ev.start_context(fork)[0] == (os.fsencode(os.path.realpath(os.getcwd())), ours)
+    assert exe["cwd_len"] == len(os.path.realpath(d)) > 600 and exe["parent_path_len"] == len(ours)
+    assert not exe["detail"] & (ev.D_CWD_TRUNCATED | ev.D_PARENT_PATH_TRUNCATED)
+    # The command line and path in front of them are intact.
+    assert _strings(exe) == (os.fsencode(os.path.realpath(bins["kern_exit"])), _argv_bytes([bins["kern_exit"], "3"]))
+    e = [x for x in _kept_dicts(col) if x["pid"] == p.pid and x["type"] == "process_start" and x["exec"]][0]
+    assert os.fsencode(e["cwd"]) == os.path.realpath(d) and os.fsencode(e["parent_path"]) == ours
+    j = json.loads(ev.json_line(e))
+    assert os.fsencode(j["cwd"]) == os.path.realpath(d) and j["parent_path"] == os.fsdecode(ours)
+    assert j["cwd_truncated"] is False and j["parent_path_truncated"] is False
+
+
+@needs_root
+def test_cwd_over_path_max_keeps_its_tail(bins, tmp_path):
+    """A working directory deeper than PATH_MAX (reached with relative cds) is
+    cut from the front: its last components stay, D_CWD_TRUNCATED is set, and
+    the parent path after it is still whole."""
+    comp = "w" * 200
+    # Relative mkdir and chdir one level at a time: no call sees a path over PATH_MAX.
+    script = ("import os, sys\nos.chdir(sys.argv[1])\nfor _ in range(22):\n"
+              "    os.mkdir(%r)\n    os.chdir(%r)\nos.execv(sys.argv[2], [sys.argv[2], '4'])\n" % (comp, comp))
+    with pykring.kernel(events="process") as ring:
+        col = Collector(ring)
+        try:
+            p = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), bins["kern_exit"]])
+            assert p.wait() == 4
+            assert col.wait_for(lambda c: p.pid in c.records("process_exit")["pid"].tolist())
+        finally:
+            col.stop()
+    starts = col.records("process_start")
+    e = starts[(starts["pid"] == p.pid) & ((starts["detail"] & ev.D_EXEC) != 0)][-1]
+    cwd, parent = ev.start_context(e)[0]
+    assert e["detail"] & ev.D_CWD_TRUNCATED and e["flags"] & 1
+    assert cwd.endswith(("/" + comp) .encode() * 3) and 4000 < len(cwd) <= 4095, len(cwd)
+    assert parent == os.fsencode(os.readlink("/proc/self/exe"))
+    assert ev.event_dicts({"process_start": e[None], "process_exit": col.records("process_exit")[:0],
+                           "image_load": col.records("image_load")[:0]})[0]["cwd_truncated"]
 
 
 @needs_root

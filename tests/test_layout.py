@@ -38,7 +38,7 @@ LAYOUT = {
         ("ntypes", 76, 4), ("capacity", 80, 8), ("data_offset", 88, 8), ("nfields", 96, 4),
         ("flags", 100, 4), ("producer_pid", 104, 4), ("reserved1", 108, 4), ("reserved2", 112, 16),
         ("written", 128, 8), ("dropped", 136, 8), ("reserved3", 144, 48),
-        ("types", 192, 640), ("fields", 832, 2304), ("reserved4", 3136, 960)]),
+        ("types", 192, 640), ("fields", 832, 3072), ("reserved4", 3904, 192)]),
 }
 
 
@@ -281,7 +281,8 @@ def test_constants():
     assert lib.KRING_MIN_CAPACITY == 4096
     assert lib.KRING_MAX_CAPACITY == 1 << 31
     assert lib.KRING_MAX_TYPES == 16
-    assert lib.KRING_MAX_FIELDS == 48
+    assert lib.KRING_MAX_FIELDS == 64
+    assert lib.KRING_ABI_MINOR == 2
     assert lib.KRING_NAME_LEN == 24
     assert lib.KRING_FORMAT_LEN == 16
     flags = [lib.KRING_F_CLOSED, lib.KRING_F_BROKEN, lib.KRING_F_PRODUCER, lib.KRING_F_BLOCKING]
@@ -397,7 +398,7 @@ def body_dtypes(draw, max_fields=6):
 def test_schema_round_trip_property(ring_name, types):
     nfields = sum(len(dt.names) for dt in types.values())
     if nfields > lib.KRING_MAX_FIELDS:
-        with pytest.raises(ValueError, match="at most 48 fields"):
+        with pytest.raises(ValueError, match="at most 64 fields"):
             pykring.create(ring_name, 1 << 14, types)
         return
     with pykring.create(ring_name, 1 << 14, types, unlink=False) as ring:
@@ -425,8 +426,8 @@ OK = np.dtype([("x", "<u4")])
     ({"r": np.dtype("<u4")}, TypeError, r"structured dtype"),
     ({}, ValueError, r"1 to 15 record types"),
     ({"t%d" % i: OK for i in range(16)}, ValueError, r"1 to 15 record types"),
-    ({"t%d" % i: np.dtype([("f%d" % j, "u1") for j in range(7)]) for i in range(7)},
-     ValueError, r"at most 48 fields"),
+    ({"t%d" % i: np.dtype([("f%d" % j, "u1") for j in range(13)]) for i in range(5)},
+     ValueError, r"at most 64 fields"),
     ({"x" * 24: OK}, ValueError, r"type name .* at most 23 characters"),
     ({"9lives": OK}, ValueError, r"type name"),
     ({"r": np.dtype([("f" * 24, "u1")])}, ValueError, r"field name .* at most 23 characters"),
@@ -484,3 +485,56 @@ def test_field_format_too_long_for_schema(ring_name, fmt):
     # A bad argument, not a broken ring.
     assert not isinstance(info.value, pykring.KringError)
     assert not os.path.exists(os.path.join("/dev/shm", ring_name))
+
+
+# -- ABI 1.2: 64 schema fields -------------------------------------------------------
+
+def test_ring_with_64_fields_round_trips(ring_name):
+    """ABI 1.2 raised KRING_MAX_FIELDS from 48 to 64 (entries 48..63 were reserve):
+    a ring using all 64 is made and read back; one more is refused."""
+    types = {"t%d" % i: np.dtype([("f%d" % j, "<u4") for j in range(16)]) for i in range(4)}
+    with pykring.create(ring_name, 1 << 14, types, unlink=False) as ring:
+        ring_dtypes = dict(ring.dtypes)
+    try:
+        with pykring.attach(ring_name) as ring:
+            assert ring.dtypes == ring_dtypes and len(ring.dtypes["t3"].names) == 4 + 16
+        page = open(os.path.join("/dev/shm", ring_name), "rb").read()[4096:8192]
+        assert struct.unpack_from("<HI", page, 70)[0] == 2                     # abi_minor
+        assert struct.unpack_from("<I", page, 96) == (64,)                     # nfields
+        assert page[3904:] == bytes(192)                                        # reserved4
+        last = struct.unpack_from("<24s", page, 832 + 48 * 63)[0].split(b"\0")[0]
+        assert last == b"f15"
+    finally:
+        os.unlink(os.path.join("/dev/shm", ring_name))
+    types["t4"] = np.dtype([("x", "u1")])
+    with pytest.raises(ValueError, match="at most 64 fields"):
+        pykring.create(ring_name, 1 << 14, types)
+
+
+@pytest.mark.parametrize("minor, exc, match", [
+    (2, pykring.RingCorruptError, r"nfields is more than 64$"),
+    (3, pykring.VersionMismatchError, r"incompatible version"),
+])
+def test_more_fields_than_this_reader_knows(ring_name, minor, exc, match):
+    """A ring listing more fields than this library's fields[] holds: corrupt if it
+    claims this ABI minor, a version mismatch if a newer minor made it (a newer
+    minor gives meaning to bytes this reader keeps as reserve)."""
+    meta = lib.kring_meta_problem
+    with pykring.create(ring_name, 1 << 14, {"r": np.dtype([("x", "<u4")])}, unlink=False):
+        pass
+    path = os.path.join("/dev/shm", ring_name)
+    try:
+        with open(path, "r+b") as f:
+            f.seek(4096 + 70)
+            f.write(struct.pack("<H", minor))
+            f.seek(4096 + 96)
+            f.write(struct.pack("<I", 65))
+        with pytest.raises(exc, match=match):
+            pykring.attach(ring_name)
+        m = ffi.new("struct kring_producer_page *")
+        ffi.memmove(m, open(path, "rb").read()[4096:8192], 4096)
+        assert lib.kring_meta_check(m, 0) == (lib.KRING_E_VERSION if minor > 2 else lib.KRING_E_CORRUPT)
+        why = ffi.string(meta(m, 0)).decode()
+        assert why.startswith("nfields is more than 64") and ("newer ABI minor" in why) == (minor > 2)
+    finally:
+        os.unlink(path)

@@ -28,7 +28,8 @@
  *   - ts_ns is ns since the Unix epoch: a kernel clock plus an offset the loader
  *     measured (kring_bpf_config).
  *   - Variable-length records end after their last string's NUL: process_start
- *     after the command line, image_load after the path. They are built in a
+ *     after the parent's path (path, command line, cwd, parent path packed one
+ *     after the other), image_load after the path. They are built in a
  *     per-CPU scratch record and copied with bpf_ringbuf_output(), whose length
  *     (unlike bpf_ringbuf_reserve's) need not be a constant. Tracepoint programs
  *     run with preemption off and do not nest on a CPU, so one scratch area per
@@ -75,10 +76,14 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
  * WALK_AREA (a path of up to WALK_AREA - 1 bytes, PATH_MAX with its NUL). */
 #define WALK_AREA KRING_PATH_BYTES
 #define WALK_MAX_DEPTH 256
-/* Room for a packed process_start: the fixed part, the path (offset masked to
- * 2 * KRING_PATH_BYTES for the verifier), the command line. */
+/* Room for a packed process_start: the fixed part, then the tail. The tail
+ * offsets are masked for the verifier: the command line's to
+ * 2 * KRING_PATH_BYTES (it follows the path), cwd's and the parent path's to
+ * TAIL_MASK (they follow the command line, up to ARGS_ROOM bytes), and a
+ * path of up to KRING_PATH_BYTES may start at the last of those. */
 #define ARGS_ROOM KRING_BPF_ARGS_MAX
-#define PS_ROOM (KRING_PROCESS_START_PACKED_MIN_SIZE + 2 * KRING_PATH_BYTES + ARGS_ROOM)
+#define TAIL_MASK (2 * ARGS_ROOM - 1)
+#define PS_ROOM (KRING_PROCESS_START_PACKED_MIN_SIZE + TAIL_MASK + 1 + KRING_PATH_BYTES)
 
 /* bpf_ktime_get_tai_ns (Linux 6.1) is newer than some libbpf helper lists. */
 static __u64 (*const kring_ktime_get_tai_ns)(void) = (void *)208;
@@ -107,6 +112,20 @@ struct {
     __type(value, struct kring_bpf_state);
 } kring_state SEC(".maps");
 
+/* The state of a path walk (walk_step, dentry_path). It lives in the scratch
+ * record, not on the stack: the verifier tracks stack values exactly, so a
+ * position that changes every step would make it explore each of the
+ * WALK_MAX_DEPTH iterations of every walk; map memory it reads as unknown. */
+struct walk {
+    struct dentry *dentry;
+    struct vfsmount *vfsmnt;
+    struct mount *mnt;
+    __u32 pos;              /* the path built so far starts at scratch.path[pos] */
+    __u32 done;             /* reached the root */
+    __u32 cut;              /* ran out of room or depth: only the last part is kept */
+    __u32 pseudo;           /* a file on no path (memfd, anon inode): its name alone */
+};
+
 struct scratch {
     union {
         struct kring_process_start ps;
@@ -115,6 +134,7 @@ struct scratch {
     struct kring_image_load il;
     struct kring_process_exit_linux pe;
     struct kring_exec_failed ef;
+    struct walk w;
     char path[WALK_AREA + NAME_MAX + 1];        /* see WALK_AREA; the slack is for the verifier */
 };
 
@@ -183,16 +203,6 @@ static __always_inline void count(int ok)
 
 /* ---- canonical paths -------------------------------------------------- */
 
-struct walk {
-    struct dentry *dentry;
-    struct vfsmount *vfsmnt;
-    struct mount *mnt;
-    __u32 pos;              /* the path built so far starts at scratch.path[pos] */
-    __u32 done;             /* reached the root */
-    __u32 cut;              /* ran out of room or depth: only the last part is kept */
-    __u32 pseudo;           /* a file on no path (memfd, anon inode): its name alone */
-};
-
 static __always_inline struct mount *real_mount(struct vfsmount *m)
 {
     return (struct mount *)((char *)m - bpf_core_field_offset(struct mount, mnt));
@@ -200,16 +210,22 @@ static __always_inline struct mount *real_mount(struct vfsmount *m)
 
 static long walk_step(__u32 i, void *ctx)
 {
-    struct walk *w = ctx;
     __u32 len, off;
     struct scratch *s = get_scratch();
+    struct walk *w;
     /* Locals: BPF_CORE_READ must not see our own struct's fields. */
-    struct dentry *d = w->dentry, *parent, *mnt_root;
-    struct vfsmount *vfsmnt = w->vfsmnt;
-    struct mount *mnt = w->mnt;
+    struct dentry *d, *parent, *mnt_root;
+    struct vfsmount *vfsmnt;
+    struct mount *mnt;
     const unsigned char *name;
 
-    if (!s || !d)
+    if (!s)
+        return 1;
+    w = &s->w;
+    d = w->dentry;
+    vfsmnt = w->vfsmnt;
+    mnt = w->mnt;
+    if (!d)
         return 1;
     parent = BPF_CORE_READ(d, d_parent);
     mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
@@ -255,32 +271,35 @@ static long walk_step(__u32 i, void *ctx)
     return 0;
 }
 
-/* Write the canonical path of `f` into dst (room for KRING_PATH_BYTES), NUL
- * terminated; its length before the NUL into *len. Returns KRING_D_* bits:
- * KRING_D_PATH_TRUNCATED when the walk ran out of room or depth (the tail of
- * the path is kept), KRING_D_MEMFD for a memfd ("memfd:NAME"),
- * KRING_D_DELETED for an unlinked file (its last path). */
-static __always_inline __u32 file_path(struct scratch *s, struct file *f, char *dst, __u16 *len)
+/* Write the canonical path of dentry `d` on mount `vfsmnt` into dst (room
+ * for KRING_PATH_BYTES), NUL terminated; its length before the NUL into
+ * *len. Returns KRING_D_* bits: KRING_D_PATH_TRUNCATED when the walk ran out
+ * of room or depth (the tail of the path is kept), KRING_D_MEMFD for a memfd
+ * ("memfd:NAME"), KRING_D_DELETED for an unlinked file (its last path),
+ * KRING_D_NO_PATH (and an empty string) without a dentry. */
+static __always_inline __u32 dentry_path(struct scratch *s, struct dentry *d, struct vfsmount *vfsmnt,
+                                         char *dst, __u16 *len)
 {
-    struct walk w = {};
+    struct walk *w = &s->w;
     __u32 pos, n, bits = 0;
-    struct dentry *d;
 
-    if (!f) {
+    if (!d || !vfsmnt) {
         dst[0] = 0;
         *len = 0;
         return KRING_D_NO_PATH;
     }
-    d = BPF_CORE_READ(f, f_path.dentry);
-    w.dentry = d;
-    w.vfsmnt = BPF_CORE_READ(f, f_path.mnt);
-    w.mnt = real_mount(w.vfsmnt);
-    w.pos = WALK_AREA;
+    w->dentry = d;
+    w->vfsmnt = vfsmnt;
+    w->mnt = real_mount(vfsmnt);
+    w->pos = WALK_AREA;
+    w->done = 0;
+    w->cut = 0;
+    w->pseudo = 0;
     /* d_unlinked(): out of the dcache hash and not a root of its own. */
     if (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d)
         bits |= KRING_D_DELETED;
-    bpf_loop(WALK_MAX_DEPTH, walk_step, &w, 0);
-    pos = w.pos;
+    bpf_loop(WALK_MAX_DEPTH, walk_step, 0, 0);
+    pos = w->pos;
     if (pos >= WALK_AREA) {
         /* The root itself. */
         pos = WALK_AREA - 1;
@@ -288,7 +307,7 @@ static __always_inline __u32 file_path(struct scratch *s, struct file *f, char *
     }
     pos &= WALK_AREA - 1;
     n = WALK_AREA - pos;                /* 1 .. WALK_AREA - 1 */
-    if (w.pseudo && n >= 6 && s->path[pos & (WALK_AREA - 1)] == 'm' &&
+    if (w->pseudo && n >= 6 && s->path[pos & (WALK_AREA - 1)] == 'm' &&
         s->path[(pos + 1) & (WALK_AREA - 1)] == 'e' && s->path[(pos + 2) & (WALK_AREA - 1)] == 'm' &&
         s->path[(pos + 3) & (WALK_AREA - 1)] == 'f' && s->path[(pos + 4) & (WALK_AREA - 1)] == 'd' &&
         s->path[(pos + 5) & (WALK_AREA - 1)] == ':')
@@ -297,9 +316,20 @@ static __always_inline __u32 file_path(struct scratch *s, struct file *f, char *
     bpf_probe_read_kernel(dst, n, &s->path[pos]);
     dst[n] = 0;
     *len = (__u16)n;
-    if (!w.done || w.cut)
+    if (!w->done || w->cut)
         bits |= KRING_D_PATH_TRUNCATED;
     return bits;
+}
+
+/* dentry_path() of the file `f` (KRING_D_NO_PATH when there is none). */
+static __always_inline __u32 file_path(struct scratch *s, struct file *f, char *dst, __u16 *len)
+{
+    if (!f) {
+        dst[0] = 0;
+        *len = 0;
+        return KRING_D_NO_PATH;
+    }
+    return dentry_path(s, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), dst, len);
 }
 
 /* ---- process_start ---------------------------------------------------- */
@@ -335,7 +365,11 @@ static __always_inline void identity(struct kring_process_start *ps, struct task
     bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[level & 31]);
     ps->pidns = BPF_CORE_READ(up.ns, ns.inum);
     ps->mntns = BPF_CORE_READ(p, nsproxy, mnt_ns, ns.inum);
-    ps->reserved = 0;
+    ps->cwd_len = 0;
+    ps->parent_path_len = 0;
+    ps->integrity = 0;                  /* Windows only */
+    ps->elevation = 0;
+    ps->user_sid[0] = 0;
     ps->cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
     ps->start_time = start_time(p);
     ps->parent_start_time = start_time(BPF_CORE_READ(p, real_parent));
@@ -346,13 +380,13 @@ static __always_inline void identity(struct kring_process_start *ps, struct task
 
 /* Copy the command line (argv, NUL-separated) from the user memory of the
  * current process, whose mm is `mm`, right after the path's NUL (packed
- * process_start), at most kring_cfg.args_max - 1 bytes. Returns the record's
- * length. */
+ * process_start), at most kring_cfg.args_max - 1 bytes. Returns the tail
+ * offset after its NUL (where cwd goes). */
 static __always_inline __u32 read_cmdline(struct scratch *s, struct mm_struct *mm)
 {
     struct kring_process_start *ps = &s->ps;
     __u64 start = 0, end = 0, n, max = kring_cfg.args_max;
-    __u32 at = (ps->path_len + 1) & (2 * KRING_PATH_BYTES - 1), len;
+    __u32 at = (ps->path_len + 1) & (2 * KRING_PATH_BYTES - 1);
     char *dst = &s->ps_room[KRING_PROCESS_START_PACKED_MIN_SIZE + at];
 
     if (max < KRING_BPF_ARGS_MIN || max > KRING_BPF_ARGS_MAX)
@@ -379,8 +413,31 @@ static __always_inline __u32 read_cmdline(struct scratch *s, struct mm_struct *m
             n -= 1;
     }
     ps->cmdline_len = (__u16)(n > 0xffff ? 0xffff : n);
-    len = KRING_PROCESS_START_PACKED_MIN_SIZE + at + (__u32)n + 1;
-    return len;
+    return at + (__u32)n + 1;
+}
+
+/* After the command line (tail offset `at`): the working directory of `p`
+ * and the executable of its parent, canonical, each NUL-terminated (packed
+ * process_start). Returns the record's length. */
+static __always_inline __u32 read_context(struct scratch *s, struct task_struct *p, __u32 at)
+{
+    struct kring_process_start *ps = &s->ps;
+    struct fs_struct *fs = BPF_CORE_READ(p, fs);
+    struct mm_struct *pmm = BPF_CORE_READ(p, real_parent, mm);
+    __u32 bits;
+
+    at &= TAIL_MASK;
+    bits = dentry_path(s, fs ? BPF_CORE_READ(fs, pwd.dentry) : 0, fs ? BPF_CORE_READ(fs, pwd.mnt) : 0,
+                       &s->ps_room[KRING_PROCESS_START_PACKED_MIN_SIZE + at], &ps->cwd_len);
+    if (bits & KRING_D_PATH_TRUNCATED)
+        ps->detail |= KRING_D_CWD_TRUNCATED;
+    at = (at + (ps->cwd_len & (KRING_PATH_BYTES - 1)) + 1) & TAIL_MASK;
+    /* A kernel thread's child (or a parent past exit_mm) has no executable. */
+    bits = file_path(s, pmm ? BPF_CORE_READ(pmm, exe_file) : 0,
+                     &s->ps_room[KRING_PROCESS_START_PACKED_MIN_SIZE + at], &ps->parent_path_len);
+    if (bits & KRING_D_PATH_TRUNCATED)
+        ps->detail |= KRING_D_PARENT_PATH_TRUNCATED;
+    return KRING_PROCESS_START_PACKED_MIN_SIZE + at + (ps->parent_path_len & (KRING_PATH_BYTES - 1)) + 1;
 }
 
 static __always_inline void emit_process_start(struct scratch *s, __u32 len)
@@ -389,7 +446,8 @@ static __always_inline void emit_process_start(struct scratch *s, __u32 len)
 
     ps->detail |= KRING_D_PACKED;
     header(&ps->h, KRING_TYPE_PROCESS_START,
-           (ps->detail & (KRING_D_PATH_TRUNCATED | KRING_D_CMDLINE_TRUNCATED)) ? KRING_EV_TRUNCATED : 0);
+           (ps->detail & (KRING_D_PATH_TRUNCATED | KRING_D_CMDLINE_TRUNCATED | KRING_D_CWD_TRUNCATED |
+                          KRING_D_PARENT_PATH_TRUNCATED)) ? KRING_EV_TRUNCATED : 0);
     if (len > PS_ROOM)
         len = PS_ROOM;
     count(bpf_ringbuf_output(&kring_events, s->ps_room, len, 0) == 0);
@@ -422,7 +480,7 @@ int BPF_PROG(kring_fork, struct task_struct *parent, struct task_struct *child)
     /* The child's argv is the parent's (same addresses, same contents): read it
      * from the parent, whose memory is the current one here. */
     tail = read_cmdline(s, mm && parent->mm ? mm : 0);
-    emit_process_start(s, tail);
+    emit_process_start(s, read_context(s, child, tail));
     return 0;
 }
 
@@ -512,7 +570,7 @@ int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
         bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), p->comm);
         ps->detail |= file_path(s, BPF_CORE_READ(bprm, file), ps->path, &ps->path_len);
         tail = read_cmdline(s, mm);
-        emit_process_start(s, tail);
+        emit_process_start(s, read_context(s, p, tail));
     }
     if ((kring_cfg.want & KRING_BPF_WANT_IMAGE) && mm) {
         /* The kernel mapped the program and its interpreter itself (no mmap

@@ -42,7 +42,8 @@ typedef __int64 int64_t;
 
 #define KRING_MAGIC 0x474E524B          /* "KRNG" as a little-endian u32 */
 #define KRING_ABI_MAJOR 1               /* incompatible layout changes */
-#define KRING_ABI_MINOR 1               /* compatible additions (1: consumer_flags) */
+#define KRING_ABI_MINOR 2               /* compatible additions (1: consumer_flags;
+                                           2: fields[] of 64 entries, was 48) */
 
 #define KRING_PAGE_SIZE 4096            /* size of the consumer and producer pages */
 #define KRING_DATA_OFFSET 8192          /* data area offset in a shared-memory ring */
@@ -59,7 +60,9 @@ typedef __int64 int64_t;
 
 /* Schema bounds (all of it fits in the producer page). */
 #define KRING_MAX_TYPES 16              /* ids are 1 .. KRING_MAX_TYPES - 1 (so at most 15 types); 0 is never valid */
-#define KRING_MAX_FIELDS 48             /* fields over all types of one ring */
+#define KRING_MAX_FIELDS 64             /* fields over all types of one ring (48 before
+                                           ABI 1.2: a ring with more than 48 needs a
+                                           reader of 1.2 or later) */
 #define KRING_NAME_LEN 24               /* type and field names, NUL-terminated */
 #define KRING_FORMAT_LEN 16             /* numpy dtype strings, NUL-terminated */
 
@@ -171,8 +174,9 @@ struct kring_producer_page {
 
     /* @192 */
     struct kring_type types[KRING_MAX_TYPES];       /* @192,  16 x 40 */
-    struct kring_field fields[KRING_MAX_FIELDS];    /* @832,  48 x 48 */
-    uint8_t reserved4[960];                         /* @3136, up to KRING_PAGE_SIZE */
+    struct kring_field fields[KRING_MAX_FIELDS];    /* @832,  64 x 48 (entries 48..63 were
+                                                       reserved4 before ABI 1.2) */
+    uint8_t reserved4[192];                         /* @3904, up to KRING_PAGE_SIZE */
 };
 
 /* @cdef-end */
@@ -220,7 +224,7 @@ KRING_STATIC_ASSERT(offsetof(struct kring_producer_page, written) == 128, writte
 KRING_STATIC_ASSERT(offsetof(struct kring_producer_page, dropped) == 136, dropped);
 KRING_STATIC_ASSERT(offsetof(struct kring_producer_page, types) == 192, types);
 KRING_STATIC_ASSERT(offsetof(struct kring_producer_page, fields) == 832, fields);
-KRING_STATIC_ASSERT(offsetof(struct kring_producer_page, reserved4) == 3136, reserved4);
+KRING_STATIC_ASSERT(offsetof(struct kring_producer_page, reserved4) == 3904, reserved4);
 KRING_STATIC_ASSERT(KRING_DATA_OFFSET == 2 * KRING_PAGE_SIZE, data_offset_value);
 
 #endif /* KRING_H */

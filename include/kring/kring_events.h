@@ -11,10 +11,22 @@
  * record after the string's NUL (the payload is then min_size .. size bytes)
  * and the consumer zero-fills the rest.
  *
- * process_start from Linux carries KRING_D_PACKED: its path and command line
- * are one variable-length tail, the command line starting right after the
- * path's NUL (at path + path_len + 1), so a short path costs its own bytes
- * only. Without KRING_D_PACKED (Windows) both sit at their fields' offsets.
+ * process_start from Linux carries KRING_D_PACKED: its strings are one
+ * variable-length tail starting at `path`, each right after the previous
+ * one's NUL: path, command line (at path + path_len + 1), cwd (after the
+ * command line's NUL), the parent's executable (after cwd's NUL). A short
+ * string costs its own bytes only; the lengths are in the fixed part
+ * (path_len, cmdline_len, cwd_len, parent_path_len), 0 when a string is
+ * missing. Without KRING_D_PACKED (Windows) path and cmdline sit at their
+ * fields' offsets and there is no cwd or parent path (their lengths are 0).
+ * A Linux ring's process_start is therefore up to
+ * KRING_PROCESS_START_PACKED_MIN_SIZE + 3 * KRING_PATH_BYTES + the command
+ * line's room (KRING_PROCESS_START_LINUX_SIZE for KRING_ARGS_BYTES).
+ *
+ * Who fills what in process_start: both platforms the first fields up to
+ * comm; Linux the identity and context (euid .. tty, cwd, parent path),
+ * which Windows leaves 0 / empty; Windows integrity, elevation and
+ * user_sid, which Linux leaves 0 / empty.
  *
  * No field ever holds a kernel address.
  */
@@ -49,6 +61,11 @@
 #define KRING_D_DELETED 0x80            /* the file was unlinked: path is its last name (Linux) */
 #define KRING_D_MEMFD 0x100             /* the file is a memfd: path is "memfd:NAME" (Linux) */
 #define KRING_D_PACKED 0x200            /* process_start: cmdline follows path's NUL (see above) */
+#define KRING_D_CWD_TRUNCATED 0x400     /* process_start: cwd was cut (its tail kept) */
+#define KRING_D_PARENT_PATH_TRUNCATED 0x800 /* process_start: the parent's path was cut (tail kept) */
+#define KRING_D_SID_TRUNCATED 0x1000    /* process_start: user_sid was cut (Windows) */
+
+#define KRING_SID_BYTES 96              /* room for user_sid, NUL included */
 
 /* A new process, or (Linux, KRING_D_EXEC) an existing one running a new program. */
 struct kring_process_start {
@@ -64,7 +81,7 @@ struct kring_process_start {
     uint16_t path_len;                  /* bytes of path before its NUL */
     uint16_t cmdline_len;               /* bytes of cmdline before its NUL */
     char comm[KRING_COMM_LEN];          /* short name */
-    /* Linux identity and context (Windows: 0 / empty until the Windows issue). */
+    /* Linux identity and context (Windows: 0 / empty). */
     uint32_t euid;                      /* effective uid */
     uint32_t gid;                       /* real gid */
     uint32_t egid;                      /* effective gid */
@@ -72,13 +89,25 @@ struct kring_process_start {
     uint32_t audit_session;             /* audit session id; 0xffffffff: unset */
     uint32_t pidns;                     /* inode number of the process's pid namespace */
     uint32_t mntns;                     /* inode number of its mount namespace */
-    uint32_t reserved;                  /* 0 */
+    uint16_t cwd_len;                   /* Linux: bytes of the working directory (canonical,
+                                           in the packed tail after the command line) before
+                                           its NUL; 0: none (Windows) */
+    uint16_t parent_path_len;           /* Linux: bytes of the parent's executable path
+                                           (canonical, in the packed tail after cwd) before
+                                           its NUL; 0: none (a kernel thread's child, Windows) */
     uint64_t cgroup_id;                 /* cgroup v2 id (the cgroup directory's inode number) */
     uint64_t start_time;                /* ns since boot (CLOCK_BOOTTIME) when the process
                                            (its thread group leader) started: with the boot id
                                            and pid the process key (exec_id) */
     uint64_t parent_start_time;         /* the same for the parent (ppid) */
     char tty[32];                       /* controlling terminal's kernel name ("pts3"), or empty */
+    /* Windows token of the new process (Linux: 0 / empty). */
+    uint32_t integrity;                 /* mandatory integrity level RID (SECURITY_MANDATORY_*:
+                                           0x1000 low, 0x2000 medium, 0x3000 high, 0x4000 system) */
+    uint32_t elevation;                 /* TOKEN_ELEVATION_TYPE: 1 default, 2 full, 3 limited;
+                                           0: unknown */
+    char user_sid[KRING_SID_BYTES];     /* the token user's SID as text ("S-1-5-21-..."),
+                                           NUL-terminated; cut: KRING_D_SID_TRUNCATED */
     char path[KRING_PATH_BYTES];        /* executable, canonical (the opened file) */
     char cmdline[KRING_ARGS_BYTES];     /* command line; Linux: arguments separated by NUL
                                            bytes, as in /proc/PID/cmdline. Variable tail;
@@ -151,12 +180,17 @@ KRING_STATIC_ASSERT(offsetof(struct kring_process_start, pid) == 24, ps_pid);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_start, detail) == 48, ps_detail);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_start, comm) == 56, ps_comm);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_start, euid) == 72, ps_euid);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, cwd_len) == 100, ps_cwd_len);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, parent_path_len) == 102, ps_parent_path_len);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_start, cgroup_id) == 104, ps_cgroup_id);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_start, start_time) == 112, ps_start_time);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_start, tty) == 128, ps_tty);
-KRING_STATIC_ASSERT(offsetof(struct kring_process_start, path) == 160, ps_path);
-KRING_STATIC_ASSERT(offsetof(struct kring_process_start, cmdline) == 4256, ps_cmdline);
-KRING_STATIC_ASSERT(sizeof(struct kring_process_start) == 8352, ps_size);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, integrity) == 160, ps_integrity);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, elevation) == 164, ps_elevation);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, user_sid) == 168, ps_user_sid);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, path) == 264, ps_path);
+KRING_STATIC_ASSERT(offsetof(struct kring_process_start, cmdline) == 4360, ps_cmdline);
+KRING_STATIC_ASSERT(sizeof(struct kring_process_start) == 8456, ps_size);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_exit, exit_code) == 32, pe_exit_code);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_exit, comm) == 48, pe_comm);
 KRING_STATIC_ASSERT(offsetof(struct kring_process_exit, path_len) == 44, pe_path_len);
@@ -179,8 +213,14 @@ KRING_STATIC_ASSERT(sizeof(struct kring_exec_failed) == 4144, ef_size);
  * KRING_PROCESS_START_MIN_SIZE is that of an unpacked process_start (Windows,
  * and the shared schema's); a Linux ring's schema takes
  * KRING_PROCESS_START_PACKED_MIN_SIZE (the path is part of the tail). */
-#define KRING_PROCESS_START_MIN_SIZE 4256
-#define KRING_PROCESS_START_PACKED_MIN_SIZE 160
+#define KRING_PROCESS_START_MIN_SIZE 4360
+#define KRING_PROCESS_START_PACKED_MIN_SIZE 264
+/* The largest packed process_start with a command line of up to
+ * KRING_ARGS_BYTES (NUL included): the fixed part, then path, cwd and the
+ * parent's path of up to KRING_PATH_BYTES each. The size of process_start in
+ * the Linux schema; a ring with room for longer command lines adds the
+ * difference (the loader's max_args). */
+#define KRING_PROCESS_START_LINUX_SIZE (KRING_PROCESS_START_PACKED_MIN_SIZE + 3 * KRING_PATH_BYTES + KRING_ARGS_BYTES)
 #define KRING_PROCESS_EXIT_MIN_SIZE 64
 #define KRING_PROCESS_EXIT_LINUX_MIN_SIZE 80
 #define KRING_IMAGE_LOAD_MIN_SIZE 72
@@ -188,6 +228,8 @@ KRING_STATIC_ASSERT(sizeof(struct kring_exec_failed) == 4144, ef_size);
 KRING_STATIC_ASSERT(KRING_EXEC_FAILED_MIN_SIZE == offsetof(struct kring_exec_failed, path), ef_min);
 KRING_STATIC_ASSERT(KRING_PROCESS_START_MIN_SIZE == offsetof(struct kring_process_start, cmdline), ps_min);
 KRING_STATIC_ASSERT(KRING_PROCESS_START_PACKED_MIN_SIZE == offsetof(struct kring_process_start, path), ps_pmin);
+KRING_STATIC_ASSERT(KRING_PROCESS_START_LINUX_SIZE == 16648, ps_linux_size);
+KRING_STATIC_ASSERT(KRING_PROCESS_START_LINUX_SIZE >= sizeof(struct kring_process_start), ps_linux_covers);
 KRING_STATIC_ASSERT(KRING_PROCESS_EXIT_MIN_SIZE == sizeof(struct kring_process_exit), pe_min);
 KRING_STATIC_ASSERT(KRING_PROCESS_EXIT_LINUX_MIN_SIZE == offsetof(struct kring_process_exit_linux, path), pel_min);
 KRING_STATIC_ASSERT(KRING_IMAGE_LOAD_MIN_SIZE == offsetof(struct kring_image_load, path), il_min);

@@ -39,10 +39,13 @@ Environment:
 
 /* @cdef-begin (read verbatim by pykring/_build.py: integer literals and structures only) */
 
-#define KRING_EVENT_NAME_CHARS 64       /* UTF-16 units of an event name, NUL included */
-
-/* Version of this interface; the ATTACH reply carries it. */
-#define KRING_IOCTL_VERSION 1
+/* Version of this interface. A client puts it in kring_attach_in.version
+ * and the driver refuses any other value (STATUS_REVISION_MISMATCH) before
+ * it creates anything; the ATTACH reply carries it back.
+ *   1: the reply named the ring's event ("Global\KRing-...")
+ *   2: the reply carries a handle to the event, opened in the caller's
+ *      process for SYNCHRONIZE only (event_handle) */
+#define KRING_IOCTL_VERSION 2
 
 /* IOCTL codes: CTL_CODE(KRING_DEVICE_TYPE, function, METHOD_BUFFERED, access),
  * written out so that user code needs no winioctl.h, and as literals so that
@@ -88,6 +91,12 @@ Environment:
 #define KRING_METHOD_MAP 1      /* the ring is mapped: consumer page RW, producer page + data RO */
 #define KRING_METHOD_COPY 2     /* the ring stays in the kernel: read it with IOCTL_KRING_READ */
 
+/* kring_inject_in.flags */
+#define KRING_INJECT_KERNEL_IMAGE 0x1   /* image_load: a kernel-mode image */
+#define KRING_INJECT_PROCESS_FACTS 0x2  /* process_start: start times, token fields as the
+                                           callback fills them, from the calling process
+                                           (parent start time: the process `ppid`) */
+
 /* kring_read_in.flags */
 #define KRING_READ_ARM 0x1      /* nothing to return: announce that the client will wait on the event */
 
@@ -98,7 +107,8 @@ struct kring_attach_in {
     uint64_t ring_size;         /* data area bytes: a power of two in
                                    [KRING_RING_SIZE_MIN, KRING_RING_SIZE_MAX] */
     uint32_t events;            /* KRING_EVENTS_*, at least one */
-    uint32_t reserved;          /* 0 */
+    uint32_t version;           /* KRING_IOCTL_VERSION the client was built for
+                                   (a version-1 client sends 0 here: refused) */
 };
 
 /* ATTACH reply (output buffer: at least this size). */
@@ -116,10 +126,14 @@ struct kring_attach_out {
     uint64_t capacity;          /* data area bytes (the requested ring_size) */
     uint32_t events;            /* KRING_EVENTS_* the ring receives */
     uint32_t ring_id;           /* driver-wide number of this ring (logs, STATS) */
-    uint16_t event_name[KRING_EVENT_NAME_CHARS]; /* "Global\KRing-...", NUL-terminated UTF-16:
-                                   an auto-reset event the driver sets when the
-                                   consumer waits (PROTOCOL.md 9.1); only SYNCHRONIZE
-                                   is granted to Administrators */
+    uint64_t event_handle;      /* a HANDLE valid in the calling process, granted
+                                   SYNCHRONIZE only: the ring's auto-reset event,
+                                   which the driver sets when the consumer waits
+                                   (PROTOCOL.md 9.1). The event lives in an object
+                                   directory of the driver's that has no name, so
+                                   no other process can look it up; the caller
+                                   owns the handle and closes it */
+    uint64_t reserved[15];      /* 0 */
     struct kring_producer_page meta; /* the producer page as created: description and
                                    schema (and zero positions and counters) */
 };
@@ -178,7 +192,8 @@ struct kring_inject_in {
     uint32_t pid;               /* pid of the first record */
     uint32_t ppid;              /* process_start: parent; also the creator pid */
     uint32_t tid;               /* process_start: creating thread */
-    uint32_t flags;             /* image_load: 1 = kernel-mode image */
+    uint32_t flags;             /* KRING_INJECT_*: image_load: KERNEL_IMAGE;
+                                   process_start: PROCESS_FACTS */
     int32_t exit_status;        /* process_exit */
     uint64_t base;              /* image_load: image base */
     uint64_t image_size;        /* image_load: image size */
@@ -219,7 +234,7 @@ KRING_STATIC_ASSERT(KRING_EVENTS_ALL == (KRING_EVENTS_PROCESS | KRING_EVENTS_IMA
 KRING_STATIC_ASSERT(sizeof(struct kring_poke_in) == 16, poke_in_size);
 KRING_STATIC_ASSERT(sizeof(struct kring_attach_in) == 24, attach_in_size);
 KRING_STATIC_ASSERT(offsetof(struct kring_attach_out, consumer_page) == 16, attach_out_cons);
-KRING_STATIC_ASSERT(offsetof(struct kring_attach_out, event_name) == 72, attach_out_name);
+KRING_STATIC_ASSERT(offsetof(struct kring_attach_out, event_handle) == 72, attach_out_event);
 KRING_STATIC_ASSERT(offsetof(struct kring_attach_out, meta) == 200, attach_out_meta);
 KRING_STATIC_ASSERT(sizeof(struct kring_attach_out) == 200 + KRING_PAGE_SIZE, attach_out_size);
 KRING_STATIC_ASSERT(sizeof(struct kring_read_in) == 8, read_in_size);

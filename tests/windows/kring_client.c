@@ -3,8 +3,8 @@
  * delivers; run under Wine by tests/windows/test_win_wine_driver.py.
  *
  * The attach sequence is the one of pykring/kernel_windows.py: open
- * \\.\KRing, IOCTL_KRING_ATTACH, OpenEventW(SYNCHRONIZE) on the returned
- * name, then kring_consumer_map_driver (csrc/kring_driver_map.c): a
+ * \\.\KRing, IOCTL_KRING_ATTACH (the reply hands over a SYNCHRONIZE-only
+ * handle to the ring's event), then kring_consumer_map_driver (csrc/kring_driver_map.c): a
  * private, checked copy of the producer page, the consumer over the ring,
  * the record types from that copy, and the event handle as the consumer's
  * data event (KRING_WAIT_EVENT). A mapped ring (KRING_METHOD_MAP) is then
@@ -50,6 +50,7 @@
 #define STATUS_INSUFFICIENT_RESOURCES_ ((LONG)0xC000009AUL)
 #define STATUS_QUOTA_EXCEEDED_ ((LONG)0xC0000044UL)
 #define STATUS_INVALID_DEVICE_STATE_ ((LONG)0xC0000184UL)
+#define STATUS_REVISION_MISMATCH_ ((LONG)0xC0000059UL)
 
 static int failures;
 
@@ -123,15 +124,18 @@ static LONG attach(struct client *cl, uint32_t flags, uint64_t ring_size, uint32
     req.flags = flags;
     req.ring_size = ring_size;
     req.events = events;
+    req.version = KRING_IOCTL_VERSION;
     st = ioctl(cl->dev, IOCTL_KRING_ATTACH, &req, sizeof req, &cl->att, sizeof cl->att, &ret);
     if (st != STATUS_OK)
         return st;
+    /* The reply's event handle is ours from here on, whatever follows. */
+    event = (HANDLE)(uintptr_t)cl->att.event_handle;
     if (ret != sizeof cl->att || cl->att.size != sizeof cl->att || cl->att.version != KRING_IOCTL_VERSION ||
-        cl->att.capacity != ring_size || cl->att.event_name[KRING_EVENT_NAME_CHARS - 1] != 0)
+        cl->att.capacity != ring_size || !event) {
+        if (event)
+            CloseHandle(event);
         return (LONG)0xE0000001L;
-    event = OpenEventW(SYNCHRONIZE, FALSE, (const wchar_t *)cl->att.event_name);
-    if (!event)
-        return (LONG)0xE0000002L;
+    }
 
     /* Where the ring is in this process: the driver's mapping, as the reply
      * says, or for a copy-mode ring a private replica of the same capacity
@@ -336,6 +340,9 @@ static void check_bad_requests(HANDLE dev)
     req.ring_size = 1 << 16;
     req.events = KRING_EVENTS_ALL;
 
+    st = ioctl(dev, IOCTL_KRING_ATTACH, &req, sizeof req, out, sizeof *out, NULL);
+    check(st == STATUS_REVISION_MISMATCH_, "attach_old_client_refused", "status 0x%08lx", st);
+    req.version = KRING_IOCTL_VERSION;
     st = ioctl(dev, IOCTL_KRING_ATTACH, &req, 8, out, sizeof *out, NULL);
     check(st == STATUS_INFO_LENGTH_MISMATCH_, "attach_short_input", "status 0x%08lx", st);
     st = ioctl(dev, IOCTL_KRING_ATTACH, &req, sizeof req, out, 100, NULL);
@@ -836,26 +843,29 @@ static int run_full(void)
     check(st == STATUS_OK, "attach_map_or_copy", "status 0x%08lx", st);
     if (st != STATUS_OK)
         return 1;
-    printf("info attach: method %s, map_status 0x%08lx, ring %u, event %ls\n",
+    printf("info attach: method %s, map_status 0x%08lx, ring %u, event handle %#llx\n",
            cl.att.method == KRING_METHOD_MAP ? "map" : "copy", (long)cl.att.map_status, cl.att.ring_id,
-           (const wchar_t *)cl.att.event_name);
+           (unsigned long long)cl.att.event_handle);
     check(cl.att.method == KRING_METHOD_COPY && cl.att.map_status == STATUS_INSUFFICIENT_RESOURCES_ &&
           cl.att.consumer_page == 0 && cl.att.producer_page == 0, "copy_fallback_reports_map_status",
           "method %u map_status 0x%08lx", cl.att.method, (long)cl.att.map_status);
-    check(wcsncmp((const wchar_t *)cl.att.event_name, L"Global\\KRing-", 13) == 0 &&
+    check(cl.att.event_handle != 0 &&
           cl.att.events == KRING_EVENTS_ALL && cl.att.consumer_size == KRING_PAGE_SIZE &&
-          cl.att.producer_size == KRING_PAGE_SIZE + (1 << 16), "attach_reply", "name %ls",
-          (const wchar_t *)cl.att.event_name);
+          cl.att.producer_size == KRING_PAGE_SIZE + (1 << 16), "attach_reply", "event handle %#llx",
+          (unsigned long long)cl.att.event_handle);
     check(cl.att.meta.ntypes == 3 && cl.att.meta.types[0].size == sizeof(struct kring_process_start) &&
           cl.att.meta.types[0].min_size == KRING_PROCESS_START_MIN_SIZE && cl.att.meta.producer_pos == 0 &&
           (cl.att.meta.flags & KRING_F_PRODUCER), "schema_from_kring_events", "ntypes %u", cl.att.meta.ntypes);
-    ev = OpenEventW(EVENT_MODIFY_STATE, FALSE, (const wchar_t *)cl.att.event_name);
-    check(ev == NULL && GetLastError() == ERROR_ACCESS_DENIED, "event_not_settable_by_client",
-          "OpenEventW(EVENT_MODIFY_STATE) -> %p, error %lu", (void *)ev, GetLastError());
+    ev = NULL;
+    check(!SetEvent((HANDLE)(uintptr_t)cl.att.event_handle) && GetLastError() == ERROR_ACCESS_DENIED &&
+          !DuplicateHandle(GetCurrentProcess(), (HANDLE)(uintptr_t)cl.att.event_handle, GetCurrentProcess(), &ev,
+                           EVENT_MODIFY_STATE, FALSE, 0) && GetLastError() == ERROR_ACCESS_DENIED,
+          "event_not_settable_by_client", "SetEvent or DuplicateHandle(EVENT_MODIFY_STATE) not refused: "
+          "error %lu", GetLastError());
     if (ev)
         CloseHandle(ev);
     {
-        struct kring_attach_in req = { sizeof req, KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_ALL, 0 };
+        struct kring_attach_in req = { sizeof req, KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_ALL, KRING_IOCTL_VERSION };
         struct kring_attach_out *out = calloc(1, sizeof *out);
 
         st = ioctl(cl.dev, IOCTL_KRING_ATTACH, &req, sizeof req, out, sizeof *out, NULL);

@@ -3,7 +3,7 @@
 Off Windows, open_driver runs against a stand-in kernel32 up to the point
 where it needs the driver's mapping (kring_consumer_map_driver, which the
 Wine client exercises): the ATTACH request it sends, how it refuses an
-unexpected reply, and the event name it takes from a good one."""
+unexpected reply, and what becomes of the event handle a reply carries."""
 import ctypes
 import sys
 import types
@@ -14,9 +14,9 @@ from pykring import errors, kernel_windows as wk
 from pykring._lib import ffi, lib
 
 DEVICE = 0x100      # the stand-in device handle
-EVENT_NAME = "Global\\KRing-7-1234"
+EVENT = 0x2a4      # the event handle the stand-in driver makes in this process
 REQUEST = {"device": DEVICE, "code": lib.IOCTL_KRING_ATTACH, "flags": lib.KRING_ATTACH_MAP,
-           "ring_size": 1 << 16, "events": lib.KRING_EVENTS_IMAGE, "reserved": 0,
+           "ring_size": 1 << 16, "events": lib.KRING_EVENTS_IMAGE, "version": lib.KRING_IOCTL_VERSION,
            # The header's request and reply: 24 and 200 + 4096 bytes (static asserts in kring_ioctl.h).
            "inlen": 24, "size": 24, "outlen": 200 + 4096}
 
@@ -28,11 +28,11 @@ def test_the_extension_declares_each_platforms_attach():
     assert wk.DEVICE_PATH == "\\\\.\\KRing"
 
 
-def fake_kernel32(monkeypatch, **reply):
+def fake_kernel32(monkeypatch, error=None, **reply):
     """kernel32 for open_driver on "win32": the driver answers ATTACH with
-    a well-formed reply, changed by `reply` (field: value); opening the
-    event fails with ERROR_ACCESS_DENIED."""
-    seen = {"requests": [], "closed": [], "events": []}
+    a well-formed reply, changed by `reply` (field: value), or fails it with
+    the Win32 `error`."""
+    seen = {"requests": [], "closed": []}
 
     def CreateFileW(path, access, share, security, disposition, flags, template):
         seen["path"] = path
@@ -42,54 +42,62 @@ def fake_kernel32(monkeypatch, **reply):
         req = ffi.cast("struct kring_attach_in *", inp)
         seen["requests"].append({"device": device, "code": code, "inlen": inlen, "outlen": outlen,
                                  "size": req.size, "flags": req.flags, "ring_size": req.ring_size,
-                                 "events": req.events, "reserved": req.reserved})
+                                 "events": req.events, "version": req.version})
+        if error is not None:
+            monkeypatch.setattr(ctypes, "get_last_error", lambda: error, raising=False)
+            return False
         rep = ffi.cast("struct kring_attach_out *", out)
         rep.size = outlen
         rep.version = lib.KRING_IOCTL_VERSION
         rep.method = lib.KRING_METHOD_MAP
         rep.capacity = req.ring_size
-        rep.event_name = [ord(ch) for ch in EVENT_NAME] + [0]
+        rep.event_handle = EVENT
         for field, value in reply.items():
             setattr(rep, field, value)
         returned._obj.value = outlen
         return True
 
-    def OpenEventW(access, inherit, name):
-        seen["events"].append((access, inherit, name))
-        return None
-
     def CloseHandle(handle):
         seen["closed"].append(handle)
         return True
 
-    k = types.SimpleNamespace(CreateFileW=CreateFileW, DeviceIoControl=DeviceIoControl,
-                              OpenEventW=OpenEventW, CloseHandle=CloseHandle)
+    k = types.SimpleNamespace(CreateFileW=CreateFileW, DeviceIoControl=DeviceIoControl, CloseHandle=CloseHandle)
     monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error=False: k, raising=False)
-    monkeypatch.setattr(ctypes, "get_last_error", lambda: 5, raising=False)
     monkeypatch.setattr(sys, "platform", "win32")
     return seen
 
 
 @pytest.mark.parametrize("reply", [
     {"version": lib.KRING_IOCTL_VERSION + 1}, {"method": lib.KRING_METHOD_COPY}, {"capacity": 1 << 17},
-    {"size": 200}, {"event_name": [ord("K")] * lib.KRING_EVENT_NAME_CHARS},
-], ids=["version", "method", "capacity", "size", "event_name_unterminated"])
+    {"size": 200},
+], ids=["version", "method", "capacity", "size"])
 def test_open_driver_sends_the_attach_request_and_refuses_an_unexpected_reply(monkeypatch, reply):
+    """The driver made the event handle in this process before it replied:
+    a reply refused still hands it over, and it is closed with the device."""
     seen = fake_kernel32(monkeypatch, **reply)
     with pytest.raises(errors.VersionMismatchError):
         wk.open_driver(events="image", ring_size=1 << 16)
     assert seen["path"] == wk.DEVICE_PATH
     assert seen["requests"] == [REQUEST]
-    assert seen["events"] == []
+    assert seen["closed"] == [EVENT, DEVICE]
+
+
+def test_open_driver_refuses_a_reply_without_an_event_handle(monkeypatch):
+    seen = fake_kernel32(monkeypatch, event_handle=0)
+    with pytest.raises(errors.VersionMismatchError):
+        wk.open_driver(events="image", ring_size=1 << 16)
     assert seen["closed"] == [DEVICE]
 
 
-def test_open_driver_opens_the_event_a_good_reply_names(monkeypatch):
-    seen = fake_kernel32(monkeypatch)
-    with pytest.raises(errors.KringPermissionError):
+@pytest.mark.parametrize("error", [1306, 87], ids=["revision_mismatch", "older_driver"])
+def test_open_driver_names_a_driver_of_another_interface_version(monkeypatch, error):
+    """A driver of another interface version refuses the request itself
+    (newer: STATUS_REVISION_MISMATCH; version 1: the version field was its
+    reserved 0, STATUS_INVALID_PARAMETER); the error says so."""
+    seen = fake_kernel32(monkeypatch, error=error)
+    with pytest.raises(errors.VersionMismatchError, match="matching versions"):
         wk.open_driver(events="image", ring_size=1 << 16)
     assert seen["requests"] == [REQUEST]
-    assert seen["events"] == [(0x00100000, False, EVENT_NAME)]     # SYNCHRONIZE only
     assert seen["closed"] == [DEVICE]
 
 

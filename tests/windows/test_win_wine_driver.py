@@ -11,7 +11,7 @@ its parts:
    failing cleanly as Wine's MmMapLockedPagesSpecifyCache returns NULL,
    the copy fallback, injected records checked field by field, sequence
    numbers and drop counts with more records than the ring holds, fan-out
-   to two consumers, wakeup through the named event, a broken ring, the
+   to two consumers, wakeup through the event handle, a broken ring, the
    consumer limit), then stop;
 3. the test driver again, as another service whose key has
    TestFailImageNotify = 1: the load-image registration fails, the driver
@@ -28,7 +28,7 @@ import pytest
 from .winharness import CSRC_WIN, HERE, mingw_build
 
 FULL_CHECKS = [
-    "open_as_admin", "stats_test_build", "attach_short_input", "attach_short_output",
+    "open_as_admin", "stats_test_build", "attach_old_client_refused", "attach_short_input", "attach_short_output",
     "attach_size_not_power_of_two", "attach_size_too_small", "attach_size_too_big", "attach_no_events",
     "attach_unknown_events", "attach_no_method", "attach_bad_size_field", "read_before_attach",
     "detach_before_attach", "unknown_ioctl", "map_only_attach_fails_cleanly", "no_ring_left_after_failed_map",
@@ -115,6 +115,8 @@ def test_full_client_run(scenario):
     assert not failed and _result(r.stdout) == 0, r.stdout + r.stderr
     missing = [c for c in FULL_CHECKS if "ok %s\n" % c not in r.stdout]
     assert not missing, "checks that did not run: %s\n%s" % (missing, r.stdout)
+    # A version-1 client (0 where the version goes) is refused before anything is made.
+    assert "attach refused: the client speaks interface version 0, the driver 2" in scenario["log"]
 
 
 def test_mapping_fails_cleanly_and_copy_fallback_is_reported(scenario):
@@ -124,7 +126,7 @@ def test_mapping_fails_cleanly_and_copy_fallback_is_reported(scenario):
     assert "MmMapLockedPagesSpecifyCache(UserMode) returned NULL" in log
     assert "attach failed: mapping status 0xc000009a, no copy fallback requested" in log
     # MAP | COPY: the reply says which method was used and why.
-    assert re.search(r"info attach: method copy, map_status 0xc000009a, ring \d+, event Global\\KRing-", out), out
+    assert re.search(r"info attach: method copy, map_status 0xc000009a, ring \d+, event handle 0x[0-9a-f]+\n", out), out
     assert re.search(r"ring \d+ attached: 65536 bytes, events 0x3, method copy \(map status 0xc000009a\)", log), log
 
 

@@ -10,7 +10,6 @@ design, the comparison says why (see _canonical). Needs root and bpftrace
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest

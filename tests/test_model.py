@@ -2,7 +2,6 @@
 (tests/model.py): known-answer byte layouts, then a hypothesis state machine
 that runs both side by side and compares bytes, records, counters and
 positions after every step."""
-import os
 import struct
 import time
 

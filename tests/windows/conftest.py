@@ -1,13 +1,11 @@
 """Fixtures for the Windows tests: the cross-built driver, a build
 directory for mingw-w64 programs, and one Wine session shared by the Wine
 tests (helpers in winharness.py)."""
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from .winharness import DRV, MINGW_CC, WineSession, need, run
+from .winharness import DRV, MINGW_CC, need, run, wine_session
 
 
 @pytest.fixture(scope="session")
@@ -29,12 +27,4 @@ def win_build_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def wine():
-    need("wine", "wineserver")
-    base = Path(tempfile.mkdtemp(prefix="kring-wine-"))
-    session = WineSession(base)
-    try:
-        session.start()
-        yield session
-    finally:
-        session.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    yield from wine_session("kring-wine-")

@@ -25,14 +25,11 @@ client that keeps its event handle while the driver is stopped and started
 again; stop.
 """
 import re
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from .winharness import HERE, WineSession, mingw_build, need
+from .winharness import HERE, mingw_build, wine_session
 
 
 def _result(out: str) -> int:
@@ -51,15 +48,7 @@ def _ok(out: str, *checks: str) -> None:
 def wine():
     """A Wine session of this module's own: the driver log of the shared one
     is read by test_win_wine_driver.py, whose counts must not see these loads."""
-    need("wine", "wineserver")
-    base = Path(tempfile.mkdtemp(prefix="kring-wine-evsec-"))
-    session = WineSession(base)
-    try:
-        session.start()
-        yield session
-    finally:
-        session.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    yield from wine_session("kring-wine-evsec-")
 
 
 @pytest.fixture(scope="module")

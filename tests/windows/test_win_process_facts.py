@@ -21,14 +21,12 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .winharness import DRV, HERE, INCLUDE, WineSession, mingw_build, need
+from .winharness import DRV, HERE, INCLUDE, mingw_build, wine_session
 
 
 @pytest.fixture(scope="module")
@@ -142,15 +140,7 @@ def test_sid_text_matches_the_model(lib, items):
 def wine():
     """A Wine session of this module's own: the driver log of the shared one
     is read by test_win_wine_driver.py, whose counts must not see this load."""
-    need("wine", "wineserver")
-    base = Path(tempfile.mkdtemp(prefix="kring-wine-facts-"))
-    session = WineSession(base)
-    try:
-        session.start()
-        yield session
-    finally:
-        session.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    yield from wine_session("kring-wine-facts-")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ subprocess has a timeout, so a hang fails the test instead of stalling it.
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,3 +136,17 @@ class WineSession:
         """The driver's lines from the log (prefix "kring: ")."""
         text = self.log.read_text(errors="replace")
         return "\n".join(line[line.index("kring: "):] for line in text.splitlines() if "kring: " in line)
+
+
+def wine_session(prefix: str):
+    """A fresh Wine session in a temporary prefix, for a fixture to yield
+    (``yield from wine_session("kring-wine-")``); stopped and removed after."""
+    need("wine", "wineserver")
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    session = WineSession(base)
+    try:
+        session.start()
+        yield session
+    finally:
+        session.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -20,13 +20,10 @@ Its own Wine prefix: the driver log of the shared session is counted by
 test_win_wine_driver.py.
 """
 import re
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from .winharness import CSRC_WIN, HERE, WineSession, mingw_build, need
+from .winharness import CSRC_WIN, HERE, mingw_build, wine_session
 
 CAPACITY = 1 << 16
 #: delta from producer_pos -> which half of the check refuses it
@@ -46,13 +43,11 @@ def pokes(built_drivers, win_build_dir):
     """One Wine session, the test driver, the client's poke and armwindow runs."""
     from pykring._lib import lib
 
-    need("wine", "wineserver")
     client = mingw_build(win_build_dir / "kring_client_poke.exe", [HERE / "kring_client.c", *CSRC_WIN],
                          libs=["-ladvapi32"])
-    base = Path(tempfile.mkdtemp(prefix="kring-wine-chk-"))
-    wine = WineSession(base)
+    session = wine_session("kring-wine-chk-")
+    wine = next(session)
     try:
-        wine.start()
         wine.install_driver("kringchk", built_drivers["test"])
         started = wine.start_driver("kringchk")
         assert started == "RUNNING", wine.driver_log()
@@ -62,8 +57,7 @@ def pokes(built_drivers, win_build_dir):
         stopped = wine.stop_driver("kringchk")
         log = wine.driver_log()
     finally:
-        wine.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        session.close()
     assert stopped == "STOPPED", log
     assert re.search(r"^RESULT 0$", r.stdout, re.M), r.stdout + r.stderr
     lines = {}

@@ -112,6 +112,7 @@ static int drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_r
     uint32_t size_of[KRING_MAX_TYPES], min_of[KRING_MAX_TYPES];
     uint64_t filled[KRING_MAX_TYPES], room[KRING_MAX_TYPES];
     uint8_t *rows[KRING_MAX_TYPES];
+    int zeroed[KRING_MAX_TYPES];
     uint64_t next_seq = c->next_seq;
     int64_t gaps = c->gaps;
     int started = c->seq_started;
@@ -128,6 +129,7 @@ static int drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_r
         rows[t] = out[t].buf;
         filled[t] = out[t].count;
         room[t] = out[t].buf ? out[t].capacity : 0;
+        zeroed[t] = out[t].zeroed != 0;
     }
     flags = kring_consumer_flags(c);
     /* Pairs with the producer's release store of producer_pos after the
@@ -179,7 +181,7 @@ static int drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_r
                 break;                          /* no room for this type: stop here */
             dst = rows[ev.type] + filled[ev.type]++ * (uint64_t)size;
             kring_copy_bytes(dst, payload, len);    /* len, not the ring's word: checked above */
-            if (len < size)
+            if (len < size && !zeroed[ev.type])
                 memset(dst + len, 0, size - len);
             /* Sequence accounting on the private copy of the header. */
             if (ev.seq >= next_seq || !started) {

@@ -132,6 +132,10 @@ struct kring_out {
     uint8_t *buf;                        /* rows of type_size[id] bytes, or NULL: stop at this type */
     uint64_t capacity;                   /* rows available */
     uint64_t count;                      /* rows filled; the drain appends at count */
+    uint64_t zeroed;                     /* non-zero: rows from count on are all zero bytes
+                                            (fresh calloc'd memory), so a short record's
+                                            rest is not zero-filled again (and its pages
+                                            past the record are never touched) */
 };
 
 /* Producer state (private). */

@@ -180,7 +180,9 @@ class Ring(Lifecycle):
 
     def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int, grow: bool) -> int:
         """Drain (without publishing the position) into bufs[type id] from row
-        fill[id]; grow full buffers if asked."""
+        fill[id]; grow full buffers if asked. The buffers are fresh np.zeros
+        arrays: the drain skips zero-filling short records, so the pages of
+        a wide row past its record are never touched."""
         c, outs, n = self._c, self._outs, self._n
         total = 0
         keep = []
@@ -192,6 +194,7 @@ class Ring(Lifecycle):
                 o.buf = ffi.cast("uint8_t *", cbuf)
                 o.capacity = len(buf)
                 o.count = fill[tid]
+                o.zeroed = 1
             rc = lib.kring_drain(c, outs, max_records - total, 0, n)  # GIL released
             got = int(n[0])
             total += got
@@ -210,7 +213,7 @@ class Ring(Lifecycle):
                 return total
             for tid in full:
                 old = bufs[tid]
-                bufs[tid] = np.empty(max(2 * len(old), 64), dtype=old.dtype)
+                bufs[tid] = np.zeros(max(2 * len(old), 64), dtype=old.dtype)
                 # Raw bytes: a field-wise copy would skip bytes no field covers.
                 bufs[tid].view(np.uint8)[:old.nbytes] = old.view(np.uint8)
 
@@ -296,7 +299,7 @@ class Ring(Lifecycle):
             # Raw bytes: a structured copy would skip bytes no field covers.
             rows_out.view(np.uint8)[:] = self._scratch[:got].view(np.uint8)
             return rows_out
-        bufs = {tid: np.empty(rows, dtype=dt)}
+        bufs = {tid: np.zeros(rows, dtype=dt)}
         fill = {tid: 0}
         self._drain(bufs, fill, limit, grow=True)
         return bufs[tid][:fill[tid]]
@@ -305,7 +308,7 @@ class Ring(Lifecycle):
         """Drain up to `limit` records of a single-type ring into `rows` (at `ptr`)."""
         c = self._c
         o = self._outs[tid]
-        o.buf, o.capacity, o.count = ptr, len(rows), 0
+        o.buf, o.capacity, o.count, o.zeroed = ptr, len(rows), 0, 0
         rc = lib.kring_drain(c, self._outs, limit, 0, self._n)  # GIL released
         o.buf = ffi.NULL
         got = int(self._n[0])
@@ -325,7 +328,7 @@ class Ring(Lifecycle):
         # growing copies (records of a kernel ring are up to 70 KB wide).
         counts = self._census
         self._check(lib.kring_census(self._c, limit, counts), "read")
-        bufs = {tid: np.empty(max(1, int(counts[tid])), dtype=dt) for tid, _, dt in self._types}
+        bufs = {tid: np.zeros(max(1, int(counts[tid])), dtype=dt) for tid, _, dt in self._types}
         fill = {tid: 0 for tid in bufs}
         self._drain(bufs, fill, limit, grow=False)
         return Batch({name: bufs[tid][:fill[tid]] for tid, name, _ in self._types})

@@ -495,7 +495,7 @@ def test_command_line_up_to_64_kib_with_max_args(bins):
         finally:
             col.stop()
         # Room for the worst case: the fixed part, three whole paths and the command line.
-        assert ring.dtypes["process_start"].itemsize == 264 + 3 * 4096 + 65536
+        assert ring.dtypes["process_start"].itemsize == 160 + 3 * 4096 + 65536
     starts = col.records("process_start")
     e = starts[(starts["pid"] == p.pid) & ((starts["detail"] & ev.D_EXEC) != 0)][0]
     assert not e["detail"] & ev.D_CMDLINE_TRUNCATED and _strings(e)[1] == want

@@ -367,9 +367,6 @@ static __always_inline void identity(struct kring_process_start *ps, struct task
     ps->mntns = BPF_CORE_READ(p, nsproxy, mnt_ns, ns.inum);
     ps->cwd_len = 0;
     ps->parent_path_len = 0;
-    ps->integrity = 0;                  /* Windows only */
-    ps->elevation = 0;
-    ps->user_sid[0] = 0;
     ps->cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
     ps->start_time = start_time(p);
     ps->parent_start_time = start_time(BPF_CORE_READ(p, real_parent));
@@ -476,7 +473,8 @@ int BPF_PROG(kring_fork, struct task_struct *parent, struct task_struct *child)
     ps->detail = 0;
     bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), child->comm);
     mm = child->mm;
-    ps->detail |= file_path(s, mm ? BPF_CORE_READ(mm, exe_file) : 0, ps->path, &ps->path_len);
+    ps->detail |= file_path(s, mm ? BPF_CORE_READ(mm, exe_file) : 0, &s->ps_room[KRING_PROCESS_START_PACKED_MIN_SIZE],
+                            &ps->path_len);
     /* The child's argv is the parent's (same addresses, same contents): read it
      * from the parent, whose memory is the current one here. */
     tail = read_cmdline(s, mm && parent->mm ? mm : 0);
@@ -568,7 +566,8 @@ int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
         ps->session_id = 0;
         ps->detail = KRING_D_EXEC;
         bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), p->comm);
-        ps->detail |= file_path(s, BPF_CORE_READ(bprm, file), ps->path, &ps->path_len);
+        ps->detail |= file_path(s, BPF_CORE_READ(bprm, file), &s->ps_room[KRING_PROCESS_START_PACKED_MIN_SIZE],
+                                &ps->path_len);
         tail = read_cmdline(s, mm);
         emit_process_start(s, read_context(s, p, tail));
     }

@@ -46,7 +46,13 @@
  *     process_exit: KRING_D_NO_START when the process started before the fork
  *     program was attached. image_load: KRING_D_MAIN_IMAGE for the program's
  *     own executable.
- *   - Fields: uid is the real uid; session_id is 0 (Windows only). process_exit:
+ *   - Fields: uid is the real uid; session_id is 0 (Windows only). process_start's
+ *     cwd is the process's working directory (fs->pwd) and its parent path the
+ *     executable of real_parent, both canonical and read when the record is
+ *     written (a fork child's cwd is its parent's until it changes it); cut ones
+ *     keep their tail (KRING_D_CWD_TRUNCATED, KRING_D_PARENT_PATH_TRUNCATED).
+ *     The Windows token fields are not in these records (the packed tail starts
+ *     at their offset). process_exit:
  *     exit_code is the exit status 0..255 or -signal, raw_status the wait status.
  *     image_load: base/size/file_offset describe the executable mapping: for an
  *     mmap its address, length (rounded up to pages) and offset; at exec the

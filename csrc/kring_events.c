@@ -44,6 +44,36 @@ static const struct field_desc process_start_fields[] = {
     F(kring_process_start, cmdline, "|S4096"),
 };
 
+/* Linux (packed): no token fields; path and cmdline where the schema's
+ * dtype reads them, the tail starting at KRING_PROCESS_START_PACKED_MIN_SIZE. */
+static const struct field_desc process_start_linux_fields[] = {
+    F(kring_process_start, pid, "<u4"),
+    F(kring_process_start, ppid, "<u4"),
+    F(kring_process_start, creator_pid, "<u4"),
+    F(kring_process_start, creator_tid, "<u4"),
+    F(kring_process_start, uid, "<u4"),
+    F(kring_process_start, session_id, "<u4"),
+    F(kring_process_start, detail, "<u4"),
+    F(kring_process_start, path_len, "<u2"),
+    F(kring_process_start, cmdline_len, "<u2"),
+    F(kring_process_start, comm, "|S16"),
+    F(kring_process_start, euid, "<u4"),
+    F(kring_process_start, gid, "<u4"),
+    F(kring_process_start, egid, "<u4"),
+    F(kring_process_start, auid, "<u4"),
+    F(kring_process_start, audit_session, "<u4"),
+    F(kring_process_start, pidns, "<u4"),
+    F(kring_process_start, mntns, "<u4"),
+    F(kring_process_start, cwd_len, "<u2"),
+    F(kring_process_start, parent_path_len, "<u2"),
+    F(kring_process_start, cgroup_id, "<u8"),
+    F(kring_process_start, start_time, "<u8"),
+    F(kring_process_start, parent_start_time, "<u8"),
+    F(kring_process_start, tty, "|S32"),
+    { "path", "|S4096", KRING_PROCESS_START_PACKED_MIN_SIZE },
+    { "cmdline", "|S4096", KRING_PROCESS_START_PACKED_MIN_SIZE + KRING_PATH_BYTES },
+};
+
 static const struct field_desc process_exit_fields[] = {
     F(kring_process_exit, pid, "<u4"),
     F(kring_process_exit, ppid, "<u4"),
@@ -115,7 +145,7 @@ static const struct type_desc event_types[] = {
  * cwd and the parent's path too), process_exit with its path, exec_failed. */
 static const struct type_desc linux_types[] = {
     { "process_start", KRING_TYPE_PROCESS_START, KRING_PROCESS_START_LINUX_SIZE,
-      KRING_PROCESS_START_PACKED_MIN_SIZE, process_start_fields, COUNT(process_start_fields) },
+      KRING_PROCESS_START_PACKED_MIN_SIZE, process_start_linux_fields, COUNT(process_start_linux_fields) },
     { "process_exit", KRING_TYPE_PROCESS_EXIT, sizeof(struct kring_process_exit_linux),
       KRING_PROCESS_EXIT_LINUX_MIN_SIZE, process_exit_linux_fields, COUNT(process_exit_linux_fields) },
     { "image_load", KRING_TYPE_IMAGE_LOAD, sizeof(struct kring_image_load),
@@ -127,7 +157,7 @@ static const struct type_desc linux_types[] = {
 /* Every type's fields go into one producer page's fields[]. */
 KRING_STATIC_ASSERT(COUNT(process_start_fields) + COUNT(process_exit_fields) + COUNT(image_load_fields)
                     <= KRING_MAX_FIELDS, shared_schema_fits);
-KRING_STATIC_ASSERT(COUNT(process_start_fields) + COUNT(process_exit_linux_fields) + COUNT(image_load_fields) +
+KRING_STATIC_ASSERT(COUNT(process_start_linux_fields) + COUNT(process_exit_linux_fields) + COUNT(image_load_fields) +
                     COUNT(exec_failed_fields) <= KRING_MAX_FIELDS, linux_schema_fits);
 
 /* Bounded copy that always NUL-terminates and zero-fills (no libc). */

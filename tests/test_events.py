@@ -46,21 +46,24 @@ def test_known_sizes_and_ids():
     assert [ffi.offsetof("struct kring_process_start", f) for f in
             ("cwd_len", "parent_path_len", "integrity", "elevation", "user_sid", "path")] == [
         100, 102, 160, 164, 168, 264]
-    # A Linux ring: packed process_start (its tail starts at path and holds path, command
-    # line, cwd and the parent's path, the three paths up to 4096 bytes each), process_exit
-    # with a path tail.
+    # A Linux ring: packed process_start (its tail starts at 160, where the Windows token
+    # fields would be, and holds path, command line, cwd and the parent's path, the three
+    # paths up to 4096 bytes each), process_exit with a path tail.
     linux = {name: dt for _, name, dt in events.linux_event_types(65536)}
-    assert linux["process_start"].itemsize == 264 + 3 * 4096 + 65536
-    assert {n: d for _, n, d in events.linux_event_types(4096)}["process_start"].itemsize == 16648
+    assert linux["process_start"].itemsize == 160 + 3 * 4096 + 65536
+    assert {n: d for _, n, d in events.linux_event_types(4096)}["process_start"].itemsize == 16544
+    assert linux["process_start"].fields["path"][1] == 160
+    assert linux["process_start"].fields["cmdline"][1] == 160 + 4096
+    assert not {"integrity", "elevation", "user_sid"} & set(linux["process_start"].names)
     assert linux["process_exit"].itemsize == 80 + 4096
     assert linux["process_exit"].fields["path"][1] == ffi.offsetof("struct kring_process_exit_linux", "path") == 80
     assert linux["exec_failed"].itemsize == ffi.sizeof("struct kring_exec_failed") == 4144
     assert linux["exec_failed"].fields["error"][1] == ffi.offsetof("struct kring_exec_failed", "error")
-    assert events.LINUX_MIN_SIZES == {1: 264, 2: 80, 3: 72, 4: 48}
+    assert events.LINUX_MIN_SIZES == {1: 160, 2: 80, 3: 72, 4: 48}
     assert lib.kring_meta_check(meta, 0) == lib.KRING_OK
     # The Linux schema lists more than the 48 fields ABI 1.1 allowed, and checks.
     linux_meta = events.event_meta(1 << 20, linux=True)
-    assert int(linux_meta.nfields) == 53 and lib.kring_meta_check(linux_meta, 0) == lib.KRING_OK
+    assert int(linux_meta.nfields) == 50 and lib.kring_meta_check(linux_meta, 0) == lib.KRING_OK
 
 
 def test_variable_length_tail_is_zero_filled():

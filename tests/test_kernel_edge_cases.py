@@ -266,10 +266,14 @@ def test_edge_cases_agree_with_bpftrace(bins, tmp_path):
     # Every executable file mapping seen while the process ran has an image_load.
     dumps = [f for f in os.listdir(str(tmp_path)) if f.startswith("maps.")]
     assert len(dumps) == 2
+    all_seen = set()
     for f in dumps:
         pid = int(f.split(".")[1])
         seen = _maps(str(tmp_path / f))
         loads = {d["path"] for d in by.get(pid, []) if d["type"] == "image_load"}
         assert seen and not seen - loads, (pid, seen - loads)
+        all_seen |= seen
+    # The maps did show the memfd library and the interpreter (the driver's python).
+    assert "memfd:edge-lib" in all_seen and os.path.realpath(sys.executable) in all_seen, all_seen
     lib_loads = [d for d in ds if d["type"] == "image_load" and d["memfd"] and d["path"] == "memfd:edge-lib"]
     assert lib_loads

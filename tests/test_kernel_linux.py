@@ -495,7 +495,7 @@ def test_command_line_up_to_64_kib_with_max_args(bins):
         finally:
             col.stop()
         # Room for the worst case: the fixed part, three whole paths and the command line.
-        assert ring.dtypes["process_start"].itemsize == 264 + 3 * 4096 + 65536
+        assert ring.dtypes["process_start"].itemsize == 160 + 3 * 4096 + 65536
     starts = col.records("process_start")
     e = starts[(starts["pid"] == p.pid) & ((starts["detail"] & ev.D_EXEC) != 0)][0]
     assert not e["detail"] & ev.D_CMDLINE_TRUNCATED and _strings(e)[1] == want
@@ -900,6 +900,8 @@ def test_watch_json(bins):
     s = start[0]
     assert s["path"] == real and s["ppid"] == os.getpid() and s["cmdline"] == "%s 5 %s" % (bins["kern_exit"], tag)
     assert s["argv"] == [bins["kern_exit"], "5", tag]
+    assert s["cwd"] == os.path.realpath(os.getcwd()) and s["parent_path"] == os.readlink("/proc/self/exe")
+    assert s["cwd_truncated"] is False and s["parent_path_truncated"] is False
     assert abs(s["ts"] - time.time_ns()) < 60 * 10**9
     exits = [d for d in lines if d["type"] == "process_exit" and d["pid"] == r.pid]
     assert len(exits) == 1 and exits[0]["exit_code"] == 5 and exits[0]["path"] == real

@@ -46,7 +46,13 @@
  *     process_exit: KRING_D_NO_START when the process started before the fork
  *     program was attached. image_load: KRING_D_MAIN_IMAGE for the program's
  *     own executable.
- *   - Fields: uid is the real uid; session_id is 0 (Windows only). process_exit:
+ *   - Fields: uid is the real uid; session_id is 0 (Windows only). process_start's
+ *     cwd is the process's working directory (fs->pwd) and its parent path the
+ *     executable of real_parent, both canonical and read when the record is
+ *     written (a fork child's cwd is its parent's until it changes it); cut ones
+ *     keep their tail (KRING_D_CWD_TRUNCATED, KRING_D_PARENT_PATH_TRUNCATED).
+ *     The Windows token fields are not in these records (the packed tail starts
+ *     at their offset). process_exit:
  *     exit_code is the exit status 0..255 or -signal, raw_status the wait status.
  *     image_load: base/size/file_offset describe the executable mapping: for an
  *     mmap its address, length (rounded up to pages) and offset; at exec the
@@ -367,9 +373,6 @@ static __always_inline void identity(struct kring_process_start *ps, struct task
     ps->mntns = BPF_CORE_READ(p, nsproxy, mnt_ns, ns.inum);
     ps->cwd_len = 0;
     ps->parent_path_len = 0;
-    ps->integrity = 0;                  /* Windows only */
-    ps->elevation = 0;
-    ps->user_sid[0] = 0;
     ps->cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
     ps->start_time = start_time(p);
     ps->parent_start_time = start_time(BPF_CORE_READ(p, real_parent));
@@ -476,7 +479,8 @@ int BPF_PROG(kring_fork, struct task_struct *parent, struct task_struct *child)
     ps->detail = 0;
     bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), child->comm);
     mm = child->mm;
-    ps->detail |= file_path(s, mm ? BPF_CORE_READ(mm, exe_file) : 0, ps->path, &ps->path_len);
+    ps->detail |= file_path(s, mm ? BPF_CORE_READ(mm, exe_file) : 0, &s->ps_room[KRING_PROCESS_START_PACKED_MIN_SIZE],
+                            &ps->path_len);
     /* The child's argv is the parent's (same addresses, same contents): read it
      * from the parent, whose memory is the current one here. */
     tail = read_cmdline(s, mm && parent->mm ? mm : 0);
@@ -568,7 +572,8 @@ int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
         ps->session_id = 0;
         ps->detail = KRING_D_EXEC;
         bpf_probe_read_kernel(ps->comm, sizeof(ps->comm), p->comm);
-        ps->detail |= file_path(s, BPF_CORE_READ(bprm, file), ps->path, &ps->path_len);
+        ps->detail |= file_path(s, BPF_CORE_READ(bprm, file), &s->ps_room[KRING_PROCESS_START_PACKED_MIN_SIZE],
+                                &ps->path_len);
         tail = read_cmdline(s, mm);
         emit_process_start(s, read_context(s, p, tail));
     }

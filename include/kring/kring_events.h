@@ -12,21 +12,24 @@
  * and the consumer zero-fills the rest.
  *
  * process_start from Linux carries KRING_D_PACKED: its strings are one
- * variable-length tail starting at `path`, each right after the previous
- * one's NUL: path, command line (at path + path_len + 1), cwd (after the
+ * variable-length tail starting at offset KRING_PROCESS_START_PACKED_MIN_SIZE
+ * (160, where the Windows-only token fields `integrity` .. `user_sid` would
+ * be: a Linux record does not carry them), each right after the previous
+ * one's NUL: path, command line (at 160 + path_len + 1), cwd (after the
  * command line's NUL), the parent's executable (after cwd's NUL). A short
  * string costs its own bytes only; the lengths are in the fixed part
  * (path_len, cmdline_len, cwd_len, parent_path_len), 0 when a string is
- * missing. Without KRING_D_PACKED (Windows) path and cmdline sit at their
- * fields' offsets and there is no cwd or parent path (their lengths are 0).
- * A Linux ring's process_start is therefore up to
- * KRING_PROCESS_START_PACKED_MIN_SIZE + 3 * KRING_PATH_BYTES + the command
- * line's room (KRING_PROCESS_START_LINUX_SIZE for KRING_ARGS_BYTES).
+ * missing. Without KRING_D_PACKED (Windows) every field sits at its offset
+ * and there is no cwd or parent path (their lengths are 0). A Linux ring's
+ * process_start is up to KRING_PROCESS_START_PACKED_MIN_SIZE +
+ * 3 * KRING_PATH_BYTES + the command line's room
+ * (KRING_PROCESS_START_LINUX_SIZE for KRING_ARGS_BYTES); its schema lists
+ * `path` at 160 and `cmdline` at 160 + KRING_PATH_BYTES, and no token fields.
  *
- * Who fills what in process_start: both platforms the first fields up to
- * comm; Linux the identity and context (euid .. tty, cwd, parent path),
- * which Windows leaves 0 / empty; Windows integrity, elevation and
- * user_sid, which Linux leaves 0 / empty.
+ * Who fills what in process_start: both platforms the fields up to comm
+ * and path, cmdline; Linux the identity and context (euid .. tty, cwd,
+ * parent path), which Windows leaves 0 / empty; Windows integrity,
+ * elevation and user_sid, which a Linux record has not (see above).
  *
  * No field ever holds a kernel address.
  */
@@ -101,14 +104,16 @@ struct kring_process_start {
                                            and pid the process key (exec_id) */
     uint64_t parent_start_time;         /* the same for the parent (ppid) */
     char tty[32];                       /* controlling terminal's kernel name ("pts3"), or empty */
-    /* Windows token of the new process (Linux: 0 / empty). */
+    /* Windows token of the new process. Not in a Linux (packed) record: its
+     * tail starts here. */
     uint32_t integrity;                 /* mandatory integrity level RID (SECURITY_MANDATORY_*:
                                            0x1000 low, 0x2000 medium, 0x3000 high, 0x4000 system) */
     uint32_t elevation;                 /* TOKEN_ELEVATION_TYPE: 1 default, 2 full, 3 limited;
                                            0: unknown */
     char user_sid[KRING_SID_BYTES];     /* the token user's SID as text ("S-1-5-21-..."),
                                            NUL-terminated; cut: KRING_D_SID_TRUNCATED */
-    char path[KRING_PATH_BYTES];        /* executable, canonical (the opened file) */
+    char path[KRING_PATH_BYTES];        /* executable, canonical (the opened file). With
+                                           KRING_D_PACKED the tail starts at offset 160. */
     char cmdline[KRING_ARGS_BYTES];     /* command line; Linux: arguments separated by NUL
                                            bytes, as in /proc/PID/cmdline. Variable tail;
                                            with KRING_D_PACKED it starts inside path. */
@@ -212,9 +217,10 @@ KRING_STATIC_ASSERT(sizeof(struct kring_exec_failed) == 4144, ef_size);
 /* Shortest valid payloads: everything before the variable-length tail.
  * KRING_PROCESS_START_MIN_SIZE is that of an unpacked process_start (Windows,
  * and the shared schema's); a Linux ring's schema takes
- * KRING_PROCESS_START_PACKED_MIN_SIZE (the path is part of the tail). */
+ * KRING_PROCESS_START_PACKED_MIN_SIZE, where its packed tail starts (see the
+ * top of this file). */
 #define KRING_PROCESS_START_MIN_SIZE 4360
-#define KRING_PROCESS_START_PACKED_MIN_SIZE 264
+#define KRING_PROCESS_START_PACKED_MIN_SIZE 160
 /* The largest packed process_start with a command line of up to
  * KRING_ARGS_BYTES (NUL included): the fixed part, then path, cwd and the
  * parent's path of up to KRING_PATH_BYTES each. The size of process_start in
@@ -227,8 +233,8 @@ KRING_STATIC_ASSERT(sizeof(struct kring_exec_failed) == 4144, ef_size);
 #define KRING_EXEC_FAILED_MIN_SIZE 48
 KRING_STATIC_ASSERT(KRING_EXEC_FAILED_MIN_SIZE == offsetof(struct kring_exec_failed, path), ef_min);
 KRING_STATIC_ASSERT(KRING_PROCESS_START_MIN_SIZE == offsetof(struct kring_process_start, cmdline), ps_min);
-KRING_STATIC_ASSERT(KRING_PROCESS_START_PACKED_MIN_SIZE == offsetof(struct kring_process_start, path), ps_pmin);
-KRING_STATIC_ASSERT(KRING_PROCESS_START_LINUX_SIZE == 16648, ps_linux_size);
+KRING_STATIC_ASSERT(KRING_PROCESS_START_PACKED_MIN_SIZE == offsetof(struct kring_process_start, integrity), ps_pmin);
+KRING_STATIC_ASSERT(KRING_PROCESS_START_LINUX_SIZE == 16544, ps_linux_size);
 KRING_STATIC_ASSERT(KRING_PROCESS_START_LINUX_SIZE >= sizeof(struct kring_process_start), ps_linux_covers);
 KRING_STATIC_ASSERT(KRING_PROCESS_EXIT_MIN_SIZE == sizeof(struct kring_process_exit), pe_min);
 KRING_STATIC_ASSERT(KRING_PROCESS_EXIT_LINUX_MIN_SIZE == offsetof(struct kring_process_exit_linux, path), pel_min);

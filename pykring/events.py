@@ -225,6 +225,22 @@ def exec_id(pid: int, start_time: int) -> Optional[str]:
     return "%s-%d-%d" % (boot_id(), start_time // tick, pid)
 
 
+#: 100 ns intervals from 1601-01-01 (FILETIME's epoch) to 1970-01-01.
+_FILETIME_1970 = 116444736000000000
+
+
+def exec_id_windows(pid: int, start_time: int) -> Optional[str]:
+    """The process key of a Windows record: "win-", the process's creation
+    time as a FILETIME (100 ns units since 1601, what GetProcessTimes gives
+    for a running process, so it can be computed again from user mode) and
+    the pid. `start_time`: ns since the Unix epoch (the driver's
+    start_time); None when it is 0 (unknown). Unique across boots: no two
+    processes share a pid at the same creation time."""
+    if not start_time or not pid:
+        return None
+    return "win-%d-%d" % (start_time // 100 + _FILETIME_1970, pid)
+
+
 def exec_id_of(pid: int, proc: str = "/proc") -> Optional[str]:
     """exec_id of a running process, from /proc (None if it is gone)."""
     try:
@@ -273,9 +289,28 @@ def _tty(name: bytes) -> Optional[str]:
     return "pts/" + t[3:] if t.startswith("pts") and t[3:].isdigit() else t
 
 
+def _start_extra_windows(a) -> List[dict]:
+    """The keys of process_start rows in the shared layout (the Windows
+    driver's): the token and process-key fields Windows fills."""
+    out = []
+    for pid, ppid, tid, session, st, pst, integrity, elevation, sid, detail in zip(
+            a["pid"].tolist(), a["ppid"].tolist(), a["creator_tid"].tolist(), a["session_id"].tolist(),
+            a["start_time"].tolist(), a["parent_start_time"].tolist(), a["integrity"].tolist(),
+            a["elevation"].tolist(), a["user_sid"].tolist(), a["detail"].tolist()):
+        out.append({"creator_tid": tid, "session_id": session, "start_time": st,
+                    "exec_id": exec_id_windows(pid, st), "parent_exec_id": exec_id_windows(ppid, pst),
+                    "user_sid": sid.decode("ascii", "replace") if sid else None,
+                    "sid_truncated": bool(detail & D_SID_TRUNCATED),
+                    "elevation": elevation or None, "integrity": integrity or None})
+    return out
+
+
 def _start_extra(a) -> List[dict]:
-    """The identity and context keys of process_start rows (Linux fields)."""
+    """The identity and context keys of process_start rows: the Linux
+    fields, or in the shared layout (Windows) the Windows ones."""
     names = a.dtype.names or ()
+    if "user_sid" in names:
+        return _start_extra_windows(a)
     if "euid" not in names:
         return [{} for _ in range(len(a))]
     out = []
@@ -422,6 +457,8 @@ def text_line(e: dict, kind: Optional[str] = None) -> str:
 
 _START_KEYS = ("tid", "euid", "gid", "egid", "auid", "sessionid", "tty", "cgroup_id", "pidns", "mntns",
                "exec_id", "parent_exec_id", "cwd", "parent_path", "cwd_truncated", "parent_path_truncated")
+_START_KEYS_WINDOWS = ("creator_tid", "session_id", "exec_id", "parent_exec_id", "user_sid", "sid_truncated",
+                       "elevation", "integrity")
 _EXIT_KEYS = ("exec_id", "start_ts", "duration_ns", "signal", "core_dumped")
 
 
@@ -437,8 +474,11 @@ def json_line(e: dict) -> str:
             argv = _argv(e["cmdline"])
         d.update(cmdline=" ".join(argv), argv=argv, exec=e["exec"], comm=e["comm"], uid=e["uid"],
                  creator_pid=e["creator_pid"], args_truncated=bool(detail & D_CMDLINE_TRUNCATED))
-        d.update({k: e.get(k) for k in _START_KEYS})
-        d["cgroup"] = cgroup_path(e["cgroup_id"]) if e.get("cgroup_id") else None
+        if "user_sid" in e:
+            d.update({k: e.get(k) for k in _START_KEYS_WINDOWS})
+        else:
+            d.update({k: e.get(k) for k in _START_KEYS})
+            d["cgroup"] = cgroup_path(e["cgroup_id"]) if e.get("cgroup_id") else None
     elif t == "process_exit":
         d.update(exit_code=e["exit_code"], raw_status=e["raw_status"], comm=e["comm"],
                  started_before=bool(detail & D_NO_START))

@@ -167,7 +167,30 @@ def test_packed_start_carries_cwd_and_parent_path():
     unpacked["path"], unpacked["cmdline"], unpacked["path_len"], unpacked["cmdline_len"] = b"/p", b"p", 2, 1
     unpacked["cwd_len"] = 5                             # no packed tail: ignored
     assert events.start_context(unpacked) == [(b"", b"")]
-    assert _dicts(unpacked)[0]["cwd"] is None
+    assert _dicts(unpacked)[0].get("cwd") is None
+
+
+def test_windows_start_has_the_token_and_a_windows_process_key():
+    """A process_start in the shared layout (the Windows driver's) gives the
+    token fields and a FILETIME-based exec_id, and none of the Linux identity
+    keys, whose zeros would read as root (euid 0)."""
+    rec = np.zeros(1, events.DTYPES["process_start"])
+    rec["pid"], rec["ppid"], rec["creator_tid"], rec["session_id"] = 4242, 4, 77, 1
+    rec["path"], rec["path_len"] = b"C:\\x.exe", 8
+    created = 1_700_000_000_123_456_700                  # ns since 1970, a multiple of 100 ns
+    rec["start_time"], rec["parent_start_time"] = created, created - 10**9
+    rec["user_sid"], rec["elevation"], rec["integrity"] = b"S-1-5-21-1-2-3-1001", 3, 0x2000
+    rec["detail"] = events.D_SID_TRUNCATED
+    e = _dicts(rec)[0]
+    filetime = created // 100 + 116444736000000000       # what GetProcessTimes reports
+    assert e["exec_id"] == "win-%d-4242" % filetime
+    assert e["parent_exec_id"] == "win-%d-4" % (filetime - 10**7)
+    j = json.loads(events.json_line(e))
+    assert (j["user_sid"], j["elevation"], j["integrity"], j["sid_truncated"]) == ("S-1-5-21-1-2-3-1001", 3, 0x2000, True)
+    assert (j["creator_tid"], j["session_id"], j["exec_id"]) == (77, 1, e["exec_id"])
+    assert not {"euid", "gid", "auid", "cgroup", "cwd", "pidns"} & set(j)
+    unknown = _dicts(np.zeros(1, events.DTYPES["process_start"]))[0]
+    assert unknown["exec_id"] is None and unknown["user_sid"] is None and unknown["integrity"] is None
 
 
 def test_packed_start_decodes_path_and_argv_as_fsdecode():

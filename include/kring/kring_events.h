@@ -99,9 +99,11 @@ struct kring_process_start {
                                            (canonical, in the packed tail after cwd) before
                                            its NUL; 0: none (a kernel thread's child, Windows) */
     uint64_t cgroup_id;                 /* cgroup v2 id (the cgroup directory's inode number) */
-    uint64_t start_time;                /* ns since boot (CLOCK_BOOTTIME) when the process
-                                           (its thread group leader) started: with the boot id
-                                           and pid the process key (exec_id) */
+    uint64_t start_time;                /* when the process started, with the pid the process
+                                           key (exec_id). Linux: ns since boot (CLOCK_BOOTTIME)
+                                           of its thread group leader's start (with the boot
+                                           id); Windows: its creation time in ns since the
+                                           Unix epoch */
     uint64_t parent_start_time;         /* the same for the parent (ppid) */
     char tty[32];                       /* controlling terminal's kernel name ("pts3"), or empty */
     /* Windows token of the new process. Not in a Linux (packed) record: its

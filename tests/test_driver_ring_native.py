@@ -45,7 +45,7 @@ SHIM = DRV / "shim"
 CFLAGS = ["-std=gnu11", "-fshort-wchar", "-Wall", "-Wextra", "-Werror", "-Wno-multichar", "-Wno-clobbered",
           "-O1", "-g", "-pthread", "-I" + str(SHIM), "-I" + str(DRV), "-I" + str(ROOT / "include"),
           "-I" + str(ROOT / "csrc")]
-RING = [SHIM / "shim.c", DRV / "kring_ring.c", ROOT / "csrc" / "kring_events.c"]
+RING = [SHIM / "shim.c", SHIM / "ring_api.c", DRV / "kring_ring.c", ROOT / "csrc" / "kring_events.c"]
 CONSUMER = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_meta.c", "kring_guard.c", "kring_linux.c",
                                          "kring_wait.c")]
 SANITIZE = {"plain": [], "asan": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
@@ -342,7 +342,7 @@ def wake_window(tmp_path_factory):
     ]
     others = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_meta.c", "kring_guard.c", "kring_driver_map.c",
                                           "kring_events.c")]
-    return _gcc(base / "wake_window", [SHIM / "wake_window.c", SHIM / "shim.c", *others, *objs], [])
+    return _gcc(base / "wake_window", [SHIM / "wake_window.c", SHIM / "shim.c", SHIM / "ring_api.c", *others, *objs], [])
 
 
 def _window(binary, *args):

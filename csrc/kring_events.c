@@ -13,30 +13,35 @@ struct field_desc {
 
 #define F(t, f, fmt) { #f, fmt, (uint32_t)offsetof(struct t, f) }
 
+/* The fields both process_start layouts share: everything before the token
+ * fields (the Linux records' packed tail starts where those would be). */
+#define PROCESS_START_COMMON_FIELDS \
+    F(kring_process_start, pid, "<u4"), \
+    F(kring_process_start, ppid, "<u4"), \
+    F(kring_process_start, creator_pid, "<u4"), \
+    F(kring_process_start, creator_tid, "<u4"), \
+    F(kring_process_start, uid, "<u4"), \
+    F(kring_process_start, session_id, "<u4"), \
+    F(kring_process_start, detail, "<u4"), \
+    F(kring_process_start, path_len, "<u2"), \
+    F(kring_process_start, cmdline_len, "<u2"), \
+    F(kring_process_start, comm, "|S16"), \
+    F(kring_process_start, euid, "<u4"), \
+    F(kring_process_start, gid, "<u4"), \
+    F(kring_process_start, egid, "<u4"), \
+    F(kring_process_start, auid, "<u4"), \
+    F(kring_process_start, audit_session, "<u4"), \
+    F(kring_process_start, pidns, "<u4"), \
+    F(kring_process_start, mntns, "<u4"), \
+    F(kring_process_start, cwd_len, "<u2"), \
+    F(kring_process_start, parent_path_len, "<u2"), \
+    F(kring_process_start, cgroup_id, "<u8"), \
+    F(kring_process_start, start_time, "<u8"), \
+    F(kring_process_start, parent_start_time, "<u8"), \
+    F(kring_process_start, tty, "|S32")
+
 static const struct field_desc process_start_fields[] = {
-    F(kring_process_start, pid, "<u4"),
-    F(kring_process_start, ppid, "<u4"),
-    F(kring_process_start, creator_pid, "<u4"),
-    F(kring_process_start, creator_tid, "<u4"),
-    F(kring_process_start, uid, "<u4"),
-    F(kring_process_start, session_id, "<u4"),
-    F(kring_process_start, detail, "<u4"),
-    F(kring_process_start, path_len, "<u2"),
-    F(kring_process_start, cmdline_len, "<u2"),
-    F(kring_process_start, comm, "|S16"),
-    F(kring_process_start, euid, "<u4"),
-    F(kring_process_start, gid, "<u4"),
-    F(kring_process_start, egid, "<u4"),
-    F(kring_process_start, auid, "<u4"),
-    F(kring_process_start, audit_session, "<u4"),
-    F(kring_process_start, pidns, "<u4"),
-    F(kring_process_start, mntns, "<u4"),
-    F(kring_process_start, cwd_len, "<u2"),
-    F(kring_process_start, parent_path_len, "<u2"),
-    F(kring_process_start, cgroup_id, "<u8"),
-    F(kring_process_start, start_time, "<u8"),
-    F(kring_process_start, parent_start_time, "<u8"),
-    F(kring_process_start, tty, "|S32"),
+    PROCESS_START_COMMON_FIELDS,
     F(kring_process_start, integrity, "<u4"),
     F(kring_process_start, elevation, "<u4"),
     F(kring_process_start, user_sid, "|S96"),
@@ -47,52 +52,27 @@ static const struct field_desc process_start_fields[] = {
 /* Linux (packed): no token fields; path and cmdline where the schema's
  * dtype reads them, the tail starting at KRING_PROCESS_START_PACKED_MIN_SIZE. */
 static const struct field_desc process_start_linux_fields[] = {
-    F(kring_process_start, pid, "<u4"),
-    F(kring_process_start, ppid, "<u4"),
-    F(kring_process_start, creator_pid, "<u4"),
-    F(kring_process_start, creator_tid, "<u4"),
-    F(kring_process_start, uid, "<u4"),
-    F(kring_process_start, session_id, "<u4"),
-    F(kring_process_start, detail, "<u4"),
-    F(kring_process_start, path_len, "<u2"),
-    F(kring_process_start, cmdline_len, "<u2"),
-    F(kring_process_start, comm, "|S16"),
-    F(kring_process_start, euid, "<u4"),
-    F(kring_process_start, gid, "<u4"),
-    F(kring_process_start, egid, "<u4"),
-    F(kring_process_start, auid, "<u4"),
-    F(kring_process_start, audit_session, "<u4"),
-    F(kring_process_start, pidns, "<u4"),
-    F(kring_process_start, mntns, "<u4"),
-    F(kring_process_start, cwd_len, "<u2"),
-    F(kring_process_start, parent_path_len, "<u2"),
-    F(kring_process_start, cgroup_id, "<u8"),
-    F(kring_process_start, start_time, "<u8"),
-    F(kring_process_start, parent_start_time, "<u8"),
-    F(kring_process_start, tty, "|S32"),
+    PROCESS_START_COMMON_FIELDS,
     { "path", "|S4096", KRING_PROCESS_START_PACKED_MIN_SIZE },
     { "cmdline", "|S4096", KRING_PROCESS_START_PACKED_MIN_SIZE + KRING_PATH_BYTES },
 };
 
+#define PROCESS_EXIT_FIELDS \
+    F(kring_process_exit, pid, "<u4"), \
+    F(kring_process_exit, ppid, "<u4"), \
+    F(kring_process_exit, exit_code, "<i4"), \
+    F(kring_process_exit, raw_status, "<u4"), \
+    F(kring_process_exit, detail, "<u4"), \
+    F(kring_process_exit, path_len, "<u2"), \
+    F(kring_process_exit, comm, "|S16")
+
 static const struct field_desc process_exit_fields[] = {
-    F(kring_process_exit, pid, "<u4"),
-    F(kring_process_exit, ppid, "<u4"),
-    F(kring_process_exit, exit_code, "<i4"),
-    F(kring_process_exit, raw_status, "<u4"),
-    F(kring_process_exit, detail, "<u4"),
-    F(kring_process_exit, path_len, "<u2"),
-    F(kring_process_exit, comm, "|S16"),
+    PROCESS_EXIT_FIELDS,
 };
 
 /* Linux: the same, then the path (struct kring_process_exit_linux). */
 static const struct field_desc process_exit_linux_fields[] = {
-    F(kring_process_exit, pid, "<u4"),
-    F(kring_process_exit, ppid, "<u4"),
-    F(kring_process_exit, exit_code, "<i4"),
-    F(kring_process_exit, raw_status, "<u4"),
-    F(kring_process_exit, detail, "<u4"),
-    F(kring_process_exit, path_len, "<u2"),
-    F(kring_process_exit, comm, "|S16"),
+    PROCESS_EXIT_FIELDS,
     F(kring_process_exit_linux, start_time, "<u8"),
     F(kring_process_exit_linux, duration_ns, "<u8"),
     F(kring_process_exit_linux, path, "|S4096"),
@@ -119,6 +99,8 @@ static const struct field_desc exec_failed_fields[] = {
     F(kring_exec_failed, path, "|S4096"),
 };
 
+#undef PROCESS_START_COMMON_FIELDS
+#undef PROCESS_EXIT_FIELDS
 #undef F
 
 struct type_desc {

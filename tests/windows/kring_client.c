@@ -42,6 +42,8 @@
 #include "kring_user.h"
 #include <kring/kring_ioctl.h>
 
+#include "wintest.h"
+
 #define STATUS_OK ((LONG)0)
 #define STATUS_INVALID_PARAMETER_ ((LONG)0xC000000DUL)
 #define STATUS_INVALID_DEVICE_REQUEST_ ((LONG)0xC0000010UL)
@@ -51,35 +53,6 @@
 #define STATUS_QUOTA_EXCEEDED_ ((LONG)0xC0000044UL)
 #define STATUS_INVALID_DEVICE_STATE_ ((LONG)0xC0000184UL)
 #define STATUS_REVISION_MISMATCH_ ((LONG)0xC0000059UL)
-
-static int failures;
-
-static void check(int ok, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (ok) {
-        printf("ok %s\n", name);
-    } else {
-        failures++;
-        printf("FAIL %s: ", name);
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        printf("\n");
-    }
-    fflush(stdout);
-}
-
-/* The NTSTATUS of the last failed call (ntdll keeps it in the TEB). */
-static LONG last_status(void)
-{
-    static LONG (WINAPI *get)(void);
-
-    if (!get)
-        get = (LONG (WINAPI *)(void))(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "RtlGetLastNtStatus");
-    return get ? get() : (LONG)0xC0000001L;
-}
 
 /* DeviceIoControl returning the NTSTATUS (0 on success). */
 static LONG ioctl(HANDLE dev, DWORD code, const void *in, DWORD inlen, void *out, DWORD outlen, DWORD *ret)

@@ -49,31 +49,14 @@
 #include <kring/kring_events.h>
 #include <kring/kring_ioctl.h>
 
+#include "wintest.h"
+
 #define STATUS_OK ((LONG)0)
 #define PROBE_EVENT_MODIFY_STATE 0x0002
 #define PROBE_DIRECTORY_QUERY 0x0001
 #define PROBE_DIRECTORY_TRAVERSE 0x0002
 #define PROBE_MAX_PATHS 4096
 #define PROBE_RINGS KRING_MAX_CONSUMERS
-
-static int failures;
-
-static void check(int ok, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (ok) {
-        printf("ok %s\n", name);
-    } else {
-        failures++;
-        printf("FAIL %s: ", name);
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        printf("\n");
-    }
-    fflush(stdout);
-}
 
 /* ---- ntdll ------------------------------------------------------------- */
 
@@ -186,15 +169,6 @@ static void list_all_events(void)
 }
 
 /* ---- the driver ---------------------------------------------------------- */
-
-static LONG last_status(void)
-{
-    static LONG (WINAPI *get)(void);
-
-    if (!get)
-        get = (LONG (WINAPI *)(void))(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "RtlGetLastNtStatus");
-    return get ? get() : (LONG)0xC0000001L;
-}
 
 static LONG ioctl(HANDLE dev, DWORD code, const void *in, DWORD inlen, void *out, DWORD outlen)
 {

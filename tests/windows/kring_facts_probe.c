@@ -26,26 +26,9 @@
 #include <kring/kring_events.h>
 #include <kring/kring_ioctl.h>
 
+#include "wintest.h"
+
 #define UNIX_EPOCH_100NS 116444736000000000ULL
-
-static int failures;
-
-static void check(int ok, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (ok) {
-        printf("ok %s\n", name);
-    } else {
-        failures++;
-        printf("FAIL %s: ", name);
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        printf("\n");
-    }
-    fflush(stdout);
-}
 
 static BOOL ioctl(HANDLE dev, DWORD code, const void *in, DWORD inlen, void *out, DWORD outlen, DWORD *got)
 {

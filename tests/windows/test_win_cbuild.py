@@ -30,8 +30,9 @@ def test_interface_header_in_user_mode(tmp_path, compiler, std, suffix):
     _cc([compiler, std, *STRICT, "-c", src, "-o", tmp_path / "hdr.o"])
 
 
-@pytest.mark.parametrize("program", ["kring_client.c", "shm_ring.c"])
-def test_wine_programs_build_with_mingw_pedantic(tmp_path, program):
+@pytest.mark.parametrize("program, extra", [("kring_client.c", CSRC_WIN), ("shm_ring.c", CSRC_WIN),
+                                            ("kring_event_probe.c", ["-municode"]), ("kring_facts_probe.c", [])])
+def test_wine_programs_build_with_mingw_pedantic(tmp_path, program, extra):
     if shutil.which(MINGW_CC) is None:
         pytest.skip("needs %s" % MINGW_CC)
-    _cc([MINGW_CC, "-std=c11", "-O2", *STRICT, HERE / program, *CSRC_WIN, "-o", tmp_path / "p.exe", "-ladvapi32"])
+    _cc([MINGW_CC, "-std=c11", "-O2", *STRICT, HERE / program, *extra, "-o", tmp_path / "p.exe", "-ladvapi32"])

@@ -145,8 +145,8 @@ def convert_column(name: str, dst: np.dtype, col: Any, casting: str) -> Any:
         src = col
     elif base.kind == "S":
         # Each value looked at: numpy would turn a number among bytes into its digits.
-        src = np.empty(len(col), dtype=object)
-        src[:] = col
+        src = np.empty((len(col),) + dst.shape, dtype=object)
+        src[...] = col if not dst.shape else [list(v) for v in col]
     else:
         src = np.asarray(col)
     if casting != "same_value":

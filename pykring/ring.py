@@ -61,6 +61,23 @@ class Batch(Mapping[str, np.ndarray]):
     def __repr__(self) -> str:
         return "Batch(%s)" % ", ".join("%s=%d" % (k, len(v)) for k, v in self._arrays.items())
 
+    def to_arrow(self, binary: bool = False) -> Dict[str, Any]:
+        """``{type name: pyarrow.RecordBatch}``: ``ts`` as timestamp[ns, UTC],
+        ``S`` fields as strings (``binary=True``: bytes), subarrays as
+        fixed-size lists, a kernel process_start's command line as ``argv``
+        (list<string>). The rules: :mod:`pykring.arrow`. Needs
+        ``pip install 'pykring[arrow]'``."""
+        from .arrow import batch_to_arrow
+
+        return batch_to_arrow(self, binary)
+
+    def to_pandas(self, binary: bool = False) -> Dict[str, Any]:
+        """``{type name: pandas.DataFrame}``, through :meth:`to_arrow`.
+        Needs ``pip install 'pykring[pandas]'``."""
+        from .arrow import batch_to_pandas
+
+        return batch_to_pandas(self, binary)
+
 
 class Ring(Lifecycle):
     """The consumer of a ring: owns the mapping, drains records into numpy.

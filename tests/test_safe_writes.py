@@ -9,8 +9,8 @@ import pykring
 from pykring import _casting
 
 DT = np.dtype([("n", "<u4"), ("small", "u1"), ("i", "<i2"), ("x", "<f4"), ("ok", "?"),
-               ("name", "S8"), ("vec", "<u2", (3,))])
-GOOD = (7, 255, -3, 0.1, True, b"8 bytes!", [1, 2, 65535])
+               ("name", "S8"), ("vec", "<u2", (3,)), ("tags", "S4", (2,))])
+GOOD = (7, 255, -3, 0.1, True, b"8 bytes!", [1, 2, 65535], [b"abcd", b""])
 
 
 @pytest.fixture
@@ -40,6 +40,7 @@ def with_field(**kw):
     ("name", 5, "not bytes"),
     ("n", "5", "not a number"),
     ("vec", [1, 2, 70000], "out of range"),
+    ("tags", [b"ok", b"too long"], "longer than the field's 4 bytes"),
 ])
 def test_a_value_that_does_not_fit_is_refused_naming_the_field(pair, field, value, why):
     ring, p = pair
@@ -66,6 +67,7 @@ def test_values_that_fit_arrive_unchanged(pair):
     assert r["ok"].tolist() == [True, True, True]
     assert r["name"].tolist() == [b"8 bytes!", b"ascii", b"ab"]
     assert r["vec"].tolist() == [[1, 2, 65535], [0, 0, 1], [1, 2, 65535]]
+    assert r["tags"].tolist() == [[b"abcd", b""]] * 3
 
 
 def test_unsafe_casting_stores_numpys_conversion(pair):

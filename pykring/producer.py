@@ -121,10 +121,14 @@ class Producer(Lifecycle):
 
     @property
     def written(self) -> int:
+        """Records committed into this ring since it was created (by this
+        producer and any before it: the count lives in the ring)."""
         return int(self._p.written)
 
     @property
     def dropped(self) -> int:
+        """Records dropped since the ring was created because it was full
+        (drop mode), counted exactly."""
         return int(self._p.dropped)
 
     # -- writing ----------------------------------------------------------

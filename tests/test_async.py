@@ -353,3 +353,65 @@ def test_unreferenced_ring_with_a_waiter_is_collected(ring_name):
         threading.Event().wait(0.05)        # the waiter lets go at the end of its slice
     assert ref() is None
     assert not os.path.exists("/dev/shm/" + ring_name)
+
+
+# ---- the waiter's wait, stopped inside the wake protocol's windows ----------
+
+NOTIFY_CHILD = r'''
+import json, os, select, subprocess, sys
+import pykring
+from pykring import _lib, _notify
+
+# Slices of an hour: a waiter that slept through the record would sleep on
+# long after the select below gave up (and the hook counts such a sleep).
+_notify.WAIT_SLICE_S = _notify.WAIT_SLICE_MAX_S = 3600.0
+PRODUCER = """
+import os, sys
+import pykring
+p = pykring.Producer(sys.argv[1])
+os.write(1, b"r")
+if os.read(0, 1):                       # the waiter is stopped at its hook point
+    p.write((42,))
+    os.write(1, b"p")                   # published: resume it
+    os.read(0, 1)
+p.close()
+"""
+point, name = int(sys.argv[1]), sys.argv[2]
+ring = pykring.create(name, 1 << 16, [("val", "<u4")], replace=True)
+prod = subprocess.Popen([sys.executable, "-c", PRODUCER, name], stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE, bufsize=0)
+assert os.read(prod.stdout.fileno(), 1) == b"r"
+_lib.lib.kring_test_wait_pause(point, prod.stdin.fileno(), prod.stdout.fileno())
+fd = ring.fileno()                      # the waiter thread starts and waits
+readable = select.select([fd], [], [], 60)[0] == [fd]
+timeouts = _lib.lib.kring_test_wait_timeouts()
+_lib.lib.kring_test_wait_pause(0, -1, -1)
+prod.stdin.close()
+published = prod.wait(timeout=60) == 0
+got = ring.read()["val"].tolist()
+ring.close()
+print(json.dumps({"readable": readable, "timeouts": timeouts, "published": published, "values": got}))
+'''
+
+
+@pytest.fixture(scope="module")
+def hooked_build(tmp_path_factory):
+    from tests import hooked
+
+    return hooked.build(str(tmp_path_factory.mktemp("hooked")))
+
+
+@pytest.mark.parametrize("point", [1, 2, 3])
+def test_record_published_inside_the_waiters_wait_makes_the_fd_readable(hooked_build, ring_name, tmp_path, point):
+    import json
+
+    from tests import hooked
+
+    script = tmp_path / "notify_window.py"
+    script.write_text(NOTIFY_CHILD)
+    r = hooked.run(hooked_build, str(script), [str(point), ring_name])
+    assert r.returncode == 0, r.stderr[-4000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["published"], "the waiter never reached hook point %d: %r" % (point, res)
+    assert res["timeouts"] == 0 and res["readable"], "a lost wakeup: %r" % res
+    assert res["values"] == [42]

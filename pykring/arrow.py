@@ -12,8 +12,7 @@ Columns, by field kind:
 - ``S`` fields -> ``string``, decoded as :func:`os.fsdecode` does for
   UTF-8; Arrow strings cannot hold the lone surrogates fsdecode makes of
   other bytes, so those become U+FFFD (numpy's padding NULs are not part of
-  the value); with ``binary=True`` -> ``binary``, the exact bytes. A field with a ``<name>_len``
-  companion (``path`` and ``path_len``) holds that many bytes.
+  the value); with ``binary=True`` -> ``binary``, the exact bytes.
 - subarray fields -> ``fixed_size_list`` of the element type (nested for
   more than one dimension).
 - kernel ``process_start`` records (the packed Linux layout too): ``path``
@@ -72,18 +71,11 @@ def _strings(pa, values: List[bytes], binary: bool):
     return pa.array([_text(v) for v in values], type=pa.string())
 
 
-def _scalar_column(pa, name: str, col: np.ndarray, binary: bool, lengths=None):
+def _scalar_column(pa, name: str, col: np.ndarray, binary: bool):
     """A 1-d column of one field (no subarray) as an Arrow array."""
     kind = col.dtype.kind
     if kind == "S":
-        if lengths is not None:
-            # The bytes the record says it holds (a path's tail may hold
-            # stale bytes after its NUL on some sources).
-            size = col.dtype.itemsize
-            values = [v[:min(int(n), size)] for v, n in zip(col.tolist(), lengths.tolist())]
-        else:
-            values = col.tolist()
-        return _strings(pa, values, binary)
+        return _strings(pa, col.tolist(), binary)
     if kind == "U":
         return pa.array(col.tolist(), type=pa.string())
     if kind == "M":
@@ -100,9 +92,9 @@ def _scalar_column(pa, name: str, col: np.ndarray, binary: bool, lengths=None):
     return pa.array(np.ascontiguousarray(col))
 
 
-def _column(pa, name: str, col: np.ndarray, binary: bool, lengths=None):
+def _column(pa, name: str, col: np.ndarray, binary: bool):
     if col.ndim == 1:
-        return _scalar_column(pa, name, col, binary, lengths)
+        return _scalar_column(pa, name, col, binary)
     # A subarray field: (rows, d1, d2, ...) -> nested fixed-size lists.
     shape = col.shape[1:]
     flat = _scalar_column(pa, name, np.ascontiguousarray(col).reshape(-1), binary)
@@ -144,8 +136,7 @@ def to_arrow(array: np.ndarray, binary: bool = False, *, kernel_start: Optional[
         elif name in special:
             col = special[name]
         else:
-            lengths = arr[name + "_len"] if (name + "_len") in names and arr.dtype[name].kind == "S" else None
-            col = _column(pa, name, arr[name], binary, lengths)
+            col = _column(pa, name, arr[name], binary)
         cols.append(col)
         fields.append(pa.field(name, col.type))
     return pa.RecordBatch.from_arrays(cols, schema=pa.schema(fields))

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import pykring
+from pykring import events
 from pykring.events import start_strings
 
 DT = np.dtype([("i1", "i1"), ("u1", "u1"), ("i2", "<i2"), ("u2", "<u2"), ("i4", "<i4"), ("u4", "<u4"),
@@ -112,7 +113,7 @@ def test_not_a_record_array():
 def test_kernel_batch_argv_and_path():
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("pykring.kernel() needs root on Linux")
-    with pykring.kernel(events="process") as ring:
+    with pykring.kernel(events="process, image") as ring:
         child = subprocess.Popen(["/bin/sh", "-c", "true", "sh", "é", "b\xff".encode("latin-1").decode(
             "utf-8", "surrogateescape")])
         child.wait()
@@ -127,6 +128,22 @@ def test_kernel_batch_argv_and_path():
         batch, mine = found
     rbs = batch.to_arrow()
     assert set(rbs) == set(batch)
+    # Every row of the batch agrees with pykring.events' reading of it (event_dicts).
+    by_seq = {e["seq"]: e for e in events.event_dicts(batch)}
+
+    def shown(t):
+        return t.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+    assert len(batch["image_load"]) or len(batch["process_exit"])
+    for kind in ("process_start", "process_exit", "image_load"):
+        rows = rbs[kind].to_pylist()
+        assert len(rows) == len(batch[kind])
+        for row in rows:
+            e = by_seq[row["seq"]]
+            if e.get("path") is not None:
+                assert row["path"] == shown(e["path"]), (kind, row["seq"])
+            if kind == "process_start":
+                assert row["argv"] == [shown(a) for a in e["argv"]]
     rb = pykring.to_arrow(mine)
     assert rb.schema.field("argv").type == pa.list_(pa.string())
     assert "cmdline" not in rb.schema.names

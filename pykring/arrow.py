@@ -18,7 +18,9 @@ Columns, by field kind:
 - kernel ``process_start`` records (the packed Linux layout too): ``path``
   read as :func:`pykring.events.start_strings` reads it, and ``cmdline``
   (NUL-separated) as ``argv``, a ``list<string>`` (``list<binary>`` with
-  ``binary=True``).
+  ``binary=True``); where the records carry them, ``cwd`` and
+  ``parent_path`` as ``events.start_context`` reads them (null where a row
+  has none).
 
 Copies: a record array is row-major and Arrow is columnar, so every column
 is copied once (numeric ones by numpy, in C); strings are decoded in Python.
@@ -31,6 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from . import events
 from .events import start_strings
 
 __all__ = ["to_arrow", "to_pandas", "batch_to_arrow", "batch_to_pandas"]
@@ -104,7 +107,9 @@ def _column(pa, name: str, col: np.ndarray, binary: bool):
 
 
 def _start_columns(pa, arr: np.ndarray, binary: bool) -> Dict[str, Any]:
-    """path and argv of process_start rows (packed or not)."""
+    """path and argv of process_start rows (packed or not), and cwd and
+    parent_path where the records carry them (null where a row has none,
+    as events.event_dicts says None)."""
     pairs: List[Tuple[bytes, bytes]] = start_strings(arr) if len(arr) else []
     paths = [p for p, _ in pairs]
     if binary:
@@ -112,7 +117,17 @@ def _start_columns(pa, arr: np.ndarray, binary: bool) -> Dict[str, Any]:
     else:
         argv = pa.array([[_text(a) for a in c.split(b"\0")] if c else [] for _, c in pairs],
                         type=pa.list_(pa.string()))
-    return {"path": _strings(pa, paths, binary), "argv": argv}
+    cols = {"path": _strings(pa, paths, binary), "argv": argv}
+    context = getattr(events, "start_context", None)
+    if context is not None and "cwd_len" in (arr.dtype.names or ()):
+        pairs = context(arr) if len(arr) else []
+        for i, name in enumerate(("cwd", "parent_path")):
+            values = [p[i] or None for p in pairs]
+            if binary:
+                cols[name] = pa.array(values, type=pa.binary())
+            else:
+                cols[name] = pa.array([None if v is None else _text(v) for v in values], type=pa.string())
+    return cols
 
 
 def to_arrow(array: np.ndarray, binary: bool = False, *, kernel_start: Optional[bool] = None):
@@ -139,6 +154,11 @@ def to_arrow(array: np.ndarray, binary: bool = False, *, kernel_start: Optional[
             col = _column(pa, name, arr[name], binary)
         cols.append(col)
         fields.append(pa.field(name, col.type))
+    for name in ("cwd", "parent_path"):
+        # Packed after the command line (no fields of their own): appended.
+        if name in special and name not in names:
+            cols.append(special[name])
+            fields.append(pa.field(name, special[name].type))
     return pa.RecordBatch.from_arrays(cols, schema=pa.schema(fields))
 
 

@@ -144,6 +144,9 @@ def test_kernel_batch_argv_and_path():
                 assert row["path"] == shown(e["path"]), (kind, row["seq"])
             if kind == "process_start":
                 assert row["argv"] == [shown(a) for a in e["argv"]]
+                for key in ("cwd", "parent_path"):     # where the records carry them
+                    if key in e:
+                        assert row[key] == (None if e[key] is None else shown(e[key])), (key, row["seq"])
     rb = pykring.to_arrow(mine)
     assert rb.schema.field("argv").type == pa.list_(pa.string())
     assert "cmdline" not in rb.schema.names

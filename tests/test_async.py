@@ -415,3 +415,22 @@ def test_record_published_inside_the_waiters_wait_makes_the_fd_readable(hooked_b
     assert res["published"], "the waiter never reached hook point %d: %r" % (point, res)
     assert res["timeouts"] == 0 and res["readable"], "a lost wakeup: %r" % res
     assert res["values"] == [42]
+
+
+def test_cancelled_aread_consumes_nothing_and_leaves_no_reader(ring_name):
+    with pykring.create(ring_name, 1 << 16, DT) as ring, pykring.Producer(ring_name) as p:
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            task = asyncio.ensure_future(ring.aread())
+            await asyncio.sleep(0.05)           # awaiting the fd now
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            p.write((3,))
+            # The loop watches no fd of the ring any more; the record is still there.
+            return len(loop._selector.get_map()), (await ring.aread(timeout=GUARD))["val"].tolist()
+
+        readers, rows = asyncio.run(main())
+        assert rows == [3]
+        assert readers == 1                     # the loop's own self-pipe only

@@ -1,7 +1,9 @@
 import importlib.util
 import os
+import platform
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -30,6 +32,13 @@ def _note(msg):
     sys.stderr.write("pykring: %s\n" % msg)
 
 
+def _warn(msg):
+    # A banner: pip shows a successful build's output only with -v, so the
+    # message has to stand out where it is shown (pip -v, build logs).
+    bar = "*" * 78
+    sys.stderr.write("\n%s\nWARNING (pykring): %s\n%s\n\n" % (bar, msg, bar))
+
+
 def _remove(path):
     # No stale object from an earlier build: the loader then says what is missing.
     try:
@@ -52,7 +61,7 @@ def build_bpf_object(out, tmp):
                % (", ".join(missing), bpf_build.DEBIAN_PACKAGES))
         if required:
             raise RuntimeError(msg)
-        _note(msg)
+        _warn("kernel events will be unavailable: " + msg)
         _remove(out)
         return False
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -67,7 +76,8 @@ def build_bpf_object(out, tmp):
     except (OSError, subprocess.CalledProcessError) as exc:
         if required or werror:
             raise
-        _note("building the eBPF object failed (%s); pykring.kernel() will not work" % exc)
+        _warn("kernel events will be unavailable: building the eBPF object failed (%s); "
+              "pykring.kernel() will not work" % exc)
         _remove(out)
         return False
     return True
@@ -97,7 +107,18 @@ class build_py_bpf(build_py):
         return outputs
 
 
+def _limited_api():
+    """The wheel's abi3 tag: cffi builds the extension against the stable
+    ABI (Py_LIMITED_API) on CPython, so one wheel serves every CPython from
+    the lowest supported one (3.9). Not on other interpreters, nor on
+    free-threaded builds, which have no stable ABI."""
+    if platform.python_implementation() != "CPython" or sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return {}
+    return {"bdist_wheel": {"py_limited_api": "cp39"}}
+
+
 setup(
     cffi_modules=["pykring/_build.py:ffibuilder"],
     cmdclass={"build_py": build_py_bpf},
+    options=_limited_api(),
 )

@@ -7,9 +7,15 @@ import numpy as np
 
 from . import errors
 from ._common import WAIT_SLICE_S, Lifecycle, remove_ring, ring_path
+from ._casting import CASTINGS, SCALAR_KINDS, check_casting, convert_column, refuse_value, value_problem
 from ._lib import check_open, ffi, lib, private_meta, raise_for
 from .ring import Timeout
 from .schema import HEADER_SIZE, Types, body_dtype, make_meta, normalize_types, types_from_meta
+
+
+#: write() checks the values of up to this many records (tuples, dicts) one
+#: by one in Python; more go through numpy column by column.
+SCALAR_ROWS = 16
 
 
 def _owner(uid: int) -> str:
@@ -115,10 +121,14 @@ class Producer(Lifecycle):
 
     @property
     def written(self) -> int:
+        """Records committed into this ring since it was created (by this
+        producer and any before it: the count lives in the ring)."""
         return int(self._p.written)
 
     @property
     def dropped(self) -> int:
+        """Records dropped since the ring was created because it was full
+        (drop mode), counted exactly."""
         return int(self._p.dropped)
 
     # -- writing ----------------------------------------------------------
@@ -135,9 +145,9 @@ class Producer(Lifecycle):
         except KeyError:
             raise KeyError("no record type %r in this ring (it has %s)" % (type, ", ".join(self._types))) from None
 
-    def _as_array(self, records: Any, full: np.dtype, body: np.dtype) -> np.ndarray:
-        names = body.names
-        assert names is not None        # body_dtype() of a ring's record type is structured
+    def _as_array(self, records: Any, full: np.dtype, body: np.dtype, casting: str) -> np.ndarray:
+        names, fields = body.names, body.fields
+        assert names is not None and fields is not None    # body_dtype() of a record type is structured
         if isinstance(records, np.ndarray):
             arr = records.reshape(-1) if records.ndim == 0 else records
             if arr.ndim != 1:
@@ -147,22 +157,48 @@ class Producer(Lifecycle):
             if arr.dtype.names is not None and set(arr.dtype.names) - {"seq", "ts", "type", "flags"} == set(names):
                 conv = np.empty(len(arr), dtype=body)
                 for n in names:
-                    conv[n] = arr[n]
+                    conv[n] = convert_column(n, fields[n][0], arr[n], casting)
                 return conv
             raise TypeError("records of dtype %s do not match the ring's record type %s" % (arr.dtype, body))
         if isinstance(records, np.void):
-            return self._as_array(np.array([records], dtype=records.dtype), full, body)
-        if isinstance(records, dict):
-            records = tuple(records[n] for n in names)
-        if isinstance(records, tuple):
-            return np.array([records], dtype=body)
-        if isinstance(records, list):
-            return np.array([tuple(r.values()) if isinstance(r, dict) else r for r in records], dtype=body)
-        raise TypeError("write() takes a numpy structured array, a record (np.void, tuple, dict) "
-                        "or a list of records, not %s" % type(records).__name__)
+            return self._as_array(np.array([records], dtype=records.dtype), full, body, casting)
+        if isinstance(records, (tuple, dict)):
+            rows = [records]
+        elif isinstance(records, list):
+            rows = records
+        else:
+            raise TypeError("write() takes a numpy structured array, a record (np.void, tuple, dict) "
+                            "or a list of records, not %s" % type(records).__name__)
+        rows = [tuple(r[n] for n in names) if isinstance(r, dict) else tuple(r) for r in rows]
+        if casting == "unsafe":
+            return np.array(rows, dtype=body)
+        for i, r in enumerate(rows):
+            if len(r) != len(names):
+                raise ValueError("write: record %d has %d values; the ring's record type has %d fields (%s)"
+                                 % (i, len(r), len(names), ", ".join(names)))
+        if casting == "same_value" and len(rows) <= SCALAR_ROWS:
+            # A few records: each value checked in Python (cheaper than
+            # building a column array per field), then numpy's conversion.
+            vector = []
+            for j, n in enumerate(names):
+                ft = fields[n][0]
+                if ft.shape or ft.kind not in SCALAR_KINDS:
+                    vector.append((j, n, ft))
+                    continue
+                for i, r in enumerate(rows):
+                    why = value_problem(ft, r[j])
+                    if why:
+                        raise refuse_value(n, ft, r[j], i, why)
+            for j, n, ft in vector:
+                convert_column(n, ft, [r[j] for r in rows], casting)
+            return np.array(rows, dtype=body)
+        out = np.zeros(len(rows), dtype=body)
+        for j, n in enumerate(names):
+            out[n] = convert_column(n, fields[n][0], [r[j] for r in rows], casting)
+        return out
 
     def write(self, records: Any, type: Optional[str] = None, timeout: Union[Timeout, str] = "default",
-              flags: int = 0) -> int:
+              flags: int = 0, casting: str = "same_value") -> int:
         """Write records; returns how many were written.
 
         ``records``: an array of the ring's record dtype (its header fields
@@ -173,13 +209,24 @@ class Producer(Lifecycle):
         (:class:`RingTimeoutError`), a consumer that died
         (:class:`ConsumerGoneError`), this producer closed by another thread
         (:class:`RingClosedError`), Ctrl-C (KeyboardInterrupt).
+
+        ``casting``: values that are not already of the ring's dtype are
+        converted, and a value the conversion would change (7.9 into an
+        integer field, 300 into a uint8, 16 bytes into an ``S8``) is refused
+        with a ValueError naming the field, before anything is written.
+        ``casting="unsafe"`` stores numpy's conversion instead; numpy's other
+        names (``"no"``, ``"equiv"``, ``"safe"``, ``"same_kind"``) check by
+        dtype. The rules: :mod:`pykring._casting`. An array already of the
+        ring's dtype is written as it is, unchecked and at no extra cost.
         """
+        if casting != "same_value" and casting not in CASTINGS:
+            check_casting(casting)
         tid, full, body = self._type(type)
         if isinstance(records, np.ndarray) and records.ndim == 1 and (
                 records.dtype is body or records.dtype is full):
             arr = records                               # the common case, checked cheaply
         else:
-            arr = self._as_array(records, full, body)
+            arr = self._as_array(records, full, body, casting)
         n = len(arr)
         if n == 0:
             return 0

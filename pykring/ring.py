@@ -1,11 +1,13 @@
 """Consumers: :class:`Ring`, its batches and statistics."""
+import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar,
+                    Union)
 
 import numpy as np
 
-from . import errors
+from . import _common, errors
 from ._common import (WAIT_SLICE_MAX_S, WAIT_SLICE_S, Lifecycle, file_identity, remove_if_same, remove_ring,
                       ring_path)
 from ._lib import check_open, ffi, lib, private_meta, raise_for
@@ -59,6 +61,23 @@ class Batch(Mapping[str, np.ndarray]):
     def __repr__(self) -> str:
         return "Batch(%s)" % ", ".join("%s=%d" % (k, len(v)) for k, v in self._arrays.items())
 
+    def to_arrow(self, binary: bool = False) -> Dict[str, Any]:
+        """``{type name: pyarrow.RecordBatch}``: ``ts`` as timestamp[ns, UTC],
+        ``S`` fields as strings (``binary=True``: bytes), subarrays as
+        fixed-size lists, a kernel process_start's command line as ``argv``
+        (list<string>). The rules: :mod:`pykring.arrow`. Needs
+        ``pip install 'pykring[arrow]'``."""
+        from .arrow import batch_to_arrow
+
+        return batch_to_arrow(self, binary)
+
+    def to_pandas(self, binary: bool = False) -> Dict[str, Any]:
+        """``{type name: pandas.DataFrame}``, through :meth:`to_arrow`.
+        Needs ``pip install 'pykring[pandas]'``."""
+        from .arrow import batch_to_pandas
+
+        return batch_to_pandas(self, binary)
+
 
 class Ring(Lifecycle):
     """The consumer of a ring: owns the mapping, drains records into numpy.
@@ -100,6 +119,9 @@ class Ring(Lifecycle):
         self._out_array: Optional[np.ndarray] = None    # the last `out` of read(), checked
         self._out_ptr = ffi.NULL
         self._scratch: Optional[np.ndarray] = None      # read()'s buffer for small batches
+        self._notifier: Optional[Any] = None            # fileno() of a ring that waits on a futex
+        self._watch_lock = threading.Lock()
+        self._close_watchers: Dict[int, Callable[[], None]] = {}
         self._start_lifecycle(reopen or ("pykring.attach(%r)" % path if path else "open the source again"))
 
     # -- description ------------------------------------------------------
@@ -129,7 +151,30 @@ class Ring(Lifecycle):
     def _interrupt(self) -> None:
         lib.kring_interrupt(ffi.addressof(self._c, "m"))
 
+    def _enter(self) -> None:
+        # A call from another thread while the notifier's waiter holds the
+        # lock in its wait: interrupt that wait instead of sitting behind it
+        # (the protocol: pykring/_notify.py).
+        n = self._notifier
+        if n is None or self._generation != _common._fork_generation or n.is_waiter():
+            return Lifecycle._enter(self)
+        n.call_starts(ffi.addressof(self._c, "m"))
+        try:
+            Lifecycle._enter(self)
+        finally:
+            n.call_started()
+
     def _release(self) -> None:
+        if self._notifier is not None:
+            self._notifier.stop()
+        with self._watch_lock:
+            watchers = list(self._close_watchers.values())
+            self._close_watchers.clear()
+        for fn in watchers:
+            try:
+                fn()
+            except Exception:
+                pass
         lib.kring_consumer_close(self._c)
         if self._on_close is not None:
             self._on_close()
@@ -239,6 +284,7 @@ class Ring(Lifecycle):
         c = self._c
         try:
             if timeout != 0 and lib.kring_pending(c) == 0 and not self._wait(timeout):
+                self._drained()
                 return empty()
             lib.kring_mark(c)
             try:
@@ -250,6 +296,7 @@ class Ring(Lifecycle):
                 raise
             if commit:
                 lib.kring_commit(c)
+            self._drained()
             return result
         finally:
             self._leave()
@@ -354,6 +401,100 @@ class Ring(Lifecycle):
                 return
             if len(batch) if isinstance(batch, np.ndarray) else batch.count:
                 yield batch
+
+    # -- readiness: select, selectors, asyncio ------------------------------
+    def fileno(self) -> int:
+        """A file descriptor that is readable while records are pending (or
+        the ring is closed, broken or abandoned, so that a read raises), for
+        ``select``, :mod:`selectors` and ``loop.add_reader``. Reading it is
+        not needed and not allowed: read the ring instead.
+
+        A kernel ring on Linux returns the epoll fd its own wait uses (the
+        kernel keeps it readable while the ring buffer holds data). A
+        shared-memory ring's wait is a futex, which select cannot watch: the
+        first call starts a waiter thread that sleeps in the ring's wait and
+        sets an eventfd when records come. It re-arms only after a read left
+        the ring empty, so the fd stays readable until you have drained what
+        is pending (read until a read returns nothing, e.g. with the default
+        ``timeout=0``), and no record that arrives meanwhile is missed
+        (the protocol: ``pykring/_notify.py``).
+
+        The fd belongs to the Ring: closing the Ring closes it, so
+        unregister it from a selector before (:func:`pykring.wait_any` and
+        the async methods handle this themselves).
+        """
+        self._enter()
+        try:
+            c = self._c
+            if c.m.wait_kind == lib.KRING_WAIT_EPOLL:
+                return int(c.m.epoll_fd)
+            if self._notifier is None:
+                from ._notify import Notifier
+
+                n = Notifier(self)
+                self._notifier = n
+                pending = lib.kring_pending(c)
+                if pending == 0:
+                    n.arm()
+                else:
+                    n.fire()
+            return self._notifier.fileno()
+        finally:
+            self._leave()
+
+    def _drained(self) -> None:
+        """After a read (the lock held): re-arm the notifier if nothing is pending."""
+        n = self._notifier
+        if n is not None and lib.kring_pending(self._c) == 0:
+            n.arm()
+
+    def _has_pending(self) -> bool:
+        """Records pending (or an error a read would raise)."""
+        self._enter()
+        try:
+            return lib.kring_pending(self._c) != 0
+        finally:
+            self._leave()
+
+    def _watch_close(self, fn: Callable[[], None]) -> int:
+        """Call `fn` (from the closing thread) when this Ring is closed; at
+        once if it is closing already. Returns a key for _unwatch_close."""
+        with self._watch_lock:
+            if not self._closing:
+                key = id(fn)
+                self._close_watchers[key] = fn
+                return key
+        fn()
+        return 0
+
+    def _unwatch_close(self, key: int) -> None:
+        with self._watch_lock:
+            self._close_watchers.pop(key, None)
+
+    async def aread(self, max_records: Optional[int] = None,
+                    timeout: Timeout = None) -> Union[np.ndarray, Batch]:
+        """Await records without blocking the event loop: an array for a
+        single-type ring (as :meth:`read`), a :class:`Batch` otherwise (as
+        :meth:`read_batch`).
+
+        ``timeout``: None waits for the first records without limit, a number
+        of seconds at most that long (then the result is empty). Raises as
+        :meth:`read` does: :class:`RingClosedError` once the producer closed
+        the ring and everything was read, or when this Ring is closed
+        (also from another thread) while the call awaits. Cancelling the
+        awaiting task consumes nothing.
+        """
+        from .aio import aread
+
+        return await aread(self, max_records, timeout)
+
+    def __aiter__(self) -> AsyncIterator[Union[np.ndarray, Batch]]:
+        """``async for batch in ring``: as :meth:`__iter__`, awaiting instead
+        of blocking; ends when the producer closes the ring or this Ring is
+        closed (from any thread, or by the loop's body)."""
+        from .aio import aiter_batches
+
+        return aiter_batches(self)
 
     # -- state ------------------------------------------------------------
     @property

@@ -13,6 +13,9 @@ from .schema import Types, make_meta, normalize_types, record_span, types_from_m
 
 #: read() without out= drains batches up to this many rows through a reused buffer.
 SCRATCH_ROWS = 1024
+#: read_batch() without out= lands records in fresh zeroed rows of about this
+#: many bytes per type (at most SCRATCH_ROWS rows, at least one).
+LANDING_BYTES = 64 << 10
 
 Timeout = Optional[float]
 T = TypeVar("T")
@@ -60,6 +63,13 @@ class Batch(Mapping[str, np.ndarray]):
         return "Batch(%s)" % ", ".join("%s=%d" % (k, len(v)) for k, v in self._arrays.items())
 
 
+def _empty_rows(dt: np.dtype) -> np.ndarray:
+    """No rows of `dt`, read-only: one such array serves every batch."""
+    rows = np.empty(0, dtype=dt)
+    rows.flags.writeable = False
+    return rows
+
+
 class Ring(Lifecycle):
     """The consumer of a ring: owns the mapping, drains records into numpy.
 
@@ -100,6 +110,11 @@ class Ring(Lifecycle):
         self._out_array: Optional[np.ndarray] = None    # the last `out` of read(), checked
         self._out_ptr = ffi.NULL
         self._scratch: Optional[np.ndarray] = None      # read()'s buffer for small batches
+        # read_batch(): the landing rows of each type id (array, cdata, pointer)
+        # and the caller's arrays of read_batch(out=) last seen, checked.
+        self._landing: Dict[int, tuple] = {}
+        self._batch_out: Dict[int, tuple] = {tid: (None,) for tid, _, _ in types}
+        self._empty = {tid: _empty_rows(dt) for tid, _, dt in types}
         self._start_lifecycle(reopen or ("pykring.attach(%r)" % path if path else "open the source again"))
 
     # -- description ------------------------------------------------------
@@ -178,11 +193,54 @@ class Ring(Lifecycle):
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
-    def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int, grow: bool) -> int:
+    def _wait_drain(self, limit: int, timeout: Timeout) -> int:
+        """Wait as `timeout` says and drain up to `limit` records into the rows
+        self._outs points at: one GIL-released call per wait slice, so a wake
+        costs one call and allocates nothing. The call marks the position
+        first (kring_rewind goes back there). Returns the records drained; 0
+        when the wait timed out or nothing could be delivered."""
+        c, outs, n = self._c, self._outs, self._n
+        slice_s, slice_max = WAIT_SLICE_S, max(WAIT_SLICE_S, WAIT_SLICE_MAX_S)
+        if timeout is None:
+            deadline, left = None, slice_s
+        else:
+            deadline = time.monotonic() + max(0.0, timeout)
+            left = min(slice_s, max(0.0, timeout))
+        while True:
+            rc = lib.kring_wait_drain(c, outs, limit, int(left * 1e9), n)   # GIL released inside
+            got = n[0]
+            if rc == lib.KRING_OK or got:
+                # An error after some records (corrupt, say): deliver them; the
+                # next read meets the same condition again and raises.
+                return got
+            if self._closing:
+                raise self._closed_error("read")
+            if rc != lib.KRING_E_TIMEOUT and rc != lib.KRING_E_INTR:
+                self._check(rc, "read")     # closed by the producer, broken, corrupt, OS error
+            if timeout == 0:
+                return 0
+            # Back in the interpreter: a pending KeyboardInterrupt is raised here.
+            if lib.kring_producer_gone(c) == 1 and lib.kring_pending(c) == 0:
+                self._check(lib.kring_consumer_stats(c, self._stats), "read")
+                raise errors.ProducerGoneError(
+                    "wait: the producer (pid %d) exited without closing the ring; everything it "
+                    "published was read" % self._stats.producer_pid)
+            slice_s = min(2 * slice_s, slice_max)
+            if deadline is None:
+                left = slice_s
+            else:
+                left = min(slice_s, deadline - time.monotonic())
+                if left <= 0:
+                    return 0
+
+    def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int, grow: bool,
+               have: int = 0) -> int:
         """Drain (without publishing the position) into bufs[type id] from row
         fill[id]; grow full buffers if asked. The buffers are fresh np.zeros
         arrays: the drain skips zero-filling short records, so the pages of
-        a wide row past its record are never touched."""
+        a wide row past its record are never touched. ``have``: records this
+        read delivered before (then an error of the ring waits for the next
+        read)."""
         c, outs, n = self._c, self._outs, self._n
         total = 0
         keep = []
@@ -203,7 +261,7 @@ class Ring(Lifecycle):
                 outs[tid].buf = ffi.NULL
             keep.clear()
             if rc < 0:
-                if total:
+                if total + have:
                     # Deliver what came before; the next read meets the same
                     # condition again (corrupt record, closed, broken) and raises.
                     return total
@@ -225,24 +283,24 @@ class Ring(Lifecycle):
         return max(1, min(max_records, pending // record_span(size) if pending else 1))
 
     def _read(self, max_records: Optional[int], timeout: Timeout, commit: bool,
-              take: Callable[[int], T], empty: Callable[[], T]) -> T:
-        """The protocol of read() and read_batch(): wait as `timeout` says
-        (``empty()`` if nothing came), ``take(limit)`` drains and builds the
-        result, and only then is the position published. If anything raises
-        on the way, what was drained goes back (the next read delivers it);
-        an error of the ring itself (closed, corrupt) delivered nothing in
-        this call, and what earlier reads returned is published as asked."""
+              land: Callable[[], int], build: Callable[[int, int], T]) -> T:
+        """The protocol of read() and read_batch(): ``land()`` points the
+        drain at reused rows (self._outs) and returns how many fit; one call
+        waits as `timeout` says and drains into them; ``build(got, limit)``
+        makes the result from them (draining more if a backlog did not fit),
+        and only then is the position published. If anything raises on the
+        way, what was drained goes back (the next read delivers it); an error
+        of the ring itself (closed, corrupt) delivered nothing in this call,
+        and what earlier reads returned is published as asked."""
         limit = (1 << 62) if max_records is None else int(max_records)
         if limit < 0:
             raise ValueError("max_records must be >= 0")
         self._enter()
         c = self._c
         try:
-            if timeout != 0 and lib.kring_pending(c) == 0 and not self._wait(timeout):
-                return empty()
-            lib.kring_mark(c)
+            room = land()           # before the mark: nothing to rewind if this fails
             try:
-                result = take(limit)
+                result = build(self._wait_drain(min(limit, room), timeout), limit)
             except BaseException as exc:
                 lib.kring_rewind(c)
                 if commit and isinstance(exc, errors.KringError):
@@ -275,63 +333,151 @@ class Ring(Lifecycle):
         tid, _, dt = self._types[0]
         if out is not None and out is not self._out_array:
             # Checked once per buffer: a loop that reuses `out` skips this.
-            if out.dtype != dt or out.ndim != 1 or not out.flags.c_contiguous or not out.flags.writeable:
+            if (not isinstance(out, np.ndarray) or out.dtype != dt or out.ndim != 1 or
+                    not out.flags.c_contiguous or not out.flags.writeable):
                 raise TypeError("out must be a writable, contiguous 1-d array of the ring's dtype %s" % (dt,))
-        return self._read(max_records, timeout, commit, lambda limit: self._read_rows(tid, dt, limit, out),
-                          lambda: out[:0] if out is not None else np.empty(0, dtype=dt))
+        return self._read(max_records, timeout, commit, lambda: self._land_rows(tid, dt, out),
+                          lambda got, limit: self._rows(tid, dt, out, got, limit))
 
-    def _read_rows(self, tid: int, dt: np.dtype, limit: int, out: Optional[np.ndarray]) -> np.ndarray:
+    def _land_rows(self, tid: int, dt: np.dtype, out: Optional[np.ndarray]) -> int:
+        """Point the drain at `out`, or at the reused scratch rows."""
         if out is not None:
             if out is not self._out_array:
                 self._out_buf = ffi.from_buffer(out, require_writable=True)
                 self._out_array, self._out_ptr = out, ffi.cast("uint8_t *", self._out_buf)
-            return out[:self._drain_rows(tid, out, self._out_ptr, min(limit, len(out)))]
-        rows = self._estimate(tid, limit)
-        if rows <= SCRATCH_ROWS:
-            # A small batch: drain into a reused buffer and copy out what came,
-            # instead of allocating and filling a fresh array of the estimate.
+            rows, ptr = out, self._out_ptr
+        else:
             if self._scratch is None:
                 self._scratch = np.empty(SCRATCH_ROWS, dtype=dt)
                 self._scratch_buf = ffi.from_buffer(self._scratch, require_writable=True)
-            got = self._drain_rows(tid, self._scratch, ffi.cast("uint8_t *", self._scratch_buf),
-                                   min(limit, SCRATCH_ROWS))
-            rows_out = np.empty(got, dtype=dt)
-            # Raw bytes: a structured copy would skip bytes no field covers.
-            rows_out.view(np.uint8)[:] = self._scratch[:got].view(np.uint8)
-            return rows_out
-        bufs = {tid: np.zeros(rows, dtype=dt)}
-        fill = {tid: 0}
-        self._drain(bufs, fill, limit, grow=True)
-        return bufs[tid][:fill[tid]]
-
-    def _drain_rows(self, tid: int, rows: np.ndarray, ptr, limit: int) -> int:
-        """Drain up to `limit` records of a single-type ring into `rows` (at `ptr`)."""
-        c = self._c
+                self._scratch_ptr = ffi.cast("uint8_t *", self._scratch_buf)
+            rows, ptr = self._scratch, self._scratch_ptr
         o = self._outs[tid]
         o.buf, o.capacity, o.count, o.zeroed = ptr, len(rows), 0, 0
-        rc = lib.kring_drain(c, self._outs, limit, 0, self._n)  # GIL released
-        o.buf = ffi.NULL
-        got = int(self._n[0])
-        if rc < 0 and not got:
-            self._check(rc, "drain")
-        return got
+        return len(rows)
+
+    def _rows(self, tid: int, dt: np.dtype, out: Optional[np.ndarray], got: int, limit: int) -> np.ndarray:
+        """read()'s result from the `got` rows drained into `out` or the scratch."""
+        if out is not None:
+            return out[:got]
+        if got == SCRATCH_ROWS and got < limit and lib.kring_pending(self._c) > 0:
+            # A backlog: one array for all of it, the scratch rows first.
+            bufs = {tid: np.zeros(got + self._estimate(tid, limit - got), dtype=dt)}
+            bufs[tid].view(np.uint8)[:self._scratch.nbytes] = self._scratch.view(np.uint8)
+            fill = {tid: got}
+            self._drain(bufs, fill, limit - got, grow=True, have=got)
+            return bufs[tid][:fill[tid]]
+        if not got:
+            return self._empty[tid]
+        rows = np.empty(got, dtype=dt)
+        # Raw bytes: a structured copy would skip bytes no field covers.
+        rows.view(np.uint8)[:] = self._scratch[:got].view(np.uint8)
+        return rows
 
     def read_batch(self, max_records: Optional[int] = None, timeout: Timeout = 0,
-                   commit: bool = True) -> Batch:
+                   commit: bool = True, *, out: Optional[Mapping[str, np.ndarray]] = None) -> Batch:
         """Records of every type, as a :class:`Batch` (type name -> array).
-        Arguments as for :meth:`read`."""
-        return self._read(max_records, timeout, commit, self._read_batch,
-                          lambda: Batch({name: np.empty(0, dtype=dt) for _, name, dt in self._types}))
+        Arguments as for :meth:`read`; ``out``: an array to fill for every
+        type name (of that type's dtype, 1-d, contiguous, writable), reused
+        from call to call: the batch then holds views of their first rows
+        (valid until you reuse them), and a call allocates no rows. Records
+        keep their order across types: a record whose type's array is full
+        ends the batch, and a later read delivers it."""
+        if out is not None:
+            self._check_batch_out(out)
+            return self._read(max_records, timeout, commit, lambda: self._land_out(out), self._batch_out_rows)
+        return self._read(max_records, timeout, commit, self._land_batch, self._batch_rows)
 
-    def _read_batch(self, limit: int) -> Batch:
-        # Rows sized by a census of the pending headers: one drain, no
-        # growing copies (records of a kernel ring are up to 70 KB wide).
-        counts = self._census
-        self._check(lib.kring_census(self._c, limit, counts), "read")
-        bufs = {tid: np.zeros(max(1, int(counts[tid])), dtype=dt) for tid, _, dt in self._types}
-        fill = {tid: 0 for tid in bufs}
-        self._drain(bufs, fill, limit, grow=False)
-        return Batch({name: bufs[tid][:fill[tid]] for tid, name, _ in self._types})
+    def _check_batch_out(self, out: Mapping[str, np.ndarray]) -> None:
+        cache = self._batch_out
+        for tid, name, dt in self._types:
+            try:
+                a = out[name]
+            except KeyError:
+                raise TypeError("out must have an array for every record type: %r is missing" % name) from None
+            if cache[tid][0] is a:
+                continue            # checked before: a loop that reuses `out` skips this
+            if (not isinstance(a, np.ndarray) or a.dtype != dt or a.ndim != 1 or
+                    not a.flags.c_contiguous or not a.flags.writeable):
+                raise TypeError("out[%r] must be a writable, contiguous 1-d array of that type's dtype %s"
+                                % (name, dt))
+
+    def _land_out(self, out: Mapping[str, np.ndarray]) -> int:
+        """Point the drain at the caller's arrays (read_batch(out=))."""
+        cache, outs = self._batch_out, self._outs
+        room = 0
+        for tid, name, _ in self._types:
+            a = out[name]
+            entry = cache[tid]
+            if entry[0] is not a:
+                cbuf = ffi.from_buffer(a, require_writable=True)
+                entry = cache[tid] = (a, cbuf, ffi.cast("uint8_t *", cbuf))
+            o = outs[tid]
+            o.buf, o.capacity, o.count, o.zeroed = entry[2], len(a), 0, 0
+            room += len(a)
+        return room
+
+    def _batch_out_rows(self, got: int, limit: int) -> Batch:
+        outs = self._outs
+        return Batch({name: self._batch_out[tid][0][:outs[tid].count] for tid, name, _ in self._types})
+
+    def _land_batch(self) -> int:
+        """Point the drain at the landing rows of each type: fresh zeros,
+        made before the wait (never on the wake path) and kept until records
+        land in them."""
+        landing, outs = self._landing, self._outs
+        room = 0
+        for tid, _, dt in self._types:
+            entry = landing.get(tid)
+            if entry is None:
+                rows = np.zeros(max(1, min(SCRATCH_ROWS, LANDING_BYTES // dt.itemsize)), dtype=dt)
+                cbuf = ffi.from_buffer(rows, require_writable=True)
+                entry = landing[tid] = (rows, cbuf, ffi.cast("uint8_t *", cbuf))
+            o = outs[tid]
+            o.buf, o.capacity, o.count, o.zeroed = entry[2], len(entry[0]), 0, 1
+            room += len(entry[0])
+        return room
+
+    def _batch_rows(self, got: int, limit: int) -> Batch:
+        """read_batch()'s result from the landing rows."""
+        landing, outs, c = self._landing, self._outs, self._c
+        fills = {tid: int(outs[tid].count) for tid, _, _ in self._types}
+        if got < limit and any(fills[tid] == len(landing[tid][0]) for tid in fills) and lib.kring_pending(c) > 0:
+            # A backlog: rows sized by a census of the pending headers, one
+            # drain, no growing copies (records of a kernel ring are up to
+            # 70 KB wide); the landing rows go first.
+            counts = self._census
+            self._check(lib.kring_census(c, limit - got, counts), "read")
+            bufs = {}
+            for tid, fill in fills.items():
+                rows = landing[tid][0]
+                bufs[tid] = np.zeros(max(1, fill + int(counts[tid])), dtype=rows.dtype)
+                if fill:
+                    self._unland(tid, fill, bufs[tid])
+            self._drain(bufs, fills, limit - got, grow=False, have=got)
+            return Batch({name: bufs[tid][:fills[tid]] for tid, name, _ in self._types})
+        arrays = {}
+        for tid, name, _ in self._types:
+            fill = fills[tid]
+            if not fill:
+                arrays[name] = self._empty[tid]
+            elif 2 * fill >= len(landing[tid][0]):
+                # Mostly used: the rows become the result, fresh ones land next time.
+                arrays[name] = landing.pop(tid)[0][:fill]
+            else:
+                arrays[name] = self._unland(tid, fill, None)
+        return Batch(arrays)
+
+    def _unland(self, tid: int, fill: int, into: Optional[np.ndarray]) -> np.ndarray:
+        """Copy the first `fill` landing rows of `tid` out (into the first rows
+        of `into`, or a new array) and zero them again for the next landing."""
+        src = self._landing[tid][0][:fill].view(np.uint8)
+        if into is None:
+            into = np.empty(fill, dtype=self._landing[tid][0].dtype)
+        # Raw bytes: a structured copy would skip bytes no field covers.
+        into.view(np.uint8)[:src.nbytes] = src
+        src[:] = 0
+        return into
 
     def commit(self) -> None:
         """Publish the position after reads with ``commit=False``."""

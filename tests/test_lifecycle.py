@@ -58,6 +58,10 @@ def blocked():
             ring.read(timeout=None)
         elif what == "read_batch":
             ring.read_batch(timeout=None)
+        elif what == "read_out":
+            ring.read(timeout=None, out=np.zeros(8, ring.dtype))
+        elif what == "read_batch_out":
+            ring.read_batch(timeout=None, out={"record": np.zeros(8, ring.dtype)})
         elif what == "iter":
             for _ in ring:
                 pass
@@ -88,7 +92,7 @@ print(json.dumps(out))
 '''
 
 
-@pytest.mark.parametrize("what", ["read", "read_batch", "iter", "write"])
+@pytest.mark.parametrize("what", ["read", "read_batch", "read_out", "read_batch_out", "iter", "write"])
 def test_close_from_another_thread_ends_a_blocked_call(ring_name, what):
     out = run_child(CLOSE_WHILE_BLOCKED, ring_name, what)
     assert out["returned"], out
@@ -412,21 +416,24 @@ def test_an_error_while_building_the_result_loses_nothing(ring_name, monkeypatch
         assert ring.stats.read == 5 and ring.stats.lost == 0
 
 
-def test_an_error_while_building_a_batch_loses_nothing(ring_name, monkeypatch):
+@pytest.mark.parametrize("how", ["now", "wait", "out"])
+def test_an_error_while_building_a_batch_loses_nothing(ring_name, monkeypatch, how):
     types = {"a": np.dtype([("x", "<u8")]), "b": np.dtype([("y", "<u4")])}
     with pykring.create(ring_name, 1 << 16, types) as ring, pykring.Producer(ring_name) as p:
         p.write((1,), type="a")
         p.write((2,), type="b")
         real = pykring.Batch.__init__
+        out = {name: np.zeros(4, dt) for name, dt in ring.dtypes.items()}
+        kw = {"now": {}, "wait": {"timeout": None}, "out": {"timeout": None, "out": out}}[how]
 
         def failing(self, arrays):
             raise MemoryError("injected")
 
         monkeypatch.setattr(pykring.Batch, "__init__", failing)
         with pytest.raises(MemoryError):
-            ring.read_batch()
+            ring.read_batch(**kw)
         monkeypatch.setattr(pykring.Batch, "__init__", real)
-        batch = ring.read_batch()
+        batch = ring.read_batch(**kw)
         assert batch["a"]["x"].tolist() == [1] and batch["b"]["y"].tolist() == [2]
         assert ring.stats.read == 2
 

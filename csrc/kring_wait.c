@@ -198,12 +198,16 @@ int kring_wait(struct kring_consumer *c, int64_t timeout_ns)
 int kring_wait_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
                      int64_t timeout_ns, uint64_t *n)
 {
+    uint32_t t;
     int rc;
 
     *n = 0;
     /* Before anything: a caller that fails after this call (also after a
      * timeout) rewinds to here, never to an older mark. */
     kring_mark(c);
+    /* Rows of one read: a caller that reuses them sets nothing per call. */
+    for (t = 0; t < KRING_MAX_TYPES; t++)
+        out[t].count = 0;
     if (c->m.faulted)
         return kring_consumer_truncated(c);
     KRING_GUARDED(&c->m, rc = kring_consumer_truncated(c), rc = wait_ready(c, timeout_ns));

@@ -1,7 +1,7 @@
 """Consumers: :class:`Ring`, its batches and statistics."""
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -16,6 +16,14 @@ SCRATCH_ROWS = 1024
 #: read_batch() without out= lands records in fresh zeroed rows of about this
 #: many bytes per type (at most SCRATCH_ROWS rows, at least one).
 LANDING_BYTES = 64 << 10
+_NO_LIMIT = 1 << 62
+_OK, _TIMEOUT = lib.KRING_OK, lib.KRING_E_TIMEOUT
+#: What self._outs points at (Ring._landed), besides a read() `out` array.
+_SCRATCH, _LANDING, _BATCH_OUT = "scratch", "landing", "batch out"
+#: The `count` of a struct kring_out (kring_user.h), as numpy sees it.
+_OUT_DTYPE = np.dtype({"names": ["count"], "formats": [np.uint64],
+                       "offsets": [ffi.offsetof("struct kring_out", "count")],
+                       "itemsize": ffi.sizeof("struct kring_out")})
 
 Timeout = Optional[float]
 T = TypeVar("T")
@@ -107,14 +115,22 @@ class Ring(Lifecycle):
         self._n = ffi.new("uint64_t *")
         self._census = ffi.new("uint64_t[]", lib.KRING_MAX_TYPES)
         self._stats = ffi.new("struct kring_ring_stats *")
+        # The rows self._outs points at now: _SCRATCH, _LANDING, _BATCH_OUT, the
+        # `out` array of read(), or None (nothing reusable: set them again).
+        self._landed: object = None
+        # The counts of self._outs as one numpy view: read in one call.
+        self._out_counts = np.frombuffer(ffi.buffer(self._outs), dtype=_OUT_DTYPE)["count"]
         self._out_array: Optional[np.ndarray] = None    # the last `out` of read(), checked
         self._out_ptr = ffi.NULL
+        self._out_empty: Optional[np.ndarray] = None
         self._scratch: Optional[np.ndarray] = None      # read()'s buffer for small batches
         # read_batch(): the landing rows of each type id (array, cdata, pointer)
         # and the caller's arrays of read_batch(out=) last seen, checked.
         self._landing: Dict[int, tuple] = {}
         self._batch_out: Dict[int, tuple] = {tid: (None,) for tid, _, _ in types}
         self._empty = {tid: _empty_rows(dt) for tid, _, dt in types}
+        self._empty_batch = {name: self._empty[tid] for tid, name, _ in types}
+        self._single = (types[0][0], types[0][2]) if len(types) == 1 else None
         self._start_lifecycle(reopen or ("pykring.attach(%r)" % path if path else "open the source again"))
 
     # -- description ------------------------------------------------------
@@ -195,21 +211,34 @@ class Ring(Lifecycle):
 
     def _wait_drain(self, limit: int, timeout: Timeout) -> int:
         """Wait as `timeout` says and drain up to `limit` records into the rows
-        self._outs points at: one GIL-released call per wait slice, so a wake
-        costs one call and allocates nothing. The call marks the position
-        first (kring_rewind goes back there). Returns the records drained; 0
-        when the wait timed out or nothing could be delivered."""
-        c, outs, n = self._c, self._outs, self._n
-        slice_s, slice_max = WAIT_SLICE_S, max(WAIT_SLICE_S, WAIT_SLICE_MAX_S)
+        self._outs points at (from their first row): one GIL-released call
+        per wait slice, so a wake costs one call and allocates nothing. The
+        call marks the position first (kring_rewind goes back there). Returns
+        the records drained; 0 when the wait timed out or nothing could be
+        delivered."""
+        c, n = self._c, self._n
         if timeout is None:
-            deadline, left = None, slice_s
+            deadline, left = None, WAIT_SLICE_S
+        elif timeout > 0:
+            deadline, left = time.monotonic() + timeout, min(WAIT_SLICE_S, timeout)
         else:
-            deadline = time.monotonic() + max(0.0, timeout)
-            left = min(slice_s, max(0.0, timeout))
+            deadline, left = 0.0, 0.0
+        rc = lib.kring_wait_drain(c, self._outs, limit, int(left * 1e9), n)   # GIL released inside
+        if rc == _OK:
+            return n[0]
+        if rc == _TIMEOUT and deadline == 0 and not self._closing:
+            return 0                # a poll of an empty ring
+        return self._wait_more(rc, limit, deadline)
+
+    def _wait_more(self, rc: int, limit: int, deadline: Optional[float]) -> int:
+        """_wait_drain() after its first call did not end with records:
+        deliver what came before an error, raise for the ring's state, or wait
+        on in growing slices until `deadline` (None: no limit; 0: none)."""
+        c, n = self._c, self._n
+        slice_s, slice_max = WAIT_SLICE_S, max(WAIT_SLICE_S, WAIT_SLICE_MAX_S)
         while True:
-            rc = lib.kring_wait_drain(c, outs, limit, int(left * 1e9), n)   # GIL released inside
             got = n[0]
-            if rc == lib.KRING_OK or got:
+            if rc == _OK or got:
                 # An error after some records (corrupt, say): deliver them; the
                 # next read meets the same condition again and raises.
                 return got
@@ -217,7 +246,7 @@ class Ring(Lifecycle):
                 raise self._closed_error("read")
             if rc != lib.KRING_E_TIMEOUT and rc != lib.KRING_E_INTR:
                 self._check(rc, "read")     # closed by the producer, broken, corrupt, OS error
-            if timeout == 0:
+            if deadline == 0:
                 return 0
             # Back in the interpreter: a pending KeyboardInterrupt is raised here.
             if lib.kring_producer_gone(c) == 1 and lib.kring_pending(c) == 0:
@@ -226,12 +255,12 @@ class Ring(Lifecycle):
                     "wait: the producer (pid %d) exited without closing the ring; everything it "
                     "published was read" % self._stats.producer_pid)
             slice_s = min(2 * slice_s, slice_max)
-            if deadline is None:
-                left = slice_s
-            else:
+            left = slice_s
+            if deadline is not None:
                 left = min(slice_s, deadline - time.monotonic())
                 if left <= 0:
                     return 0
+            rc = lib.kring_wait_drain(c, self._outs, limit, int(left * 1e9), n)   # GIL released inside
 
     def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int, grow: bool,
                have: int = 0) -> int:
@@ -256,6 +285,7 @@ class Ring(Lifecycle):
             rc = lib.kring_drain(c, outs, max_records - total, 0, n)  # GIL released
             got = int(n[0])
             total += got
+            self._landed = None
             for tid in bufs:
                 fill[tid] = int(outs[tid].count)
                 outs[tid].buf = ffi.NULL
@@ -283,30 +313,32 @@ class Ring(Lifecycle):
         return max(1, min(max_records, pending // record_span(size) if pending else 1))
 
     def _read(self, max_records: Optional[int], timeout: Timeout, commit: bool,
-              land: Callable[[], int], build: Callable[[int, int], T]) -> T:
-        """The protocol of read() and read_batch(): ``land()`` points the
+              land: Callable[[Any], int], build: Callable[[Any, int, int], T], arg: Any) -> T:
+        """The protocol of read() and read_batch(): ``land(arg)`` points the
         drain at reused rows (self._outs) and returns how many fit; one call
-        waits as `timeout` says and drains into them; ``build(got, limit)``
-        makes the result from them (draining more if a backlog did not fit),
-        and only then is the position published. If anything raises on the
-        way, what was drained goes back (the next read delivers it); an error
-        of the ring itself (closed, corrupt) delivered nothing in this call,
-        and what earlier reads returned is published as asked."""
-        limit = (1 << 62) if max_records is None else int(max_records)
+        waits as `timeout` says and drains into them; ``build(arg, got,
+        limit)`` makes the result from them (draining more if a backlog did
+        not fit), and only then is the position published. If anything raises
+        on the way, what was drained goes back (the next read delivers it); an
+        error of the ring itself (closed, corrupt) delivered nothing in this
+        call, and what earlier reads returned is published as asked."""
+        limit = _NO_LIMIT if max_records is None else int(max_records)
         if limit < 0:
             raise ValueError("max_records must be >= 0")
         self._enter()
         c = self._c
         try:
-            room = land()           # before the mark: nothing to rewind if this fails
+            room = land(arg)        # before the mark: nothing to rewind if this fails
             try:
-                result = build(self._wait_drain(min(limit, room), timeout), limit)
+                got = self._wait_drain(limit if limit < room else room, timeout)
+                result = build(arg, got, limit)
             except BaseException as exc:
                 lib.kring_rewind(c)
                 if commit and isinstance(exc, errors.KringError):
                     lib.kring_commit(c)
                 raise
-            if commit:
+            # Nothing read and nothing of earlier reads to publish: no call.
+            if commit and (got or c.pos != c.committed):
                 lib.kring_commit(c)
             return result
         finally:
@@ -328,38 +360,46 @@ class Ring(Lifecycle):
         Raises :class:`RingClosedError` once the producer closed the ring and
         everything was read, or when another thread closes this Ring.
         """
-        if len(self._types) != 1:
+        if self._single is None:
             raise TypeError("this ring has %d record types: use read_batch()" % len(self._types))
-        tid, _, dt = self._types[0]
         if out is not None and out is not self._out_array:
             # Checked once per buffer: a loop that reuses `out` skips this.
+            dt = self._single[1]
             if (not isinstance(out, np.ndarray) or out.dtype != dt or out.ndim != 1 or
                     not out.flags.c_contiguous or not out.flags.writeable):
                 raise TypeError("out must be a writable, contiguous 1-d array of the ring's dtype %s" % (dt,))
-        return self._read(max_records, timeout, commit, lambda: self._land_rows(tid, dt, out),
-                          lambda got, limit: self._rows(tid, dt, out, got, limit))
+        return self._read(max_records, timeout, commit, self._land_rows, self._rows, out)
 
-    def _land_rows(self, tid: int, dt: np.dtype, out: Optional[np.ndarray]) -> int:
+    def _land_rows(self, out: Optional[np.ndarray]) -> int:
         """Point the drain at `out`, or at the reused scratch rows."""
-        if out is not None:
+        if out is None:
+            if self._landed is not _SCRATCH:
+                if self._scratch is None:
+                    self._scratch = np.empty(SCRATCH_ROWS, dtype=self._single[1])
+                    self._scratch_buf = ffi.from_buffer(self._scratch, require_writable=True)
+                    self._scratch_ptr = ffi.cast("uint8_t *", self._scratch_buf)
+                self._point(self._single[0], self._scratch_ptr, SCRATCH_ROWS, 0)
+                self._landed = _SCRATCH
+            return SCRATCH_ROWS
+        if self._landed is not out:
             if out is not self._out_array:
                 self._out_buf = ffi.from_buffer(out, require_writable=True)
-                self._out_array, self._out_ptr = out, ffi.cast("uint8_t *", self._out_buf)
-            rows, ptr = out, self._out_ptr
-        else:
-            if self._scratch is None:
-                self._scratch = np.empty(SCRATCH_ROWS, dtype=dt)
-                self._scratch_buf = ffi.from_buffer(self._scratch, require_writable=True)
-                self._scratch_ptr = ffi.cast("uint8_t *", self._scratch_buf)
-            rows, ptr = self._scratch, self._scratch_ptr
-        o = self._outs[tid]
-        o.buf, o.capacity, o.count, o.zeroed = ptr, len(rows), 0, 0
-        return len(rows)
+                self._out_array, self._out_ptr, self._out_empty = out, ffi.cast("uint8_t *", self._out_buf), out[:0]
+            self._point(self._single[0], self._out_ptr, len(out), 0)
+            self._landed = out
+        return len(out)
 
-    def _rows(self, tid: int, dt: np.dtype, out: Optional[np.ndarray], got: int, limit: int) -> np.ndarray:
+    def _point(self, tid: int, ptr, rows: int, zeroed: int) -> None:
+        o = self._outs[tid]
+        o.buf, o.capacity, o.count, o.zeroed = ptr, rows, 0, zeroed
+
+    def _rows(self, out: Optional[np.ndarray], got: int, limit: int) -> np.ndarray:
         """read()'s result from the `got` rows drained into `out` or the scratch."""
         if out is not None:
-            return out[:got]
+            return out[:got] if got else self._out_empty
+        tid, dt = self._single
+        if not got:
+            return self._empty[tid]
         if got == SCRATCH_ROWS and got < limit and lib.kring_pending(self._c) > 0:
             # A backlog: one array for all of it, the scratch rows first.
             bufs = {tid: np.zeros(got + self._estimate(tid, limit - got), dtype=dt)}
@@ -367,8 +407,6 @@ class Ring(Lifecycle):
             fill = {tid: got}
             self._drain(bufs, fill, limit - got, grow=True, have=got)
             return bufs[tid][:fill[tid]]
-        if not got:
-            return self._empty[tid]
         rows = np.empty(got, dtype=dt)
         # Raw bytes: a structured copy would skip bytes no field covers.
         rows.view(np.uint8)[:] = self._scratch[:got].view(np.uint8)
@@ -384,86 +422,91 @@ class Ring(Lifecycle):
         keep their order across types: a record whose type's array is full
         ends the batch, and a later read delivers it."""
         if out is not None:
-            self._check_batch_out(out)
-            return self._read(max_records, timeout, commit, lambda: self._land_out(out), self._batch_out_rows)
-        return self._read(max_records, timeout, commit, self._land_batch, self._batch_rows)
+            return self._read(max_records, timeout, commit, self._land_out, self._batch_out_rows, out)
+        return self._read(max_records, timeout, commit, self._land_batch, self._batch_rows, None)
 
-    def _check_batch_out(self, out: Mapping[str, np.ndarray]) -> None:
+    def _land_out(self, out: Mapping[str, np.ndarray]) -> int:
+        """Check the caller's arrays of read_batch(out=) and point the drain
+        at them. Each array is checked once: a loop that reuses them only
+        looks them up."""
         cache = self._batch_out
+        same = self._landed is _BATCH_OUT
+        room = 0
         for tid, name, dt in self._types:
             try:
                 a = out[name]
-            except KeyError:
-                raise TypeError("out must have an array for every record type: %r is missing" % name) from None
-            if cache[tid][0] is a:
-                continue            # checked before: a loop that reuses `out` skips this
-            if (not isinstance(a, np.ndarray) or a.dtype != dt or a.ndim != 1 or
-                    not a.flags.c_contiguous or not a.flags.writeable):
-                raise TypeError("out[%r] must be a writable, contiguous 1-d array of that type's dtype %s"
-                                % (name, dt))
-
-    def _land_out(self, out: Mapping[str, np.ndarray]) -> int:
-        """Point the drain at the caller's arrays (read_batch(out=))."""
-        cache, outs = self._batch_out, self._outs
-        room = 0
-        for tid, name, _ in self._types:
-            a = out[name]
+            except (KeyError, TypeError):
+                raise TypeError("out must map every record type name to an array: %r is missing" % name) from None
             entry = cache[tid]
             if entry[0] is not a:
+                if (not isinstance(a, np.ndarray) or a.dtype != dt or a.ndim != 1 or
+                        not a.flags.c_contiguous or not a.flags.writeable):
+                    raise TypeError("out[%r] must be a writable, contiguous 1-d array of that type's dtype %s"
+                                    % (name, dt))
                 cbuf = ffi.from_buffer(a, require_writable=True)
-                entry = cache[tid] = (a, cbuf, ffi.cast("uint8_t *", cbuf))
-            o = outs[tid]
-            o.buf, o.capacity, o.count, o.zeroed = entry[2], len(a), 0, 0
+                entry = cache[tid] = (a, cbuf, ffi.cast("uint8_t *", cbuf), a[:0])
+                same = False
             room += len(a)
+        if not same:
+            for tid, entry in cache.items():
+                self._point(tid, entry[2], len(entry[0]), 0)
+            self._batch_out_empty = {name: cache[tid][3] for tid, name, _ in self._types}
+            self._landed = _BATCH_OUT
         return room
 
-    def _batch_out_rows(self, got: int, limit: int) -> Batch:
-        outs = self._outs
-        return Batch({name: self._batch_out[tid][0][:outs[tid].count] for tid, name, _ in self._types})
+    def _batch_out_rows(self, out, got: int, limit: int) -> Batch:
+        if not got:
+            return Batch(self._batch_out_empty)
+        counts = self._out_counts.tolist()
+        cache = self._batch_out
+        return Batch({name: cache[tid][0][:counts[tid]] for tid, name, _ in self._types})
 
-    def _land_batch(self) -> int:
+    def _land_batch(self, _) -> int:
         """Point the drain at the landing rows of each type: fresh zeros,
         made before the wait (never on the wake path) and kept until records
         land in them."""
-        landing, outs = self._landing, self._outs
-        room = 0
-        for tid, _, dt in self._types:
-            entry = landing.get(tid)
-            if entry is None:
-                rows = np.zeros(max(1, min(SCRATCH_ROWS, LANDING_BYTES // dt.itemsize)), dtype=dt)
-                cbuf = ffi.from_buffer(rows, require_writable=True)
-                entry = landing[tid] = (rows, cbuf, ffi.cast("uint8_t *", cbuf))
-            o = outs[tid]
-            o.buf, o.capacity, o.count, o.zeroed = entry[2], len(entry[0]), 0, 1
-            room += len(entry[0])
-        return room
+        landing = self._landing
+        if self._landed is not _LANDING:
+            for tid, _, dt in self._types:
+                entry = landing.get(tid)
+                if entry is None:
+                    rows = np.zeros(max(1, min(SCRATCH_ROWS, LANDING_BYTES // dt.itemsize)), dtype=dt)
+                    cbuf = ffi.from_buffer(rows, require_writable=True)
+                    entry = landing[tid] = (rows, cbuf, ffi.cast("uint8_t *", cbuf))
+                self._point(tid, entry[2], len(entry[0]), 1)
+            self._landed = _LANDING
+            self._landing_room = sum(len(entry[0]) for entry in landing.values())
+        return self._landing_room
 
-    def _batch_rows(self, got: int, limit: int) -> Batch:
+    def _batch_rows(self, _, got: int, limit: int) -> Batch:
         """read_batch()'s result from the landing rows."""
-        landing, outs, c = self._landing, self._outs, self._c
-        fills = {tid: int(outs[tid].count) for tid, _, _ in self._types}
-        if got < limit and any(fills[tid] == len(landing[tid][0]) for tid in fills) and lib.kring_pending(c) > 0:
+        if not got:
+            return Batch(self._empty_batch)
+        landing, c = self._landing, self._c
+        counts = self._out_counts.tolist()
+        if got < limit and any(counts[tid] == len(landing[tid][0]) for tid in landing) and lib.kring_pending(c) > 0:
             # A backlog: rows sized by a census of the pending headers, one
             # drain, no growing copies (records of a kernel ring are up to
             # 70 KB wide); the landing rows go first.
-            counts = self._census
-            self._check(lib.kring_census(c, limit - got, counts), "read")
-            bufs = {}
-            for tid, fill in fills.items():
-                rows = landing[tid][0]
-                bufs[tid] = np.zeros(max(1, fill + int(counts[tid])), dtype=rows.dtype)
+            census = self._census
+            self._check(lib.kring_census(c, limit - got, census), "read")
+            bufs, fills = {}, {}
+            for tid in landing:
+                fill = fills[tid] = counts[tid]
+                bufs[tid] = np.zeros(max(1, fill + int(census[tid])), dtype=landing[tid][0].dtype)
                 if fill:
                     self._unland(tid, fill, bufs[tid])
             self._drain(bufs, fills, limit - got, grow=False, have=got)
             return Batch({name: bufs[tid][:fills[tid]] for tid, name, _ in self._types})
         arrays = {}
         for tid, name, _ in self._types:
-            fill = fills[tid]
+            fill = counts[tid]
             if not fill:
                 arrays[name] = self._empty[tid]
             elif 2 * fill >= len(landing[tid][0]):
                 # Mostly used: the rows become the result, fresh ones land next time.
                 arrays[name] = landing.pop(tid)[0][:fill]
+                self._landed = None
             else:
                 arrays[name] = self._unland(tid, fill, None)
         return Batch(arrays)

@@ -11,15 +11,17 @@ from ._common import (WAIT_SLICE_MAX_S, WAIT_SLICE_S, Lifecycle, file_identity, 
 from ._lib import check_open, ffi, lib, private_meta, raise_for
 from .schema import Types, make_meta, normalize_types, record_span, types_from_meta
 
-#: read() without out= drains batches up to this many rows through a reused buffer.
-SCRATCH_ROWS = 1024
-#: read_batch() without out= lands records in fresh zeroed rows of about this
-#: many bytes per type (at most SCRATCH_ROWS rows, at least one).
+#: read() and read_batch() without out= drain into fresh zeroed rows made
+#: before the wait, as many per type as the last batch of that type had
+#: (rounded up to a power of two), at most this many bytes' worth (and at
+#: least one row); the rows become the result. A batch that does not fit is
+#: counted (kring_census) and drained into rows of its exact size.
 LANDING_BYTES = 64 << 10
+LANDING_ROWS_MAX = 1024
 _NO_LIMIT = 1 << 62
 _OK, _TIMEOUT = lib.KRING_OK, lib.KRING_E_TIMEOUT
 #: What self._outs points at (Ring._landed), besides a read() `out` array.
-_SCRATCH, _LANDING, _BATCH_OUT = "scratch", "landing", "batch out"
+_LANDING, _BATCH_OUT = "landing", "batch out"
 #: The `count` of a struct kring_out (kring_user.h), as numpy sees it.
 _OUT_DTYPE = np.dtype({"names": ["count"], "formats": [np.uint64],
                        "offsets": [ffi.offsetof("struct kring_out", "count")],
@@ -115,7 +117,7 @@ class Ring(Lifecycle):
         self._n = ffi.new("uint64_t *")
         self._census = ffi.new("uint64_t[]", lib.KRING_MAX_TYPES)
         self._stats = ffi.new("struct kring_ring_stats *")
-        # The rows self._outs points at now: _SCRATCH, _LANDING, _BATCH_OUT, the
+        # The rows self._outs points at now: _LANDING, _BATCH_OUT, the
         # `out` array of read(), or None (nothing reusable: set them again).
         self._landed: object = None
         # The counts of self._outs as one numpy view: read in one call.
@@ -123,10 +125,12 @@ class Ring(Lifecycle):
         self._out_array: Optional[np.ndarray] = None    # the last `out` of read(), checked
         self._out_ptr = ffi.NULL
         self._out_empty: Optional[np.ndarray] = None
-        self._scratch: Optional[np.ndarray] = None      # read()'s buffer for small batches
-        # read_batch(): the landing rows of each type id (array, cdata, pointer)
-        # and the caller's arrays of read_batch(out=) last seen, checked.
+        # The landing rows of each type id (array, cdata, pointer), how many
+        # rows to make next, and the caller's arrays of read_batch(out=) last
+        # seen, checked.
         self._landing: Dict[int, tuple] = {}
+        self._land_next = {tid: 1 for tid, _, _ in types}
+        self._land_max = {tid: max(1, min(LANDING_ROWS_MAX, LANDING_BYTES // dt.itemsize)) for tid, _, dt in types}
         self._batch_out: Dict[int, tuple] = {tid: (None,) for tid, _, _ in types}
         self._empty = {tid: _empty_rows(dt) for tid, _, dt in types}
         self._empty_batch = {name: self._empty[tid] for tid, name, _ in types}
@@ -371,16 +375,9 @@ class Ring(Lifecycle):
         return self._read(max_records, timeout, commit, self._land_rows, self._rows, out)
 
     def _land_rows(self, out: Optional[np.ndarray]) -> int:
-        """Point the drain at `out`, or at the reused scratch rows."""
+        """Point the drain at `out`, or at fresh landing rows."""
         if out is None:
-            if self._landed is not _SCRATCH:
-                if self._scratch is None:
-                    self._scratch = np.empty(SCRATCH_ROWS, dtype=self._single[1])
-                    self._scratch_buf = ffi.from_buffer(self._scratch, require_writable=True)
-                    self._scratch_ptr = ffi.cast("uint8_t *", self._scratch_buf)
-                self._point(self._single[0], self._scratch_ptr, SCRATCH_ROWS, 0)
-                self._landed = _SCRATCH
-            return SCRATCH_ROWS
+            return self._land_batch(None)
         if self._landed is not out:
             if out is not self._out_array:
                 self._out_buf = ffi.from_buffer(out, require_writable=True)
@@ -394,23 +391,12 @@ class Ring(Lifecycle):
         o.buf, o.capacity, o.count, o.zeroed = ptr, rows, 0, zeroed
 
     def _rows(self, out: Optional[np.ndarray], got: int, limit: int) -> np.ndarray:
-        """read()'s result from the `got` rows drained into `out` or the scratch."""
+        """read()'s result: the `got` rows drained into `out`, or the landing rows."""
         if out is not None:
             return out[:got] if got else self._out_empty
-        tid, dt = self._single
         if not got:
-            return self._empty[tid]
-        if got == SCRATCH_ROWS and got < limit and lib.kring_pending(self._c) > 0:
-            # A backlog: one array for all of it, the scratch rows first.
-            bufs = {tid: np.zeros(got + self._estimate(tid, limit - got), dtype=dt)}
-            bufs[tid].view(np.uint8)[:self._scratch.nbytes] = self._scratch.view(np.uint8)
-            fill = {tid: got}
-            self._drain(bufs, fill, limit - got, grow=True, have=got)
-            return bufs[tid][:fill[tid]]
-        rows = np.empty(got, dtype=dt)
-        # Raw bytes: a structured copy would skip bytes no field covers.
-        rows.view(np.uint8)[:] = self._scratch[:got].view(np.uint8)
-        return rows
+            return self._empty[self._single[0]]
+        return self._take(got, limit)[self._single[0]]
 
     def read_batch(self, max_records: Optional[int] = None, timeout: Timeout = 0,
                    commit: bool = True, *, out: Optional[Mapping[str, np.ndarray]] = None) -> Batch:
@@ -470,7 +456,7 @@ class Ring(Lifecycle):
             for tid, _, dt in self._types:
                 entry = landing.get(tid)
                 if entry is None:
-                    rows = np.zeros(max(1, min(SCRATCH_ROWS, LANDING_BYTES // dt.itemsize)), dtype=dt)
+                    rows = np.zeros(self._land_next[tid], dtype=dt)
                     cbuf = ffi.from_buffer(rows, require_writable=True)
                     entry = landing[tid] = (rows, cbuf, ffi.cast("uint8_t *", cbuf))
                 self._point(tid, entry[2], len(entry[0]), 1)
@@ -482,45 +468,55 @@ class Ring(Lifecycle):
         """read_batch()'s result from the landing rows."""
         if not got:
             return Batch(self._empty_batch)
-        landing, c = self._landing, self._c
+        arrays = self._take(got, limit)
+        return Batch({name: arrays[tid] for tid, name, _ in self._types})
+
+    def _take(self, got: int, limit: int) -> Dict[int, np.ndarray]:
+        """The rows of each type id after `got` records landed: the landing
+        rows themselves where they are mostly used (fresh ones are made before
+        the next wait), else an exact copy; and a backlog that did not fit
+        drained after them."""
+        landing, c, empty = self._landing, self._c, self._empty
         counts = self._out_counts.tolist()
+        arrays = {}
         if got < limit and any(counts[tid] == len(landing[tid][0]) for tid in landing) and lib.kring_pending(c) > 0:
             # A backlog: rows sized by a census of the pending headers, one
             # drain, no growing copies (records of a kernel ring are up to
             # 70 KB wide); the landing rows go first.
             census = self._census
             self._check(lib.kring_census(c, limit - got, census), "read")
-            bufs, fills = {}, {}
+            fills = {}
             for tid in landing:
                 fill = fills[tid] = counts[tid]
-                bufs[tid] = np.zeros(max(1, fill + int(census[tid])), dtype=landing[tid][0].dtype)
+                arrays[tid] = np.zeros(max(1, fill + int(census[tid])), dtype=landing[tid][0].dtype)
                 if fill:
-                    self._unland(tid, fill, bufs[tid])
-            self._drain(bufs, fills, limit - got, grow=False, have=got)
-            return Batch({name: bufs[tid][:fills[tid]] for tid, name, _ in self._types})
-        arrays = {}
-        for tid, name, _ in self._types:
+                    # Raw bytes: a structured copy would skip bytes no field covers.
+                    arrays[tid].view(np.uint8)[:fill * arrays[tid].itemsize] = landing[tid][0][:fill].view(np.uint8)
+            self._drain(arrays, fills, limit - got, grow=False, have=got)
+            for tid, fill in fills.items():
+                arrays[tid] = arrays[tid][:fill] if fill else empty[tid]
+                if counts[tid]:
+                    del landing[tid]
+                    self._land_next[tid] = min(self._land_max[tid], 1 << (fill - 1).bit_length())
+            return arrays
+        for tid, _, _ in self._types:
             fill = counts[tid]
             if not fill:
-                arrays[name] = self._empty[tid]
-            elif 2 * fill >= len(landing[tid][0]):
-                # Mostly used: the rows become the result, fresh ones land next time.
-                arrays[name] = landing.pop(tid)[0][:fill]
-                self._landed = None
+                arrays[tid] = empty[tid]
+                continue
+            rows = landing.pop(tid)[0]
+            self._landed = None
+            if fill == len(rows):
+                arrays[tid] = rows
+            elif 4 * fill >= len(rows):
+                arrays[tid] = rows[:fill]
             else:
-                arrays[name] = self._unland(tid, fill, None)
-        return Batch(arrays)
-
-    def _unland(self, tid: int, fill: int, into: Optional[np.ndarray]) -> np.ndarray:
-        """Copy the first `fill` landing rows of `tid` out (into the first rows
-        of `into`, or a new array) and zero them again for the next landing."""
-        src = self._landing[tid][0][:fill].view(np.uint8)
-        if into is None:
-            into = np.empty(fill, dtype=self._landing[tid][0].dtype)
-        # Raw bytes: a structured copy would skip bytes no field covers.
-        into.view(np.uint8)[:src.nbytes] = src
-        src[:] = 0
-        return into
+                # Mostly unused (a much larger batch came before): an exact
+                # copy, raw bytes (a structured copy would skip bytes no field covers).
+                arrays[tid] = np.empty(fill, dtype=rows.dtype)
+                arrays[tid].view(np.uint8)[:] = rows[:fill].view(np.uint8)
+            self._land_next[tid] = min(self._land_max[tid], 1 << (fill - 1).bit_length())
+        return arrays
 
     def commit(self) -> None:
         """Publish the position after reads with ``commit=False``."""

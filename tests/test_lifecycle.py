@@ -400,17 +400,21 @@ def test_close_does_not_unlink_a_newer_ring_of_the_same_name(ring_name):
 def test_an_error_while_building_the_result_loses_nothing(ring_name, monkeypatch):
     with pykring.create(ring_name, 1 << 16, DT) as ring, pykring.Producer(ring_name) as p:
         p.write(np.arange(5, dtype=np.uint64).view(DT))
-        real_empty = np.empty
+        real_empty, real_zeros = np.empty, np.zeros
 
-        def failing_empty(shape, *a, **kw):
-            if shape == 5:
-                raise MemoryError("injected")
-            return real_empty(shape, *a, **kw)
+        def failing(real):
+            def alloc(shape, *a, **kw):
+                if shape == 5:          # the rows of the result, whichever way they are made
+                    raise MemoryError("injected")
+                return real(shape, *a, **kw)
+            return alloc
 
-        monkeypatch.setattr(np, "empty", failing_empty)
+        monkeypatch.setattr(np, "empty", failing(real_empty))
+        monkeypatch.setattr(np, "zeros", failing(real_zeros))
         with pytest.raises(MemoryError):
             ring.read()
         monkeypatch.setattr(np, "empty", real_empty)
+        monkeypatch.setattr(np, "zeros", real_zeros)
         rows = ring.read()
         assert rows["x"].tolist() == [0, 1, 2, 3, 4]
         assert ring.stats.read == 5 and ring.stats.lost == 0

@@ -12,14 +12,16 @@ from ._lib import check_open, ffi, lib, private_meta, raise_for
 from .schema import Types, make_meta, normalize_types, record_span, types_from_meta
 
 #: read() and read_batch() without out= drain into fresh zeroed rows made
-#: before the wait, as many per type as the last batch of that type had
-#: (rounded up to a power of two), at most this many bytes' worth (and at
+#: before the wait, twice as many per type as the last batch of that type had
+#: (rounded up to a power of two: room to spare, so a batch that fits needs
+#: no look at what is still pending), at most this many bytes' worth (and at
 #: least one row); the rows become the result. A batch that does not fit is
 #: counted (kring_census) and drained into rows of its exact size.
 LANDING_BYTES = 64 << 10
 LANDING_ROWS_MAX = 1024
 _NO_LIMIT = 1 << 62
 _OK, _TIMEOUT = lib.KRING_OK, lib.KRING_E_TIMEOUT
+_SLICE_NS = int(WAIT_SLICE_S * 1e9)
 #: What self._outs points at (Ring._landed), besides a read() `out` array.
 _LANDING, _BATCH_OUT = "landing", "batch out"
 #: The `count` of a struct kring_out (kring_user.h), as numpy sees it.
@@ -213,29 +215,8 @@ class Ring(Lifecycle):
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
-    def _wait_drain(self, limit: int, timeout: Timeout) -> int:
-        """Wait as `timeout` says and drain up to `limit` records into the rows
-        self._outs points at (from their first row): one GIL-released call
-        per wait slice, so a wake costs one call and allocates nothing. The
-        call marks the position first (kring_rewind goes back there). Returns
-        the records drained; 0 when the wait timed out or nothing could be
-        delivered."""
-        c, n = self._c, self._n
-        if timeout is None:
-            deadline, left = None, WAIT_SLICE_S
-        elif timeout > 0:
-            deadline, left = time.monotonic() + timeout, min(WAIT_SLICE_S, timeout)
-        else:
-            deadline, left = 0.0, 0.0
-        rc = lib.kring_wait_drain(c, self._outs, limit, int(left * 1e9), n)   # GIL released inside
-        if rc == _OK:
-            return n[0]
-        if rc == _TIMEOUT and deadline == 0 and not self._closing:
-            return 0                # a poll of an empty ring
-        return self._wait_more(rc, limit, deadline)
-
     def _wait_more(self, rc: int, limit: int, deadline: Optional[float]) -> int:
-        """_wait_drain() after its first call did not end with records:
+        """_read()'s wait after its first call did not end with records:
         deliver what came before an error, raise for the ring's state, or wait
         on in growing slices until `deadline` (None: no limit; 0: none)."""
         c, n = self._c, self._n
@@ -319,22 +300,40 @@ class Ring(Lifecycle):
     def _read(self, max_records: Optional[int], timeout: Timeout, commit: bool,
               land: Callable[[Any], int], build: Callable[[Any, int, int], T], arg: Any) -> T:
         """The protocol of read() and read_batch(): ``land(arg)`` points the
-        drain at reused rows (self._outs) and returns how many fit; one call
-        waits as `timeout` says and drains into them; ``build(arg, got,
-        limit)`` makes the result from them (draining more if a backlog did
-        not fit), and only then is the position published. If anything raises
-        on the way, what was drained goes back (the next read delivers it); an
-        error of the ring itself (closed, corrupt) delivered nothing in this
-        call, and what earlier reads returned is published as asked."""
+        drain at reused rows (self._outs) and returns how many fit; one
+        GIL-released call (kring_wait_drain) waits as `timeout` says and
+        drains into them, so a wake costs one call and allocates nothing (a
+        long wait goes on in slices: _wait_more); ``build(arg, got, limit)``
+        makes the result from them (draining more if a backlog did not fit),
+        and only then is the position published. The call marks the position
+        first: if anything raises on the way, what was drained goes back (the
+        next read delivers it); an error of the ring itself (closed, corrupt)
+        delivered nothing in this call, and what earlier reads returned is
+        published as asked."""
         limit = _NO_LIMIT if max_records is None else int(max_records)
         if limit < 0:
             raise ValueError("max_records must be >= 0")
+        if timeout is None:
+            deadline, ns = None, _SLICE_NS
+        elif timeout > 0:
+            deadline, ns = time.monotonic() + timeout, int(min(WAIT_SLICE_S, timeout) * 1e9)
+        else:
+            deadline, ns = 0.0, 0
         self._enter()
         c = self._c
         try:
             room = land(arg)        # before the mark: nothing to rewind if this fails
+            if room > limit:
+                room = limit
             try:
-                got = self._wait_drain(limit if limit < room else room, timeout)
+                n = self._n
+                rc = lib.kring_wait_drain(c, self._outs, room, ns, n)   # GIL released inside
+                if rc == _OK:
+                    got = n[0]
+                elif rc == _TIMEOUT and deadline == 0 and not self._closing:
+                    got = 0         # a poll of an empty ring
+                else:
+                    got = self._wait_more(rc, room, deadline)
                 result = build(arg, got, limit)
             except BaseException as exc:
                 lib.kring_rewind(c)
@@ -394,9 +393,17 @@ class Ring(Lifecycle):
         """read()'s result: the `got` rows drained into `out`, or the landing rows."""
         if out is not None:
             return out[:got] if got else self._out_empty
+        tid = self._single[0]
         if not got:
-            return self._empty[self._single[0]]
-        return self._take(got, limit)[self._single[0]]
+            return self._empty[tid]
+        rows = self._landing[tid][0]
+        if got == len(rows) or 4 * got < len(rows):
+            return self._take(got, limit)[tid]      # maybe a backlog; or mostly unused
+        # All records are of the one type and left room: nothing more to look at.
+        del self._landing[tid]
+        self._landed = None
+        self._land_next[tid] = min(self._land_max[tid], 2 << (got - 1).bit_length())
+        return rows[:got]
 
     def read_batch(self, max_records: Optional[int] = None, timeout: Timeout = 0,
                    commit: bool = True, *, out: Optional[Mapping[str, np.ndarray]] = None) -> Batch:
@@ -497,7 +504,7 @@ class Ring(Lifecycle):
                 arrays[tid] = arrays[tid][:fill] if fill else empty[tid]
                 if counts[tid]:
                     del landing[tid]
-                    self._land_next[tid] = min(self._land_max[tid], 1 << (fill - 1).bit_length())
+                    self._land_next[tid] = min(self._land_max[tid], 2 << (fill - 1).bit_length())
             return arrays
         for tid, _, _ in self._types:
             fill = counts[tid]
@@ -515,7 +522,7 @@ class Ring(Lifecycle):
                 # copy, raw bytes (a structured copy would skip bytes no field covers).
                 arrays[tid] = np.empty(fill, dtype=rows.dtype)
                 arrays[tid].view(np.uint8)[:] = rows[:fill].view(np.uint8)
-            self._land_next[tid] = min(self._land_max[tid], 1 << (fill - 1).bit_length())
+            self._land_next[tid] = min(self._land_max[tid], 2 << (fill - 1).bit_length())
         return arrays
 
     def commit(self) -> None:

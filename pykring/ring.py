@@ -9,7 +9,7 @@ from . import errors
 from ._common import (WAIT_SLICE_MAX_S, WAIT_SLICE_S, Lifecycle, file_identity, remove_if_same, remove_ring,
                       ring_path)
 from ._lib import check_open, ffi, lib, private_meta, raise_for
-from .schema import Types, make_meta, normalize_types, record_span, types_from_meta
+from .schema import Types, make_meta, normalize_types, types_from_meta
 
 #: read() and read_batch() without out= drain into fresh zeroed rows made
 #: before the wait, twice as many per type as the last batch of that type had
@@ -247,55 +247,29 @@ class Ring(Lifecycle):
                     return 0
             rc = lib.kring_wait_drain(c, self._outs, limit, int(left * 1e9), n)   # GIL released inside
 
-    def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int, grow: bool,
-               have: int = 0) -> int:
-        """Drain (without publishing the position) into bufs[type id] from row
-        fill[id]; grow full buffers if asked. The buffers are fresh np.zeros
-        arrays: the drain skips zero-filling short records, so the pages of
-        a wide row past its record are never touched. ``have``: records this
-        read delivered before (then an error of the ring waits for the next
-        read)."""
+    def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int, have: int) -> None:
+        """Drain (without publishing the position) into bufs[type id] (every
+        type) from row fill[id], and update fill. The buffers are fresh
+        np.zeros arrays: the drain skips zero-filling short records, so the
+        pages of a wide row past its record are never touched. ``have``:
+        records this read delivered before (then an error of the ring waits
+        for the next read)."""
         c, outs, n = self._c, self._outs, self._n
-        total = 0
         keep = []
-        while True:
-            for tid, buf in bufs.items():
-                o = outs[tid]
-                cbuf = ffi.from_buffer(buf, require_writable=True)
-                keep.append(cbuf)
-                o.buf = ffi.cast("uint8_t *", cbuf)
-                o.capacity = len(buf)
-                o.count = fill[tid]
-                o.zeroed = 1
-            rc = lib.kring_drain(c, outs, max_records - total, 0, n)  # GIL released
-            got = int(n[0])
-            total += got
-            self._landed = None
-            for tid in bufs:
-                fill[tid] = int(outs[tid].count)
-                outs[tid].buf = ffi.NULL
-            keep.clear()
-            if rc < 0:
-                if total + have:
-                    # Deliver what came before; the next read meets the same
-                    # condition again (corrupt record, closed, broken) and raises.
-                    return total
-                self._check(rc, "drain")
-            full = [tid for tid, buf in bufs.items() if fill[tid] == len(buf)]
-            if not (grow and full and total < max_records and lib.kring_pending(c) > 0):
-                return total
-            for tid in full:
-                old = bufs[tid]
-                bufs[tid] = np.zeros(max(2 * len(old), 64), dtype=old.dtype)
-                # Raw bytes: a field-wise copy would skip bytes no field covers.
-                bufs[tid].view(np.uint8)[:old.nbytes] = old.view(np.uint8)
-
-    def _estimate(self, tid: int, max_records: int) -> int:
-        pending = lib.kring_pending(self._c)
-        if pending < 0:
-            self._check(pending, "read")
-        size = int(self._c.type_min[tid])
-        return max(1, min(max_records, pending // record_span(size) if pending else 1))
+        for tid, buf in bufs.items():
+            cbuf = ffi.from_buffer(buf, require_writable=True)
+            keep.append(cbuf)
+            self._point(tid, ffi.cast("uint8_t *", cbuf), len(buf), 1)
+            outs[tid].count = fill[tid]
+        self._landed = None
+        rc = lib.kring_drain(c, outs, max_records, 0, n)  # GIL released
+        for tid in bufs:
+            fill[tid] = int(outs[tid].count)
+            outs[tid].buf = ffi.NULL
+        if rc < 0 and not (n[0] or have):
+            # Records before it are delivered first; the next read meets the
+            # same condition again (corrupt record, closed, broken) and raises.
+            self._check(rc, "drain")
 
     def _read(self, max_records: Optional[int], timeout: Timeout, commit: bool,
               land: Callable[[Any], int], build: Callable[[Any, int, int], T], arg: Any) -> T:
@@ -499,7 +473,7 @@ class Ring(Lifecycle):
                 if fill:
                     # Raw bytes: a structured copy would skip bytes no field covers.
                     arrays[tid].view(np.uint8)[:fill * arrays[tid].itemsize] = landing[tid][0][:fill].view(np.uint8)
-            self._drain(arrays, fills, limit - got, grow=False, have=got)
+            self._drain(arrays, fills, limit - got, have=got)
             for tid, fill in fills.items():
                 arrays[tid] = arrays[tid][:fill] if fill else empty[tid]
                 if counts[tid]:

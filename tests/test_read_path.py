@@ -9,6 +9,7 @@ it), never with a clock. The lifecycle guarantees of these calls (close
 from another thread, Ctrl-C, an error while building the result) are in
 test_lifecycle.py and test_crossproc.py, with these variants among them.
 """
+import os
 import subprocess
 import sys
 import threading
@@ -172,3 +173,38 @@ def test_a_blocked_iterator_gets_records_from_another_thread(ring_name):
         p.close()                          # the iterator ends once everything was read
         th.join(30)
         assert not th.is_alive() and got == list(range(50))
+
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0 and sys.platform.startswith("linux")
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="a BPF ring buffer map needs root")
+@pytest.mark.parametrize("with_out", [False, True])
+def test_a_kernel_ring_wakes_into_reused_rows(with_out):
+    """A kernel ring (a BPF ring buffer, epoll) takes the same path: a blocked
+    read_batch woken by a record the kernel commits allocates no rows with
+    out=, and short records are zero-padded in either kind of row."""
+    from pykring import kernel_linux, schema
+    from tests import bpfring
+
+    wide = schema.record_dtype(np.dtype([("v", "<u8"), ("pad", "V16000")]))
+    m = bpfring.RingbufMap(1 << 16)
+    ring = kernel_linux.bpf_ring(m.map_fd, m.size, [(bpfring.TYPE_ID, "record", wide)],
+                                 min_sizes={bpfring.TYPE_ID: bpfring.PAYLOAD})
+    try:
+        out = {"record": np.full(4, 0xFF, dtype=np.uint8).repeat(wide.itemsize).view(wide)} if with_out else None
+        ring.read_batch(out=out)
+        th = threading.Timer(0.2, m.publish, (0, 42))
+        th.start()
+        grew, batch = peak_during(lambda: ring.read_batch(timeout=None, out=out))
+        th.join()
+        rows = batch["record"]
+        assert rows["v"].tolist() == [42] and rows["seq"].tolist() == [0]
+        assert not rows["pad"].view(np.uint8).any(), "a short record's row is not zero-padded"
+        if with_out:
+            assert np.shares_memory(rows, out["record"])
+            assert grew < wide.itemsize, "a woken read_batch(out=) allocated %d bytes" % grew
+        assert ring.stats.read == 1 and ring.stats.lost == 0
+    finally:
+        ring.close()
+        m.close()

@@ -208,3 +208,27 @@ def test_a_kernel_ring_wakes_into_reused_rows(with_out):
     finally:
         ring.close()
         m.close()
+
+
+@pytest.mark.parametrize("timeout", [0, 0.05])
+def test_an_error_in_an_empty_read_gives_back_nothing_an_earlier_read_returned(ring_name, monkeypatch, timeout):
+    # Records a read with commit=False returned are delivered: a later read
+    # that raises rewinds only what it drained itself (nothing here), never
+    # to before them, or they would come twice.
+    types = {"a": np.dtype([("x", "<u8")]), "b": np.dtype([("y", "<u4")])}
+    with pykring.create(ring_name, 1 << 16, types) as ring, pykring.Producer(ring_name) as p:
+        p.write((1,), type="a")
+        assert ring.read_batch(commit=False)["a"]["x"].tolist() == [1]
+
+        def failing(self, arrays):
+            raise MemoryError("injected")
+
+        real = pykring.Batch.__init__
+        monkeypatch.setattr(pykring.Batch, "__init__", failing)
+        with pytest.raises(MemoryError):
+            ring.read_batch(timeout=timeout)
+        monkeypatch.setattr(pykring.Batch, "__init__", real)
+        assert ring.read_batch().count == 0
+        assert ring.stats.read == 1
+        p.write((2,), type="a")
+        assert ring.read_batch()["a"]["x"].tolist() == [2]

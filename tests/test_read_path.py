@@ -121,7 +121,7 @@ def test_a_backlog_larger_than_the_landing_rows_comes_whole_and_in_order(ring_na
         assert ring.stats.lost == 0 and ring.stats.read == n + 5
 
 
-def test_read_of_a_backlog_past_the_scratch_rows_is_whole(ring_name):
+def test_read_of_a_backlog_past_the_landing_rows_is_whole(ring_name):
     dt = np.dtype([("x", "<u8")])
     with pykring.create(ring_name, 1 << 20, dt) as ring, pykring.Producer(ring_name) as p:
         n = 5000

@@ -9,14 +9,15 @@ from . import errors
 from ._common import (WAIT_SLICE_MAX_S, WAIT_SLICE_S, Lifecycle, file_identity, remove_if_same, remove_ring,
                       ring_path)
 from ._lib import check_open, ffi, lib, private_meta, raise_for
-from .schema import Types, make_meta, normalize_types, types_from_meta
+from .schema import Types, make_meta, normalize_types, record_span, types_from_meta
 
 #: read() and read_batch() without out= drain into fresh zeroed rows made
 #: before the wait, twice as many per type as the last batch of that type had
 #: (rounded up to a power of two: room to spare, so a batch that fits needs
 #: no look at what is still pending), at most this many bytes' worth (and at
 #: least one row); the rows become the result. A batch that does not fit is
-#: counted (kring_census) and drained into rows of its exact size.
+#: drained into rows for all of it (counted by kring_census, or, for one
+#: type, as many as the pending bytes can hold).
 LANDING_BYTES = 64 << 10
 LANDING_ROWS_MAX = 1024
 _NO_LIMIT = 1 << 62
@@ -460,12 +461,20 @@ class Ring(Lifecycle):
         landing, c, empty = self._landing, self._c, self._empty
         counts = self._out_counts.tolist()
         arrays = {}
-        if got < limit and any(counts[tid] == len(landing[tid][0]) for tid in landing) and lib.kring_pending(c) > 0:
-            # A backlog: rows sized by a census of the pending headers, one
-            # drain, no growing copies (records of a kernel ring are up to
-            # 70 KB wide); the landing rows go first.
+        pending = 0
+        if got < limit and any(counts[tid] == len(landing[tid][0]) for tid in landing):
+            pending = lib.kring_pending(c)
+        if pending > 0:
+            # A backlog: rows for all of it, one drain, no growing copies
+            # (records of a kernel ring are up to 70 KB wide); the landing rows
+            # go first. One type: as many rows as the pending bytes could
+            # hold; several: a census of the pending headers.
             census = self._census
-            self._check(lib.kring_census(c, limit - got, census), "read")
+            if self._single is not None:
+                tid = self._single[0]
+                census[tid] = min(limit - got, pending // record_span(int(c.type_min[tid])))
+            else:
+                self._check(lib.kring_census(c, limit - got, census), "read")
             fills = {}
             for tid in landing:
                 fill = fills[tid] = counts[tid]

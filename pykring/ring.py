@@ -127,7 +127,7 @@ class Ring(Lifecycle):
         self._out_counts = np.frombuffer(ffi.buffer(self._outs), dtype=_OUT_DTYPE)["count"]
         self._out_array: Optional[np.ndarray] = None    # the last `out` of read(), checked
         self._out_ptr = ffi.NULL
-        self._out_empty: Optional[np.ndarray] = None
+        self._out_empty: np.ndarray = np.empty(0)      # out[:0] of that `out`
         # The landing rows of each type id (array, cdata, pointer), how many
         # rows to make next, and the caller's arrays of read_batch(out=) last
         # seen, checked.
@@ -137,7 +137,8 @@ class Ring(Lifecycle):
         self._batch_out: Dict[int, tuple] = {tid: (None,) for tid, _, _ in types}
         self._empty = {tid: _empty_rows(dt) for tid, _, dt in types}
         self._empty_batch = {name: self._empty[tid] for tid, name, _ in types}
-        self._single = (types[0][0], types[0][2]) if len(types) == 1 else None
+        self._single = len(types) == 1
+        self._tid0 = types[0][0]            # the type id of a single-type ring
         self._start_lifecycle(reopen or ("pykring.attach(%r)" % path if path else "open the source again"))
 
     # -- description ------------------------------------------------------
@@ -338,11 +339,11 @@ class Ring(Lifecycle):
         Raises :class:`RingClosedError` once the producer closed the ring and
         everything was read, or when another thread closes this Ring.
         """
-        if self._single is None:
+        if not self._single:
             raise TypeError("this ring has %d record types: use read_batch()" % len(self._types))
         if out is not None and out is not self._out_array:
             # Checked once per buffer: a loop that reuses `out` skips this.
-            dt = self._single[1]
+            dt = self._types[0][2]
             if (not isinstance(out, np.ndarray) or out.dtype != dt or out.ndim != 1 or
                     not out.flags.c_contiguous or not out.flags.writeable):
                 raise TypeError("out must be a writable, contiguous 1-d array of the ring's dtype %s" % (dt,))
@@ -356,7 +357,7 @@ class Ring(Lifecycle):
             if out is not self._out_array:
                 self._out_buf = ffi.from_buffer(out, require_writable=True)
                 self._out_array, self._out_ptr, self._out_empty = out, ffi.cast("uint8_t *", self._out_buf), out[:0]
-            self._point(self._single[0], self._out_ptr, len(out), 0)
+            self._point(self._tid0, self._out_ptr, len(out), 0)
             self._landed = out
         return len(out)
 
@@ -368,7 +369,7 @@ class Ring(Lifecycle):
         """read()'s result: the `got` rows drained into `out`, or the landing rows."""
         if out is not None:
             return out[:got] if got else self._out_empty
-        tid = self._single[0]
+        tid = self._tid0
         if not got:
             return self._empty[tid]
         rows = self._landing[tid][0]
@@ -470,8 +471,8 @@ class Ring(Lifecycle):
             # go first. One type: as many rows as the pending bytes could
             # hold; several: a census of the pending headers.
             census = self._census
-            if self._single is not None:
-                tid = self._single[0]
+            if self._single:
+                tid = self._tid0
                 census[tid] = min(limit - got, pending // record_span(int(c.type_min[tid])))
             else:
                 self._check(lib.kring_census(c, limit - got, census), "read")

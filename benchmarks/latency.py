@@ -17,13 +17,19 @@ timestamp:
              slice at once).
 ``pykring_out``  the same with ``Ring.read(timeout=None, out=<reused array>)``,
              the allocation-free form (reported beside it, not the target).
+``pykring_c``  the same writer; the reader calls the C function under
+             ``Ring.read(timeout=None)``, ``kring_wait_drain`` (one call that
+             waits and drains into reused rows), straight through cffi and
+             commits: what the wake costs below the Python API, so
+             ``wake_p50_vs_floor`` splits into the C part (``wake_c_*``) and
+             the Python part (the rest).
 ``floor``    the writer calls ``os.eventfd_write(fd, time.time_ns())``: the
              timestamp is the eventfd's value; the reader is blocked in
              ``os.eventfd_read(fd)``. One syscall each side, nothing else: the
              cost of waking a sleeping Python process on this machine.
 
 All use the same random intervals (the same seeds). Blocks of samples
-alternate floor, pykring, pykring_out, floor, ... each block in a fresh pair
+alternate floor, pykring, pykring_out, pykring_c, floor, ... each block in a fresh pair
 of processes, so that load on the shared machine falls on both alike. The first
 5 samples of each block are discarded (warm-up).
 
@@ -31,7 +37,7 @@ Keys: ``wake_p50_us`` / ``wake_p99_us`` / ``wake_p999_us`` and
 ``floor_p50_us`` ... (over all samples), ``wake_p50_vs_floor`` (median over
 blocks of pykring p50 / floor p50 in the same block, with _min/_max),
 ``wake_p99_vs_floor``, ``wake_p999_vs_floor`` (pooled); ``wake_out_*`` the
-same for ``pykring_out``.
+same for ``pykring_out``, ``wake_c_*`` for ``pykring_c``.
 
 Child entry point (used by the harness)::
 
@@ -65,7 +71,7 @@ def child_main(params: dict) -> int:
     lo, hi = params["interval"]
     ack = os.eventfd(0)
     lat: List[int] = []
-    if mode in ("pykring", "pykring_out"):
+    if mode in ("pykring", "pykring_out", "pykring_c"):
         import numpy as np
         import pykring
         from .drain import body_dtype_for
@@ -92,10 +98,19 @@ def child_main(params: dict) -> int:
         try:
             os.eventfd_read(ready)
             read, now = ring.read, time.time_ns
-            out = np.zeros(1024, dtype=ring.dtype) if mode == "pykring_out" else None
+            out = np.zeros(1024, dtype=ring.dtype) if mode != "pykring" else None
+            if mode == "pykring_c":
+                wait_drain, commit, c, outs, got = _c_reader(ring, out)
             for _ in range(n):
-                a = read(timeout=None) if out is None else read(timeout=None, out=out)
-                t = now()
+                if mode == "pykring_c":
+                    while wait_drain(c, outs, len(out), 10**9, got) != 0 or not got[0]:
+                        pass
+                    t = now()
+                    commit(c)
+                    a = out[:got[0]]
+                else:
+                    a = read(timeout=None) if out is None else read(timeout=None, out=out)
+                    t = now()
                 for ts in a["ts"].view(np.int64).tolist():
                     lat.append(t - ts)
                 os.eventfd_write(ack, 1)
@@ -134,6 +149,20 @@ def child_main(params: dict) -> int:
     return 0
 
 
+def _c_reader(ring, rows):
+    """What Ring.read(timeout=None, out=rows) calls in C, set up once:
+    kring_wait_drain and kring_commit, the consumer, its kring_out array
+    pointing at `rows` (the ring's one type), the count."""
+    from pykring._lib import ffi, lib
+
+    outs = ffi.new("struct kring_out[]", lib.KRING_MAX_TYPES)
+    buf = ffi.from_buffer(rows, require_writable=True)
+    o = outs[ring._types[0][0]]
+    o.buf, o.capacity = ffi.cast("uint8_t *", buf), len(rows)
+    _c_reader.keep = buf
+    return lib.kring_wait_drain, lib.kring_commit, ring._c, outs, ffi.new("uint64_t *")
+
+
 # -- parent ------------------------------------------------------------------
 def _child_env() -> Dict[str, str]:
     env = dict(os.environ)
@@ -162,7 +191,7 @@ def run(report: Report, quick: bool, samples: Optional[int] = None, blocks: Opti
     per_block, nblocks = samples or per_block, blocks or nblocks
     report.meta["latency"] = {"samples_per_block": per_block, "blocks": nblocks,
                               "interval_s": list(INTERVAL_S), "warmup_discarded": WARMUP}
-    modes = ("floor", "pykring", "pykring_out")
+    modes = ("floor", "pykring", "pykring_out", "pykring_c")
     lat: Dict[str, List[int]] = {m: [] for m in modes}
     ratios: Dict[str, List[float]] = {m: [] for m in modes[1:]}
     for b in range(nblocks):
@@ -188,7 +217,8 @@ def run(report: Report, quick: bool, samples: Optional[int] = None, blocks: Opti
         report.add("floor_%s_us" % tag, q[("floor", p)], "us",
                    note="eventfd write -> Python eventfd_read, %d samples" % len(lat["floor"]) if p == 50 else "")
     for mode, pre, how in (("pykring", "wake", "Ring.read(timeout=None)"),
-                           ("pykring_out", "wake_out", "Ring.read(timeout=None, out=)")):
+                           ("pykring_out", "wake_out", "Ring.read(timeout=None, out=)"),
+                           ("pykring_c", "wake_c", "kring_wait_drain() through cffi")):
         if not lat[mode]:
             continue
         for p, tag in ((50, "p50"), (99, "p99"), (99.9, "p999")):

@@ -219,6 +219,15 @@ int kring_producer_gone(struct kring_consumer *c);
 /* Wait until data is pending, the ring is closed or broken, or timeout_ns
  * passes (< 0: forever). KRING_OK when there is something to drain. */
 int kring_wait(struct kring_consumer *c, int64_t timeout_ns);
+/* kring_mark, then kring_wait, then (if something is there) kring_drain
+ * without commit, in one call: a consumer that blocks hands over its rows
+ * first, so the wake costs one call. Every out[] is filled from its first
+ * row (count is set to 0 first, not appended to). Returns kring_wait's code
+ * when the wait ended without anything to drain (*n = 0), else
+ * kring_drain's. The caller builds its result, then commits, or rewinds
+ * (kring_rewind) on failure. */
+int kring_wait_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
+                     int64_t timeout_ns, uint64_t *n);
 
 /* Write n records of type `type`: record i's body (the bytes after the
  * event header) is lens ? lens[i] : len bytes at src + i * stride. The

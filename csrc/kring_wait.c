@@ -194,3 +194,26 @@ int kring_wait(struct kring_consumer *c, int64_t timeout_ns)
     KRING_GUARDED(&c->m, rc = kring_consumer_truncated(c), rc = wait_ready(c, timeout_ns));
     return rc;
 }
+
+int kring_wait_drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
+                     int64_t timeout_ns, uint64_t *n)
+{
+    uint32_t t;
+    int rc;
+
+    *n = 0;
+    /* Before anything: a caller that fails after this call (also after a
+     * timeout) rewinds to here, never to an older mark. */
+    kring_mark(c);
+    /* Rows of one read: a caller that reuses them sets nothing per call. */
+    for (t = 0; t < KRING_MAX_TYPES; t++)
+        out[t].count = 0;
+    if (c->m.faulted)
+        return kring_consumer_truncated(c);
+    KRING_GUARDED(&c->m, rc = kring_consumer_truncated(c), rc = wait_ready(c, timeout_ns));
+    if (rc != KRING_OK)
+        return rc;
+    /* Woken: drain at once, in this call. Nothing is allocated on the way;
+     * the rows are the caller's. */
+    return kring_drain(c, out, max_records, 0, n);
+}

@@ -58,6 +58,10 @@ def blocked():
             ring.read(timeout=None)
         elif what == "read_batch":
             ring.read_batch(timeout=None)
+        elif what == "read_out":
+            ring.read(timeout=None, out=np.zeros(8, ring.dtype))
+        elif what == "read_batch_out":
+            ring.read_batch(timeout=None, out={"record": np.zeros(8, ring.dtype)})
         elif what == "iter":
             for _ in ring:
                 pass
@@ -88,7 +92,7 @@ print(json.dumps(out))
 '''
 
 
-@pytest.mark.parametrize("what", ["read", "read_batch", "iter", "write"])
+@pytest.mark.parametrize("what", ["read", "read_batch", "read_out", "read_batch_out", "iter", "write"])
 def test_close_from_another_thread_ends_a_blocked_call(ring_name, what):
     out = run_child(CLOSE_WHILE_BLOCKED, ring_name, what)
     assert out["returned"], out
@@ -396,37 +400,44 @@ def test_close_does_not_unlink_a_newer_ring_of_the_same_name(ring_name):
 def test_an_error_while_building_the_result_loses_nothing(ring_name, monkeypatch):
     with pykring.create(ring_name, 1 << 16, DT) as ring, pykring.Producer(ring_name) as p:
         p.write(np.arange(5, dtype=np.uint64).view(DT))
-        real_empty = np.empty
+        real_empty, real_zeros = np.empty, np.zeros
 
-        def failing_empty(shape, *a, **kw):
-            if shape == 5:
-                raise MemoryError("injected")
-            return real_empty(shape, *a, **kw)
+        def failing(real):
+            def alloc(shape, *a, **kw):
+                if shape == 5:          # the rows of the result, whichever way they are made
+                    raise MemoryError("injected")
+                return real(shape, *a, **kw)
+            return alloc
 
-        monkeypatch.setattr(np, "empty", failing_empty)
+        monkeypatch.setattr(np, "empty", failing(real_empty))
+        monkeypatch.setattr(np, "zeros", failing(real_zeros))
         with pytest.raises(MemoryError):
             ring.read()
         monkeypatch.setattr(np, "empty", real_empty)
+        monkeypatch.setattr(np, "zeros", real_zeros)
         rows = ring.read()
         assert rows["x"].tolist() == [0, 1, 2, 3, 4]
         assert ring.stats.read == 5 and ring.stats.lost == 0
 
 
-def test_an_error_while_building_a_batch_loses_nothing(ring_name, monkeypatch):
+@pytest.mark.parametrize("how", ["now", "wait", "out"])
+def test_an_error_while_building_a_batch_loses_nothing(ring_name, monkeypatch, how):
     types = {"a": np.dtype([("x", "<u8")]), "b": np.dtype([("y", "<u4")])}
     with pykring.create(ring_name, 1 << 16, types) as ring, pykring.Producer(ring_name) as p:
         p.write((1,), type="a")
         p.write((2,), type="b")
         real = pykring.Batch.__init__
+        out = {name: np.zeros(4, dt) for name, dt in ring.dtypes.items()}
+        kw = {"now": {}, "wait": {"timeout": None}, "out": {"timeout": None, "out": out}}[how]
 
         def failing(self, arrays):
             raise MemoryError("injected")
 
         monkeypatch.setattr(pykring.Batch, "__init__", failing)
         with pytest.raises(MemoryError):
-            ring.read_batch()
+            ring.read_batch(**kw)
         monkeypatch.setattr(pykring.Batch, "__init__", real)
-        batch = ring.read_batch()
+        batch = ring.read_batch(**kw)
         assert batch["a"]["x"].tolist() == [1] and batch["b"]["y"].tolist() == [2]
         assert ring.stats.read == 2
 

@@ -13,7 +13,7 @@ publish one record while it is stopped:
   3  the re-check after the fence found nothing, just before the sleep.
 
 In every window the wait must end with the record, without sleeping to its
-timeout (the hook counts sleeps that ended by timeout; nothing here reads a
+timeout (kring_wait_drain, the wait of read(timeout=None), must also return it) (the hook counts sleeps that ended by timeout; nothing here reads a
 clock). Removing the re-check of producer_pos fails points 1 and 2; removing
 the full fence fails point 3 (tests/mutants.txt, ``bash run.sh mutants``).
 """
@@ -37,8 +37,8 @@ def hooked_build(tmp_path_factory):
     return hooked.build(str(tmp_path_factory.mktemp("hooked")))
 
 
-def run_window(b, kind, point, name):
-    r = hooked.run(b, CHILD, [kind, str(point), name])
+def run_window(b, kind, point, name, call="wait"):
+    r = hooked.run(b, CHILD, [kind, str(point), name, call])
     assert r.returncode == 0, "child failed (exit %d):\n%s" % (r.returncode, r.stderr[-4000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -74,3 +74,19 @@ def test_record_published_in_the_window_wakes_the_futex_consumer(hooked_build, r
 @pytest.mark.skipif(not IS_ROOT, reason="a BPF ring buffer map needs root")
 def test_record_the_kernel_commits_in_the_window_wakes_the_epoll_consumer(hooked_build):
     check_delivered(run_window(hooked_build, "epoll", 1, "-"))
+
+
+@pytest.mark.parametrize("point", [1, 2, 3])
+def test_record_published_in_the_window_is_drained_by_the_same_futex_call(hooked_build, ring_name, point):
+    # read(timeout=None) and the iterator wait and drain in one call
+    # (kring_wait_drain): the same windows, and the record comes back from it.
+    res = run_window(hooked_build, "futex", point, ring_name, "wait_drain")
+    check_delivered(res)
+    assert res["drained_in_the_call"] == 1, res
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="a BPF ring buffer map needs root")
+def test_record_the_kernel_commits_in_the_window_is_drained_by_the_same_epoll_call(hooked_build):
+    res = run_window(hooked_build, "epoll", 1, "-", "wait_drain")
+    check_delivered(res)
+    assert res["drained_in_the_call"] == 1, res

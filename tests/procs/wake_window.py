@@ -7,7 +7,8 @@ when told to, arm the hook at POINT of the consumer's wait
 the producer to publish while the consumer is stopped at POINT and resumes
 the consumer once the record is published. Prints one JSON line: the wait's
 return code, whether the producer published, and how many records a read
-then finds.
+then finds. ``python wake_window.py KIND POINT NAME wait_drain``: the same
+through kring_wait_drain, which must return the record it was woken for.
 
 ``python wake_window.py epoll POINT -``: the same over a BPF ring buffer map
 (tests/bpfring.py, root): a first record is published and read (so the
@@ -60,14 +61,14 @@ def read_byte(fd):
     return b.decode() if b else ""
 
 
-def futex(point, name):
+def futex(point, name, call):
     ring = pykring.create(name, 1 << 16, DTYPE, replace=True)
     prod = subprocess.Popen([sys.executable, "-c", PRODUCER, name], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, bufsize=0)
-    return window(ring, prod, point, ring.close)
+    return window(ring, prod, point, ring.close, call)
 
 
-def epoll(point, _name):
+def epoll(point, _name, call):
     from pykring import kernel_linux
     from tests import bpfring
 
@@ -82,21 +83,39 @@ def epoll(point, _name):
     def close():
         ring.close()
         m.close()
-    return window(ring, prod, point, close)
+    return window(ring, prod, point, close, call)
 
 
-def window(ring, prod, point, close):
+def window(ring, prod, point, close, call):
     try:
         assert read_byte(prod.stdout.fileno()) == "r", "the producer did not attach"
+        values = []
+        if call == "wait_drain":
+            # The wait and its drain in one call, into rows made before it.
+            tid = ring._types[0][0]
+            rows = np.zeros(4, dtype=ring.dtype)
+            outs = _lib.ffi.new("struct kring_out[]", _lib.lib.KRING_MAX_TYPES)
+            keep = _lib.ffi.from_buffer(rows, require_writable=True)
+            outs[tid].buf, outs[tid].capacity = _lib.ffi.cast("uint8_t *", keep), len(rows)
+            n = _lib.ffi.new("uint64_t *")
         _lib.lib.kring_test_wait_pause(point, prod.stdin.fileno(), prod.stdout.fileno())
-        rc = _lib.lib.kring_wait(ring._c, WAIT_NS)
+        if call == "wait_drain":
+            rc = _lib.lib.kring_wait_drain(ring._c, outs, len(rows), WAIT_NS, n)
+            values = [int(v) for v in rows["v"][:n[0]]]
+            _lib.lib.kring_commit(ring._c)
+        else:
+            rc = _lib.lib.kring_wait(ring._c, WAIT_NS)
         timeouts = _lib.lib.kring_test_wait_timeouts()
         _lib.lib.kring_test_wait_pause(0, -1, -1)
         prod.stdin.close()                  # a producer never told to publish exits now
         published = prod.wait(timeout=120) == 0 and rc is not None
-        got = ring.read(timeout=0)
+        try:
+            got = ring.read(timeout=0)
+        except pykring.RingClosedError:     # the call drained it, and the producer has closed
+            got = np.zeros(0, dtype=ring.dtype)
+        values += [int(v) for v in got["v"]]
         return {"rc": _lib.strerror(rc), "ok": rc == _lib.lib.KRING_OK, "published": published, "timeouts": timeouts,
-                "records": int(len(got)), "values": [int(v) for v in got["v"]]}
+                "records": len(values), "values": values, "drained_in_the_call": len(values) - len(got)}
     finally:
         if prod.poll() is None:
             prod.kill()
@@ -105,4 +124,5 @@ def window(ring, prod, point, close):
 
 if __name__ == "__main__":
     kind, point, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    print(json.dumps({"futex": futex, "epoll": epoll}[kind](point, name)))
+    call = sys.argv[4] if len(sys.argv) > 4 else "wait"
+    print(json.dumps({"futex": futex, "epoll": epoll}[kind](point, name, call)))

@@ -216,16 +216,16 @@ static __always_inline void count(int ok)
  *     unconsumed is committed with BPF_RB_FORCE_WAKEUP, so a burst wakes the
  *     consumer long before the ring fills;
  *   - the wake timer: after its commit every record makes sure the timer is
- *     armed (kring_wake_armed 0 -> the time, which starts it for one interval). When it
- *     fires it clears kring_wake_armed (xchg) and then, if any bytes are
- *     unconsumed, wakes the consumer;
+ *     armed (kring_wake_armed from 0 to the time, which starts it for one
+ *     interval). When it fires it clears kring_wake_armed (xchg) and then,
+ *     if any bytes are unconsumed, wakes the consumer;
  *   - a late timer: a record that finds the timer armed for more than twice
  *     the interval is committed with BPF_RB_FORCE_WAKEUP (the timer has not run:
  *     a busy CPU); the same when the timer cannot be started.
  * No lost wakeup: a record R is committed (the kernel's xchg of its header, a
  * full barrier) before its program reads kring_wake_armed. If it reads 0, it
- * arms the timer itself, whose wake comes after R. If it reads 1, the timer
- * that owns that 1 has not yet cleared it, so its clearing, its look at the
+ * arms the timer itself, whose wake comes after R. If it reads a time, the
+ * timer that owns that value has not yet cleared it, so its clearing, its look at the
  * unconsumed bytes and its wake all come after R's commit and see R. So a
  * record waits at most one interval from its commit (plus timer and
  * scheduling latency). The consumer sleeps in epoll on the map, which polls

@@ -79,6 +79,17 @@ the default ring drops. Then ``kernel_drain_*``: starts as fast as they go
 with nobody draining, then how fast ``read_batch()`` empties that backlog of
 real kernel records, in records/s and in process starts/s.
 
+Latency (``event_latency_*``): /bin/true started LATENCY_STARTS times, 2 to
+20 ms apart (uniform), with pykring.kernel() at its default wake interval and
+a blocking drainer; per record, time.time_ns() after the read_batch() that
+returned it minus the record's ts_ns (the same clock, PROTOCOL.md 5.7). The
+spawn storm reports the same under load (``spawn_event_latency_p99_ms``).
+
+The wake interval's trade-off: ``python -m benchmarks.bpf --sweep 0,0.001,0.005,0.02
+[--quick] [--json]`` runs the fork, spawn and latency phases once per
+interval (keys suffixed ``_wi<ms>``); ``--wake-interval S`` runs the whole
+benchmark at another interval.
+
 Needs Linux, root, clang, bpftool, cc, libbpf-dev and libbpf1, kernel BTF,
 and pykring's eBPF object; without them the ``all`` command skips this
 benchmark (with a note) and the ``bpf`` command fails saying what is missing.
@@ -96,8 +107,11 @@ libbpf records/s in the same round, with _min/_max),
 ``fork_storm_drainer_us_per_record``, ``fork_storm_records_per_read``;
 ``spawn_target_per_s``, ``spawn_per_s``, ``spawn_lost``, ``spawn_complete``,
 ``spawn_ring_bytes_per_start``, ``spawn_ring_stall_s_at_10k``,
-``spawn_drainer_us_per_record``, ``kernel_drain_records_per_s``,
-``kernel_drain_starts_per_s``; full run also the ``*_adaptive`` stream keys
+``spawn_drainer_us_per_record``, ``spawn_records_per_read``,
+``spawn_event_latency_p99_ms``, ``kernel_drain_records_per_s``,
+``kernel_drain_starts_per_s``; ``event_latency_p99_ms``,
+``event_latency_p50_ms``, ``event_records_per_read``,
+``event_drainer_us_per_record``; full run also the ``*_adaptive`` stream keys
 and the ``*_polling`` fork keys.
 """
 import hashlib
@@ -590,8 +604,10 @@ class _Drainer(threading.Thread):
     type and non-empty reads, and its own CPU time. With `keep` it also keeps
     the columns the spawn check needs (copies; the batches are dropped)."""
 
-    def __init__(self, ring, keep: bool = False, poll_s: Optional[float] = None):
+    def __init__(self, ring, keep: bool = False, poll_s: Optional[float] = None, latency: bool = False):
         super().__init__(daemon=True)
+        self.latency = latency                   # keep time.time_ns() at receipt - ts_ns per record
+        self.delays: List[np.ndarray] = []
         self.ring = ring
         self.keep = keep
         self.poll_s = poll_s                     # None: block in read_batch(timeout=); else poll
@@ -612,10 +628,13 @@ class _Drainer(threading.Thread):
 
     def take(self, batch) -> int:
         n = 0
+        now = time.time_ns() if self.latency else 0
         for name, a in batch.items():
             k = len(a)
             if k:
                 n += k
+                if self.latency:
+                    self.delays.append(now - a["ts"].astype(np.int64))
                 self.counts[name] += k
                 if self.keep:
                     self.kept[name].append(repack_fields(a[_KEEP[name]]))   # a compact copy
@@ -648,16 +667,18 @@ class _Drainer(threading.Thread):
         from pykring.events import LINUX_MIN_SIZES, PROCESS_EXIT, PROCESS_START, IMAGE_LOAD
         from pykring.schema import record_span
 
-        # process_start is packed: fixed part, path + NUL, command line + NUL.
-        lens = {"process_start": LINUX_MIN_SIZES[PROCESS_START] + self.column("process_start", "path_len") + 1
-                + self.column("process_start", "cmdline_len") + 1,
+        # process_start is packed: fixed part, then path, command line, cwd and
+        # parent path, each + NUL (kring_events.h, KRING_D_PACKED).
+        ps = sum(self.column("process_start", f) + 1 for f in ("path_len", "cmdline_len", "cwd_len",
+                                                                 "parent_path_len"))
+        lens = {"process_start": LINUX_MIN_SIZES[PROCESS_START] + ps,
                 "process_exit": LINUX_MIN_SIZES[PROCESS_EXIT] + self.column("process_exit", "path_len") + 1,
                 "image_load": LINUX_MIN_SIZES[IMAGE_LOAD] + self.column("image_load", "path_len") + 1}
         return sum(int(record_span(v).sum()) for v in lens.values())
 
 
 #: the columns _Drainer(keep=True) keeps of each record type
-_KEEP = {"process_start": ["pid", "ppid", "detail", "path_len", "cmdline_len"],
+_KEEP = {"process_start": ["pid", "ppid", "detail", "path_len", "cmdline_len", "cwd_len", "parent_path_len"],
          "process_exit": ["pid", "ppid", "path_len"],
          "image_load": ["path_len"], "exec_failed": ["pid"]}
 
@@ -670,10 +691,27 @@ def _tool(cmd: List[str]) -> List[str]:
     return f
 
 
-def _kernel_ring():
+#: pykring.kernel()'s wake_interval in the kernel phases (None: its default);
+#: ``python -m benchmarks.bpf --wake-interval S`` sets it.
+WAKE_INTERVAL: Optional[float] = None
+#: Paced process starts of the latency phase, and their spacing (ms, uniform:
+#: not in step with the programs' wake timer).
+LATENCY_STARTS = {True: 300, False: 1000}
+LATENCY_GAP_MS = (2.0, 20.0)
+
+
+def _kernel_ring(wake_interval: Optional[float] = None):
     import pykring
 
-    return pykring.kernel(events=("process", "image"))
+    wi = WAKE_INTERVAL if wake_interval is None else wake_interval
+    return pykring.kernel(events=("process", "image"), wake_interval=wi)
+
+
+def _wake_interval_ms(wake_interval: Optional[float] = None) -> float:
+    from pykring.kernel_linux import DEFAULT_WAKE_INTERVAL
+
+    wi = WAKE_INTERVAL if wake_interval is None else wake_interval
+    return (DEFAULT_WAKE_INTERVAL if wi is None else wi) * 1e3
 
 
 def _loss(before, after) -> Tuple[int, int]:
@@ -691,7 +729,7 @@ def _storm(cmd: List[str]) -> Tuple[float, float]:
     return n * 1e9 / int(f[2]), cpu_s * 1e6 / n
 
 
-def _forks(report: Report, exe: Dict[str, str], quick: bool) -> None:
+def _forks(report: Report, exe: Dict[str, str], quick: bool, suffix: str = "") -> None:
     n = FORKS[quick]
     cmd = [exe["forkstorm"], "storm", str(n)]
     # B phases: the blocking drainer (the headline); full run also a drainer
@@ -733,9 +771,10 @@ def _forks(report: Report, exe: Dict[str, str], quick: bool) -> None:
 
         how = ("read_batch(timeout=0.05) in a loop, woken by the programs" if poll_s is None else
                "read_batch() every %g ms, not woken (what batched wakeups would cost)" % (poll_s * 1e3))
+        v += suffix
         report.add("fork_overhead" + v, None, "", samples=[1 - p["rate"] / around(p, 0) for p in ps],
                    note="1 - forks/s with / without (mean of the A phases around it), %d forks per phase; "
-                        "drainer: %s" % (n, how))
+                        "drainer: %s; wake interval %g ms" % (n, how, _wake_interval_ms()))
         report.add("forks_per_s_with" + v, None, "forks/s", samples=[p["rate"] for p in ps],
                    note="pykring.kernel(events=('process', 'image')) + a drainer thread in this process")
         report.add("fork_cpu_overhead" + v, None, "", samples=[(p["cpu"] + p["drainer"]) / around(p, 1) - 1
@@ -766,13 +805,13 @@ def _spawners(exe: Dict[str, str], n: int, rate: float) -> Tuple[List[subprocess
     return procs, outs
 
 
-def _spawn(report: Report, exe: Dict[str, str], quick: bool) -> None:
+def _spawn(report: Report, exe: Dict[str, str], quick: bool, backlog: bool = True, suffix: str = "") -> None:
     n = SPAWNS[quick]
     log("bpf: spawn storm, %d starts of %s asked at %d/s (%d workers), pykring.kernel() draining" % (
         n, SPAWN_PATH, SPAWN_TARGET, SPAWN_WORKERS))
     with _kernel_ring() as ring:
         before = ring.stats
-        d = _Drainer(ring, keep=True)
+        d = _Drainer(ring, keep=True, latency=True)
         d.start()
         try:
             procs, outs = _spawners(exe, n, SPAWN_TARGET)
@@ -798,26 +837,76 @@ def _spawn(report: Report, exe: Dict[str, str], quick: bool) -> None:
     n_forked, n_execd, n_exited = (sum(c.values()) for c in (forked, execd, exited))
     complete = n_forked == started and forked == execd == exited and not failed
     bytes_per_start = d.ring_bytes() / max(1, started)
-    report.add("spawn_target_per_s", SPAWN_TARGET, "starts/s",
+    delays = np.concatenate(d.delays) if d.delays else np.zeros(1, np.int64)
+    add = _suffixed(report, suffix)
+    add("spawn_target_per_s", SPAWN_TARGET, "starts/s",
                note="asked for: %d workers x %g/s" % (SPAWN_WORKERS, SPAWN_TARGET / SPAWN_WORKERS))
-    report.add("spawn_per_s", started * 1e9 / span_ns, "starts/s",
+    add("spawn_per_s", started * 1e9 / span_ns, "starts/s",
                note="reached: %d starts of %s in %.2f s (vfork + execv, %d workers)" % (
                    started, SPAWN_PATH, span_ns / 1e9, SPAWN_WORKERS))
-    report.add("spawn_lost", lost + dropped, "records",
+    add("spawn_lost", lost + dropped, "records",
                note="sequence gaps %d + dropped %d, default %d MiB ring, %d records drained" % (
                    lost, dropped, RING_CAPACITY // MiB, d.records))
-    report.add("spawn_complete", complete,
+    add("spawn_complete", complete,
                note="%d children with a fork start, %d with an exec start, %d exits (same pids), %d failed "
                     "execs, of %d" % (n_forked, n_execd, n_exited, failed, started))
-    report.add("spawn_ring_bytes_per_start", bytes_per_start, "B",
+    add("spawn_ring_bytes_per_start", bytes_per_start, "B",
                note="ring bytes of all records in the storm / starts (%s)" % ", ".join(
                    "%s %d" % kv for kv in sorted(d.counts.items())))
-    report.add("spawn_ring_stall_s_at_10k", RING_CAPACITY / (bytes_per_start * SPAWN_TARGET), "s",
+    add("spawn_ring_stall_s_at_10k", RING_CAPACITY / (bytes_per_start * SPAWN_TARGET), "s",
                note="how long the consumer may stall at 10,000 starts/s before the default ring drops")
-    report.add("spawn_drainer_us_per_record", d.cpu_ns / 1e3 / max(1, d.records), "us",
+    add("spawn_drainer_us_per_record", d.cpu_ns / 1e3 / max(1, d.records), "us",
                note="the drainer thread's CPU time / records; %.1f records per non-empty read" % (
                    d.records / max(1, d.reads)))
-    _backlog(report, exe, quick)
+    add("spawn_records_per_read", d.records / max(1, d.reads), "records",
+        note="records per non-empty read_batch() in the spawn storm")
+    add("spawn_event_latency_p99_ms", float(np.percentile(delays, 99)) / 1e6, "ms",
+        note="record ts_ns -> time.time_ns() after the read_batch() that returned it, during the storm "
+             "(p50 %.2f ms); wake interval %g ms" % (float(np.percentile(delays, 50)) / 1e6, _wake_interval_ms()))
+    if backlog:
+        _backlog(report, exe, quick)
+
+
+def _suffixed(report: Report, suffix: str):
+    def add(key: str, *a, **kw) -> None:
+        report.add(key + suffix, *a, **kw)
+    return add
+
+
+def _latency(report: Report, exe: Dict[str, str], quick: bool, suffix: str = "") -> None:
+    """Kernel event -> Python: process starts paced LATENCY_GAP_MS apart (a
+    quiet machine's rhythm: the reader sleeps between them and is woken by
+    the programs), a drainer blocked in read_batch(timeout=). Per record:
+    time.time_ns() after the read that returned it - its ts_ns (the same
+    clock: ts_ns is CLOCK_REALTIME's ns, PROTOCOL.md 5.7)."""
+    import random
+
+    n = LATENCY_STARTS[quick]
+    rng = random.Random(12)
+    log("bpf: latency, %d starts of %s %g..%g ms apart, wake interval %g ms" % (
+        n, SPAWN_PATH, LATENCY_GAP_MS[0], LATENCY_GAP_MS[1], _wake_interval_ms()))
+    with _kernel_ring() as ring:
+        d = _Drainer(ring, latency=True)
+        d.start()
+        try:
+            for _ in range(n):
+                subprocess.run([SPAWN_PATH])
+                time.sleep(rng.uniform(*LATENCY_GAP_MS) / 1e3)
+            time.sleep(0.2)
+        finally:
+            d.stop()
+    if d.error is not None:
+        raise RuntimeError("the kernel ring's drainer failed: %r" % (d.error,))
+    delays = np.concatenate(d.delays) / 1e6 if d.delays else np.zeros(1)
+    add = _suffixed(report, suffix)
+    add("event_latency_p99_ms", float(np.percentile(delays, 99)), "ms",
+        note="kernel event (record ts_ns) -> Python (time.time_ns() after the read_batch() that returned it), "
+             "p99 over %d records of %d paced starts; wake interval %g ms" % (len(delays), n, _wake_interval_ms()))
+    add("event_latency_p50_ms", float(np.percentile(delays, 50)), "ms", note="the same, median")
+    add("event_records_per_read", d.records / max(1, d.reads), "records",
+        note="records per non-empty read_batch() of the paced starts")
+    add("event_drainer_us_per_record", d.cpu_ns / 1e3 / max(1, d.records), "us",
+        note="the drainer thread's CPU time / records, paced starts")
 
 
 def _backlog(report: Report, exe: Dict[str, str], quick: bool) -> None:
@@ -873,3 +962,60 @@ def run(report: Report, quick: bool, required: bool = False) -> None:
         _stream(report, exe, 0, ADAPTIVE_RUNS, ADAPTIVE_ROUNDS, suffix="_adaptive")
     _forks(report, exe, quick)
     _spawn(report, exe, quick)
+    _latency(report, exe, quick)
+
+
+def sweep(report: Report, quick: bool, intervals: Sequence[float]) -> None:
+    """The fork, spawn and latency phases at each wake interval (keys
+    suffixed _wi<ms>): CPU per event against latency."""
+    global WAKE_INTERVAL
+    lacking = missing()
+    if lacking:
+        raise RuntimeError("bpf: needs %s" % ", ".join(lacking))
+    exe = build()
+    old = WAKE_INTERVAL
+    try:
+        for wi in intervals:
+            WAKE_INTERVAL = wi
+            suffix = "_wi%g" % (wi * 1e3)
+            log("bpf: wake interval %g ms" % (wi * 1e3))
+            _forks(report, exe, quick, suffix=suffix)
+            _spawn(report, exe, quick, backlog=False, suffix=suffix)
+            _latency(report, exe, quick, suffix=suffix)
+    finally:
+        WAKE_INTERVAL = old
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+    import sys
+
+    from ._common import machine
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bpf",
+                                 description="the bpf benchmark at another wake interval, or a sweep of them")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--wake-interval", type=float, metavar="S", help="pykring.kernel(wake_interval=S) throughout")
+    ap.add_argument("--sweep", metavar="S,S,...", help="only the fork, spawn and latency phases, at each interval")
+    args = ap.parse_args(argv)
+    global WAKE_INTERVAL
+    WAKE_INTERVAL = args.wake_interval
+    report = Report()
+    report.meta.update(machine())
+    report.meta.update(command="python -m benchmarks.bpf " + " ".join(argv if argv is not None else sys.argv[1:]),
+                       quick=args.quick)
+    try:
+        if args.sweep:
+            sweep(report, args.quick, [float(x) for x in args.sweep.split(",")])
+        else:
+            run(report, args.quick, required=True)
+    except Exception as exc:
+        report.fail("bpf: %s: %s" % (type(exc).__name__, exc))
+    print(json.dumps(report.as_json()) if args.json else report.table())
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

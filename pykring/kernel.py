@@ -5,6 +5,7 @@ Linux: eBPF programs (:mod:`pykring.kernel_linux`). Windows: the kring driver
 ``process_start``, ``process_exit`` and ``image_load``.
 """
 import sys
+from typing import Optional
 
 from .errors import KringError
 # The one parser of event kinds is in events.py (and the one ring-size check in
@@ -17,7 +18,8 @@ class KernelSourceUnavailableError(KringError, NotImplementedError):
     """This platform has no kernel event source (yet)."""
 
 
-def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20, max_args: int = 4096):
+def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20, max_args: int = 4096,
+           wake_interval: Optional[float] = None):
     """Open the kernel event source of this platform and return its :class:`~pykring.Ring`.
 
     ``events``: any of ``"process"`` (process_start at fork and exec,
@@ -26,6 +28,10 @@ def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20, max_args: int 
     string. ``size``: bytes of the kernel ring buffer, a power of two.
     ``max_args`` (Linux): bytes of a process_start's command line, NUL
     included, 64 .. 65536; a longer one is cut (``args_truncated``).
+    ``wake_interval`` (Linux): seconds a record may wait before a blocked
+    reader is woken for it, 0 .. 10; None: the default, 5 ms (batched
+    wakeups, a few microseconds of CPU per event); 0: a wakeup per record
+    (the lowest latency). A quarter of the ring unconsumed wakes it at once.
 
     The ring's records come from :meth:`Ring.read_batch` (or iteration) as a
     :class:`~pykring.Batch` with all three types; ``ring.stats`` has the
@@ -47,7 +53,7 @@ def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20, max_args: int 
     if sys.platform.startswith("linux"):
         from .kernel_linux import open_ring
 
-        return open_ring(parse_events(events), size, max_args)
+        return open_ring(parse_events(events), size, max_args, wake_interval)
     if sys.platform == "win32":
         from .kernel_windows import open_driver
 

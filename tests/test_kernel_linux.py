@@ -696,15 +696,27 @@ def _storm(ring, bins, n, expect_all=True):
     exits seen, seconds)."""
     seen = {"fork": 0, "exit": 0}
     box = {}
+    # Records read before Popen() returned the storm's pid (the storm forks as
+    # soon as it has exec'd): the columns it is counted by, counted later.
+    early = []
+
+    def tally(name, cols, pid):
+        if name == "process_start":
+            seen["fork"] += int(np.count_nonzero((cols["creator_pid"] == pid) & (cols["pid"] != pid)))
+        else:
+            seen["exit"] += int(np.count_nonzero(cols["ppid"] == pid))
 
     def keep(name, arr):
+        if name not in ("process_start", "process_exit"):
+            return arr[:0]
+        cols = {f: arr[f].copy() for f in (("creator_pid", "pid") if name == "process_start" else ("ppid",))}
         pid = box.get("pid")
         if pid is None:
+            early.append((name, cols))
             return arr[:0]
-        if name == "process_start":
-            seen["fork"] += int(np.count_nonzero((arr["creator_pid"] == pid) & (arr["pid"] != pid)))
-        elif name == "process_exit":
-            seen["exit"] += int(np.count_nonzero(arr["ppid"] == pid))
+        while early:
+            tally(*early.pop(0), pid)
+        tally(name, cols, pid)
         return arr[:0]
 
     col = Collector(ring, keep)

@@ -77,6 +77,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define PROT_EXEC 0x4
 #define MAP_ANONYMOUS 0x20
 #define NAME_MAX 255
+#define CLOCK_MONOTONIC 1
 
 /* Path building area: components are written right to left ending at
  * WALK_AREA (a path of up to WALK_AREA - 1 bytes, PATH_MAX with its NUL). */
@@ -205,6 +206,143 @@ static __always_inline void count(int ok)
         c->written++;
     else
         c->dropped++;
+}
+
+/* ---- batched wakeups (docs/PROTOCOL.md 11.2) ---------------------------
+ *
+ * With a wake interval (kring_cfg.wake_interval_ns > 0) a record is committed
+ * with BPF_RB_NO_WAKEUP, and the consumer is woken for it by one of:
+ *   - the high-water mark: a record that leaves kring_cfg.wake_bytes or more
+ *     unconsumed is committed with BPF_RB_FORCE_WAKEUP, so a burst wakes the
+ *     consumer long before the ring fills;
+ *   - the wake timer: after its commit every record makes sure the timer is
+ *     armed (kring_wake_armed from 0 to the time, which starts it for one
+ *     interval). When it fires it clears kring_wake_armed (xchg) and then,
+ *     if any bytes are unconsumed, wakes the consumer;
+ *   - a late timer: a record that finds the timer armed for more than twice
+ *     the interval is committed with BPF_RB_FORCE_WAKEUP (the timer has not run:
+ *     a busy CPU); the same when the timer cannot be started.
+ * No lost wakeup: a record R is committed (the kernel's xchg of its header, a
+ * full barrier) before its program reads kring_wake_armed. If it reads 0, it
+ * arms the timer itself, whose wake comes after R. If it reads a time, the
+ * timer that owns that value has not yet cleared it, so its clearing, its look at the
+ * unconsumed bytes and its wake all come after R's commit and see R. So a
+ * record waits at most one interval from its commit (plus timer and
+ * scheduling latency). The consumer sleeps in epoll on the map, which polls
+ * ready while bytes are unconsumed: a wake that comes while it is still
+ * draining or deciding to sleep is not lost either.
+ * Syscall tracepoint programs (tp/) may not use bpf_timer: when they find the
+ * timer not armed they wake the consumer at once (a discarded empty record
+ * with BPF_RB_FORCE_WAKEUP), which the process records of a burst rarely
+ * leave them to do.
+ * Without a wake interval every record is committed with flags 0: the kernel
+ * wakes the consumer when the record is the first it has not consumed. */
+
+struct wake_timer {
+    struct bpf_timer t;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct wake_timer);
+} kring_wake SEC(".maps");
+
+/* While the wake timer is armed: when it was armed (ns, bpf_ktime_get_ns(),
+ * never 0 in practice: | 1); 0 when not armed. */
+__u64 kring_wake_armed = 0;
+
+/* Count a wakeup in kring_counts (`field`: wakes_hwm, wakes_timer, wakes_now).
+ * Atomic: the timer callback runs in a softirq that may interrupt a program
+ * on the same CPU. */
+#define count_wake(field)                                                       \
+    do {                                                                        \
+        __u32 zero_ = 0;                                                        \
+        struct kring_bpf_counts *c_ = bpf_map_lookup_elem(&kring_counts, &zero_); \
+        if (c_)                                                                 \
+            __sync_fetch_and_add(&c_->field, 1);                                \
+    } while (0)
+
+/* Wake the consumer now without a record: reserve an empty one and discard
+ * it with BPF_RB_FORCE_WAKEUP (the consumer skips discarded records). */
+static __always_inline void wake_now(void)
+{
+    void *p = bpf_ringbuf_reserve(&kring_events, 0, 0);
+
+    if (p)
+        bpf_ringbuf_discard(p, BPF_RB_FORCE_WAKEUP);
+}
+
+static int wake_fire(void *map, __u32 *key, struct wake_timer *w)
+{
+    /* Clear first (a full barrier), then look: a record committed after the
+     * look saw 0 or a newer 1, and has its own timer. */
+    __sync_lock_test_and_set(&kring_wake_armed, 0);
+    if (bpf_ringbuf_query(&kring_events, BPF_RB_AVAIL_DATA) > 0) {
+        count_wake(wakes_timer);
+        wake_now();
+    }
+    return 0;
+}
+
+/* The flags to commit a record of `len` bytes with. */
+static __always_inline __u64 wake_flags(__u32 len)
+{
+    __u64 armed;
+
+    if (!kring_cfg.wake_interval_ns)
+        return 0;
+    if (bpf_ringbuf_query(&kring_events, BPF_RB_AVAIL_DATA) + len + 8 >= kring_cfg.wake_bytes) {
+        count_wake(wakes_hwm);
+        return BPF_RB_FORCE_WAKEUP;
+    }
+    armed = kring_wake_armed;
+    if (armed && (__s64)(bpf_ktime_get_ns() - armed) > (__s64)(2 * kring_cfg.wake_interval_ns)) {
+        count_wake(wakes_now);
+        return BPF_RB_FORCE_WAKEUP;
+    }
+    return BPF_RB_NO_WAKEUP;
+}
+
+/* After a record committed with `flags`: make sure a wake timer covers it.
+ * `can_arm`: the program may use bpf_timer (not a tp/ program). */
+static __always_inline void wake_later(__u64 flags, int can_arm)
+{
+    __u32 zero = 0;
+    struct wake_timer *w;
+
+    if (flags != BPF_RB_NO_WAKEUP || kring_wake_armed)
+        return;
+    if (can_arm && __sync_val_compare_and_swap(&kring_wake_armed, 0, bpf_ktime_get_ns() | 1) == 0) {
+        w = bpf_map_lookup_elem(&kring_wake, &zero);
+        if (!w)
+            goto now;
+        if (bpf_timer_start(&w->t, kring_cfg.wake_interval_ns, 0) == 0)
+            return;
+        /* First use: set the timer up (-EBUSY: another CPU just did). */
+        bpf_timer_init(&w->t, &kring_wake, CLOCK_MONOTONIC);
+        bpf_timer_set_callback(&w->t, wake_fire);
+        if (bpf_timer_start(&w->t, kring_cfg.wake_interval_ns, 0) == 0)
+            return;
+now:
+        __sync_lock_test_and_set(&kring_wake_armed, 0);
+    } else if (can_arm) {
+        return;                 /* another CPU armed it after our look */
+    }
+    count_wake(wakes_now);
+    wake_now();
+}
+
+/* Commit `len` bytes of `data` as a record and count it. */
+static __always_inline void submit(void *data, __u32 len, int can_arm)
+{
+    __u64 flags = wake_flags(len);
+    int ok = bpf_ringbuf_output(&kring_events, data, len, flags) == 0;
+
+    count(ok);
+    if (ok)
+        wake_later(flags, can_arm);
 }
 
 /* ---- canonical paths -------------------------------------------------- */
@@ -453,7 +591,7 @@ static __always_inline void emit_process_start(struct scratch *s, __u32 len)
                           KRING_D_PARENT_PATH_TRUNCATED)) ? KRING_EV_TRUNCATED : 0);
     if (len > PS_ROOM)
         len = PS_ROOM;
-    count(bpf_ringbuf_output(&kring_events, s->ps_room, len, 0) == 0);
+    submit(s->ps_room, len, 1);
 }
 
 SEC("tp_btf/sched_process_fork")
@@ -508,7 +646,8 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void
     return 0;
 }
 
-static __always_inline void emit_image(struct kring_image_load *il, __u32 detail)
+/* can_arm: see wake_later(). */
+static __always_inline void emit_image(struct kring_image_load *il, __u32 detail, int can_arm)
 {
     __u32 len = KRING_IMAGE_LOAD_MIN_SIZE + (il->path_len & (KRING_PATH_BYTES - 1)) + 1;
 
@@ -516,7 +655,7 @@ static __always_inline void emit_image(struct kring_image_load *il, __u32 detail
     header(&il->h, KRING_TYPE_IMAGE_LOAD, (il->detail & KRING_D_PATH_TRUNCATED) ? KRING_EV_TRUNCATED : 0);
     if (len > sizeof(*il))
         len = sizeof(*il);
-    count(bpf_ringbuf_output(&kring_events, il, len, 0) == 0);
+    submit(il, len, can_arm);
 }
 
 static __always_inline void image_init(struct kring_image_load *il, __u32 pid, __u64 base, __u64 size,
@@ -545,7 +684,7 @@ static __always_inline struct file *image_at(struct scratch *s, __u32 pid, __u64
         return 0;
     image_init(&s->il, pid, v.start, v.end - v.start, v.pgoff << (kring_cfg.page_shift & 63));
     s->il.detail = file_path(s, v.file, s->il.path, &s->il.path_len);
-    emit_image(&s->il, detail);
+    emit_image(&s->il, detail, 1);
     return v.file;
 }
 
@@ -628,7 +767,7 @@ static __always_inline int emit_process_exit(struct task_struct *p)
     len = KRING_PROCESS_EXIT_LINUX_MIN_SIZE + (e->path_len & (KRING_PATH_BYTES - 1)) + 1;
     if (len > sizeof(s->pe))
         len = sizeof(s->pe);
-    count(bpf_ringbuf_output(&kring_events, &s->pe, len, 0) == 0);
+    submit(&s->pe, len, 1);
     return 0;
 }
 
@@ -733,7 +872,7 @@ static __always_inline int exec_return(long ret)
     len = KRING_EXEC_FAILED_MIN_SIZE + ((__u32)n & (2 * KRING_PATH_BYTES - 1));
     if (len > sizeof(*ef))
         len = sizeof(*ef);
-    count(bpf_ringbuf_output(&kring_events, ef, len, 0) == 0);
+    submit(ef, len, 0);
     return 0;
 }
 
@@ -812,6 +951,6 @@ int kring_mmap_ret(struct trace_event_raw_sys_exit *ctx)
     page = 1ULL << (kring_cfg.page_shift & 63);
     image_init(&s->il, (__u32)(id >> 32), (__u64)ret, (len + page - 1) & ~(page - 1), off);
     s->il.detail = file_path(s, f, s->il.path, &s->il.path_len);
-    emit_image(&s->il, 0);
+    emit_image(&s->il, 0, 0);
     return 0;
 }

@@ -39,6 +39,11 @@ struct kring_bpf_config {
     uint32_t page_shift;        /* log2 of the page size (mmap offsets of vm_pgoff) */
     uint32_t args_max;          /* bytes of room for a command line, NUL included:
                                    KRING_BPF_ARGS_MIN .. KRING_BPF_ARGS_MAX */
+    uint64_t wake_interval_ns;  /* batched wakeups (PROTOCOL.md 11.2): the longest a record
+                                   waits before the consumer is woken for it; 0: a wakeup
+                                   for every record that finds the consumer caught up */
+    uint64_t wake_bytes;        /* the high-water mark: a record that leaves at least this
+                                   many bytes unconsumed wakes the consumer at once */
 };
 
 /* Run-time state: map kring_state, one entry, written by the loader. */
@@ -54,12 +59,16 @@ struct kring_bpf_counts {
     uint64_t written;           /* records committed to the ring */
     uint64_t dropped;           /* records lost because the ring was full; each took a
                                    sequence number, so the consumer sees them as gaps */
+    /* Wakeups the programs asked for with a wake interval (kring_events.bpf.c): */
+    uint64_t wakes_hwm;         /* records committed past the high-water mark */
+    uint64_t wakes_timer;       /* the wake timer found unconsumed bytes */
+    uint64_t wakes_now;         /* at once: no timer to arm (tp/ programs), or a late one */
 };
 
 /* @cdef-end */
 
-KRING_STATIC_ASSERT(sizeof(struct kring_bpf_config) == 24, bpf_config_size);
+KRING_STATIC_ASSERT(sizeof(struct kring_bpf_config) == 40, bpf_config_size);
 KRING_STATIC_ASSERT(sizeof(struct kring_bpf_state) == 8, bpf_state_size);
-KRING_STATIC_ASSERT(sizeof(struct kring_bpf_counts) == 16, bpf_counts_size);
+KRING_STATIC_ASSERT(sizeof(struct kring_bpf_counts) == 40, bpf_counts_size);
 
 #endif /* KRING_BPF_H */

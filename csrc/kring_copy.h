@@ -1,8 +1,8 @@
 /*
- * kring_copy.h - the short-copy helper of the drain and the user-mode
+ * kring_copy.h - the short-copy helpers of the drain and the user-mode
  * producer. Records are tens to hundreds of bytes: a libc memcpy call per
- * record costs as much as the bytes, so copy 32- and 8-byte chunks inline,
- * never reading or writing past len.
+ * record costs as much as the bytes, so copy 32-, 16- and 8-byte chunks
+ * inline, never reading or writing past len.
  */
 #ifndef KRING_COPY_H
 #define KRING_COPY_H

@@ -578,7 +578,8 @@ def check_runs(capacity, start, pieces, double_mapped, cut, reads, seq=None):
     position of that record; "mid": 8 bytes into the last record), then drain
     with `reads` [(max_records, room {tid: rows or None}, first rows, zeroed,
     commit)] (cycled) against model.parse until it stops; then finish every
-    BUSY record and drain on. Returns the model's records delivered, by type."""
+    BUSY record and drain on. Returns the model's records delivered, by type,
+    and the C consumer."""
     types = RUN_TYPES
     area, end, placed = lay_out(capacity, start, pieces, double_mapped)
     if cut is None or not placed:
@@ -631,7 +632,7 @@ def check_runs(capacity, start, pieces, double_mapped, cut, reads, seq=None):
                 h.put(area, prod)
                 finished = True
                 note("runs: BUSY records finished")
-    return delivered
+    return delivered, h.c
 
 
 def run_piece(tid, length, seqs, how="pad"):
@@ -643,7 +644,7 @@ ALL_ROWS = ((None, {1: 300, 2: 300, 3: 300, 4: 300}, {1: 0, 2: 0, 3: 0, 4: 0}, F
 
 def test_run_of_one_type_known_answer():
     # 100 records of 64 bytes, seqs 5..104: one drain delivers them all, in order.
-    got = check_runs(8192, 0, run_piece(1, 64, range(5, 105)), False, None, ALL_ROWS, seq=5)
+    got, _ = check_runs(8192, 0, run_piece(1, 64, range(5, 105)), False, None, ALL_ROWS, seq=5)
     assert got == {1: 100, 2: 0, 3: 0, 4: 0}
     h = HeapDrain(8192, RUN_TYPES, 0, False, seq=5)
     area, end, _ = lay_out(8192, 0, run_piece(1, 64, range(5, 105)), False)
@@ -673,7 +674,9 @@ def test_run_ends(case, double_mapped):
     a, b = list(range(0, 20)), list(range(21, 41))
     start, cut, reads, seq = 0, None, ALL_ROWS, 0
     mid = {
-        "discard": [discard(64)],
+        # A cancelled record keeps its bytes (bpf_ringbuf_discard): this one
+        # looks like more of the run but for its DISCARD bit.
+        "discard": [(64 | model.DISCARD, run_record(1, 64, 20)[1], "pad", 64 | model.DISCARD)],
         "busy": [busy(1, 64, 20)],
         "busy-discard": [busy(1, 64, 20, final_discard=True)],
         "other-type": run_piece(3, 64, [20]),
@@ -681,11 +684,15 @@ def test_run_ends(case, double_mapped):
         "bad-type": [(*run_record(9, 64, 20), "pad", 64)],
         "bad-size": [(*run_record(1, 56, 20), "pad", 56)],
         "short": [(16, b"\1" * 16, "pad", 16)],
-        "gap": run_piece(1, 64, [25]),
-        "late": run_piece(1, 64, [3]),
+        "gap": run_piece(1, 64, [25]),          # then 26..45: 5 lost
+        "late": run_piece(1, 64, [3]),          # then 20..39: one gap filled late
         "huge-seq": run_piece(1, 64, [model.U64 - 1]),
     }.get(case, run_piece(1, 64, [20]))
     tid, length = 1, 64
+    if case == "gap":
+        b = list(range(26, 46))
+    if case == "late":
+        b = list(range(20, 40))
     if case == "other-length":
         tid, length = 4, 64
         mid = run_piece(4, 40, [20])
@@ -711,8 +718,12 @@ def test_run_ends(case, double_mapped):
         tid, length = 4, 40
         pieces = run_piece(4, 40, a) + run_piece(4, 64, [20]) + run_piece(4, 40, b)
         reads = ((None, {4: 100}, {4: 1}, True, True),)
-    got = check_runs(8192, start, pieces, double_mapped, cut, reads, seq)
+    got, c = check_runs(8192, start, pieces, double_mapped, cut, reads, seq)
     total = sum(got.values())
+    if case == "gap":
+        assert (c.next_seq, c.gaps) == (46, 5)
+    if case == "late":
+        assert (c.next_seq, c.gaps) == (40, -1)
     expect = {"bad-type": 20, "bad-size": 20, "short": 20, "cut-at-record": 27, "cut-mid-record": 40,
               "discard": 40, "busy-discard": 40}.get(case, 41)
     if case == "wrap-cross" and not double_mapped:
@@ -744,7 +755,9 @@ def run_pieces(draw):
             seq += n
         elif kind == "discard":
             dlen = draw(st.one_of(st.just(length), st.integers(0, 200)), label="discard length")
-            pieces.append((dlen | model.DISCARD, b"", how, dlen | model.DISCARD))
+            # A cancelled record keeps its bytes: maybe those of a record of this type.
+            body = run_record(tid, dlen, seq)[1] if draw(st.booleans(), label="discard body") else b""
+            pieces.append((dlen | model.DISCARD, body, how, dlen | model.DISCARD))
         elif kind == "busy":
             pieces.append(busy(tid, length, seq, draw(st.booleans(), label="finished as DISCARD")))
             seq += 1
@@ -782,6 +795,6 @@ RUN_READ = st.tuples(
 def test_runs_against_model(capacity, start, pieces, double_mapped, cut, reads, seq):
     """Random runs and what ends them, drained in random batches into random
     rows, against the model (check_runs)."""
-    got = check_runs(capacity, start, pieces, double_mapped, cut, reads, seq)
+    got, _ = check_runs(capacity, start, pieces, double_mapped, cut, reads, seq)
     if max(got.values()) >= 10:
         event("runs: 10 or more records of one type delivered")

@@ -125,22 +125,26 @@ static inline void account_seq(uint64_t seq, uint64_t *next_seq, int64_t *gaps, 
     }
 }
 
-/* The fast path for the common case, a run of records of one type and
- * length (fixed-size records): after a record with header word hlen and
- * type `type` passed every check of drain(), the records right behind it
- * with the very same header word and type pass the same checks, so each
- * costs two compares. Its bounds are those checks hoisted: the caller
- * passes avail, the bytes up to producer_pos (BAD_LENGTH) or the end of the
- * data area, whichever comes first (BAD_STRADDLE; a doubly mapped ring too:
- * drain() takes a record across the end on its own), and max, the rows
- * left for the type and the records left to max_records. The header word
- * is acquire-loaded per record (a BUSY one is not hlen: the run ends).
- * Returns the records delivered, from rec into rows from dst on; sequence
- * accounting continues in *next_seq and *gaps (started: the record before
- * the run was accounted). */
-static uint64_t drain_run(const uint8_t *rec, uint64_t avail, uint8_t *dst, uint64_t max,
-                          uint32_t hlen, uint16_t type, uint32_t size, int zeroed,
-                          uint64_t *next_seq, int64_t *gaps)
+/* Rows of a run all have the same length: small ones are copied as two
+ * fixed-size chunks, the second ending at len and overlapping the first
+ * (no loop, no branch per record); `chunk` is a constant at each call. */
+static inline void put_run_row(uint8_t *dst, const uint8_t *payload, uint32_t len, uint32_t size,
+                               int zeroed, uint32_t chunk)
+{
+    if (chunk == 16 || chunk == 32 || chunk == 64) {
+        memcpy(dst, payload, chunk);                /* chunk <= len <= 2 * chunk */
+        memcpy(dst + len - chunk, payload + len - chunk, chunk);
+        if (len < size && !zeroed)
+            memset(dst + len, 0, size - len);
+    } else {
+        put_row(dst, payload, len, size, zeroed);
+    }
+}
+
+/* The loop of drain_run for one shape of row copy (put_run_row). */
+static inline uint64_t run_loop(const uint8_t *rec, uint64_t avail, uint8_t *dst, uint64_t max,
+                                uint32_t hlen, uint16_t type, uint32_t size, int zeroed,
+                                uint64_t *next_seq, int64_t *gaps, uint32_t chunk)
 {
     const uint32_t len = hlen;              /* no BUSY or DISCARD bit: checked by the caller */
     const uint64_t span = KRING_RECORD_SPAN(len);
@@ -160,12 +164,39 @@ static uint64_t drain_run(const uint8_t *rec, uint64_t avail, uint8_t *dst, uint
         if (rtype != type)
             break;
         memcpy(&seq, payload + offsetof(struct kring_event_header, seq), sizeof seq);
-        put_row(dst, payload, len, size, zeroed);
+        put_run_row(dst, payload, len, size, zeroed, chunk);
         account_seq(seq, &nseq, &g, &started);
     }
     *next_seq = nseq;
     *gaps = g;
     return k;
+}
+
+/* The fast path for the common case, a run of records of one type and
+ * length (fixed-size records): after a record with header word hlen and
+ * type `type` passed every check of drain(), the records right behind it
+ * with the very same header word and type pass the same checks, so each
+ * costs two compares. Its bounds are those checks hoisted: the caller
+ * passes avail, the bytes up to producer_pos (BAD_LENGTH) or the end of the
+ * data area, whichever comes first (BAD_STRADDLE; a doubly mapped ring too:
+ * drain() takes a record across the end on its own), and max, the rows
+ * left for the type and the records left to max_records. The header word
+ * is acquire-loaded per record (a BUSY one is not hlen: the run ends).
+ * Returns the records delivered, from rec into rows from dst on; sequence
+ * accounting continues in *next_seq and *gaps (started: the record before
+ * the run was accounted). */
+static uint64_t drain_run(const uint8_t *rec, uint64_t avail, uint8_t *dst, uint64_t max,
+                          uint32_t hlen, uint16_t type, uint32_t size, int zeroed,
+                          uint64_t *next_seq, int64_t *gaps)
+{
+    /* hlen >= KRING_EVENT_HEADER_SIZE (24): checked by the caller. */
+    if (hlen <= 32)
+        return run_loop(rec, avail, dst, max, hlen, type, size, zeroed, next_seq, gaps, 16);
+    if (hlen <= 64)
+        return run_loop(rec, avail, dst, max, hlen, type, size, zeroed, next_seq, gaps, 32);
+    if (hlen <= 128)
+        return run_loop(rec, avail, dst, max, hlen, type, size, zeroed, next_seq, gaps, 64);
+    return run_loop(rec, avail, dst, max, hlen, type, size, zeroed, next_seq, gaps, 0);
 }
 
 static int drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,

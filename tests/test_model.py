@@ -467,7 +467,9 @@ test_ring_against_model = RingMachine.TestCase
 # look like more of the run; every drain is compared with model.parse, row
 # bytes, positions, errors and the sequence accounting.
 
-RUN_TYPES = {1: (64, 64), 2: (40, 40), 3: (64, 64), 4: (120, 32)}   # 1 and 3: the same length
+# 1 and 3: the same length; 4 and 5: variable length (5: longer than the run's
+# loop-free row copies, which take records of up to 128 bytes)
+RUN_TYPES = {1: (64, 64), 2: (40, 40), 3: (64, 64), 4: (120, 32), 5: (300, 24)}
 CANARY = 0xA5
 
 
@@ -639,13 +641,13 @@ def run_piece(tid, length, seqs, how="pad"):
     return [(*run_record(tid, length, s), how, length) for s in seqs]
 
 
-ALL_ROWS = ((None, {1: 300, 2: 300, 3: 300, 4: 300}, {1: 0, 2: 0, 3: 0, 4: 0}, False, True),)
+ALL_ROWS = ((None, {t: 300 for t in RUN_TYPES}, {t: 0 for t in RUN_TYPES}, False, True),)
 
 
 def test_run_of_one_type_known_answer():
     # 100 records of 64 bytes, seqs 5..104: one drain delivers them all, in order.
     got, _ = check_runs(8192, 0, run_piece(1, 64, range(5, 105)), False, None, ALL_ROWS, seq=5)
-    assert got == {1: 100, 2: 0, 3: 0, 4: 0}
+    assert got == {1: 100, 2: 0, 3: 0, 4: 0, 5: 0}
     h = HeapDrain(8192, RUN_TYPES, 0, False, seq=5)
     area, end, _ = lay_out(8192, 0, run_piece(1, 64, range(5, 105)), False)
     h.put(area, end)
@@ -709,7 +711,7 @@ def test_run_ends(case, double_mapped):
     if case == "cut-mid-record":
         cut = "mid"
     if case == "rows":
-        reads = ((None, {1: 7, 2: 0, 3: 0, 4: 0}, {1: 0, 2: 0, 3: 0, 4: 0}, False, True),)
+        reads = ((None, {1: 7, 2: 0, 3: 0, 4: 0, 5: 0}, {t: 0 for t in RUN_TYPES}, False, True),)
     if case == "max-records":
         reads = ((5, {1: 100}, {1: 0}, False, False), (13, {1: 100}, {1: 0}, False, True))
     if case == "first-rows":
@@ -798,3 +800,18 @@ def test_runs_against_model(capacity, start, pieces, double_mapped, cut, reads, 
     got, _ = check_runs(capacity, start, pieces, double_mapped, cut, reads, seq)
     if max(got.values()) >= 10:
         event("runs: 10 or more records of one type delivered")
+
+
+@pytest.mark.parametrize("zeroed", [False, True])
+@pytest.mark.parametrize("length", [24, 25, 31, 32, 33, 40, 63, 64, 65, 100, 127, 128, 129, 200, 300])
+def test_run_row_copies(length, zeroed):
+    """Runs of every length around the bounds of the run's row copies (one
+    for 24..32, 33..64, 65..128 bytes, a loop beyond): each row holds its
+    record's bytes, zeros to the row's end and nothing else, in rows that are
+    dirty (zero-filled by the drain) or zero already (left alone past len)."""
+    pieces = run_piece(5, length, range(30)) + run_piece(5, 24 + (length + 7) % 277, [30]) + \
+        run_piece(5, length, range(31, 60))
+    reads = ((None, {5: 70}, {5: 1}, zeroed, True),)
+    start = 32768 - 20 * model.span(length) + 8        # the 20th record is padded to the start
+    got, c = check_runs(32768, start, pieces, False, None, reads, seq=0)
+    assert got[5] == 60 and (c.next_seq, c.gaps) == (60, 0)

@@ -739,14 +739,21 @@ def test_run_ends(case, double_mapped):
 def run_pieces(draw):
     """Runs of one type and length, and what ends them, one after another."""
     pieces = []
+    last = (1, 64)
     seq = draw(st.integers(0, 1000), label="first seq")
     for _ in range(draw(st.integers(1, 8), label="pieces")):
         kind = draw(st.sampled_from(["run"] * 4 + ["discard", "busy", "bad"]), label="kind")
         tid = draw(st.sampled_from(sorted(RUN_TYPES)), label="type")
         size, mn = RUN_TYPES[tid]
         length = draw(st.integers(mn, size), label="length")
+        if pieces and kind != "run" and draw(st.booleans(), label="like the run before"):
+            # The type and length of the run before: only a flag bit or the type
+            # tells this record from more of the run.
+            tid, length = last
+            size, mn = RUN_TYPES[tid]
         how = draw(st.sampled_from(["pad", "pad", "cross"]), label="at the end")
         if kind == "run":
+            last = (tid, length)
             n = draw(st.integers(1, 40), label="run length")
             seqs = list(range(seq, seq + n))
             for _ in range(draw(st.integers(0, 2), label="seq jumps")):

@@ -100,6 +100,105 @@ static int64_t pending(struct kring_consumer *c)
 
 static void commit_pos(struct kring_consumer *c);
 
+/* One checked record into its row: exactly len bytes (the checked private
+ * value, never the ring's word re-read), then zeros up to the row size
+ * unless the row is known to be zero already. */
+static inline void put_row(uint8_t *dst, const uint8_t *payload, uint32_t len, uint32_t size, int zeroed)
+{
+    kring_copy_record(dst, payload, len);      /* len >= KRING_EVENT_HEADER_SIZE: checked */
+    if (len < size && !zeroed)
+        memset(dst + len, 0, size - len);
+}
+
+/* Sequence accounting (PROTOCOL.md 5.6) for one delivered record. */
+static inline void account_seq(uint64_t seq, uint64_t *next_seq, int64_t *gaps, int *started)
+{
+    if (seq >= *next_seq || !*started) {
+        /* Unsigned arithmetic: hostile sequence numbers must not overflow. */
+        *gaps = (int64_t)((uint64_t)*gaps + (*started ? seq - *next_seq : 0));
+        *next_seq = seq + 1;
+        *started = 1;
+    } else {
+        /* Late arrival filling an earlier gap (per-CPU producers
+         * reserve in one order and number in another). */
+        *gaps = (int64_t)((uint64_t)*gaps - 1);
+    }
+}
+
+/* Rows of a run all have the same length: small ones are copied as two
+ * fixed-size chunks, the second ending at len and overlapping the first
+ * (no loop, no branch per record); `chunk` is a constant at each call. */
+static inline void put_run_row(uint8_t *dst, const uint8_t *payload, uint32_t len, uint32_t size,
+                               int zeroed, uint32_t chunk)
+{
+    if (chunk == 16 || chunk == 32 || chunk == 64) {
+        memcpy(dst, payload, chunk);                /* chunk <= len <= 2 * chunk */
+        memcpy(dst + len - chunk, payload + len - chunk, chunk);
+        if (len < size && !zeroed)
+            memset(dst + len, 0, size - len);
+    } else {
+        put_row(dst, payload, len, size, zeroed);
+    }
+}
+
+/* The loop of drain_run for one shape of row copy (put_run_row). */
+static inline uint64_t run_loop(const uint8_t *rec, uint64_t avail, uint8_t *dst, uint64_t max,
+                                uint32_t hlen, uint16_t type, uint32_t size, int zeroed,
+                                uint64_t *next_seq, int64_t *gaps, uint32_t chunk)
+{
+    const uint32_t len = hlen;              /* no BUSY or DISCARD bit: checked by the caller */
+    const uint64_t span = KRING_RECORD_SPAN(len);
+    uint64_t nseq = *next_seq, k;
+    int64_t g = *gaps;
+    int started = 1;
+
+    for (k = 0; k < max && span <= avail; k++, avail -= span, rec += span, dst += size) {
+        const uint8_t *payload = rec + KRING_RECORD_HEADER_SIZE;
+        uint64_t seq;
+        uint16_t rtype;
+
+        /* Pairs with the producer's release store of the header word, as in drain(). */
+        if (kring_load_acquire_u32((const volatile uint32_t *)rec) != hlen)
+            break;
+        memcpy(&rtype, payload + offsetof(struct kring_event_header, type), sizeof rtype);
+        if (rtype != type)
+            break;
+        memcpy(&seq, payload + offsetof(struct kring_event_header, seq), sizeof seq);
+        put_run_row(dst, payload, len, size, zeroed, chunk);
+        account_seq(seq, &nseq, &g, &started);
+    }
+    *next_seq = nseq;
+    *gaps = g;
+    return k;
+}
+
+/* The fast path for the common case, a run of records of one type and
+ * length (fixed-size records): after a record with header word hlen and
+ * type `type` passed every check of drain(), the records right behind it
+ * with the very same header word and type pass the same checks, so each
+ * costs two compares. Its bounds are those checks hoisted: the caller
+ * passes avail, the bytes up to producer_pos (BAD_LENGTH) or the end of the
+ * data area, whichever comes first (BAD_STRADDLE; a doubly mapped ring too:
+ * drain() takes a record across the end on its own), and max, the rows
+ * left for the type and the records left to max_records. The header word
+ * is acquire-loaded per record (a BUSY one is not hlen: the run ends).
+ * Returns the records delivered, from rec into rows from dst on; sequence
+ * accounting continues in *next_seq and *gaps (started: the record before
+ * the run was accounted). */
+static uint64_t drain_run(const uint8_t *rec, uint64_t avail, uint8_t *dst, uint64_t max,
+                          uint32_t hlen, uint16_t type, uint32_t size, int zeroed,
+                          uint64_t *next_seq, int64_t *gaps)
+{
+    /* hlen >= KRING_EVENT_HEADER_SIZE (24): checked by the caller. */
+    if (hlen <= 32)
+        return run_loop(rec, avail, dst, max, hlen, type, size, zeroed, next_seq, gaps, 16);
+    if (hlen <= 64)
+        return run_loop(rec, avail, dst, max, hlen, type, size, zeroed, next_seq, gaps, 32);
+    if (hlen <= 128)
+        return run_loop(rec, avail, dst, max, hlen, type, size, zeroed, next_seq, gaps, 64);
+    return run_loop(rec, avail, dst, max, hlen, type, size, zeroed, next_seq, gaps, 0);
+}
+
 static int drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_records,
                  int commit, uint64_t *n)
 {
@@ -180,21 +279,26 @@ static int drain(struct kring_consumer *c, struct kring_out *out, uint64_t max_r
             if (filled[ev.type] >= room[ev.type])
                 break;                          /* no room for this type: stop here */
             dst = rows[ev.type] + filled[ev.type]++ * (uint64_t)size;
-            kring_copy_bytes(dst, payload, len);    /* len, not the ring's word: checked above */
-            if (len < size && !zeroed[ev.type])
-                memset(dst + len, 0, size - len);
+            put_row(dst, payload, len, size, zeroed[ev.type]);
             /* Sequence accounting on the private copy of the header. */
-            if (ev.seq >= next_seq || !started) {
-                /* Unsigned arithmetic: hostile sequence numbers must not overflow. */
-                gaps = (int64_t)((uint64_t)gaps + (started ? ev.seq - next_seq : 0));
-                next_seq = ev.seq + 1;
-                started = 1;
-            } else {
-                /* Late arrival filling an earlier gap (per-CPU producers
-                 * reserve in one order and number in another). */
-                gaps = (int64_t)((uint64_t)gaps - 1);
-            }
+            account_seq(ev.seq, &next_seq, &gaps, &started);
             count++;
+            pos += span;
+            /* Then the run of records like this one (drain_run). */
+            {
+                const uint64_t roff = pos & mask;
+                const uint64_t avail = prod - pos < cap - roff ? prod - pos : cap - roff;
+                uint64_t left = room[ev.type] - filled[ev.type], k;
+
+                if (left > max_records - count)
+                    left = max_records - count;
+                k = drain_run(data + roff, avail, dst + size, left, hlen, ev.type, size,
+                              zeroed[ev.type], &next_seq, &gaps);
+                filled[ev.type] += k;
+                count += k;
+                pos += k * span;
+            }
+            continue;
         }
         pos += span;
     }

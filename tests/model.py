@@ -52,12 +52,21 @@ class Drained:
 
 
 def parse(data: bytes, capacity: int, types: Dict[int, Tuple[int, int]], pos: int, prod: int,
-          max_records: Optional[int] = None) -> Drained:
-    """Drain the records in ring positions [pos, prod) of a singly mapped data area.
+          max_records: Optional[int] = None, room: Optional[Dict[int, int]] = None,
+          double_mapped: bool = False) -> Drained:
+    """Drain the records in ring positions [pos, prod) of a data area.
 
     `types` maps type id -> (size, min_size). Follows docs/PROTOCOL.md 8, step 2-3.
+    `room`: rows the caller has for each type id (missing: none); the drain
+    stops, without error, at a valid record whose type has no row left.
+    None: rows without limit. `double_mapped`: the data area is mapped twice
+    back to back (a BPF ring), so a record may cross its end and is read on
+    from its start.
     """
     mask = capacity - 1
+    if double_mapped:
+        data = bytes(data[:capacity]) * 2
+    left = None if room is None else dict(room)
     rows: List[Tuple[int, bytes]] = []
     seqs: List[int] = []
     if (prod - pos) & U64 > capacity or prod % ALIGN:
@@ -73,7 +82,7 @@ def parse(data: bytes, capacity: int, types: Dict[int, Tuple[int, int]], pos: in
         if sp > (prod - pos) & U64:
             error = Corrupt(BAD_LENGTH, pos, length)
             break
-        if off + sp > capacity:
+        if not double_mapped and off + sp > capacity:
             error = Corrupt(BAD_STRADDLE, pos, length)
             break
         if not hlen & DISCARD:
@@ -89,10 +98,32 @@ def parse(data: bytes, capacity: int, types: Dict[int, Tuple[int, int]], pos: in
             if length > size or length < min_size:
                 error = Corrupt(BAD_SIZE, pos, length)
                 break
+            if left is not None:
+                if left.get(tid, 0) <= 0:
+                    break
+                left[tid] -= 1
             rows.append((tid, payload + bytes(size - length)))
             seqs.append(seq)
         pos = (pos + sp) & U64
     return Drained(rows, pos, error, seqs)
+
+
+@dataclass
+class SeqState:
+    """A consumer's sequence accounting (docs/PROTOCOL.md 5.6)."""
+    next_seq: int = 0
+    gaps: int = 0           # numbers never seen; late arrivals make it go down (may go below 0)
+    started: bool = True    # False: an attaching consumer takes the first number it sees
+
+    def account(self, seqs: Sequence[int]) -> None:
+        for seq in seqs:
+            if seq >= self.next_seq or not self.started:
+                if self.started:
+                    self.gaps += seq - self.next_seq
+                self.next_seq = (seq + 1) & U64
+                self.started = True
+            else:
+                self.gaps -= 1      # a late arrival fills an earlier gap
 
 
 class RingModel:
@@ -174,14 +205,9 @@ class RingModel:
         must report "closed" (nothing delivered, nothing pending, producer closed)."""
         d = parse(self.data, self.capacity, self.types, self.read_pos, self.producer_pos, max_records)
         assert d.error is None, d.error            # the model's producer writes valid records
-        for seq in d.seqs:
-            if seq >= self.next_seq or not self.seq_started:
-                if self.seq_started:
-                    self.gaps += seq - self.next_seq
-                self.next_seq = seq + 1
-                self.seq_started = True
-            else:
-                self.gaps -= 1
+        acc = SeqState(self.next_seq, self.gaps, self.seq_started)
+        acc.account(d.seqs)
+        self.next_seq, self.gaps, self.seq_started = acc.next_seq, acc.gaps, acc.started
         self.read_pos = d.pos
         self.records_read += len(d.rows)
         if commit:

@@ -95,7 +95,9 @@ def create_ring(name, capacity, single=False):
 
 # -- a. fuzzed data area and producer_pos --------------------------------------------------
 
-CHUNK_KINDS = ["record"] * 8 + ["discard", "discard", "busy", "short", "badtype", "badsize", "rawword"]
+# "run": 2 to 41 records of one type and length in a row (the drain's fast path).
+CHUNK_KINDS = ["record"] * 8 + ["run"] * 2 + ["discard", "discard", "busy", "short", "badtype", "badsize",
+                                              "rawword"]
 
 
 @st.composite
@@ -115,7 +117,14 @@ def build_area(capacity, types, start, chunks, seed, background):
     ids = sorted(types)
     pos = start
     seq = rng.integers(0, 1 << 20)
+    expanded = []
     for kind, a, b in chunks:
+        if kind == "run":
+            # The same type and length each time; b + 2i keeps b's low bit (pad or straddle).
+            expanded += [("record", a, (b + 2 * i) & U64) for i in range(2 + (b >> 32) % 40)]
+        else:
+            expanded.append((kind, a, b))
+    for kind, a, b in expanded:
         if kind in ("record", "badtype", "badsize"):
             tid = ids[a % len(ids)]
             size, mn = types[tid]
@@ -553,11 +562,21 @@ def fuzz_data(put, c, types, cap):
     producer_pos; put(file offset, bytes) writes into the ring."""
     mask = cap - 1
     pos = c.pos
+    run = 0
     for _ in range(rnd.randint(0, 30)):
         off = pos & mask
         r = rnd.random()
-        tid, size, mn = rnd.choice(types)
-        if r < 0.45:
+        in_run = run > 0
+        if in_run:
+            run -= 1                # the same type and length as the record before
+        else:
+            tid, size, mn = rnd.choice(types)
+            if rnd.random() < 0.15:
+                # A run of records of one type and length (the drain's fast path).
+                in_run, run, length = True, rnd.randint(1, 40), rnd.randint(mn, size)
+        if in_run:
+            word = length
+        elif r < 0.45:
             length = rnd.randint(mn, size)
             word = length
         elif r < 0.5:
@@ -572,7 +591,7 @@ def fuzz_data(put, c, types, cap):
         else:
             word = rnd.getrandbits(32)
             length = word & lib.KRING_LEN_MASK
-        if rnd.random() < 0.1:
+        if rnd.random() < 0.1 and not in_run:
             tid = rnd.getrandbits(16)
         seq = rnd.getrandbits(64) if rnd.random() < 0.3 else rnd.randint(0, 100)
         rec = struct.pack("<IIQQHHI", word, 0, seq, 0, tid, 0, 0)

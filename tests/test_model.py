@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
                                  rule)
@@ -447,3 +448,377 @@ RingMachine.TestCase.settings = settings(
     max_examples=300, stateful_step_count=50, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 test_ring_against_model = RingMachine.TestCase
+
+
+# -- runs of one type: the drain's fast path against the model --------------------------
+#
+# The drain delivers a record that passed every check, then the records
+# right behind it with the same header word and type without dispatching on
+# each (csrc/kring_consumer.c, drain_run). These tests lay out runs and
+# everything that may end one: a DISCARD or BUSY record, another type with
+# the same length, a record of the same type and another length, a bad
+# record, the end of the data area (with padding, across it, exactly at
+# it), producer_pos (at a record boundary with more of the run behind it,
+# or inside a record), the rows left for the type, max_records; and
+# sequence numbers that jump, arrive late or are huge in the middle of a
+# run. The C drain runs over memory of this process (kring_consumer_init)
+# so that the data area can also be mapped "twice" (two equal halves, as a
+# BPF ring) and the bytes right after a singly mapped one can be made to
+# look like more of the run; every drain is compared with model.parse, row
+# bytes, positions, errors and the sequence accounting.
+
+# 1 and 3: the same length; 4 and 5: variable length (5: longer than the run's
+# loop-free row copies, which take records of up to 128 bytes)
+RUN_TYPES = {1: (64, 64), 2: (40, 40), 3: (64, 64), 4: (120, 32), 5: (300, 24)}
+CANARY = 0xA5
+
+
+def run_record(tid, length, seq, word=None):
+    """(header word, payload bytes) of a record: the event header, then a body
+    that carries the sequence number (so rows of different records differ)."""
+    body = struct.pack("<QQHHI", seq & model.U64, seq * 7 & model.U64, tid, 0x5A, 0)
+    body += (struct.pack("<Q", seq & model.U64) * (length // 8 + 1))[:max(0, length - 24)]
+    return (length if word is None else word), body[:length] if length >= 24 else b""
+
+
+def lay_out(capacity, start, pieces, double_mapped):
+    """The data area with `pieces` from ring position `start` on, as a producer
+    would write them. A piece is (header word, payload, how): how "pad" (a
+    record that does not fit before the end goes to offset 0 behind a DISCARD
+    pad, the user-mode producer's way) or "cross" (it crosses the end: a BPF
+    ring's way, corrupt in a singly mapped one). Stops before the ring would
+    overflow. Returns (area, end position, [(position, word, final word)] of
+    the records, final word: the word after a BUSY one is finished)."""
+    area = bytearray(capacity)
+    mask = capacity - 1
+    pos, placed = start, []
+    for word, payload, how, final in pieces:
+        sp = model.span(word & model.LEN_MASK)
+        off = pos & mask
+        pad = capacity - off if off + sp > capacity and how == "pad" else 0
+        if (pos + pad + sp - start) > capacity:
+            break
+        if pad:
+            struct.pack_into("<II", area, off, (pad - 8) | model.DISCARD, 0)
+            placed.append((pos, (pad - 8) | model.DISCARD, (pad - 8) | model.DISCARD))
+            pos += pad
+            off = 0
+        rec = struct.pack("<II", word, 0) + payload
+        for i, b in enumerate(rec):
+            area[(off + i) & mask] = b
+        placed.append((pos, word, final))
+        pos += sp
+    return area, pos, placed
+
+
+class HeapDrain:
+    """kring_consumer_init over a consumer page, a producer page and a data area
+    in this process's memory. Doubly mapped: the area twice, both halves kept
+    equal. Singly mapped: behind the area, a copy of its first bytes (what a
+    drain reading past the end would find if the area were mapped twice)."""
+
+    def __init__(self, capacity, types, start, double_mapped, seq=None):
+        self.capacity = capacity
+        self.cons = ffi.new("struct kring_consumer_page *")
+        self.prod = ffi.new("struct kring_producer_page *")
+        self.data = ffi.new("uint8_t[]", 2 * capacity)
+        self.cons.consumer_pos = start
+        self.prod.producer_pos = start
+        self.c = ffi.new("struct kring_consumer *")
+        assert lib.kring_consumer_init(self.c, self.cons, self.prod, self.data, capacity,
+                                       int(double_mapped), 0) == lib.KRING_OK
+        for tid, (size, mn) in types.items():
+            assert lib.kring_consumer_set_type(self.c, tid, size, mn) == lib.KRING_OK
+        if seq is not None:
+            self.c.seq_started, self.c.next_seq = 1, seq
+
+    def put(self, area, producer_pos):
+        ffi.memmove(self.data, bytes(area) * 2, 2 * self.capacity)
+        self.prod.producer_pos = producer_pos
+
+    def drain(self, types, max_records, room, first, zeroed, commit, slack=300):
+        """kring_drain into rows of each type: `room[tid]` rows after `first[tid]`
+        rows already there (None: no rows at all, a NULL buffer), `slack` more
+        rows behind them that must stay untouched (more than the records in the
+        ring: a drain that overran its rows would write there, not past the
+        buffer). Returns (rc, n, {tid: bytes of the new rows})."""
+        outs = ffi.new("struct kring_out[]", lib.KRING_MAX_TYPES)
+        bufs = {}
+        for tid, (size, _) in types.items():
+            if room.get(tid) is None:
+                continue
+            nrows = first[tid] + room[tid]
+            fill = 0 if zeroed else CANARY
+            bufs[tid] = ffi.new("uint8_t[]", (nrows + slack) * size)
+            ffi.memmove(bufs[tid], bytes([fill]) * ((nrows + slack) * size), (nrows + slack) * size)
+            outs[tid].buf, outs[tid].capacity, outs[tid].count = bufs[tid], nrows, first[tid]
+            outs[tid].zeroed = int(zeroed)
+        n = ffi.new("uint64_t *")
+        rc = lib.kring_drain(self.c, outs, model.U64 if max_records is None else max_records, int(commit), n)
+        rows = {}
+        for tid, buf in bufs.items():
+            size = types[tid][0]
+            raw = bytes(ffi.buffer(buf))
+            got = int(outs[tid].count)
+            fill = bytes([0 if zeroed else CANARY])
+            assert raw[:first[tid] * size] == fill * (first[tid] * size), "rows before count touched"
+            assert raw[got * size:] == fill * (len(raw) - got * size), "rows past the new ones touched"
+            rows[tid] = raw[first[tid] * size:got * size]
+        return rc, int(n[0]), rows
+
+
+def note(what):
+    """hypothesis.event inside a hypothesis test; nothing in a plain one."""
+    try:
+        event(what)
+    except InvalidArgument:
+        pass
+
+
+def check_runs(capacity, start, pieces, double_mapped, cut, reads, seq=None):
+    """Lay out `pieces`, publish up to `cut` (None: all of it; an int: the
+    position of that record; "mid": 8 bytes into the last record), then drain
+    with `reads` [(max_records, room {tid: rows or None}, first rows, zeroed,
+    commit)] (cycled) against model.parse until it stops; then finish every
+    BUSY record and drain on. Returns the model's records delivered, by type,
+    and the C consumer."""
+    types = RUN_TYPES
+    area, end, placed = lay_out(capacity, start, pieces, double_mapped)
+    if cut is None or not placed:
+        prod = end
+    elif cut == "mid":
+        prod = placed[-1][0] + 8
+    else:
+        prod = placed[min(cut, len(placed) - 1)][0]
+    prod &= model.U64
+    h = HeapDrain(capacity, types, start, double_mapped, seq)
+    h.put(area, prod)
+    acc = model.SeqState(0 if seq is None else seq, 0, seq is not None)
+    pos, records, delivered = start, 0, {tid: 0 for tid in types}
+    finished = False
+    for i in range(4 * len(reads) + 8):
+        max_records, room, first, zeroed, commit = reads[i % len(reads)]
+        left = {tid: r for tid, r in room.items() if r is not None}
+        d = model.parse(area, capacity, types, pos, prod, max_records, left, double_mapped)
+        rc, n, rows = h.drain(types, max_records, room, first, zeroed, commit)
+        assert n == len(d.rows)
+        for tid in types:
+            want = b"".join(r for t, r in d.rows if t == tid)
+            assert rows.get(tid, b"") == want, tid
+            delivered[tid] += sum(1 for t, _ in d.rows if t == tid)
+        acc.account(d.seqs)
+        records += n
+        if d.error is not None:
+            assert rc == lib.KRING_E_CORRUPT
+            assert (h.c.err_reason, h.c.err_pos, h.c.err_value) == (d.error.reason, d.error.pos, d.error.value)
+        else:
+            assert rc == lib.KRING_OK
+        pos = d.pos
+        assert h.c.pos == pos and h.c.records == records
+        assert (h.c.next_seq, h.c.gaps & model.U64, bool(h.c.seq_started)) == \
+            (acc.next_seq, acc.gaps & model.U64, acc.started)
+        if commit:
+            assert h.cons.consumer_pos == pos
+        if d.error is not None:
+            note("runs: corrupt, reason %d" % d.error.reason)
+            break
+        if pos == prod:
+            note("runs: drained to producer_pos")
+            break
+        if not d.rows and not finished:
+            stuck = struct.unpack_from("<I", area, pos & (capacity - 1))[0]
+            if stuck & model.BUSY:
+                # The producer finishes its BUSY records (a BPF program's commit).
+                for p, word, final in placed:
+                    struct.pack_into("<I", area, p & (capacity - 1), final)
+                h.put(area, prod)
+                finished = True
+                note("runs: BUSY records finished")
+    return delivered, h.c
+
+
+def run_piece(tid, length, seqs, how="pad"):
+    return [(*run_record(tid, length, s), how, length) for s in seqs]
+
+
+ALL_ROWS = ((None, {t: 300 for t in RUN_TYPES}, {t: 0 for t in RUN_TYPES}, False, True),)
+
+
+def test_run_of_one_type_known_answer():
+    # 100 records of 64 bytes, seqs 5..104: one drain delivers them all, in order.
+    got, _ = check_runs(8192, 0, run_piece(1, 64, range(5, 105)), False, None, ALL_ROWS, seq=5)
+    assert got == {1: 100, 2: 0, 3: 0, 4: 0, 5: 0}
+    h = HeapDrain(8192, RUN_TYPES, 0, False, seq=5)
+    area, end, _ = lay_out(8192, 0, run_piece(1, 64, range(5, 105)), False)
+    h.put(area, end)
+    rc, n, rows = h.drain(RUN_TYPES, None, {1: 100}, {1: 0}, False, True)
+    assert (rc, n, h.c.pos, h.c.next_seq, h.c.gaps) == (lib.KRING_OK, 100, 7200, 105, 0)
+    assert [struct.unpack_from("<Q", rows[1], 64 * i)[0] for i in range(100)] == list(range(5, 105))
+
+
+def discard(length):
+    return (length | model.DISCARD, b"", "pad", length | model.DISCARD)
+
+
+def busy(tid, length, seq, final_discard=False):
+    word, body = run_record(tid, length, seq)
+    final = length | (model.DISCARD if final_discard else 0)
+    return (length | model.BUSY, body, "pad", final)
+
+
+@pytest.mark.parametrize("double_mapped", [False, True])
+@pytest.mark.parametrize("case", [
+    "discard", "busy", "busy-discard", "other-type", "other-length", "bad-type", "bad-size",
+    "short", "gap", "late", "huge-seq", "wrap-pad", "wrap-exact", "wrap-cross", "cut-at-record",
+    "cut-mid-record", "rows", "max-records", "first-rows", "zeroed"])
+def test_run_ends(case, double_mapped):
+    """Each way a run can end, one at a time, with a run before and after it."""
+    a, b = list(range(0, 20)), list(range(21, 41))
+    start, cut, reads, seq = 0, None, ALL_ROWS, 0
+    mid = {
+        # A cancelled record keeps its bytes (bpf_ringbuf_discard): this one
+        # looks like more of the run but for its DISCARD bit.
+        "discard": [(64 | model.DISCARD, run_record(1, 64, 20)[1], "pad", 64 | model.DISCARD)],
+        "busy": [busy(1, 64, 20)],
+        "busy-discard": [busy(1, 64, 20, final_discard=True)],
+        "other-type": run_piece(3, 64, [20]),
+        "other-length": [],
+        "bad-type": [(*run_record(9, 64, 20), "pad", 64)],
+        "bad-size": [(*run_record(1, 56, 20), "pad", 56)],
+        "short": [(16, b"\1" * 16, "pad", 16)],
+        "gap": run_piece(1, 64, [25]),          # then 26..45: 5 lost
+        "late": run_piece(1, 64, [3]),          # then 20..39: one gap filled late
+        "huge-seq": run_piece(1, 64, [model.U64 - 1]),
+    }.get(case, run_piece(1, 64, [20]))
+    tid, length = 1, 64
+    if case == "gap":
+        b = list(range(26, 46))
+    if case == "late":
+        b = list(range(20, 40))
+    if case == "other-length":
+        tid, length = 4, 64
+        mid = run_piece(4, 40, [20])
+    if case.startswith("wrap"):
+        # The run reaches the end of the data area: 40 records of span 72 from
+        # 8192 - 72 * 30 (+ 8: not a whole number of spans before the end).
+        start = 8192 - 72 * 30 + (0 if case == "wrap-exact" else 8)
+        how = "cross" if case == "wrap-cross" else "pad"
+        pieces = run_piece(1, 64, range(41), how)
+    else:
+        pieces = run_piece(tid, length, a) + mid + run_piece(tid, length, b)
+    if case == "cut-at-record":
+        cut = 27                # the rest of the run is in memory behind producer_pos
+    if case == "cut-mid-record":
+        cut = "mid"
+    if case == "rows":
+        reads = ((None, {1: 7, 2: 0, 3: 0, 4: 0, 5: 0}, {t: 0 for t in RUN_TYPES}, False, True),)
+    if case == "max-records":
+        reads = ((5, {1: 100}, {1: 0}, False, False), (13, {1: 100}, {1: 0}, False, True))
+    if case == "first-rows":
+        reads = ((None, {1: 9, 3: 1}, {1: 4, 3: 2}, False, True),)
+    if case == "zeroed":
+        tid, length = 4, 40
+        pieces = run_piece(4, 40, a) + run_piece(4, 64, [20]) + run_piece(4, 40, b)
+        reads = ((None, {4: 100}, {4: 1}, True, True),)
+    got, c = check_runs(8192, start, pieces, double_mapped, cut, reads, seq)
+    total = sum(got.values())
+    if case == "gap":
+        assert (c.next_seq, c.gaps) == (46, 5)
+    if case == "late":
+        assert (c.next_seq, c.gaps) == (40, -1)
+    expect = {"bad-type": 20, "bad-size": 20, "short": 20, "cut-at-record": 27, "cut-mid-record": 40,
+              "discard": 40, "busy-discard": 40}.get(case, 41)
+    if case == "wrap-cross" and not double_mapped:
+        expect = 29             # the 30th crosses the end: corrupt in a singly mapped ring
+    if case == "wrap-exact":
+        expect = 41
+    assert total == expect, got
+
+
+@st.composite
+def run_pieces(draw):
+    """Runs of one type and length, and what ends them, one after another."""
+    pieces = []
+    last = (1, 64)
+    seq = draw(st.integers(0, 1000), label="first seq")
+    for _ in range(draw(st.integers(1, 8), label="pieces")):
+        kind = draw(st.sampled_from(["run"] * 4 + ["discard", "busy", "bad"]), label="kind")
+        tid = draw(st.sampled_from(sorted(RUN_TYPES)), label="type")
+        size, mn = RUN_TYPES[tid]
+        length = draw(st.integers(mn, size), label="length")
+        if pieces and kind != "run" and draw(st.booleans(), label="like the run before"):
+            # The type and length of the run before: only a flag bit or the type
+            # tells this record from more of the run.
+            tid, length = last
+            size, mn = RUN_TYPES[tid]
+        how = draw(st.sampled_from(["pad", "pad", "cross"]), label="at the end")
+        if kind == "run":
+            last = (tid, length)
+            n = draw(st.integers(1, 40), label="run length")
+            seqs = list(range(seq, seq + n))
+            for _ in range(draw(st.integers(0, 2), label="seq jumps")):
+                i = draw(st.integers(0, n - 1))
+                seqs[i] = draw(st.one_of(st.integers(seqs[i] - 30, seqs[i] + 30),
+                                         st.integers(0, model.U64)), label="seq") & model.U64
+            pieces += run_piece(tid, length, seqs, how)
+            seq += n
+        elif kind == "discard":
+            dlen = draw(st.one_of(st.just(length), st.integers(0, 200)), label="discard length")
+            # A cancelled record keeps its bytes: maybe those of a record of this type.
+            body = run_record(tid, dlen, seq)[1] if draw(st.booleans(), label="discard body") else b""
+            pieces.append((dlen | model.DISCARD, body, how, dlen | model.DISCARD))
+        elif kind == "busy":
+            pieces.append(busy(tid, length, seq, draw(st.booleans(), label="finished as DISCARD")))
+            seq += 1
+        else:
+            bad = draw(st.sampled_from(["type", "size", "short"]), label="bad")
+            if bad == "type":
+                pieces.append((*run_record(draw(st.sampled_from([0, 5, 15, 16, 0xFFFF])), length, seq), how, length))
+            elif bad == "size":
+                blen = draw(st.sampled_from([24, mn - 8, size + 8]))
+                if mn <= blen <= size or blen < 24:
+                    blen = size + 8
+                pieces.append((*run_record(tid, blen, seq), how, blen))
+            else:
+                pieces.append((16, b"\1" * 16, how, 16))
+    return pieces
+
+
+RUN_READ = st.tuples(
+    st.one_of(st.none(), st.integers(0, 50)),                                   # max_records
+    st.fixed_dictionaries({tid: st.one_of(st.none(), st.integers(0, 60)) for tid in RUN_TYPES}),
+    st.fixed_dictionaries({tid: st.integers(0, 3) for tid in RUN_TYPES}),       # rows already there
+    st.booleans(),                                                              # zeroed rows
+    st.booleans())                                                              # commit
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(capacity=st.sampled_from([4096, 8192]),
+       start=st.one_of(st.just(0), st.integers(0, 1023).map(lambda x: x * 8),
+                       st.integers(0, 2 ** 40).map(lambda x: x * 8), st.just((1 << 64) - 2048)),
+       pieces=run_pieces(),
+       double_mapped=st.booleans(),
+       cut=st.one_of(st.none(), st.just("mid"), st.integers(0, 200)),
+       reads=st.lists(RUN_READ, min_size=1, max_size=4),
+       seq=st.one_of(st.none(), st.integers(0, 2000)))
+def test_runs_against_model(capacity, start, pieces, double_mapped, cut, reads, seq):
+    """Random runs and what ends them, drained in random batches into random
+    rows, against the model (check_runs)."""
+    got, _ = check_runs(capacity, start, pieces, double_mapped, cut, reads, seq)
+    if max(got.values()) >= 10:
+        event("runs: 10 or more records of one type delivered")
+
+
+@pytest.mark.parametrize("zeroed", [False, True])
+@pytest.mark.parametrize("length", [24, 25, 31, 32, 33, 40, 63, 64, 65, 100, 127, 128, 129, 200, 300])
+def test_run_row_copies(length, zeroed):
+    """Runs of every length around the bounds of the run's row copies (one
+    for 24..32, 33..64, 65..128 bytes, a loop beyond): each row holds its
+    record's bytes, zeros to the row's end and nothing else, in rows that are
+    dirty (zero-filled by the drain) or zero already (left alone past len)."""
+    pieces = run_piece(5, length, range(30)) + run_piece(5, 24 + (length + 7) % 277, [30]) + \
+        run_piece(5, length, range(31, 60))
+    reads = ((None, {5: 70}, {5: 1}, zeroed, True),)
+    start = 32768 - 20 * model.span(length) + 8        # the 20th record is padded to the start
+    got, c = check_runs(32768, start, pieces, False, None, reads, seq=0)
+    assert got[5] == 60 and (c.next_seq, c.gaps) == (60, 0)

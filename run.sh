@@ -57,7 +57,9 @@ setup() {
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ] || ! "$PY" -c 'import pykring' >/dev/null 2>&1 ||
         { [ "${KRING_BPF_REQUIRED:-}" = 1 ] && [ ! -f pykring/bpf/kring_events.bpf.o ]; }; then
         log "installing pykring (editable, with test extras) into $VENV"
-        "$PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+        # The venv's own setuptools too: the mutation check and the sanitizer
+        # builds run setup.py in place, and the metadata needs PEP 639 (77).
+        "$PY" -m pip install -q --disable-pip-version-check --upgrade pip "setuptools>=77" wheel >/dev/null
         KRING_WERROR=1 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
         echo "$sum" > "$stamp"
     fi

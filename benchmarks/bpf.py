@@ -85,7 +85,7 @@ a blocking drainer; per record, time.time_ns() after the read_batch() that
 returned it minus the record's ts_ns (the same clock, PROTOCOL.md 5.7). The
 spawn storm reports the same under load (``spawn_event_latency_p99_ms``).
 
-The wake interval's trade-off: ``python -m benchmarks.bpf --sweep 0,0.001,0.005,0.02
+The wake interval's trade-off: ``python -m benchmarks.bpf --sweep 0,0.001,0.005,0.02 [--plot PNG]
 [--quick] [--json]`` runs the fork, spawn and latency phases once per
 interval (keys suffixed ``_wi<ms>``); ``--wake-interval S`` runs the whole
 benchmark at another interval.
@@ -999,6 +999,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--wake-interval", type=float, metavar="S", help="pykring.kernel(wake_interval=S) throughout")
     ap.add_argument("--sweep", metavar="S,S,...", help="only the fork, spawn and latency phases, at each interval")
+    ap.add_argument("--plot", metavar="PNG", help="with --sweep: draw the trade-off (CPU per event, latency) there")
     args = ap.parse_args(argv)
     global WAKE_INTERVAL
     WAKE_INTERVAL = args.wake_interval
@@ -1013,6 +1014,9 @@ def main(argv=None) -> int:
             run(report, args.quick, required=True)
     except Exception as exc:
         report.fail("bpf: %s: %s" % (type(exc).__name__, exc))
+    if args.sweep and args.plot and not report.failures:
+        from .plots import wake_interval
+        wake_interval(report, args.plot)
     print(json.dumps(report.as_json()) if args.json else report.table())
     return 1 if report.failures else 0
 

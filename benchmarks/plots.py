@@ -291,6 +291,42 @@ def scaling(report: Report, path: str) -> bool:
     return True
 
 
+def wake_interval(report: Report, path: str) -> bool:
+    """The wake interval's trade-off from ``python -m benchmarks.bpf --sweep``
+    (keys suffixed _wi<ms>): the drainer's CPU per record and the fork
+    storm's CPU overhead against the event latency, per interval."""
+    m = report.metrics
+    wis = sorted({float(k.rsplit("_wi", 1)[1]) for k in m if re.fullmatch(r"fork_storm_drainer_us_per_record_wi[\d.]+", k)})
+    if not wis:
+        return False
+    plt = _plt()
+    fig, (cpu, lat) = plt.subplots(1, 2, figsize=(9, 3.6))
+    xs = [max(w, 0.1) for w in wis]           # interval 0 (per-record wakeups) drawn at 0.1 ms
+    labels = ["0 (per record)" if w == 0 else "%g" % w for w in wis]
+
+    def series(key):
+        return [(_get(m, "%s_wi%g" % (key, w)).value if _get(m, "%s_wi%g" % (key, w)) else math.nan) for w in wis]
+
+    cpu.plot(xs, series("fork_storm_drainer_us_per_record"), "o-", color=PYKRING, label="drainer CPU per record (us)")
+    cpu.plot(xs, [v * 100 for v in series("fork_cpu_overhead")], "s--", color=GREY,
+             label="fork storm CPU overhead (%)")
+    cpu.set_title("CPU per event")
+    lat.plot(xs, series("event_latency_p50_ms"), "o-", color=PYKRING, label="p50")
+    lat.plot(xs, series("event_latency_p99_ms"), "s--", color=GREY, label="p99")
+    lat.set_title("kernel event to Python (ms)")
+    for ax in (cpu, lat):
+        ax.set_xscale("log")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels)
+        ax.set_xlabel("wake_interval (ms)")
+        ax.legend(fontsize=7.5)
+    _footer(fig, report)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def _rate(v: float) -> str:
     return "%.3gM" % (v / 1e6) if v >= 1e6 else "%.3gk" % (v / 1e3)
 

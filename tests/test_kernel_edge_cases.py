@@ -24,6 +24,7 @@ import pytest
 import pykring
 from pykring import events as ev
 from tests.test_kernel_linux import Collector, bins, needs_root   # noqa: F401 (bins: fixture)
+from tests.test_kernel_oracle import _tree
 
 # bpftrace cuts strings and buffers at BPFTRACE_STRLEN bytes (at most 200).
 STRLEN = 200
@@ -128,19 +129,6 @@ def _oracle(path):
             if tid == pid:
                 exits[pid] = (code, ppid)
     return forks, execs, args, fails, exits
-
-
-def _tree(forks, root):
-    children = {}
-    for child, parent in forks.items():
-        children.setdefault(parent, []).append(child)
-    out, todo = {root}, [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
 
 
 def _maps(path):

@@ -947,8 +947,6 @@ static int run_release(void)
     return failures;
 }
 
-/* Re-run this program as "open" with a token whose Administrators group is
- * deny-only (what UAC gives an unelevated administrator). */
 /* The test driver loaded with TestFailImageNotify = 1: the load-image
  * registration failed, the driver runs with process events only and STATS
  * says which callbacks are active; process records still flow. */
@@ -983,6 +981,8 @@ static int run_degraded(void)
     return failures;
 }
 
+/* Re-run this program as "open" with a token whose Administrators group is
+ * deny-only (what UAC gives an unelevated administrator). */
 static int run_notadmin(void)
 {
     SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;

@@ -92,12 +92,7 @@ static LONG attach(struct client *cl, uint32_t flags, uint64_t ring_size, uint32
     LONG st;
     int rc = KRING_OK;
 
-    memset(&req, 0, sizeof req);
-    req.size = sizeof req;
-    req.flags = flags;
-    req.ring_size = ring_size;
-    req.events = events;
-    req.version = KRING_IOCTL_VERSION;
+    req = attach_request(flags, ring_size, events);
     st = ioctl(cl->dev, IOCTL_KRING_ATTACH, &req, sizeof req, &cl->att, sizeof cl->att, &ret);
     if (st != STATUS_OK)
         return st;
@@ -307,11 +302,8 @@ static void check_bad_requests(HANDLE dev)
     struct kring_read_out rout;
     LONG st;
 
-    memset(&req, 0, sizeof req);
-    req.size = sizeof req;
-    req.flags = KRING_ATTACH_COPY;
-    req.ring_size = 1 << 16;
-    req.events = KRING_EVENTS_ALL;
+    req = attach_request(KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_ALL);
+    req.version = 0;                    /* what a version-1 client sends */
 
     st = ioctl(dev, IOCTL_KRING_ATTACH, &req, sizeof req, out, sizeof *out, NULL);
     check(st == STATUS_REVISION_MISMATCH_, "attach_old_client_refused", "status 0x%08lx", st);

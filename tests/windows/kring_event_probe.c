@@ -190,12 +190,7 @@ static LONG attach(HANDLE dev, uint32_t events, HANDLE *event)
     struct kring_attach_in req;
     LONG st;
 
-    memset(&req, 0, sizeof req);
-    req.size = sizeof req;
-    req.flags = KRING_ATTACH_COPY;
-    req.ring_size = 1 << 16;
-    req.events = events;
-    req.version = KRING_IOCTL_VERSION;
+    req = attach_request(KRING_ATTACH_COPY, 1 << 16, events);
     *event = NULL;
     st = ioctl(dev, IOCTL_KRING_ATTACH, &req, sizeof req, &reply, sizeof reply);
     if (st == STATUS_OK)

@@ -107,12 +107,7 @@ int main(void)
            sid_text ? sid_text : "?", (int)elevation, integrity, (unsigned long long)start_ns);
 
     dev = CreateFileW(KRING_USER_PATH, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
-    memset(&req, 0, sizeof req);
-    req.size = sizeof req;
-    req.flags = KRING_ATTACH_COPY;
-    req.ring_size = 1 << 16;
-    req.events = KRING_EVENTS_PROCESS;
-    req.version = KRING_IOCTL_VERSION;
+    req = attach_request(KRING_ATTACH_COPY, 1 << 16, KRING_EVENTS_PROCESS);
     check(dev != INVALID_HANDLE_VALUE && ioctl(dev, IOCTL_KRING_ATTACH, &req, sizeof req, &att, sizeof att, &got),
           "attach", "error %lu", GetLastError());
     if (att.event_handle)

@@ -91,6 +91,7 @@ case "$cmd" in
         ;;
     bench)
         want_bpf
+        want nats-server nats-server    # fleet: a local JetStream
         setup
         "$PY" -m pip install -q --disable-pip-version-check -e ".[bench]"
         exec "$PY" -m benchmarks "$@"
@@ -104,6 +105,7 @@ case "$cmd" in
         want wine wine
         want wine wine64
         want_bpf
+        want nats-server nats-server    # tests/test_fleet.py: a real JetStream on loopback
         setup
         # As root (and on CI) every test must run: a skip is a failure.
         if [ "$(id -u)" -eq 0 ] || [ "${CI:-}" = "true" ]; then

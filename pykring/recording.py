@@ -715,7 +715,8 @@ class Recorder:
     its own, and :func:`open_recording` of ``path`` reads them in order.
     ``host``: the host identity to record (default: this host's).
     ``facts``: what the reader of the whole recording needs to know of the
-    host at the start (``watch``: the processes running then).
+    host at the start (``watch``: the processes running then). ``t0``: the
+    :func:`time.monotonic` its frames' times count from (default: now).
 
     ``write(batch)`` after each read (``stats``: the ring's stats after it;
     default ``ring.stats``), ``close()`` at the end (with the final stats).
@@ -724,7 +725,7 @@ class Recorder:
     """
 
     def __init__(self, ring, path: Union[str, "os.PathLike[str]"], *, rotate: Optional[int] = None,
-                 host: Optional[dict] = None, facts: Optional[dict] = None):
+                 host: Optional[dict] = None, facts: Optional[dict] = None, t0: Optional[float] = None):
         path = os.fspath(path)
         self._cls = _WRITERS[_suffix(path)]
         _pyarrow()
@@ -742,7 +743,7 @@ class Recorder:
         self.frames = 0                     #: frames written
         self.records = 0                    #: records written
         self._facts = facts
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() if t0 is None else t0
         self._started = time.time_ns()
         self._file: Optional[Any] = None
         self._last_stats: Optional[dict] = None
@@ -781,9 +782,10 @@ class Recorder:
             self._file.close(None)
             self._open_next()
 
-    def close(self, stats=None) -> None:
+    def close(self, stats=None, t: Optional[float] = None) -> None:
         """Finish the recording: the final stats (default: ``ring.stats``,
-        or the last frame's), and for Parquet the file itself."""
+        or the last frame's), and for Parquet the file itself. ``t``: the
+        seconds the recording lasted (default: until now)."""
         if self._file is None:
             return
         if stats is None and self._ring is not None and not getattr(self._ring, "_closing", False):
@@ -792,7 +794,7 @@ class Recorder:
             except KringError:
                 stats = None
         end = dict(_stats_dict(stats) if stats is not None else (self._last_stats or {}),
-                   t=round(time.monotonic() - self._t0, 6))
+                   t=round(time.monotonic() - self._t0 if t is None else t, 6))
         f, self._file = self._file, None
         f.close(end)
 

@@ -1,0 +1,670 @@
+"""Sinks: a ring's batches shipped off the host, for a collector to store.
+
+A sink takes the batches a consumer drains, as a :class:`~pykring.Recorder`
+does (``write(batch, stats, facts)``, ``close(stats)``, ``summary()``), and
+publishes each as one message to a broker: a frame of
+:mod:`pykring.recording` (a self-contained Arrow IPC stream), split by rows
+when it would exceed the broker's largest message::
+
+    with pykring.attach("ticks") as ring, NatsSink("nats://127.0.0.1:4222/fleet", ring) as sink:
+        for batch in ring:
+            sink.write(batch)
+
+or ``python -m pykring watch --sink nats://HOST:PORT/SUBJECT``. The
+collector (``python -m pykring collect``, :mod:`pykring.collect`) writes the
+messages to Parquet. docs/FLEET.md describes the whole path.
+
+What a message carries (headers, and the frame's metadata, so the Arrow
+stream alone says it too): the host (``Pykring-Host``, ``Pykring-Boot``),
+the ring (``Pykring-Ring``), the sink's stream id (``Pykring-Stream``: random,
+one per sink, so two runs on one ring never share sequence numbers) and the
+sequence range ``[seq_from, seq_to)`` (``Pykring-Seq``). The ranges of one
+stream tile the sequence numbers without overlap from the first record on,
+so a collector counts what never arrived: numbers the ring lost (its own
+drops, which the frame counts as ``ring_lost``) and whole messages the sink
+dropped (``sink_dropped``). The message id (``Nats-Msg-Id``) is derived from
+host, boot, stream and range, so a message published twice (a retry after a
+reconnect) is stored once by JetStream, and de-duplicated by the collector
+after JetStream's window.
+
+``write()`` never waits for the network: it encodes the batch on the
+caller's thread and appends the messages to an in-memory backlog, bounded in
+bytes (``backlog``); a sender thread publishes them and keeps each until the
+broker confirmed it stored it, retrying through disconnects and server
+restarts. A write that finds the backlog full drops its messages and counts
+them (``dropped``); the next message's range starts after them, so they
+reach the collector as a sequence gap, never as silence. ``close()`` sends a
+last message (the final counts) and waits up to ``linger`` seconds for the
+backlog to empty; what is still unsent then is dropped, counted in
+``summary()``, and invisible to the collector: the delivery guarantee ends
+at the host's memory.
+
+A second broker is a second :class:`Transport` (connect, the largest
+message, deliver a list of messages, close): everything above is shared.
+"""
+import collections
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Deque, Dict, List, Optional, Sequence
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import KringError
+
+__all__ = ["SinkError", "Sink", "NatsSink", "Transport", "NatsTransport", "Message", "open_sink",
+           "DEFAULT_BACKLOG", "DEFAULT_LINGER", "DEFAULT_CONNECT_TIMEOUT", "stream_name"]
+
+#: Bytes of messages a sink holds while the broker is away (queued or in flight).
+DEFAULT_BACKLOG = 64 << 20
+#: Seconds close() waits for the backlog to reach the broker.
+DEFAULT_LINGER = 10.0
+#: Seconds to reach the broker at the start before giving up with SinkError.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Seconds one publish waits for the broker's confirmation before it counts as failed.
+PUBLISH_TIMEOUT = 2.0
+#: Room kept under the broker's message limit for the headers and the protocol line.
+HEADER_ROOM = 4096
+#: Messages (and bytes) handed to the transport at once: the publishing pipeline's depth.
+WINDOW_MESSAGES = 64
+WINDOW_BYTES = 32 << 20
+#: The message id header JetStream de-duplicates by.
+MSG_ID = "Nats-Msg-Id"
+
+
+class SinkError(KringError, ConnectionError):
+    """A sink cannot reach its broker, or was given a URL or option it cannot
+    use. The message names the URL and what to do."""
+
+
+@dataclass
+class Message:
+    """One frame on its way to the broker."""
+
+    id: str                         #: the de-duplication id (host/boot/stream/seq_from-seq_to)
+    headers: Dict[str, str]
+    payload: bytes
+    events: int                     #: records in it
+    seq_from: int
+    seq_to: int
+
+    @property
+    def size(self) -> int:
+        return len(self.payload) + sum(len(k) + len(v) + 4 for k, v in self.headers.items())
+
+
+class Transport:
+    """What a broker client implements for :class:`Sink` (NATS JetStream:
+    :class:`NatsTransport`; a Kafka one would produce to a topic with
+    ``enable.idempotence`` and report the delivery callbacks)."""
+
+    #: The URL without credentials, for messages.
+    url: str = ""
+
+    def connect(self, timeout: float) -> None:
+        """Reach the broker and check it can store the messages, within
+        `timeout` seconds, or raise SinkError saying why and what to do."""
+        raise NotImplementedError
+
+    @property
+    def max_message(self) -> int:
+        """The broker's largest message in bytes (headers included)."""
+        raise NotImplementedError
+
+    def deliver(self, messages: Sequence[Message], timeout: float) -> List[Optional[BaseException]]:
+        """Publish `messages` and wait (at most about `timeout` s) until the
+        broker confirms each is stored: per message None (stored, or a
+        duplicate of a stored one), or the error (it may or may not have been
+        stored: the sink sends it again, with the same id)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def _parse_size(text: str, what: str, url: str) -> int:
+    from .watch import parse_size
+
+    try:
+        return parse_size(text)
+    except Exception:
+        raise SinkError("%s: invalid %s %r: a number of bytes, optionally with K, M or G" % (url, what, text)) from None
+
+
+def _parse_seconds(text: str, what: str, url: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v > 0 or v == float("inf"):
+        raise SinkError("%s: invalid %s %r: a number of seconds > 0" % (url, what, text))
+    return v
+
+
+def stream_name(subject: str) -> str:
+    """The JetStream stream a subject's messages go to unless the URL names
+    one (``?stream=NAME``): PYKRING_ and the subject, tokens joined by _."""
+    return "PYKRING_" + re.sub(r"[^A-Za-z0-9_-]", "_", subject).upper()
+
+
+def _safe_url(parts) -> str:
+    host = parts.hostname or ""
+    netloc = parts.netloc.rsplit("@", 1)[-1] if host else parts.netloc
+    return "%s://%s%s" % (parts.scheme, netloc, parts.path)
+
+
+class NatsTransport(Transport):
+    """NATS JetStream through nats-py (``pip install 'pykring[nats]'``), on an
+    asyncio loop in a thread of its own.
+
+    URL: ``nats://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SUBJECT[?stream=NAME]``.
+    The stream must capture SUBJECT; a missing one is created (file storage,
+    limits retention, 2 minutes of duplicate window, at most 72 hours of
+    messages: production creates its own, docs/FLEET.md)."""
+
+    def __init__(self, url: str, name: str = "pykring sink"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("nats", "tls"):
+            raise SinkError("%s: not a NATS URL (nats://HOST:PORT/SUBJECT)" % url)
+        self.url = _safe_url(parts)
+        self.subject = unquote(parts.path.lstrip("/"))
+        if not self.subject or any(c in self.subject for c in " \t\r\n*>") or ".." in self.subject:
+            raise SinkError("%s: the URL needs a subject without wildcards after the server "
+                            "(nats://HOST:PORT/SUBJECT, e.g. nats://127.0.0.1:4222/pykring.events)" % self.url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self.stream = query.pop("stream", None) or stream_name(self.subject)
+        self.options = query
+        userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        self.servers = ["%s://%s%s" % ("tls" if parts.scheme == "tls" else "nats", userinfo, hp)
+                        for hp in parts.netloc.rsplit("@", 1)[-1].split(",") if hp]
+        if not self.servers:
+            raise SinkError("%s: no server in the URL (nats://HOST:PORT/SUBJECT)" % self.url)
+        self.name = name
+        self.last_error: Optional[BaseException] = None
+        self._loop: Optional[Any] = None
+        self._thread: Optional[threading.Thread] = None
+        self._nc: Optional[Any] = None
+        self._js: Optional[Any] = None
+
+    # -- the loop thread ------------------------------------------------------
+    def _run(self, coro, timeout: float):
+        import asyncio
+        import concurrent.futures
+
+        assert self._loop is not None
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise TimeoutError("no answer within %.1f s" % timeout) from None
+
+    def _start_loop(self) -> None:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="pykring-nats", daemon=True)
+        self._thread.start()
+
+    def _stop_loop(self) -> None:
+        loop, t = self._loop, self._thread
+        if loop is None or t is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+        if not t.is_alive():
+            loop.close()
+        self._loop = self._thread = None
+
+    # -- Transport ----------------------------------------------------------
+    def connect(self, timeout: float) -> None:
+        try:
+            import nats  # noqa: F401
+        except ImportError:
+            raise SinkError("%s: the NATS sink needs nats-py: pip install 'pykring[nats]'" % self.url) from None
+        self._start_loop()
+        try:
+            self._run(self._connect(timeout), timeout + 5)
+        except BaseException:
+            try:
+                self._run(self._close(), 5)
+            except BaseException:
+                pass
+            self._stop_loop()
+            raise
+
+    async def _connect(self, timeout: float) -> None:
+        import asyncio
+
+        from nats.aio.client import Client
+        from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+        from nats.js.errors import NotFoundError, ServiceUnavailableError
+
+        async def on_error(exc):
+            self.last_error = exc
+
+        nc = Client()
+        self._nc = nc
+        try:
+            # Reconnects never stop: the sink's backlog, not the client,
+            # decides what is given up. The first connection has `timeout`.
+            await asyncio.wait_for(nc.connect(
+                servers=self.servers, name=self.name, connect_timeout=max(0.5, min(2.0, timeout)),
+                allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
+                ping_interval=5, max_outstanding_pings=2, error_cb=on_error), timeout)
+        except (asyncio.TimeoutError, OSError, Exception) as exc:
+            why = self.last_error or exc
+            raise SinkError("%s: cannot reach a NATS server within %.0f s (%s): start one with JetStream "
+                            "(nats-server -js) or fix the URL; docs/FLEET.md"
+                            % (self.url, timeout, _describe(why))) from None
+        self._js = nc.jetstream(timeout=timeout)
+        try:
+            try:
+                info = await self._js.stream_info(self.stream)
+                subjects = info.config.subjects or []
+                if not any(_subject_matches(s, self.subject) for s in subjects):
+                    raise SinkError("%s: the JetStream stream %s captures %s, not %s: publish to one of those "
+                                    "or name another stream (?stream=NAME)"
+                                    % (self.url, self.stream, ", ".join(subjects) or "nothing", self.subject))
+            except NotFoundError:
+                await self._js.add_stream(StreamConfig(
+                    name=self.stream, subjects=[self.subject], storage=StorageType.FILE,
+                    retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD,
+                    max_age=72 * 3600.0, duplicate_window=120.0))
+        except ServiceUnavailableError:
+            raise SinkError("%s: the NATS server has no JetStream: start it with -js (docs/FLEET.md)"
+                            % self.url) from None
+        except asyncio.TimeoutError:
+            raise SinkError("%s: the NATS server does not answer JetStream requests within %.0f s: start it "
+                            "with -js (docs/FLEET.md)" % (self.url, timeout)) from None
+
+    @property
+    def max_message(self) -> int:
+        nc = self._nc
+        return int(nc.max_payload) if nc is not None else 1 << 20
+
+    def deliver(self, messages: Sequence[Message], timeout: float) -> List[Optional[BaseException]]:
+        try:
+            return self._run(self._deliver(messages, timeout), timeout + 5)
+        except BaseException as exc:
+            return [exc] * len(messages)
+
+    async def _deliver(self, messages: Sequence[Message], timeout: float) -> List[Optional[BaseException]]:
+        import asyncio
+
+        nc, js = self._nc, self._js
+        if nc is None or js is None or not nc.is_connected:
+            # Reconnecting: what nats-py would buffer meanwhile could not be
+            # confirmed anyway; the sink keeps the messages and tries again.
+            err = ConnectionError("not connected to %s" % self.url)
+            return [err] * len(messages)
+        got = await asyncio.gather(*(js.publish(self.subject, m.payload, timeout=timeout, headers=m.headers)
+                                     for m in messages), return_exceptions=True)
+        out: List[Optional[BaseException]] = []
+        for r in got:
+            out.append(r if isinstance(r, BaseException) else None)
+            if isinstance(r, BaseException):
+                self.last_error = r
+        return out
+
+    async def _close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await nc.close()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._run(self._close(), 10)
+        except BaseException:
+            pass
+        self._stop_loop()
+
+
+def _subject_matches(pattern: str, subject: str) -> bool:
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or (tok != "*" and tok != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ConnectionRefusedError) or "refused" in text.lower():
+        return "connection refused"
+    return text
+
+
+@dataclass
+class _Counts:
+    published: int = 0              #: events the broker confirmed
+    published_messages: int = 0
+    retried: int = 0                #: publish attempts that failed and were repeated
+    dropped: int = 0                #: events given up (backlog full, or unsent at close)
+    dropped_messages: int = 0
+    dropped_at_close: int = 0       #: of dropped: unsent when close() gave up (the collector cannot see them)
+    too_big: int = 0                #: of dropped: single records larger than the broker's message limit
+
+
+class Sink:
+    """Publishes a ring's batches through a :class:`Transport` (see the
+    module's description). ``ring``: a Ring (stats then default to
+    ``ring.stats``) or a :class:`~pykring.recording.Layout`. ``host``: the
+    identity to publish under (hostname, boot_id; default this host's).
+    ``backlog``: bytes held while the broker is away; ``linger``: seconds
+    close() waits for them; ``connect_timeout``: seconds to reach the broker
+    at the start (SinkError otherwise)."""
+
+    def __init__(self, transport: Transport, ring, *, host: Optional[dict] = None,
+                 backlog: int = DEFAULT_BACKLOG, linger: float = DEFAULT_LINGER,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT):
+        from .recording import Layout, host_identity
+
+        if isinstance(ring, Layout):
+            self.layout = ring if host is None else Layout(ring.types, host, ring.ring)
+            self._ring = None
+        else:
+            self.layout = Layout.of(ring, host)
+            self._ring = ring
+        if backlog < 1:
+            raise ValueError("backlog: bytes > 0, not %r" % (backlog,))
+        ident = self.layout.host or host_identity()
+        self.hostname = str(ident.get("hostname") or host_identity()["hostname"])
+        self.boot_id = str(ident.get("boot_id") or "")
+        self.ring_name = str(self.layout.ring.get("path") or self.layout.ring.get("name") or "ring")
+        #: This sink's stream id: its messages' sequence numbers are unique within it.
+        self.stream = uuid.uuid4().hex[:16]
+        self.transport = transport
+        self.url = transport.url
+        self.backlog_limit = int(backlog)
+        self.linger = float(linger)
+        self.counts = _Counts()
+        self.last_error: Optional[BaseException] = None
+        self._origin: Optional[int] = None          # the first sequence number seen
+        self._next: Optional[int] = None            # the end of the last range
+        self._ring_lost = 0                         # numbers the ring skipped, from the ranges
+        self._last_lost: Optional[int] = None       # stats.lost at the last write
+        self._t0 = time.monotonic()
+        self._queue: Deque[Message] = collections.deque()
+        self._inflight: List[Message] = []
+        self._bytes = 0                             # queued + in flight
+        self._cond = threading.Condition()
+        self._closing = False
+        self._abort = False
+        self._closed = False
+        transport.connect(connect_timeout)
+        self._thread = threading.Thread(target=self._sender, name="pykring-sink", daemon=True)
+        self._thread.start()
+
+    # -- counters ------------------------------------------------------------
+    @property
+    def published(self) -> int:
+        """Events the broker confirmed it stored."""
+        return self.counts.published
+
+    @property
+    def retried(self) -> int:
+        """Publish attempts that failed and were made again."""
+        return self.counts.retried
+
+    @property
+    def dropped(self) -> int:
+        """Events given up: the backlog was full, or they were unsent when close() gave up."""
+        return self.counts.dropped
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes of messages not yet confirmed by the broker."""
+        with self._cond:
+            return self._bytes
+
+    # -- writing -------------------------------------------------------------
+    def _ship(self, rb, stats, facts) -> None:
+        """One encoded batch as messages into the backlog, split by rows to
+        fit the broker's message limit. Each message is made once the ones
+        before it were queued or dropped, so its counts include them."""
+        from .recording import frame_bytes
+
+        limit = max(1024, self.transport.max_message - HEADER_ROOM)
+        seq = rb.column(rb.schema.get_field_index("seq"))
+        t = time.monotonic() - self._t0
+
+        def emit(lo: int, hi: int, parts_hint: int) -> None:
+            n = hi - lo
+            step = max(1, -(-n // max(1, parts_hint)))
+            for a in range(lo, hi, step):
+                b = min(hi, a + step)
+                part = rb.slice(a, b - a)
+                first = int(seq[a].as_py())
+                last = int(seq[b - 1].as_py()) + 1
+                extra = self._extra(first, last, b - a)
+                data = frame_bytes(self.layout, part, stats, t, facts, extra)
+                if len(data) <= limit:
+                    self._advance(first, last, b - a)
+                    self._enqueue(self._message(data, b - a, extra["seq_from"], last), force=False)
+                elif b - a > 1:
+                    emit(a, b, 2)
+                else:           # one record larger than any message: cannot go, counted
+                    self._advance(first, last, 1)
+                    with self._cond:
+                        self.counts.too_big += 1
+                    self._drop(1, 0)
+
+        n = len(rb)
+        emit(0, n, -(-(rb.nbytes + 2048) // limit) if n else 1)
+
+    def _extra(self, first: int, last: int, rows: int) -> Dict[str, Any]:
+        origin = first if self._origin is None else self._origin
+        seq_from = origin if self._next is None else self._next
+        lost = self._ring_lost + (last - seq_from - rows)
+        return {"host": self.hostname, "boot_id": self.boot_id, "ring": self.ring_name, "stream": self.stream,
+                "origin": origin, "seq_from": seq_from, "seq_to": last, "events": rows,
+                "ring_lost": lost, "sink_dropped": self.counts.dropped}
+
+    def _advance(self, first: int, last: int, rows: int) -> None:
+        if self._origin is None:
+            self._origin = first
+        seq_from = self._origin if self._next is None else self._next
+        self._ring_lost += last - seq_from - rows
+        self._next = last
+
+    def _message(self, payload: bytes, events: int, seq_from: int, seq_to: int) -> Message:
+        mid = "%s/%s/%s/%d-%d" % (self.hostname, self.boot_id, self.stream, seq_from, seq_to)
+        headers = {MSG_ID: mid, "Pykring-Host": self.hostname, "Pykring-Boot": self.boot_id,
+                   "Pykring-Ring": self.ring_name, "Pykring-Stream": self.stream,
+                   "Pykring-Seq": "%d-%d" % (seq_from, seq_to), "Pykring-Events": str(events)}
+        return Message(mid, headers, payload, events, seq_from, seq_to)
+
+    def write(self, batch, stats=None, facts: Optional[dict] = None) -> None:
+        """Publish one drained batch (``stats``: the ring's stats after the
+        drain, default ``ring.stats``; ``facts``: host lookups to keep with
+        it). Encodes it here and returns: the sender thread publishes."""
+        if self._closed or self._closing:
+            raise ValueError("write to a closed sink (%s)" % self.url)
+        if stats is None and self._ring is not None:
+            stats = self._ring.stats
+        rb = self.layout.encode(batch)
+        if len(rb) == 0:
+            return
+        if stats is not None:
+            self._last_lost = int(stats["lost"] if isinstance(stats, dict) else stats.lost)
+        self._ship(rb, stats, facts)
+
+    def _drop(self, events: int, messages: int) -> None:
+        with self._cond:
+            self.counts.dropped += events
+            self.counts.dropped_messages += messages
+
+    def _enqueue(self, msg: Message, force: bool) -> bool:
+        with self._cond:
+            if not force and self._bytes + msg.size > self.backlog_limit:
+                self.counts.dropped += msg.events
+                self.counts.dropped_messages += 1
+                return False
+            self._queue.append(msg)
+            self._bytes += msg.size
+            self._cond.notify_all()
+            return True
+
+    # -- the sender thread ------------------------------------------------------
+    def _sender(self) -> None:
+        backoff = 0.05
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing and not self._abort:
+                    self._cond.wait()
+                if self._abort or (self._closing and not self._queue):
+                    return
+                window: List[Message] = []
+                size = 0
+                while self._queue and len(window) < WINDOW_MESSAGES and (not window or size < WINDOW_BYTES):
+                    m = self._queue.popleft()
+                    window.append(m)
+                    size += m.size
+                self._inflight = window
+            results = self.transport.deliver(window, PUBLISH_TIMEOUT)
+            failed = [m for m, err in zip(window, results) if err is not None]
+            with self._cond:
+                for m, err in zip(window, results):
+                    if err is None:
+                        self._bytes -= m.size
+                        self.counts.published += m.events
+                        self.counts.published_messages += 1
+                    else:
+                        self.counts.retried += 1
+                        self.last_error = err
+                self._queue.extendleft(reversed(failed))
+                self._inflight = []
+                self._cond.notify_all()
+                if failed:
+                    # The broker is away: wait before the next try (a little
+                    # longer each time, at most 1 s), unless aborted.
+                    self._cond.wait_for(lambda: self._abort, backoff)
+                    backoff = min(1.0, backoff * 2)
+                else:
+                    backoff = 0.05
+
+    # -- the end ---------------------------------------------------------------
+    def close(self, stats=None) -> None:
+        """Publish the final counts, wait up to ``linger`` seconds for the
+        backlog to reach the broker, count what did not as dropped, and
+        disconnect."""
+        if self._closed:
+            return
+        if stats is None and self._ring is not None and not getattr(self._ring, "_closing", False):
+            try:
+                stats = self._ring.stats
+            except KringError:
+                stats = None
+        with self._cond:
+            self._closing = True
+        # The end message: no records, the range up to the ring's last number
+        # (records the ring lost after the last one it delivered included).
+        if self._next is not None:
+            tail = 0
+            if stats is not None and self._last_lost is not None:
+                lost = int(stats["lost"] if isinstance(stats, dict) else stats.lost)
+                tail = max(0, lost - self._last_lost)
+            from .recording import frame_bytes
+
+            first = self._next
+            end = self._extra(first, first + tail, 0)
+            end["end"] = True
+            self._ring_lost += tail
+            self._next = first + tail
+            end["sink_dropped"] = self.counts.dropped
+            payload = frame_bytes(self.layout, self.layout.encode({}), stats, time.monotonic() - self._t0, None, end)
+            self._enqueue(self._message(payload, 0, first, first + tail), force=True)
+        deadline = time.monotonic() + self.linger
+        with self._cond:
+            self._cond.notify_all()
+            while (self._queue or self._inflight) and time.monotonic() < deadline:
+                self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            self._abort = True
+            self._cond.notify_all()
+        self._thread.join(PUBLISH_TIMEOUT + 10)
+        with self._cond:
+            left = list(self._queue) + list(self._inflight)
+            self._queue.clear()
+            self._inflight = []
+            self._bytes = 0
+            for m in left:
+                self.counts.dropped += m.events
+                self.counts.dropped_at_close += m.events
+                self.counts.dropped_messages += 1
+        self.transport.close()
+        self._closed = True
+
+    def summary(self) -> str:
+        """One line: published, retried, dropped."""
+        c = self.counts
+        line = ("sink %s: published %d events in %d messages, retried %d, dropped %d events in %d messages"
+                % (self.url, c.published, c.published_messages, c.retried, c.dropped, c.dropped_messages))
+        notes = []
+        if c.dropped_at_close:
+            notes.append("%d unsent at close" % c.dropped_at_close)
+        if c.too_big:
+            notes.append("%d records larger than the broker's message limit" % c.too_big)
+        if notes:
+            line += " (%s)" % ", ".join(notes)
+        if c.dropped_at_close and self.last_error is not None:
+            line += "; last error: %s" % _describe(self.last_error)
+        return line
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _options(url: str, query: Dict[str, str], kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    opts: Dict[str, Any] = {}
+    for key, value in list(query.items()):
+        if key == "backlog":
+            opts["backlog"] = _parse_size(value, "backlog", url)
+        elif key in ("linger", "connect_timeout"):
+            opts[key] = _parse_seconds(value, key, url)
+        else:
+            raise SinkError("%s: unknown option %r (known: stream, backlog, linger, connect_timeout)" % (url, key))
+    opts.update(kwargs)
+    return opts
+
+
+class NatsSink(Sink):
+    """A sink to NATS JetStream: ``NatsSink("nats://HOST:PORT/SUBJECT", ring)``.
+    URL options (``?backlog=16M&linger=5&connect_timeout=5&stream=NAME``) or
+    keyword arguments set the backlog bytes, the seconds close() waits, the
+    seconds to reach the server, the JetStream stream. Raises SinkError when
+    no server answers within ``connect_timeout``."""
+
+    def __init__(self, url: str, ring, *, host: Optional[dict] = None, **options: Any):
+        transport = NatsTransport(url)
+        opts = _options(transport.url, transport.options, options)
+        super().__init__(transport, ring, host=host, **opts)
+
+
+#: URL scheme -> sink class (a Kafka sink adds "kafka": KafkaSink).
+SCHEMES = {"nats": NatsSink, "tls": NatsSink}
+
+
+def open_sink(url: str, layout, host: Optional[dict] = None, **options: Any) -> Sink:
+    """The sink for `url` (``nats://HOST:PORT/SUBJECT``), publishing batches
+    of `layout` (a Layout or a Ring) as `host` (default: the layout's host or
+    this one). SinkError when the URL is unusable or the broker cannot be
+    reached within the connect timeout."""
+    scheme = urlsplit(url).scheme
+    cls = SCHEMES.get(scheme)
+    if cls is None:
+        raise SinkError("%s: unknown sink (known: %s)" % (url, ", ".join("%s://" % s for s in SCHEMES)))
+    return cls(url, layout, host=host, **options)
+

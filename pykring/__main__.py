@@ -122,6 +122,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .watch import add_arguments, run as run_watch
 
     add_arguments(w)
+    c = sub.add_parser("collect", help="fleet: the sinks' messages from NATS JetStream into Parquet (docs/FLEET.md)")
+    from .collect import add_arguments as add_collect_arguments, run as run_collect
+
+    add_collect_arguments(c)
     r = sub.add_parser("replay", help="print a recording of watch --output as the live watch printed it")
     from .watch import add_replay_arguments, replay
 
@@ -135,6 +139,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "watch":
             return run_watch(args)
+        if args.command == "collect":
+            return run_collect(args)
         if args.command == "replay":
             return replay(args)
         return demo(args)

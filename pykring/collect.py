@@ -1,0 +1,564 @@
+"""``python -m pykring collect nats://HOST:PORT/SUBJECT --output DIR``: the
+messages of many hosts' sinks (:mod:`pykring.sinks`) into Parquet.
+
+A durable JetStream pull consumer (``--durable``, default pykring-collect)
+fetches the messages; each is a frame of :mod:`pykring.recording`. Their
+records go to Parquet files partitioned by host and hour::
+
+    DIR/host=web-1/hour=2026-12-01T16/<stream>-<first seq>-<end seq>.parquet
+
+(the hour, UTC, of a message's first record: a message is never split
+between files). Each file is a pykring recording of one sink's stream
+(``pykring.open_recording(DIR)`` reads them all; DuckDB and pandas read
+them as Parquet with hive partitioning); its footer lists its frames, with
+the host, stream and sequence range of each.
+
+Exactly once: messages are acknowledged only after every file holding their
+records was written to a temporary name, fsynced, renamed and its directory
+fsynced. A collector killed before that gets them again (after
+``--ack-wait``) and writes them then; one killed after the rename but before
+the acknowledgement gets them again too, and skips them: at start it reads
+the footers of DIR's files and knows, per stream, the sequence ranges it
+holds. Records are de-duplicated by host, boot id, stream and sequence
+number, so a message published twice (a sink's retry after JetStream's
+duplicate window) is stored once.
+
+Per host it reports the events stored, the events dropped at the source
+(the ring's own losses and the sink's drops, as the sink counted them) and
+the sequence gaps: numbers between a stream's first and last that no stored
+record has. When every message a sink published arrived, the two are equal.
+``--summary`` prints that report of DIR as JSON and exits.
+"""
+import argparse
+import bisect
+import json
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import KringError
+
+__all__ = ["Collector", "CollectError", "summarize", "add_arguments", "run"]
+
+_FRAME_KEY = b"pykring.frame"
+_FRAMES_KEY = b"pykring.frames"
+_TMP = ".tmp"
+DEFAULT_DURABLE = "pykring-collect"
+
+
+class CollectError(KringError, RuntimeError):
+    """The collector cannot run: its server, its directory or its options."""
+
+
+@dataclass
+class StreamState:
+    """What the files (and the buffers) hold of one sink's stream."""
+
+    host: str
+    boot_id: str
+    ring: str
+    origin: Optional[int] = None
+    seq_to: int = 0
+    rows: int = 0
+    ring_lost: int = 0
+    sink_dropped: int = 0
+    ended: bool = False
+    #: Sorted, disjoint [start, end) ranges of sequence numbers held (merged when adjacent).
+    starts: List[int] = field(default_factory=list)
+    ends: List[int] = field(default_factory=list)
+
+    def add_range(self, a: int, b: int) -> None:
+        if b <= a:
+            return
+        i = bisect.bisect_left(self.ends, a)            # first range that ends at or after a
+        j = bisect.bisect_right(self.starts, b)         # ranges from i to j-1 touch [a, b)
+        if i < j:
+            a = min(a, self.starts[i])
+            b = max(b, self.ends[j - 1])
+        self.starts[i:j] = [a]
+        self.ends[i:j] = [b]
+
+    def covers(self, a: int, b: int) -> bool:
+        """Whether [a, b) lies inside one held range."""
+        i = bisect.bisect_right(self.starts, a) - 1
+        return i >= 0 and self.ends[i] >= b
+
+    def held(self, seqs: np.ndarray) -> np.ndarray:
+        """Which of `seqs` fall in held ranges."""
+        if not self.starts:
+            return np.zeros(len(seqs), bool)
+        starts = np.asarray(self.starts, np.uint64)
+        ends = np.asarray(self.ends, np.uint64)
+        i = np.searchsorted(starts, seqs, side="right").astype(np.int64) - 1
+        ok = i >= 0
+        out = np.zeros(len(seqs), bool)
+        out[ok] = seqs[ok] < ends[i[ok]]
+        return out
+
+    def account(self, meta: dict, rows: int) -> None:
+        if self.origin is None or int(meta.get("origin", meta["seq_from"])) < self.origin:
+            self.origin = int(meta.get("origin", meta["seq_from"]))
+        self.seq_to = max(self.seq_to, int(meta["seq_to"]))
+        self.rows += rows
+        self.ring_lost = max(self.ring_lost, int(meta.get("ring_lost", 0)))
+        self.sink_dropped = max(self.sink_dropped, int(meta.get("sink_dropped", 0)))
+        self.ended = self.ended or bool(meta.get("end"))
+        self.add_range(int(meta["seq_from"]), int(meta["seq_to"]))
+
+    @property
+    def gaps(self) -> int:
+        return 0 if self.origin is None else (self.seq_to - self.origin) - self.rows
+
+    @property
+    def dropped(self) -> int:
+        return self.ring_lost + self.sink_dropped
+
+
+def _key(meta: dict) -> Tuple[str, str, str]:
+    return (str(meta["host"]), str(meta.get("boot_id", "")), str(meta["stream"]))
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text) or "_"
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs(path: str) -> None:
+    """mkdir -p, each new directory's entry fsynced in its parent."""
+    parent = os.path.dirname(path)
+    if os.path.isdir(path):
+        return
+    _makedirs(parent)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return
+    _fsync_dir(parent)
+
+
+def _file_frames(path: str) -> Optional[List[dict]]:
+    import pyarrow.parquet as pq
+
+    kv = pq.read_metadata(path).metadata or {}
+    raw = kv.get(_FRAMES_KEY)
+    if raw is None:
+        return None
+    frames = json.loads(raw)
+    if not isinstance(frames, list):
+        return None
+    return [f for f in frames if isinstance(f, dict) and "stream" in f and "seq_from" in f]
+
+
+class Collector:
+    """The files of DIR and the messages buffered for the next ones.
+
+    ``add(payload)`` takes one message (a frame's bytes), ``flush()`` writes
+    the buffered records to their files (closed and fsynced when it
+    returns); the caller acknowledges the messages then."""
+
+    def __init__(self, output: str, log=None):
+        self.output = os.path.abspath(output)
+        self.log = log or (lambda text: None)
+        self.streams: Dict[Tuple[str, str, str], StreamState] = {}
+        self.files = 0
+        self.duplicates = 0            #: messages whose records were all held already
+        self.rejected = 0              #: messages that are not pykring frames
+        self._buffers: Dict[tuple, Dict[str, Any]] = {}
+        self._buffered_bytes = 0
+        self._buffered_since: Optional[float] = None
+        try:
+            _makedirs(self.output)
+        except OSError as exc:
+            raise CollectError("cannot use %s as the output directory: %s" % (output, exc)) from None
+        self._load()
+
+    # -- what DIR holds ---------------------------------------------------------------
+    def _load(self) -> None:
+        for d, _, names in os.walk(self.output):
+            for n in sorted(names):
+                path = os.path.join(d, n)
+                if n.endswith(".parquet" + _TMP):
+                    os.unlink(path)             # a flush cut short: its messages were never acknowledged
+                    continue
+                if not n.endswith(".parquet"):
+                    continue
+                try:
+                    frames = _file_frames(path)
+                except Exception as exc:        # pyarrow raises several kinds for a damaged file
+                    raise CollectError("%s is not a readable Parquet file (%s): move it out of %s"
+                                       % (path, exc, self.output)) from None
+                if frames is None:
+                    continue
+                self.files += 1
+                for meta in frames:
+                    self._state(meta).account(meta, int(meta.get("rows", 0)))
+
+    def _state(self, meta: dict) -> StreamState:
+        k = _key(meta)
+        st = self.streams.get(k)
+        if st is None:
+            st = self.streams[k] = StreamState(host=k[0], boot_id=k[1], ring=str(meta.get("ring", "")))
+        return st
+
+    # -- messages ---------------------------------------------------------------------
+    def add(self, payload: bytes) -> str:
+        """Buffer one message's records: "new", "duplicate" or "rejected"."""
+        import pyarrow as pa
+
+        try:
+            reader = pa.ipc.open_stream(pa.py_buffer(payload))
+            rb, custom = reader.read_next_batch_with_custom_metadata()
+            meta = json.loads((custom or {})[_FRAME_KEY])
+            for k in ("host", "stream", "seq_from", "seq_to"):
+                meta[k]
+            seq_from, seq_to = int(meta["seq_from"]), int(meta["seq_to"])
+        except Exception as exc:           # anything that is not a pykring frame
+            self.rejected += 1
+            self.log("rejected a message that is not a pykring frame (%s: %s)" % (type(exc).__name__, exc))
+            return "rejected"
+        st = self._state(meta)
+        if len(rb) == 0:
+            if st.ended and seq_to <= st.seq_to:
+                self.duplicates += 1
+                return "duplicate"
+        elif st.covers(seq_from, seq_to):
+            self.duplicates += 1
+            return "duplicate"
+        elif st.starts:
+            seqs = rb.column(rb.schema.get_field_index("seq")).to_numpy()
+            held = st.held(seqs)
+            if held.any():              # a partial overlap: keep the records not held yet
+                rb = rb.filter(pa.array(~held))
+        st.account(meta, len(rb))
+        if len(rb):
+            ts = rb.column(rb.schema.get_field_index("ts"))[0].value
+            hour = time.strftime("%Y-%m-%dT%H", time.gmtime(ts // 1_000_000_000))
+        else:
+            # The end of a stream: with its last records if they wait here too.
+            hour = next((k[2] for k in self._buffers if k[1] == meta["stream"]), None) \
+                or time.strftime("%Y-%m-%dT%H", time.gmtime())
+        digest = hash(rb.schema.metadata.get(b"pykring", b"") if rb.schema.metadata else b"")
+        bk = (st.host, meta["stream"], hour, digest)
+        buf = self._buffers.get(bk)
+        if buf is None:
+            buf = self._buffers[bk] = {"schema": rb.schema, "batches": [], "frames": [], "key": _key(meta)}
+        if not rb.schema.equals(buf["schema"], check_metadata=False):
+            rb = rb.cast(buf["schema"])
+        buf["batches"].append(rb)
+        buf["frames"].append(dict(meta, rows=len(rb)))
+        self._buffered_bytes += len(payload)
+        if self._buffered_since is None:
+            self._buffered_since = time.monotonic()
+        return "new"
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffered_bytes
+
+    @property
+    def empty(self) -> bool:
+        """Nothing waits to be written."""
+        return not self._buffers
+
+    def due(self, seconds: float, max_bytes: int) -> bool:
+        """Whether the buffers should be written now."""
+        return self._buffered_since is not None and (
+            self._buffered_bytes >= max_bytes or time.monotonic() - self._buffered_since >= seconds)
+
+    def flush(self) -> List[str]:
+        """Write every buffer to its file (temporary name, fsync, rename, fsync
+        of the directory): when this returns, the records are on disk."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        written = []
+        for (host, stream, hour, _), buf in sorted(self._buffers.items(), key=lambda kv: kv[0][:3]):
+            d = os.path.join(self.output, "host=%s" % _safe(host), "hour=%s" % hour)
+            _makedirs(d)
+            frames = buf["frames"]
+            base = "%s-%020d-%020d" % (_safe(stream), int(frames[0]["seq_from"]), int(frames[-1]["seq_to"]))
+            path = os.path.join(d, base + ".parquet")
+            n = 1
+            while os.path.exists(path):
+                path = os.path.join(d, "%s.%d.parquet" % (base, n))
+                n += 1
+            tmp = path + _TMP
+            table = pa.Table.from_batches(buf["batches"], schema=buf["schema"])
+            writer = pq.ParquetWriter(tmp, buf["schema"], compression="zstd")
+            try:
+                if table.num_rows:
+                    writer.write_table(table, row_group_size=1 << 17)
+                writer.add_key_value_metadata({_FRAMES_KEY.decode(): json.dumps(frames, separators=(",", ":"))})
+            finally:
+                writer.close()
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(d)
+            written.append(path)
+            self.files += 1
+        self._buffers.clear()
+        self._buffered_bytes = 0
+        self._buffered_since = None
+        return written
+
+    # -- the report ---------------------------------------------------------------------
+    def report(self) -> Dict[str, Dict[str, int]]:
+        """Per host: events, dropped (at the source), gaps, streams."""
+        return _report(self.streams.values())
+
+
+def _report(streams) -> Dict[str, Dict[str, int]]:
+    out: Dict[str, Dict[str, int]] = {}
+    for st in streams:
+        h = out.setdefault(st.host, {"events": 0, "dropped": 0, "gaps": 0, "streams": 0})
+        h["events"] += st.rows
+        h["dropped"] += st.dropped
+        h["gaps"] += st.gaps
+        h["streams"] += 1
+    return dict(sorted(out.items()))
+
+
+def summarize(output: str) -> Dict[str, Dict[str, int]]:
+    """The per-host report of a collector's directory, from its files'
+    footers: ``{host: {"events", "dropped", "gaps", "streams"}}``."""
+    streams: Dict[Tuple[str, str, str], StreamState] = {}
+    for d, _, names in os.walk(output):
+        for n in sorted(names):
+            if n.endswith(".parquet"):
+                for meta in _file_frames(os.path.join(d, n)) or ():
+                    k = _key(meta)
+                    st = streams.get(k)
+                    if st is None:
+                        st = streams[k] = StreamState(host=k[0], boot_id=k[1], ring=str(meta.get("ring", "")))
+                    st.account(meta, int(meta.get("rows", 0)))
+    return _report(streams.values())
+
+
+def report_lines(report: Dict[str, Dict[str, int]]) -> List[str]:
+    return ["host %s: %d events, %d dropped at the source, %d gaps (%d streams)"
+            % (h, r["events"], r["dropped"], r["gaps"], r["streams"]) for h, r in report.items()]
+
+
+# ---- the NATS side ----------------------------------------------------------------------
+
+async def _collect(args, err) -> int:
+    import asyncio
+
+    from nats.aio.client import Client
+    from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+    from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
+
+    from .sinks import NatsTransport, SinkError
+
+    def log(text: str) -> None:
+        err.write("pykring collect: %s\n" % text)
+        err.flush()
+
+    try:
+        target = NatsTransport(args.url, name="pykring collect")
+    except SinkError as exc:
+        log(str(exc))
+        return 2
+    collector = Collector(args.output, log)
+    log("%s: %d files of %d streams already there" % (collector.output, collector.files, len(collector.streams)))
+    last_error: List[BaseException] = []
+
+    async def on_error(exc):
+        last_error[:] = [exc]
+
+    nc = Client()
+    try:
+        await asyncio.wait_for(nc.connect(
+            servers=target.servers, name="pykring collect", connect_timeout=max(0.5, min(2.0, args.connect_timeout)),
+            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25, ping_interval=5,
+            error_cb=on_error), args.connect_timeout)
+    except (asyncio.TimeoutError, OSError, Exception) as exc:
+        why = last_error[0] if last_error else exc
+        log("%s: cannot reach a NATS server within %.0f s (%s): start one with JetStream (nats-server -js) "
+            "or fix the URL; docs/FLEET.md" % (target.url, args.connect_timeout,
+                                               "connection refused" if "refused" in str(why).lower() else why))
+        try:
+            await nc.close()
+        except Exception:
+            pass
+        return 1
+    js = nc.jetstream(timeout=max(5.0, args.connect_timeout))
+    try:
+        try:
+            await js.stream_info(target.stream)
+        except NotFoundError:
+            from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+            await js.add_stream(StreamConfig(
+                name=target.stream, subjects=[target.subject], storage=StorageType.FILE,
+                retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD, max_age=72 * 3600.0,
+                duplicate_window=120.0))
+        config = ConsumerConfig(durable_name=args.durable, ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=args.ack_wait,
+                                max_ack_pending=args.max_ack_pending, max_deliver=-1,
+                                filter_subject=target.subject)
+        try:
+            await js.add_consumer(target.stream, config)
+        except APIError as exc:         # it exists with other settings: use it as it is
+            log("using the existing consumer %s (%s)" % (args.durable, exc))
+        psub = await js.pull_subscribe_bind(durable=args.durable, stream=target.stream)
+    except ServiceUnavailableError:
+        log("%s: the NATS server has no JetStream: start it with -js (docs/FLEET.md)" % target.url)
+        await nc.close()
+        return 1
+    except (asyncio.TimeoutError, APIError) as exc:
+        log("%s: JetStream refused the stream or consumer: %s" % (target.url, exc))
+        await nc.close()
+        return 1
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log("collecting %s (stream %s, consumer %s) into %s" % (target.url, target.stream, args.durable, collector.output))
+    pending: List[Any] = []          # messages to acknowledge after the next flush
+    last_report = time.monotonic()
+    reported: Optional[dict] = None
+
+    async def flush_and_ack() -> None:
+        collector.flush()
+        for m in pending:
+            try:
+                await m.ack()
+            except Exception:       # disconnected: JetStream delivers it again; it is then a duplicate
+                pass
+        pending.clear()
+        try:
+            await nc.flush(timeout=2)
+        except Exception:
+            pass
+
+    rc = 0
+    try:
+        while not stop.is_set():
+            try:
+                msgs = await psub.fetch(batch=args.fetch, timeout=1.0)
+            except (NatsTimeout, asyncio.TimeoutError):
+                msgs = []
+            except Exception as exc:    # the server restarting: wait for the client's reconnect
+                last_error[:] = [exc]
+                msgs = []
+                await asyncio.sleep(0.2)
+            for m in msgs:
+                collector.add(m.data)
+                pending.append(m)
+            if pending and (collector.due(args.flush_seconds, args.flush_bytes) or
+                            collector.empty):
+                await flush_and_ack()
+            now = time.monotonic()
+            if now - last_report >= args.report_seconds:
+                rep = collector.report()
+                if rep != reported:
+                    for line in report_lines(rep):
+                        log(line)
+                    reported = rep
+                last_report = now
+        if pending:
+            await flush_and_ack()
+    except OSError as exc:
+        log("cannot write %s: %s; the messages since the last file stay unacknowledged "
+            "(JetStream delivers them again)" % (collector.output, exc))
+        rc = 1
+    finally:
+        try:
+            await psub.unsubscribe()
+        except Exception:
+            pass
+        try:
+            await nc.close()
+        except Exception:
+            pass
+    for line in report_lines(collector.report()):
+        log(line)
+    log("%d files, %d duplicate and %d rejected messages" % (collector.files, collector.duplicates, collector.rejected))
+    return rc
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError("invalid number of seconds %r: a number > 0" % text)
+    return v
+
+
+def add_arguments(p) -> None:
+    """The `collect` subcommand's options."""
+    from .watch import parse_size
+
+    p.add_argument("url", nargs="?", metavar="nats://HOST:PORT/SUBJECT",
+                   help="the server(s) and subject the sinks publish to")
+    p.add_argument("--output", "-o", metavar="DIR", required=True,
+                   help="where the Parquet files go (DIR/host=H/hour=YYYY-MM-DDTHH/*.parquet)")
+    p.add_argument("--durable", default=DEFAULT_DURABLE, metavar="NAME",
+                   help="the durable consumer's name (collectors sharing it share the work; default %s)"
+                        % DEFAULT_DURABLE)
+    p.add_argument("--ack-wait", type=_seconds, default=30.0, metavar="S",
+                   help="seconds before JetStream delivers an unacknowledged message again (default 30)")
+    p.add_argument("--flush-seconds", type=_seconds, default=5.0, metavar="S",
+                   help="seconds records wait in memory before their file is written (default 5)")
+    p.add_argument("--flush-bytes", type=parse_size, default=64 << 20, metavar="BYTES",
+                   help="bytes of messages that make the files be written sooner (default 64M)")
+    p.add_argument("--max-ack-pending", type=int, default=10000, metavar="N",
+                   help="messages delivered and not yet acknowledged, at most (default 10000)")
+    p.add_argument("--fetch", type=int, default=64, metavar="N", help="messages per fetch (default 64)")
+    p.add_argument("--connect-timeout", type=_seconds, default=5.0, metavar="S",
+                   help="seconds to reach the server at the start (default 5)")
+    p.add_argument("--report-seconds", type=_seconds, default=10.0, metavar="S",
+                   help="seconds between the per-host report lines on stderr (default 10)")
+    p.add_argument("--summary", action="store_true",
+                   help="print DIR's per-host report (events, dropped, gaps) as JSON and exit")
+
+
+def run(args, err=None) -> int:
+    """The `collect` command (arguments from pykring.__main__)."""
+    import asyncio
+
+    err = err or sys.stderr
+    if args.summary:
+        try:
+            print(json.dumps(summarize(args.output), indent=1))
+        except OSError as exc:
+            err.write("pykring collect: %s\n" % exc)
+            return 1
+        return 0
+    if not args.url:
+        err.write("pykring collect: the server URL is missing (nats://HOST:PORT/SUBJECT)\n")
+        return 2
+    if args.ack_wait <= 2 * args.flush_seconds:
+        err.write("pykring collect: --ack-wait (%g s) must be more than twice --flush-seconds (%g s): records "
+                  "wait that long before they are acknowledged\n" % (args.ack_wait, args.flush_seconds))
+        return 2
+    try:
+        import nats  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        err.write("pykring collect: needs nats-py and pyarrow (%s): pip install 'pykring[nats]'\n" % exc)
+        return 1
+    try:
+        return asyncio.run(_collect(args, err))
+    except CollectError as exc:
+        err.write("pykring collect: %s\n" % exc)
+        return 1

@@ -1,0 +1,344 @@
+"""Fleet mode against a real NATS JetStream (tests/natsserver.py): sinks on
+several hosts, ``python -m pykring collect`` into Parquet, exactly once.
+
+The hosts are simulated: each is a process (``python -m tests.test_fleet
+host ...``) with its own host identity, a user-mode producer thread writing
+numpy batches into a ring whose record ``value`` is its sequence number, and
+a NatsSink draining it. A fourth stream is this machine's real kernel ring.
+The NATS server is stopped while the hosts keep writing (two of them with a
+backlog too small for the outage: real drops), started again, and the
+collector is SIGKILLed mid-stream and started again. Then every record is
+in the Parquet files once, and the drops the sinks counted are the
+sequence gaps the collector sees.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+pytest.importorskip("nats")
+
+import pykring  # noqa: E402
+from pykring.collect import summarize  # noqa: E402
+from pykring.sinks import NatsSink, SinkError, open_sink  # noqa: E402
+from tests.natsserver import NatsServer, free_port  # noqa: E402
+from tests.ringutil import remove_ring, unique_ring_name  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BODY = np.dtype([("value", "<u8"), ("src", "u1"), ("pad", "S7")])
+CHUNK = 8192
+#: Per simulated host: records in each phase (server up, server down, server up again).
+PHASES = (134_000, 66_000, 134_000)
+OUTAGE = 1
+HOSTS = ("sim-a", "sim-b", "sim-c")
+#: Backlog per host: sim-a and sim-b cannot hold the outage's records, sim-c can.
+BACKLOGS = {"sim-a": 1 << 20, "sim-b": 2 << 20, "sim-c": 64 << 20}
+WAIT_S = 240.0
+
+
+def _wait_for(what, cond, timeout=WAIT_S, interval=0.1, on_timeout=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s %s" % (timeout, what, on_timeout()))
+        time.sleep(interval)
+
+
+# ---- one simulated host (a process) -------------------------------------------------------
+
+def _host_main(argv):
+    url, hostname, index, ctl, backlog = argv[0], argv[1], int(argv[2]), argv[3], int(argv[4])
+    phases = [int(x) for x in argv[5].split(",")]
+    ident = {"hostname": hostname, "boot_id": "boot-%s" % hostname, "timezone": "UTC"}
+    name = unique_ring_name("fleet-%s" % hostname)
+    total = sum(phases)
+    with pykring.create(name, 1 << 22, BODY) as ring:
+        def produce():
+            with pykring.Producer(name, block=True) as p:
+                at = 0
+                rows = np.zeros(CHUNK, BODY)
+                rows["src"] = index
+                for k, n in enumerate(phases):
+                    _wait_for("go-%d" % k, lambda: os.path.exists(os.path.join(ctl, "go-%d" % k)))
+                    end = at + n
+                    while at < end:
+                        m = min(CHUNK, end - at)
+                        rows["value"][:m] = np.arange(at, at + m)
+                        p.write(rows[:m])
+                        at += m
+
+        t = threading.Thread(target=produce)
+        t.start()
+        with NatsSink(url, ring, host=ident, backlog=backlog, linger=120) as sink:
+            got = 0
+            phase_end = np.cumsum(phases)
+            k = 0
+            while got < total:
+                b = ring.read_batch(timeout=1.0)
+                if not b:
+                    continue
+                sink.write(b)
+                got += b.count
+                if k != OUTAGE:
+                    # A link that keeps up with the source: with the server up
+                    # the backlog is never full (drops come from the outage only).
+                    _wait_for("the backlog to drain", lambda: sink.backlog_bytes <= backlog // 2,
+                              interval=0.002)
+                while k < len(phases) and got >= phase_end[k]:
+                    _report(ctl, "%s-done-%d" % (hostname, k), sink)
+                    k += 1
+            t.join()
+        _report(ctl, "%s-final" % hostname, sink, stream=sink.stream, lost=ring.stats.lost, total=total)
+    remove_ring(name)
+    return 0
+
+
+def _report(ctl, name, sink, **more):
+    c = sink.counts
+    d = dict(published=c.published, dropped=c.dropped, retried=c.retried, dropped_at_close=c.dropped_at_close,
+             summary=sink.summary(), **more)
+    tmp = os.path.join(ctl, name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(d, f)
+    os.replace(tmp, os.path.join(ctl, name + ".json"))
+
+
+def _read(ctl, name):
+    try:
+        with open(os.path.join(ctl, name + ".json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+# ---- the collector and the kernel stream ---------------------------------------------------
+
+def _collector(url, out, log):
+    return subprocess.Popen([sys.executable, "-m", "pykring", "collect", url, "--output", out,
+                             "--flush-seconds", "0.5", "--ack-wait", "4", "--report-seconds", "1",
+                             "--max-ack-pending", "2000"],
+                            cwd=ROOT, stdout=log, stderr=log)
+
+
+class KernelStream(threading.Thread):
+    """This machine's kernel ring drained into a NatsSink until stopped."""
+
+    def __init__(self, url):
+        super().__init__(name="kernel-sink")
+        self.ring = pykring.kernel(events="process,image")
+        self.sink = NatsSink(url, self.ring, linger=120)
+        self.stop = threading.Event()
+        self.read = 0
+        self.error = None
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                b = self.ring.read_batch(timeout=0.2)
+                if b:
+                    self.read += b.count
+                    self.sink.write(b)
+            b = self.ring.read_batch(timeout=0)
+            if b:
+                self.read += b.count
+                self.sink.write(b)
+            self.sink.close(self.ring.stats)
+        except BaseException as exc:        # shown by the test
+            self.error = exc
+        finally:
+            self.ring.close()
+
+
+def _spawn(n):
+    pids = []
+    for _ in range(n):
+        p = subprocess.Popen(["/bin/true"])
+        p.wait()
+        pids.append(p.pid)
+    return pids
+
+
+def _files(out):
+    for d, _, names in os.walk(out):
+        for n in names:
+            if n.endswith(".parquet"):
+                yield os.path.join(d, n)
+
+
+# ---- the test ------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
+    srv = NatsServer(tmp_path / "js").start()
+    out = str(tmp_path / "parquet")
+    ctl = str(tmp_path / "ctl")
+    os.makedirs(ctl)
+    url = srv.url("pykring.fleet")
+    log = open(tmp_path / "collector.log", "w")
+    collector = _collector(url, out, log)
+    hosts = []
+    kernel = None
+    try:
+        kernel = KernelStream(url)
+        kernel.start()
+        for i, h in enumerate(HOSTS):
+            hosts.append(subprocess.Popen(
+                [sys.executable, "-m", "tests.test_fleet", "host", url, h, str(i), ctl, str(BACKLOGS[h]),
+                 ",".join(map(str, PHASES))], cwd=ROOT))
+
+        def all_hosts(name):
+            for p in hosts:
+                assert p.poll() is None or p.returncode == 0, "a host exited with status %s" % p.returncode
+            got = [_read(ctl, "%s-%s" % (h, name)) for h in HOSTS]
+            return got if all(g is not None for g in got) else None
+
+        # Phase 0: everything up.
+        open(os.path.join(ctl, "go-0"), "w").close()
+        spawned = _spawn(100)
+        _wait_for("phase 0", lambda: all_hosts("done-0"))
+
+        # Phase 1: the server is down; the hosts keep writing.
+        srv.stop()
+        open(os.path.join(ctl, "go-1"), "w").close()
+        during = _wait_for("phase 1", lambda: all_hosts("done-1"))
+        assert during[0]["dropped"] > 0 and during[1]["dropped"] > 0, during     # small backlogs overflowed
+        assert during[2]["dropped"] == 0, during                                # the large one held all
+
+        # Phase 2: the server is back (same port, same store); the collector
+        # is SIGKILLed once it wrote a file after the restart, and restarted.
+        srv.start()
+        before = set(_files(out))
+        open(os.path.join(ctl, "go-2"), "w").close()
+        spawned += _spawn(100)
+        _wait_for("a file written after the restart", lambda: set(_files(out)) - before)
+        collector.send_signal(signal.SIGKILL)
+        collector.wait()
+        collector = _collector(url, out, log)
+        finals = _wait_for("the hosts' final reports", lambda: all_hosts("final"))
+        for p in hosts:
+            assert p.wait(60) == 0
+        kernel.stop.set()
+        kernel.join(180)
+        assert not kernel.is_alive()
+        assert kernel.error is None, kernel.error
+
+        # Everything published reaches the files.
+        expect = {h: f["published"] for h, f in zip(HOSTS, finals)}
+        expect[kernel.sink.hostname] = kernel.sink.published
+
+        def complete():
+            rep = summarize(out)
+            return rep if all(rep.get(h, {}).get("events") == n for h, n in expect.items()) else None
+
+        report = _wait_for("the collector to store every published event", complete,
+                           on_timeout=lambda: "(have %s, want %s)" % (summarize(out), expect))
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(60) == 0
+    finally:
+        for p in hosts:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if collector.poll() is None:
+            collector.kill()
+            collector.wait()
+        if kernel is not None and kernel.is_alive():
+            kernel.stop.set()
+            kernel.join(60)
+        srv.stop()
+        log.close()
+
+    # The files, read here without pykring.collect: one stream per file.
+    by_stream = {}
+    for path in _files(out):
+        frames = json.loads(pq.read_metadata(path).metadata[b"pykring.frames"])
+        streams = {f["stream"] for f in frames}
+        assert len(streams) == 1, path
+        t = pq.read_table(path)
+        part = by_stream.setdefault(streams.pop(), {"host": frames[0]["host"], "tables": []})
+        assert part["host"] == frames[0]["host"]
+        assert "/host=%s/hour=" % part["host"] in path
+        part["tables"].append(t)
+    total = 0
+    sims = {}
+    for stream, part in by_stream.items():
+        t = pa.concat_tables(part["tables"])
+        seq = t.column("seq").to_numpy()
+        assert len(np.unique(seq)) == len(seq), "duplicate records in stream %s" % stream
+        total += len(seq)
+        if part["host"] in HOSTS:
+            assert part["host"] not in sims, "one stream per simulated host"
+            np.testing.assert_array_equal(t.column("value").to_numpy(), seq)   # the records' own content
+            sims[part["host"]] = seq
+    produced = sum(f["total"] for f in finals) + kernel.read
+    assert produced >= 10 ** 6, produced
+    assert total == produced - sum(f["dropped"] for f in finals) - kernel.sink.dropped
+    for h, f in zip(HOSTS, finals):
+        seq = sims[h]
+        # Every record was written with block=True: seq 0 .. total-1 exist at the source.
+        gaps = f["total"] - len(seq)
+        assert f["lost"] == 0 and f["dropped_at_close"] == 0, f
+        assert gaps == f["dropped"], (h, gaps, f)          # the sink's drops are exactly the gaps
+        assert report[h] == {"events": len(seq), "dropped": f["dropped"], "gaps": gaps, "streams": 1}, report[h]
+    assert sum(f["dropped"] for f in finals) > 0
+    assert finals[2]["retried"] > 0             # sim-c kept its outage's records and sent them after it
+
+    # The kernel stream: what its ring delivered, every spawned process among it.
+    kh = kernel.sink.hostname
+    assert report[kh]["events"] == kernel.read - kernel.sink.dropped
+    assert report[kh]["dropped"] == report[kh]["gaps"], report[kh]
+    assert kernel.sink.counts.dropped_at_close == 0
+    kernel_pids = set()
+    rec = pykring.open_recording(os.path.join(out, "host=%s" % kh))
+    for batch in rec:
+        if "process_start" in batch:
+            kernel_pids.update(batch["process_start"]["pid"].tolist())
+    assert set(spawned) <= kernel_pids, sorted(set(spawned) - kernel_pids)[:10]
+
+    # pykring.open_recording reads the whole directory: the same records.
+    assert sum(b.count for b in pykring.open_recording(out)) == total
+
+
+def test_sink_to_a_closed_port_fails_fast_with_the_url():
+    port = free_port()
+    url = "nats://127.0.0.1:%d/pykring.none" % port
+    layout = pykring.recording.Layout([(1, "record", pykring.record_dtype(BODY))])
+    t0 = time.monotonic()
+    with pytest.raises(SinkError) as exc:
+        open_sink(url, layout, connect_timeout=1)
+    assert url in str(exc.value) and "nats-server -js" in str(exc.value)
+    assert isinstance(exc.value, pykring.KringError)
+    assert time.monotonic() - t0 < 30          # bounded, not a hang (the bound is generous: shared CPUs)
+
+
+def test_watch_sink_to_a_closed_port_exits_non_zero_with_a_message():
+    url = "nats://127.0.0.1:%d/pykring.none" % free_port()
+    p = subprocess.run([sys.executable, "-m", "pykring", "watch", "--sink", url, "--duration", "30"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0
+    assert url in p.stderr and "cannot reach a NATS server" in p.stderr, p.stderr
+
+
+def test_collect_from_a_closed_port_exits_non_zero_with_a_message(tmp_path):
+    url = "nats://127.0.0.1:%d/pykring.none" % free_port()
+    p = subprocess.run([sys.executable, "-m", "pykring", "collect", url, "--output", str(tmp_path / "o"),
+                        "--connect-timeout", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert "cannot reach a NATS server" in p.stderr and url in p.stderr, p.stderr
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["host"]:
+        sys.exit(_host_main(sys.argv[2:]))
+    sys.exit("usage: python -m tests.test_fleet host URL HOSTNAME INDEX CTL_DIR BACKLOG PHASES")

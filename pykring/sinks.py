@@ -144,8 +144,10 @@ def _parse_seconds(text: str, what: str, url: str) -> float:
 
 def stream_name(subject: str) -> str:
     """The JetStream stream a subject's messages go to unless the URL names
-    one (``?stream=NAME``): PYKRING_ and the subject, tokens joined by _."""
-    return "PYKRING_" + re.sub(r"[^A-Za-z0-9_-]", "_", subject).upper()
+    one (``?stream=NAME``): the subject in capitals, tokens joined by _,
+    after PYKRING_ unless it begins so (pykring.events: PYKRING_EVENTS)."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", subject).upper()
+    return name if name.startswith("PYKRING") else "PYKRING_" + name
 
 
 def _safe_url(parts) -> str:

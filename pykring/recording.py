@@ -41,7 +41,7 @@ import os
 import re
 import socket
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -109,7 +109,7 @@ def host_identity() -> Dict[str, str]:
 
 def _dtype_json(dt: np.dtype) -> dict:
     names = list(dt.names or ())
-    fields = dt.fields or {}
+    fields: Mapping[str, Any] = dt.fields or {}
     formats = []
     for n in names:
         f = fields[n][0]
@@ -217,7 +217,7 @@ class Layout:
             self._start[name] = start
             own: List[Tuple[str, str]] = []
             wanted: List[Tuple[str, Any]] = []
-            fields = dt.fields or {}
+            fields: Mapping[str, Any] = dt.fields or {}
             for f in dt.names or ():
                 if f == "type" or (start and f in ("path", "cmdline")):
                     continue
@@ -280,7 +280,10 @@ class Layout:
     def _field_array(self, name: str, col: np.ndarray, t):
         pa = self._pa
         if col.ndim > 1:
-            flat = self._field_array(name, np.ascontiguousarray(col).reshape(-1), t.value_type)
+            base = t
+            for _ in col.shape[1:]:
+                base = base.value_type
+            flat = self._field_array(name, np.ascontiguousarray(col).reshape(-1), base)
             for d in reversed(col.shape[1:]):
                 flat = pa.FixedSizeListArray.from_arrays(flat, d)
             return flat
@@ -362,7 +365,7 @@ class Layout:
     # -- arrow -> numpy -------------------------------------------------------
     def _fill(self, rows: np.ndarray, f: str, col, what: str) -> None:
         pa = self._pa
-        dt = rows.dtype.fields[f][0]
+        dt = (rows.dtype.fields or {})[f][0]
         n = len(rows)
         if dt.subdtype is not None:
             base, shape = dt.subdtype
@@ -435,7 +438,7 @@ class Layout:
     def _pack_start(rows: np.ndarray, packed: Dict[str, Any], d_packed: int) -> None:
         """The path and command line (and cwd, parent path) of process_start
         rows back into their fields, or their packed tail."""
-        fields = rows.dtype.fields or {}
+        fields: Mapping[str, Any] = rows.dtype.fields or {}
         off, coff = fields["path"][1], fields["cmdline"][1]
         pw, cw = fields["path"][0].itemsize, fields["cmdline"][0].itemsize
         raw = rows.view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
@@ -641,11 +644,18 @@ def journal_to_parquet(journal: str, path: str, row_group_rows: int = 1 << 16) -
     os.unlink(journal)
 
 
+_NONFINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
 def _json_value(v):
+    # bytes as fsdecode'd str (json escapes the lone surrogates: exact);
+    # floats that JSON has no number for as the strings proto3's JSON uses.
     if isinstance(v, bytes):
         return v.decode("utf-8", "surrogateescape")
     if isinstance(v, list):
         return [_json_value(x) for x in v]
+    if isinstance(v, float) and not np.isfinite(v):
+        return "NaN" if v != v else "Infinity" if v > 0 else "-Infinity"
     return v
 
 
@@ -950,11 +960,15 @@ class _JsonlReader:
         return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
-def _bytes_of(v):
-    if isinstance(v, str):
+def _from_json(v, t, pa):
+    if v is None:
+        return None
+    if pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+        return [_from_json(x, t.value_type, pa) for x in v]
+    if pa.types.is_binary(t) and isinstance(v, str):
         return v.encode("utf-8", "surrogateescape")
-    if isinstance(v, list):
-        return [_bytes_of(x) for x in v]
+    if pa.types.is_floating(t) and isinstance(v, str):
+        return _NONFINITE.get(v, v)
     return v
 
 
@@ -963,9 +977,10 @@ def _from_json_column(pa, name: str, t, vals: list):
         return pa.array(vals, type=pa.string()).dictionary_encode().cast(t)
     if pa.types.is_timestamp(t) or pa.types.is_duration(t):
         return pa.array(vals, type=pa.int64()).view(t)
-    if pa.types.is_binary(t) or (pa.types.is_list(t) and pa.types.is_binary(t.value_type)):
-        return pa.array([_bytes_of(v) for v in vals], type=t)
-    return pa.array(vals, type=t)
+    try:
+        return pa.array([_from_json(v, t, pa) for v in vals], type=t)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+        raise RecordingError("recording: column %s holds a value that is not a %s (%s)" % (name, t, exc)) from None
 
 
 _READERS = {".arrows": _ArrowsReader, ".parquet": _ParquetReader, ".jsonl": _JsonlReader}

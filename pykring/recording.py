@@ -365,7 +365,8 @@ class Layout:
     # -- arrow -> numpy -------------------------------------------------------
     def _fill(self, rows: np.ndarray, f: str, col, what: str) -> None:
         pa = self._pa
-        dt = (rows.dtype.fields or {})[f][0]
+        fields: Mapping[str, Any] = rows.dtype.fields or {}
+        dt = fields[f][0]
         n = len(rows)
         if dt.subdtype is not None:
             base, shape = dt.subdtype
@@ -1022,8 +1023,9 @@ def _recording_files(path: str) -> List[str]:
 
 class Recording:
     """A recording opened for reading (:func:`open_recording`): iterate it
-    for the Batches (as a live ring gives them), or :meth:`frames` for the
-    frames with their stats and facts."""
+    for the batches as the live ring gave them (a Batch, or a record array
+    for a single-type ring), or :meth:`frames` for the frames with their
+    stats and facts."""
 
     def __init__(self, path: Union[str, "os.PathLike[str]"]):
         self.path = os.fspath(path)
@@ -1075,9 +1077,12 @@ class Recording:
             self.end = r.end
 
     def __iter__(self) -> Iterator[Any]:
+        """The non-empty batches, as iterating the live ring gave them: a
+        record array per batch for a single-type ring, a Batch otherwise."""
+        single = self.layout.types[0][1] if len(self.layout.types) == 1 else None
         for frame in self.frames():
             if frame.batch.count:
-                yield frame.batch
+                yield frame.batch if single is None else frame.batch[single]
 
 
 def open_recording(path: Union[str, "os.PathLike[str]"]) -> Recording:

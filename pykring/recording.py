@@ -157,22 +157,27 @@ def _arrow_type(pa, name: str, f: np.dtype):
     return pa.from_numpy_dtype(f)
 
 
-def _binary_from_s(pa, col: np.ndarray):
+def _binary_from_s(pa, col: np.ndarray, raw: Optional[np.ndarray] = None):
     """An S column as an Arrow binary array, without a Python loop: the
-    bytes up to each value's last non-NUL byte (what numpy's bytes are)."""
+    bytes up to each value's last non-NUL byte (what numpy's bytes are).
+    `raw`: the column's bytes as an (n, width) uint8 view, if at hand (a
+    field of wide rows is then not copied whole)."""
     n, w = len(col), col.dtype.itemsize
     lens = np.char.str_len(col).astype(np.int64) if n else np.zeros(0, np.int64)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
-    raw = np.ascontiguousarray(col).view(np.uint8).reshape(n, w)
-    data = raw[np.arange(w) < lens[:, None]]
+    longest = int(lens.max()) if n else 0
+    if raw is None:
+        raw = np.ascontiguousarray(col).view(np.uint8).reshape(n, w)
+    data = raw[:, :longest][np.arange(longest) < lens[:, None]]
     return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]) \
         .cast(pa.binary())
 
 
-def _s_from_binary(col, n: int, width: int, what: str) -> np.ndarray:
-    """Arrow binary values as (n, width) zero-padded bytes, vectorized."""
-    out = np.zeros((n, width), dtype=np.uint8)
+def _s_from_binary(col, n: int, width: int, what: str, into: Optional[np.ndarray] = None) -> np.ndarray:
+    """Arrow binary values as (n, width) zero-padded bytes, vectorized;
+    `into`: an (n, width) uint8 view of zeros to write them to instead."""
+    out = np.zeros((n, width), dtype=np.uint8) if into is None else into
     if not n:
         return out
     if col.null_count:
@@ -186,7 +191,8 @@ def _s_from_binary(col, n: int, width: int, what: str) -> np.ndarray:
                              % (what, int(lens.max()), width))
     data = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if bufs[2] is not None \
         else np.zeros(0, np.uint8)
-    out[np.arange(width) < lens[:, None]] = data
+    longest = int(lens.max()) if len(lens) else 0
+    out[:, :longest][np.arange(longest) < lens[:, None]] = data
     return out
 
 
@@ -277,7 +283,7 @@ class Layout:
         return json.loads(self.schema.metadata[_META_KEY])
 
     # -- numpy -> arrow -------------------------------------------------------
-    def _field_array(self, name: str, col: np.ndarray, t):
+    def _field_array(self, name: str, col: np.ndarray, t, raw: Optional[np.ndarray] = None):
         pa = self._pa
         if col.ndim > 1:
             base = t
@@ -289,7 +295,7 @@ class Layout:
             return flat
         kind = col.dtype.kind
         if kind == "S":
-            return _binary_from_s(pa, col)
+            return _binary_from_s(pa, col, raw)
         if kind == "V":
             return pa.array([bytes(v) for v in col.tolist()], type=pa.binary())
         if kind in "Mm":
@@ -310,11 +316,16 @@ class Layout:
                 ctx = start_context(arr)
                 packed["cwd"] = pa.array([c or None for c, _ in ctx], type=pa.binary())
                 packed["parent_path"] = pa.array([p or None for _, p in ctx], type=pa.binary())
+        rows = np.ascontiguousarray(arr)
+        raw = rows.view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
+        fields: Mapping[str, Any] = rows.dtype.fields or {}
         for f, col in self._columns[name]:
             if f in packed:
                 out[col] = packed[f]
-            else:
-                out[col] = self._field_array(f, arr[f], self.schema.field(col).type)
+                continue
+            dt, off = fields[f][0], fields[f][1]
+            view = raw[:, off:off + dt.itemsize] if dt.kind == "S" and dt.subdtype is None else None
+            out[col] = self._field_array(f, rows[f], self.schema.field(col).type, view)
         return out
 
     def encode(self, batch) -> Any:
@@ -375,6 +386,15 @@ class Layout:
                 flat = flat.flatten()
             vals = self._plain(flat, base, n * int(np.prod(shape)), what)
             rows[f] = vals.reshape((n,) + tuple(shape))
+            return
+        if dt.kind == "S":
+            # Straight into the rows' bytes (fresh zeros): a wide field of
+            # short strings costs its strings, not its width.
+            if len(col) != n:
+                raise RecordingError("recording: %s has %d values for %d rows" % (what, len(col), n))
+            off = fields[f][1]
+            raw = rows.view(np.uint8).reshape(n, rows.dtype.itemsize)
+            _s_from_binary(col, n, dt.itemsize, what, into=raw[:, off:off + dt.itemsize])
             return
         rows[f] = self._plain(col, dt, n, what)
 
@@ -476,6 +496,13 @@ def _json(raw: Union[bytes, str], what: str) -> dict:
 
 # ---- frames -------------------------------------------------------------------
 
+def _ipc_options(pa):
+    # zstd-compressed buffers: rows of mostly empty columns and repeated
+    # paths shrink several times over, for a fraction of the encoding's cost;
+    # every Arrow reader of the IPC format (1.0 and later) reads them.
+    return pa.ipc.IpcWriteOptions(compression="zstd")
+
+
 @dataclasses.dataclass
 class Frame:
     """One batch of a recording and what came with it."""
@@ -517,7 +544,7 @@ def frame_bytes(layout: Layout, batch, stats=None, t: float = 0.0, facts: Option
     pa = _pyarrow()
     rb = batch if isinstance(batch, pa.RecordBatch) else layout.encode(batch)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, layout.schema) as w:
+    with pa.ipc.new_stream(sink, layout.schema, options=_ipc_options(pa)) as w:
         w.write_batch(rb, custom_metadata={_FRAME_KEY: json.dumps(_frame_meta(stats, t, facts, extra),
                                                                    separators=(",", ":")).encode()})
     return sink.getvalue().to_pybytes()
@@ -566,7 +593,7 @@ class _ArrowsFile:
         meta = layout.header()
         meta.update(started=started, facts=header_facts or {})
         schema = layout.schema.with_metadata({_META_KEY: json.dumps(meta, separators=(",", ":")).encode()})
-        self._w = pa.ipc.new_stream(self._f, schema)
+        self._w = pa.ipc.new_stream(self._f, schema, options=_ipc_options(pa))
         self._schema = schema
         self._f.flush()
 

@@ -32,7 +32,8 @@ every field and string compares equal to what was drained.
 A recording cut short (a crash, SIGKILL, a full disk) reads up to its last
 complete frame (``Recording.truncated`` is then True).
 
-Needs pyarrow: ``pip install 'pykring[arrow]'``.
+The format, for readers in other languages: docs/RECORDINGS.md. Needs pyarrow:
+``pip install 'pykring[arrow]'``.
 """
 import dataclasses
 import glob

@@ -58,6 +58,8 @@ SUFFIXES = (".arrows", ".parquet", ".jsonl")
 _META_KEY = b"pykring"
 _FRAME_KEY = b"pykring.frame"
 _JOURNAL = ".journal.arrows"
+#: The largest record dtype a header may describe (a ring's records are far smaller).
+_MAX_RECORD = 1 << 20
 
 
 class RecordingError(KringError, ValueError):
@@ -128,6 +130,9 @@ def _dtype_from_json(d: dict) -> np.dtype:
         raise RecordingError("recording header: a record dtype it cannot rebuild (%s)" % exc) from None
     if dt.hasobject:
         raise RecordingError("recording header: object fields are not record fields")
+    if dt.itemsize > _MAX_RECORD:
+        raise RecordingError("recording header: a record of %d bytes (a ring's are at most %d)"
+                             % (dt.itemsize, _MAX_RECORD))
     return dt
 
 
@@ -273,11 +278,11 @@ class Layout:
                 raise RecordingError("recording format version %d is newer than this pykring reads (%d): "
                                      "upgrade pykring" % (version, VERSION))
             types = [(int(t["id"]), str(t["name"]), _dtype_from_json(t["dtype"])) for t in meta["types"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, RecordingError):
-                raise
+            return cls(types, meta.get("host"), meta.get("ring"))
+        except RecordingError:
+            raise
+        except Exception as exc:        # numpy's and pyarrow's words for a header that makes no sense
             raise RecordingError("recording header is damaged (%s: %s)" % (type(exc).__name__, exc)) from None
-        return cls(types, meta.get("host"), meta.get("ring"))
 
     def header(self) -> dict:
         """The schema's pykring metadata, as a dict."""
@@ -860,12 +865,15 @@ class _ArrowsReader:
         self._f = open(path, "rb")
         try:
             self._r = pa.ipc.open_stream(self._f)
-        except (pa.ArrowInvalid, OSError) as exc:
+            self.schema = self._r.schema
+            self.layout = Layout.from_schema(self.schema)
+            self.header = _json(self.schema.metadata[_META_KEY], "recording header")
+        except RecordingError:
+            self._f.close()
+            raise
+        except (pa.ArrowException, OSError, ValueError) as exc:
             self._f.close()
             raise RecordingError("%s is not an Arrow IPC stream recording (%s)" % (path, exc)) from None
-        self.schema = self._r.schema
-        self.layout = Layout.from_schema(self.schema)
-        self.header = _json(self.schema.metadata[_META_KEY], "recording header")
 
     def raw_frames(self) -> Iterator[Tuple[Any, dict]]:
         pa = _pyarrow()
@@ -875,8 +883,8 @@ class _ArrowsReader:
                     rb, custom = self._r.read_next_batch_with_custom_metadata()
                 except StopIteration:
                     return
-                except (pa.ArrowInvalid, OSError, pa.ArrowException):
-                    self.truncated = True       # cut short: up to the last complete frame
+                except (pa.ArrowException, OSError):
+                    self.truncated = True       # cut short (or damaged): up to the last complete frame
                     return
                 meta = _json((custom or {}).get(_FRAME_KEY, b"{}"), "frame metadata in %s" % self.path)
                 if meta.get("end"):
@@ -914,7 +922,10 @@ class _ParquetReader:
 
     def raw_frames(self) -> Iterator[Tuple[Any, dict]]:
         pa = _pyarrow()
-        table = self._pf.read()
+        try:
+            table = self._pf.read()
+        except Exception as exc:         # pyarrow's several kinds, for damaged pages
+            raise RecordingError("%s: damaged Parquet data (%s: %s)" % (self.path, type(exc).__name__, exc)) from None
         if self._frames is None:
             # Parquet files of other writers (a collector's): one frame per row group.
             for i in range(self._pf.num_row_groups):
@@ -1096,8 +1107,15 @@ class Recording:
         for i, path in enumerate(self.files):
             r = self._first if i == 0 and self._first is not None else _reader(path)
             self._first = None
-            for rb, meta in r.raw_frames():
-                frame = _frame_of(r.layout, rb, meta)
+            for k, (rb, meta) in enumerate(r.raw_frames()):
+                try:
+                    rb.validate(full=True)
+                    frame = _frame_of(r.layout, rb, meta)
+                except RecordingError:
+                    raise
+                except Exception as exc:      # what pyarrow or numpy make of damaged data
+                    raise RecordingError("%s: frame %d is damaged (%s: %s)"
+                                         % (path, k, type(exc).__name__, exc)) from None
                 self.last = frame
                 yield frame
             if r.truncated:

@@ -276,3 +276,48 @@ def test_a_live_ring_recorded_while_a_producer_writes(tmp_path, ring_name):
     r = open_recording(path)
     list(r.frames())
     assert r.stats["read"] == n and r.stats["lost"] == 0
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """One small recording per format, as bytes."""
+    d = tmp_path_factory.mktemp("fuzz")
+    types, b = kernel_batch()
+    layout = Layout(types, HOST)
+    class Recorded(dict):
+        def __repr__(self):         # hypothesis prints it with each failing example
+            return "<%d recordings>" % len(self)
+
+    out = Recorded()
+    for fmt in FORMATS:
+        path = str(d / ("r" + fmt))
+        with Recorder(layout, path) as rec:
+            rec.write(b, {"lost": 0})
+            rec.write(b, {"lost": 1})
+        out[fmt] = open(path, "rb").read()
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(FORMATS), edits=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)),
+                                                      min_size=1, max_size=8),
+       cut=st.one_of(st.none(), st.integers(0, 1 << 20)))
+def test_damaged_bytes_give_a_recording_error_or_records(tmp_path_factory, recorded, fmt, edits, cut):
+    """Bytes changed anywhere (and the file cut): the reader returns records
+    or raises RecordingError, never another exception or a crash."""
+    data = bytearray(recorded[fmt])
+    for at, value in edits:
+        data[at % len(data)] = value
+    if cut is not None:
+        data = data[:cut % (len(data) + 1)]
+    path = str(tmp_path_factory.mktemp("bad") / ("r" + fmt))
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    try:
+        for frame in open_recording(path).frames():
+            assert frame.batch.count >= 0
+    except RecordingError:
+        pass

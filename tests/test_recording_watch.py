@@ -171,3 +171,16 @@ def test_a_killed_watch_leaves_a_recording_that_replays_up_to_its_last_batch(tmp
         assert got and live.startswith(got), fmt
         assert got.count(b"\n") > 20
         assert all(json.loads(x)["type"] for x in got.splitlines())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--output", "/nonexistent-dir/x.arrows"], "cannot write the recording /nonexistent-dir/x.arrows: "
+                                                 "No such file or directory"),
+    (["--output", "x.csv"], "cannot tell the recording format of 'x.csv'"),
+    (["--rotate", "1M"], "--rotate needs --output FILE"),
+])
+def test_a_recording_it_cannot_write_is_said_before_any_event(args, message):
+    r = subprocess.run([sys.executable, "-m", "pykring", "watch", "--duration", "5", *args], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and message in r.stderr and not r.stdout, r.stderr
+    assert "Traceback" not in r.stderr

@@ -128,9 +128,8 @@ def start_strings(rows) -> List[Tuple[bytes, bytes]]:
     out = []
     for r, detail, plen, clen in zip(raw, rows["detail"].tolist(), rows["path_len"].tolist(),
                                      rows["cmdline_len"].tolist()):
-        b = r.tobytes()
         at = off + plen + 1 if detail & D_PACKED else coff
-        out.append((b[off:off + plen], b[at:at + clen]))
+        out.append((r[off:off + plen].tobytes(), r[at:at + clen].tobytes()))
     return out
 
 
@@ -153,9 +152,8 @@ def start_context(rows) -> List[Tuple[bytes, bytes]]:
         if not detail & D_PACKED:
             out.append((b"", b""))
             continue
-        b = r.tobytes()
         at = off + plen + 1 + clen + 1
-        out.append((b[at:at + wlen], b[at + wlen + 1:at + wlen + 1 + pplen]))
+        out.append((r[at:at + wlen].tobytes(), r[at + wlen + 1:at + wlen + 1 + pplen].tobytes()))
     return out
 
 

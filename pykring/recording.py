@@ -32,7 +32,8 @@ every field and string compares equal to what was drained.
 A recording cut short (a crash, SIGKILL, a full disk) reads up to its last
 complete frame (``Recording.truncated`` is then True).
 
-Needs pyarrow: ``pip install 'pykring[arrow]'``.
+The format, for readers in other languages: docs/RECORDINGS.md. Needs pyarrow:
+``pip install 'pykring[arrow]'``.
 """
 import dataclasses
 import glob
@@ -41,7 +42,7 @@ import os
 import re
 import socket
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -57,6 +58,8 @@ SUFFIXES = (".arrows", ".parquet", ".jsonl")
 _META_KEY = b"pykring"
 _FRAME_KEY = b"pykring.frame"
 _JOURNAL = ".journal.arrows"
+#: The largest record dtype a header may describe (a ring's records are far smaller).
+_MAX_RECORD = 1 << 20
 
 
 class RecordingError(KringError, ValueError):
@@ -109,7 +112,7 @@ def host_identity() -> Dict[str, str]:
 
 def _dtype_json(dt: np.dtype) -> dict:
     names = list(dt.names or ())
-    fields = dt.fields or {}
+    fields: Mapping[str, Any] = dt.fields or {}
     formats = []
     for n in names:
         f = fields[n][0]
@@ -127,6 +130,9 @@ def _dtype_from_json(d: dict) -> np.dtype:
         raise RecordingError("recording header: a record dtype it cannot rebuild (%s)" % exc) from None
     if dt.hasobject:
         raise RecordingError("recording header: object fields are not record fields")
+    if dt.itemsize > _MAX_RECORD:
+        raise RecordingError("recording header: a record of %d bytes (a ring's are at most %d)"
+                             % (dt.itemsize, _MAX_RECORD))
     return dt
 
 
@@ -157,22 +163,27 @@ def _arrow_type(pa, name: str, f: np.dtype):
     return pa.from_numpy_dtype(f)
 
 
-def _binary_from_s(pa, col: np.ndarray):
+def _binary_from_s(pa, col: np.ndarray, raw: Optional[np.ndarray] = None):
     """An S column as an Arrow binary array, without a Python loop: the
-    bytes up to each value's last non-NUL byte (what numpy's bytes are)."""
+    bytes up to each value's last non-NUL byte (what numpy's bytes are).
+    `raw`: the column's bytes as an (n, width) uint8 view, if at hand (a
+    field of wide rows is then not copied whole)."""
     n, w = len(col), col.dtype.itemsize
     lens = np.char.str_len(col).astype(np.int64) if n else np.zeros(0, np.int64)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
-    raw = np.ascontiguousarray(col).view(np.uint8).reshape(n, w)
-    data = raw[np.arange(w) < lens[:, None]]
+    longest = int(lens.max()) if n else 0
+    if raw is None:
+        raw = np.ascontiguousarray(col).view(np.uint8).reshape(n, w)
+    data = raw[:, :longest][np.arange(longest) < lens[:, None]]
     return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]) \
         .cast(pa.binary())
 
 
-def _s_from_binary(col, n: int, width: int, what: str) -> np.ndarray:
-    """Arrow binary values as (n, width) zero-padded bytes, vectorized."""
-    out = np.zeros((n, width), dtype=np.uint8)
+def _s_from_binary(col, n: int, width: int, what: str, into: Optional[np.ndarray] = None) -> np.ndarray:
+    """Arrow binary values as (n, width) zero-padded bytes, vectorized;
+    `into`: an (n, width) uint8 view of zeros to write them to instead."""
+    out = np.zeros((n, width), dtype=np.uint8) if into is None else into
     if not n:
         return out
     if col.null_count:
@@ -186,7 +197,8 @@ def _s_from_binary(col, n: int, width: int, what: str) -> np.ndarray:
                              % (what, int(lens.max()), width))
     data = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if bufs[2] is not None \
         else np.zeros(0, np.uint8)
-    out[np.arange(width) < lens[:, None]] = data
+    longest = int(lens.max()) if len(lens) else 0
+    out[:, :longest][np.arange(longest) < lens[:, None]] = data
     return out
 
 
@@ -217,7 +229,7 @@ class Layout:
             self._start[name] = start
             own: List[Tuple[str, str]] = []
             wanted: List[Tuple[str, Any]] = []
-            fields = dt.fields or {}
+            fields: Mapping[str, Any] = dt.fields or {}
             for f in dt.names or ():
                 if f == "type" or (start and f in ("path", "cmdline")):
                     continue
@@ -266,27 +278,30 @@ class Layout:
                 raise RecordingError("recording format version %d is newer than this pykring reads (%d): "
                                      "upgrade pykring" % (version, VERSION))
             types = [(int(t["id"]), str(t["name"]), _dtype_from_json(t["dtype"])) for t in meta["types"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, RecordingError):
-                raise
+            return cls(types, meta.get("host"), meta.get("ring"))
+        except RecordingError:
+            raise
+        except Exception as exc:        # numpy's and pyarrow's words for a header that makes no sense
             raise RecordingError("recording header is damaged (%s: %s)" % (type(exc).__name__, exc)) from None
-        return cls(types, meta.get("host"), meta.get("ring"))
 
     def header(self) -> dict:
         """The schema's pykring metadata, as a dict."""
         return json.loads(self.schema.metadata[_META_KEY])
 
     # -- numpy -> arrow -------------------------------------------------------
-    def _field_array(self, name: str, col: np.ndarray, t):
+    def _field_array(self, name: str, col: np.ndarray, t, raw: Optional[np.ndarray] = None):
         pa = self._pa
         if col.ndim > 1:
-            flat = self._field_array(name, np.ascontiguousarray(col).reshape(-1), t.value_type)
+            base = t
+            for _ in col.shape[1:]:
+                base = base.value_type
+            flat = self._field_array(name, np.ascontiguousarray(col).reshape(-1), base)
             for d in reversed(col.shape[1:]):
                 flat = pa.FixedSizeListArray.from_arrays(flat, d)
             return flat
         kind = col.dtype.kind
         if kind == "S":
-            return _binary_from_s(pa, col)
+            return _binary_from_s(pa, col, raw)
         if kind == "V":
             return pa.array([bytes(v) for v in col.tolist()], type=pa.binary())
         if kind in "Mm":
@@ -307,11 +322,16 @@ class Layout:
                 ctx = start_context(arr)
                 packed["cwd"] = pa.array([c or None for c, _ in ctx], type=pa.binary())
                 packed["parent_path"] = pa.array([p or None for _, p in ctx], type=pa.binary())
+        rows = np.ascontiguousarray(arr)
+        raw = rows.view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
+        fields: Mapping[str, Any] = rows.dtype.fields or {}
         for f, col in self._columns[name]:
             if f in packed:
                 out[col] = packed[f]
-            else:
-                out[col] = self._field_array(f, arr[f], self.schema.field(col).type)
+                continue
+            dt, off = fields[f][0], fields[f][1]
+            view = raw[:, off:off + dt.itemsize] if dt.kind == "S" and dt.subdtype is None else None
+            out[col] = self._field_array(f, rows[f], self.schema.field(col).type, view)
         return out
 
     def encode(self, batch) -> Any:
@@ -362,7 +382,8 @@ class Layout:
     # -- arrow -> numpy -------------------------------------------------------
     def _fill(self, rows: np.ndarray, f: str, col, what: str) -> None:
         pa = self._pa
-        dt = rows.dtype.fields[f][0]
+        fields: Mapping[str, Any] = rows.dtype.fields or {}
+        dt = fields[f][0]
         n = len(rows)
         if dt.subdtype is not None:
             base, shape = dt.subdtype
@@ -371,6 +392,15 @@ class Layout:
                 flat = flat.flatten()
             vals = self._plain(flat, base, n * int(np.prod(shape)), what)
             rows[f] = vals.reshape((n,) + tuple(shape))
+            return
+        if dt.kind == "S":
+            # Straight into the rows' bytes (fresh zeros): a wide field of
+            # short strings costs its strings, not its width.
+            if len(col) != n:
+                raise RecordingError("recording: %s has %d values for %d rows" % (what, len(col), n))
+            off = fields[f][1]
+            raw = rows.view(np.uint8).reshape(n, rows.dtype.itemsize)
+            _s_from_binary(col, n, dt.itemsize, what, into=raw[:, off:off + dt.itemsize])
             return
         rows[f] = self._plain(col, dt, n, what)
 
@@ -435,7 +465,7 @@ class Layout:
     def _pack_start(rows: np.ndarray, packed: Dict[str, Any], d_packed: int) -> None:
         """The path and command line (and cwd, parent path) of process_start
         rows back into their fields, or their packed tail."""
-        fields = rows.dtype.fields or {}
+        fields: Mapping[str, Any] = rows.dtype.fields or {}
         off, coff = fields["path"][1], fields["cmdline"][1]
         pw, cw = fields["path"][0].itemsize, fields["cmdline"][0].itemsize
         raw = rows.view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
@@ -471,6 +501,13 @@ def _json(raw: Union[bytes, str], what: str) -> dict:
 
 
 # ---- frames -------------------------------------------------------------------
+
+def _ipc_options(pa):
+    # zstd-compressed buffers: rows of mostly empty columns and repeated
+    # paths shrink several times over, for a fraction of the encoding's cost;
+    # every Arrow reader of the IPC format (1.0 and later) reads them.
+    return pa.ipc.IpcWriteOptions(compression="zstd")
+
 
 @dataclasses.dataclass
 class Frame:
@@ -513,7 +550,7 @@ def frame_bytes(layout: Layout, batch, stats=None, t: float = 0.0, facts: Option
     pa = _pyarrow()
     rb = batch if isinstance(batch, pa.RecordBatch) else layout.encode(batch)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, layout.schema) as w:
+    with pa.ipc.new_stream(sink, layout.schema, options=_ipc_options(pa)) as w:
         w.write_batch(rb, custom_metadata={_FRAME_KEY: json.dumps(_frame_meta(stats, t, facts, extra),
                                                                    separators=(",", ":")).encode()})
     return sink.getvalue().to_pybytes()
@@ -562,7 +599,7 @@ class _ArrowsFile:
         meta = layout.header()
         meta.update(started=started, facts=header_facts or {})
         schema = layout.schema.with_metadata({_META_KEY: json.dumps(meta, separators=(",", ":")).encode()})
-        self._w = pa.ipc.new_stream(self._f, schema)
+        self._w = pa.ipc.new_stream(self._f, schema, options=_ipc_options(pa))
         self._schema = schema
         self._f.flush()
 
@@ -641,11 +678,18 @@ def journal_to_parquet(journal: str, path: str, row_group_rows: int = 1 << 16) -
     os.unlink(journal)
 
 
+_NONFINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
 def _json_value(v):
+    # bytes as fsdecode'd str (json escapes the lone surrogates: exact);
+    # floats that JSON has no number for as the strings proto3's JSON uses.
     if isinstance(v, bytes):
         return v.decode("utf-8", "surrogateescape")
     if isinstance(v, list):
         return [_json_value(x) for x in v]
+    if isinstance(v, float) and not np.isfinite(v):
+        return "NaN" if v != v else "Infinity" if v > 0 else "-Infinity"
     return v
 
 
@@ -821,12 +865,15 @@ class _ArrowsReader:
         self._f = open(path, "rb")
         try:
             self._r = pa.ipc.open_stream(self._f)
-        except (pa.ArrowInvalid, OSError) as exc:
+            self.schema = self._r.schema
+            self.layout = Layout.from_schema(self.schema)
+            self.header = _json(self.schema.metadata[_META_KEY], "recording header")
+        except RecordingError:
+            self._f.close()
+            raise
+        except (pa.ArrowException, OSError, ValueError) as exc:
             self._f.close()
             raise RecordingError("%s is not an Arrow IPC stream recording (%s)" % (path, exc)) from None
-        self.schema = self._r.schema
-        self.layout = Layout.from_schema(self.schema)
-        self.header = _json(self.schema.metadata[_META_KEY], "recording header")
 
     def raw_frames(self) -> Iterator[Tuple[Any, dict]]:
         pa = _pyarrow()
@@ -836,8 +883,8 @@ class _ArrowsReader:
                     rb, custom = self._r.read_next_batch_with_custom_metadata()
                 except StopIteration:
                     return
-                except (pa.ArrowInvalid, OSError, pa.ArrowException):
-                    self.truncated = True       # cut short: up to the last complete frame
+                except (pa.ArrowException, OSError):
+                    self.truncated = True       # cut short (or damaged): up to the last complete frame
                     return
                 meta = _json((custom or {}).get(_FRAME_KEY, b"{}"), "frame metadata in %s" % self.path)
                 if meta.get("end"):
@@ -875,7 +922,10 @@ class _ParquetReader:
 
     def raw_frames(self) -> Iterator[Tuple[Any, dict]]:
         pa = _pyarrow()
-        table = self._pf.read()
+        try:
+            table = self._pf.read()
+        except Exception as exc:         # pyarrow's several kinds, for damaged pages
+            raise RecordingError("%s: damaged Parquet data (%s: %s)" % (self.path, type(exc).__name__, exc)) from None
         if self._frames is None:
             # Parquet files of other writers (a collector's): one frame per row group.
             for i in range(self._pf.num_row_groups):
@@ -950,11 +1000,15 @@ class _JsonlReader:
         return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
-def _bytes_of(v):
-    if isinstance(v, str):
+def _from_json(v, t, pa):
+    if v is None:
+        return None
+    if pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+        return [_from_json(x, t.value_type, pa) for x in v]
+    if pa.types.is_binary(t) and isinstance(v, str):
         return v.encode("utf-8", "surrogateescape")
-    if isinstance(v, list):
-        return [_bytes_of(x) for x in v]
+    if pa.types.is_floating(t) and isinstance(v, str):
+        return _NONFINITE.get(v, v)
     return v
 
 
@@ -963,9 +1017,10 @@ def _from_json_column(pa, name: str, t, vals: list):
         return pa.array(vals, type=pa.string()).dictionary_encode().cast(t)
     if pa.types.is_timestamp(t) or pa.types.is_duration(t):
         return pa.array(vals, type=pa.int64()).view(t)
-    if pa.types.is_binary(t) or (pa.types.is_list(t) and pa.types.is_binary(t.value_type)):
-        return pa.array([_bytes_of(v) for v in vals], type=t)
-    return pa.array(vals, type=t)
+    try:
+        return pa.array([_from_json(v, t, pa) for v in vals], type=t)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+        raise RecordingError("recording: column %s holds a value that is not a %s (%s)" % (name, t, exc)) from None
 
 
 _READERS = {".arrows": _ArrowsReader, ".parquet": _ParquetReader, ".jsonl": _JsonlReader}
@@ -1007,8 +1062,9 @@ def _recording_files(path: str) -> List[str]:
 
 class Recording:
     """A recording opened for reading (:func:`open_recording`): iterate it
-    for the Batches (as a live ring gives them), or :meth:`frames` for the
-    frames with their stats and facts."""
+    for the batches as the live ring gave them (a Batch, or a record array
+    for a single-type ring), or :meth:`frames` for the frames with their
+    stats and facts."""
 
     def __init__(self, path: Union[str, "os.PathLike[str]"]):
         self.path = os.fspath(path)
@@ -1051,8 +1107,15 @@ class Recording:
         for i, path in enumerate(self.files):
             r = self._first if i == 0 and self._first is not None else _reader(path)
             self._first = None
-            for rb, meta in r.raw_frames():
-                frame = _frame_of(r.layout, rb, meta)
+            for k, (rb, meta) in enumerate(r.raw_frames()):
+                try:
+                    rb.validate(full=True)
+                    frame = _frame_of(r.layout, rb, meta)
+                except RecordingError:
+                    raise
+                except Exception as exc:      # what pyarrow or numpy make of damaged data
+                    raise RecordingError("%s: frame %d is damaged (%s: %s)"
+                                         % (path, k, type(exc).__name__, exc)) from None
                 self.last = frame
                 yield frame
             if r.truncated:
@@ -1060,9 +1123,12 @@ class Recording:
             self.end = r.end
 
     def __iter__(self) -> Iterator[Any]:
+        """The non-empty batches, as iterating the live ring gave them: a
+        record array per batch for a single-type ring, a Batch otherwise."""
+        single = self.layout.types[0][1] if len(self.layout.types) == 1 else None
         for frame in self.frames():
             if frame.batch.count:
-                yield frame.batch
+                yield frame.batch if single is None else frame.batch[single]
 
 
 def open_recording(path: Union[str, "os.PathLike[str]"]) -> Recording:

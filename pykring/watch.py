@@ -19,11 +19,13 @@ apply ``exit_code``, ``cmdline``, ``address``, ``length`` (and a few more).
 A summary goes to stderr at the end.
 """
 import argparse
+import contextlib
 import os
 import re
+import signal
 import sys
 import time
-from typing import Any, Dict, List, Mapping, Optional, TextIO, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, TextIO, Tuple
 
 from . import events as ev
 from .recording import Recorder
@@ -259,6 +261,20 @@ def _lost_line(who: str, n: int) -> str:
     return "pykring %s: %d events lost (the kernel ring was full)\n" % (who, n)
 
 
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """SIGINT (Ctrl-C) blocked inside: it arrives, as KeyboardInterrupt,
+    when the block is done."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _open_outputs(args, ring, w: "Watch", t0: float) -> List[Any]:
     """The --output recorder and the --sink, in that order (KringError or
     OSError saying what is wrong)."""
@@ -312,9 +328,12 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
     with ring:
         try:
             outputs = _open_outputs(args, ring, w, t0)
-        except (pykring.KringError, OSError) as exc:
+        except (pykring.KringError, OSError, ImportError) as exc:
+            # A file it cannot write, pyarrow missing: usage (2); a sink's server: 1.
+            if isinstance(exc, OSError) and not isinstance(exc, pykring.KringError):
+                exc = "cannot write the recording %s: %s" % (exc.filename or args.output, exc.strerror or exc)
             err.write("pykring watch: %s\n" % exc)
-            return 2 if isinstance(exc, (pykring.RecordingError, OSError)) else 1
+            return 1 if isinstance(exc, pykring.KringError) and not isinstance(exc, pykring.RecordingError) else 2
         err.write("pykring watch: %s events from the kernel, Ctrl-C to stop\n" % args.events)
         err.flush()
         try:
@@ -325,12 +344,17 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                     break
                 batch = ring.read_batch(timeout=0.5 if left is None else min(left, 0.5))
                 if batch:
-                    w.feed(batch)
-                    st = ring.stats
                     if outputs:
-                        facts = w.take_facts()
-                        for o in outputs:
-                            o.write(batch, st, facts)
+                        # Printed and recorded, or neither: Ctrl-C waits.
+                        with _sigint_deferred():
+                            w.feed(batch)
+                            st = ring.stats
+                            facts = w.take_facts()
+                            for o in outputs:
+                                o.write(batch, st, facts)
+                    else:
+                        w.feed(batch)
+                        st = ring.stats
                     if st.lost > lost:
                         err.write(_lost_line("watch", st.lost - lost))
                         err.flush()

@@ -358,12 +358,11 @@ def report_lines(report: Dict[str, Dict[str, int]]) -> List[str]:
 async def _collect(args, err) -> int:
     import asyncio
 
-    from nats.aio.client import Client
     from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
     from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
-    from .sinks import NatsTransport, SinkError
+    from .sinks import NatsConnection, NatsTransport, SinkError, default_stream_config
 
     def log(text: str) -> None:
         err.write("pykring collect: %s\n" % text)
@@ -376,38 +375,20 @@ async def _collect(args, err) -> int:
         return 2
     collector = Collector(args.output, log)
     log("%s: %d files of %d streams already there" % (collector.output, collector.files, len(collector.streams)))
-    last_error: List[BaseException] = []
-
-    async def on_error(exc):
-        last_error[:] = [exc]
-
-    nc = Client()
-    try:
-        await asyncio.wait_for(nc.connect(
-            servers=target.servers, name="pykring collect", connect_timeout=max(0.5, min(2.0, args.connect_timeout)),
-            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25, ping_interval=5,
-            error_cb=on_error), args.connect_timeout)
-    except (asyncio.TimeoutError, OSError, Exception) as exc:
-        why = last_error[0] if last_error else exc
+    conn = NatsConnection(target.servers, "pykring collect")
+    if not await conn.ensure(args.connect_timeout):
+        why = conn.last_error
         log("%s: cannot reach a NATS server within %.0f s (%s): start one with JetStream (nats-server -js) "
             "or fix the URL; docs/FLEET.md" % (target.url, args.connect_timeout,
-                                               "connection refused" if "refused" in str(why).lower() else why))
-        try:
-            await nc.close()
-        except Exception:
-            pass
+                                               "connection refused" if isinstance(why, ConnectionRefusedError)
+                                               else why))
         return 1
-    js = nc.jetstream(timeout=max(5.0, args.connect_timeout))
+    js = conn.js
     try:
         try:
             await js.stream_info(target.stream)
         except NotFoundError:
-            from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-
-            await js.add_stream(StreamConfig(
-                name=target.stream, subjects=[target.subject], storage=StorageType.FILE,
-                retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD, max_age=72 * 3600.0,
-                duplicate_window=120.0))
+            await js.add_stream(default_stream_config(target.stream, target.subject))
         config = ConsumerConfig(durable_name=args.durable, ack_policy=AckPolicy.EXPLICIT,
                                 deliver_policy=DeliverPolicy.ALL, ack_wait=args.ack_wait,
                                 max_ack_pending=args.max_ack_pending, max_deliver=-1,
@@ -416,14 +397,13 @@ async def _collect(args, err) -> int:
             await js.add_consumer(target.stream, config)
         except APIError as exc:         # it exists with other settings: use it as it is
             log("using the existing consumer %s (%s)" % (args.durable, exc))
-        psub = await js.pull_subscribe_bind(durable=args.durable, stream=target.stream)
     except ServiceUnavailableError:
         log("%s: the NATS server has no JetStream: start it with -js (docs/FLEET.md)" % target.url)
-        await nc.close()
+        await conn.drop()
         return 1
     except (asyncio.TimeoutError, APIError) as exc:
         log("%s: JetStream refused the stream or consumer: %s" % (target.url, exc))
-        await nc.close()
+        await conn.drop()
         return 1
 
     stop = asyncio.Event()
@@ -434,36 +414,44 @@ async def _collect(args, err) -> int:
     pending: List[Any] = []          # messages to acknowledge after the next flush
     last_report = time.monotonic()
     reported: Optional[dict] = None
+    psub: Any = None
+    bound = -1                        # the connection generation psub belongs to
 
     async def flush_and_ack() -> None:
         collector.flush()
         for m in pending:
             try:
                 await m.ack()
-            except Exception:       # disconnected: JetStream delivers it again; it is then a duplicate
+            except Exception:       # that connection is gone: JetStream delivers it again, a duplicate then
                 pass
         pending.clear()
-        try:
-            await nc.flush(timeout=2)
-        except Exception:
-            pass
+        if conn.connected:
+            try:
+                await conn.nc.flush(timeout=2)
+            except Exception:
+                pass
 
     rc = 0
     try:
         while not stop.is_set():
-            try:
-                msgs = await psub.fetch(batch=args.fetch, timeout=1.0)
-            except (NatsTimeout, asyncio.TimeoutError):
-                msgs = []
-            except Exception as exc:    # the server restarting: wait for the client's reconnect
-                last_error[:] = [exc]
-                msgs = []
-                await asyncio.sleep(0.2)
+            msgs: List[Any] = []
+            if not await conn.ensure(1.0):
+                await asyncio.sleep(0.1)        # the server is away: what is buffered waits for it
+            else:
+                try:
+                    if bound != conn.generation:
+                        psub = await conn.js.pull_subscribe_bind(durable=args.durable, stream=target.stream)
+                        bound = conn.generation
+                    msgs = await psub.fetch(batch=args.fetch, timeout=1.0)
+                except (NatsTimeout, asyncio.TimeoutError):
+                    pass
+                except Exception as exc:    # the server went away mid-call: connect again
+                    conn.last_error = exc
+                    await asyncio.sleep(0.1)
             for m in msgs:
                 collector.add(m.data)
                 pending.append(m)
-            if pending and (collector.due(args.flush_seconds, args.flush_bytes) or
-                            collector.empty):
+            if pending and (collector.due(args.flush_seconds, args.flush_bytes) or collector.empty):
                 await flush_and_ack()
             now = time.monotonic()
             if now - last_report >= args.report_seconds:
@@ -480,14 +468,7 @@ async def _collect(args, err) -> int:
             "(JetStream delivers them again)" % (collector.output, exc))
         rc = 1
     finally:
-        try:
-            await psub.unsubscribe()
-        except Exception:
-            pass
-        try:
-            await nc.close()
-        except Exception:
-            pass
+        await conn.drop()
     for line in report_lines(collector.report()):
         log(line)
     log("%d files, %d duplicate and %d rejected messages" % (collector.files, collector.duplicates, collector.rejected))

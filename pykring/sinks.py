@@ -156,6 +156,93 @@ def _safe_url(parts) -> str:
     return "%s://%s%s" % (parts.scheme, netloc, parts.path)
 
 
+def default_stream_config(name: str, subject: str):
+    """The stream made when none captures the subject: file storage, limits
+    retention (discard old), 72 hours, a 2 minute duplicate window."""
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+    return StreamConfig(name=name, subjects=[subject], storage=StorageType.FILE, retention=RetentionPolicy.LIMITS,
+                        discard=DiscardPolicy.OLD, max_age=72 * 3600.0, duplicate_window=120.0)
+
+
+class NatsConnection:
+    """One nats-py client at a time, made again when it is lost.
+
+    nats-py's own reconnection is off: under load it was seen to stay in its
+    reconnecting state after the server came back. Instead a lost (closed)
+    client is dropped and :meth:`ensure` connects a new one, trying the
+    servers in turn; the caller (the sink's retries, the collector's loop)
+    decides how long to keep trying. ``generation`` counts the clients made,
+    so that subscriptions of a lost one are made again."""
+
+    def __init__(self, servers: Sequence[str], name: str):
+        self.servers = list(servers)
+        self.name = name
+        self.nc: Optional[Any] = None
+        self.js: Optional[Any] = None
+        self.generation = 0
+        self.last_error: Optional[BaseException] = None
+        self._next = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    @property
+    def max_payload(self) -> int:
+        return int(self.nc.max_payload) if self.nc is not None else 1 << 20
+
+    async def ensure(self, timeout: float) -> bool:
+        """Connected within `timeout` seconds (True), or not (last_error says why)."""
+        import asyncio
+
+        from nats.aio.client import Client
+
+        if self.connected:
+            return True
+        await self.drop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            server = self.servers[self._next % len(self.servers)]
+            self._next += 1
+            nc = Client()
+            errors: List[BaseException] = []
+
+            async def on_error(exc, errors=errors):
+                errors.append(exc)
+
+            left = max(0.05, deadline - loop.time())
+            try:
+                await asyncio.wait_for(nc.connect(
+                    servers=[server], name=self.name, connect_timeout=max(0.05, min(2.0, left)),
+                    allow_reconnect=False, ping_interval=5, max_outstanding_pings=2, error_cb=on_error), left)
+            except BaseException as exc:        # refused, timed out, cancelled: try again or give up
+                self.last_error = errors[0] if errors else exc
+                try:
+                    await nc.close()
+                except Exception:
+                    pass
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                if loop.time() + 0.25 >= deadline:
+                    return False
+                await asyncio.sleep(0.25)
+                continue
+            self.nc = nc
+            self.js = nc.jetstream(timeout=max(2.0, timeout))
+            self.generation += 1
+            return True
+
+    async def drop(self) -> None:
+        nc, self.nc, self.js = self.nc, None, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await nc.close()
+            except Exception:
+                pass
+
+
 class NatsTransport(Transport):
     """NATS JetStream through nats-py (``pip install 'pykring[nats]'``), on an
     asyncio loop in a thread of its own.
@@ -184,10 +271,9 @@ class NatsTransport(Transport):
             raise SinkError("%s: no server in the URL (nats://HOST:PORT/SUBJECT)" % self.url)
         self.name = name
         self.last_error: Optional[BaseException] = None
+        self.conn: Optional["NatsConnection"] = None
         self._loop: Optional[Any] = None
         self._thread: Optional[threading.Thread] = None
-        self._nc: Optional[Any] = None
-        self._js: Optional[Any] = None
 
     # -- the loop thread ------------------------------------------------------
     def _run(self, coro, timeout: float):
@@ -240,41 +326,25 @@ class NatsTransport(Transport):
     async def _connect(self, timeout: float) -> None:
         import asyncio
 
-        from nats.aio.client import Client
-        from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
         from nats.js.errors import NotFoundError, ServiceUnavailableError
 
-        async def on_error(exc):
-            self.last_error = exc
-
-        nc = Client()
-        self._nc = nc
-        try:
-            # Reconnects never stop: the sink's backlog, not the client,
-            # decides what is given up. The first connection has `timeout`.
-            await asyncio.wait_for(nc.connect(
-                servers=self.servers, name=self.name, connect_timeout=max(0.5, min(2.0, timeout)),
-                allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
-                ping_interval=5, max_outstanding_pings=2, error_cb=on_error), timeout)
-        except (asyncio.TimeoutError, OSError, Exception) as exc:
-            why = self.last_error or exc
+        conn = self.conn = NatsConnection(self.servers, self.name)
+        if not await conn.ensure(timeout):
             raise SinkError("%s: cannot reach a NATS server within %.0f s (%s): start one with JetStream "
                             "(nats-server -js) or fix the URL; docs/FLEET.md"
-                            % (self.url, timeout, _describe(why))) from None
-        self._js = nc.jetstream(timeout=timeout)
+                            % (self.url, timeout, _describe(conn.last_error or TimeoutError("no answer"))))
+        js = conn.js
+        assert js is not None
         try:
             try:
-                info = await self._js.stream_info(self.stream)
+                info = await js.stream_info(self.stream)
                 subjects = info.config.subjects or []
                 if not any(_subject_matches(s, self.subject) for s in subjects):
                     raise SinkError("%s: the JetStream stream %s captures %s, not %s: publish to one of those "
                                     "or name another stream (?stream=NAME)"
                                     % (self.url, self.stream, ", ".join(subjects) or "nothing", self.subject))
             except NotFoundError:
-                await self._js.add_stream(StreamConfig(
-                    name=self.stream, subjects=[self.subject], storage=StorageType.FILE,
-                    retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD,
-                    max_age=72 * 3600.0, duplicate_window=120.0))
+                await js.add_stream(default_stream_config(self.stream, self.subject))
         except ServiceUnavailableError:
             raise SinkError("%s: the NATS server has no JetStream: start it with -js (docs/FLEET.md)"
                             % self.url) from None
@@ -284,8 +354,8 @@ class NatsTransport(Transport):
 
     @property
     def max_message(self) -> int:
-        nc = self._nc
-        return int(nc.max_payload) if nc is not None else 1 << 20
+        conn = self.conn
+        return conn.max_payload if conn is not None else 1 << 20
 
     def deliver(self, messages: Sequence[Message], timeout: float) -> List[Optional[BaseException]]:
         try:
@@ -296,12 +366,12 @@ class NatsTransport(Transport):
     async def _deliver(self, messages: Sequence[Message], timeout: float) -> List[Optional[BaseException]]:
         import asyncio
 
-        nc, js = self._nc, self._js
-        if nc is None or js is None or not nc.is_connected:
-            # Reconnecting: what nats-py would buffer meanwhile could not be
-            # confirmed anyway; the sink keeps the messages and tries again.
-            err = ConnectionError("not connected to %s" % self.url)
+        conn = self.conn
+        if conn is None or not await conn.ensure(min(timeout, 1.0)):
+            err = ConnectionError("not connected to %s (%s)" % (
+                self.url, _describe(conn.last_error) if conn and conn.last_error else "no server answers"))
             return [err] * len(messages)
+        js = conn.js
         got = await asyncio.gather(*(js.publish(self.subject, m.payload, timeout=timeout, headers=m.headers)
                                      for m in messages), return_exceptions=True)
         out: List[Optional[BaseException]] = []
@@ -312,12 +382,9 @@ class NatsTransport(Transport):
         return out
 
     async def _close(self) -> None:
-        nc, self._nc, self._js = self._nc, None, None
-        if nc is not None and not nc.is_closed:
-            try:
-                await nc.close()
-            except Exception:
-                pass
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await conn.drop()
 
     def close(self) -> None:
         if self._loop is None:
@@ -340,10 +407,9 @@ def _subject_matches(pattern: str, subject: str) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, ConnectionRefusedError) or "refused" in text.lower():
+    if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    return text
+    return str(exc) or type(exc).__name__
 
 
 @dataclass
@@ -354,6 +420,7 @@ class _Counts:
     dropped: int = 0                #: events given up (backlog full, or unsent at close)
     dropped_messages: int = 0
     dropped_at_close: int = 0       #: of dropped: unsent when close() gave up (the collector cannot see them)
+    unsent_at_close: int = 0        #: messages unsent then (the last one, the final counts, has no events)
     too_big: int = 0                #: of dropped: single records larger than the broker's message limit
 
 
@@ -440,29 +507,28 @@ class Sink:
         seq = rb.column(rb.schema.get_field_index("seq"))
         t = time.monotonic() - self._t0
 
-        def emit(lo: int, hi: int, parts_hint: int) -> None:
-            n = hi - lo
-            step = max(1, -(-n // max(1, parts_hint)))
-            for a in range(lo, hi, step):
-                b = min(hi, a + step)
-                part = rb.slice(a, b - a)
-                first = int(seq[a].as_py())
-                last = int(seq[b - 1].as_py()) + 1
-                extra = self._extra(first, last, b - a)
-                data = frame_bytes(self.layout, part, stats, t, facts, extra)
-                if len(data) <= limit:
-                    self._advance(first, last, b - a)
-                    self._enqueue(self._message(data, b - a, extra["seq_from"], last), force=False)
-                elif b - a > 1:
-                    emit(a, b, 2)
-                else:           # one record larger than any message: cannot go, counted
-                    self._advance(first, last, 1)
-                    with self._cond:
-                        self.counts.too_big += 1
-                    self._drop(1, 0)
+        def emit(a: int, b: int) -> None:
+            part = rb.slice(a, b - a)
+            first = int(seq[a].as_py())
+            last = int(seq[b - 1].as_py()) + 1
+            extra = self._extra(first, last, b - a)
+            data = frame_bytes(self.layout, part, stats, t, facts, extra)
+            if len(data) <= limit:
+                self._advance(first, last, b - a)
+                self._enqueue(self._message(data, b - a, extra["seq_from"], last), force=False)
+            elif b - a > 1:
+                # Too big (compressed): as many parts as the size says, and a spare.
+                parts = min(b - a, -(-len(data) // limit) + 1)
+                step = -(-(b - a) // parts)
+                for lo in range(a, b, step):
+                    emit(lo, min(b, lo + step))
+            else:           # one record larger than any message: cannot go, counted
+                self._advance(first, last, 1)
+                with self._cond:
+                    self.counts.too_big += 1
+                self._drop(1, 0)
 
-        n = len(rb)
-        emit(0, n, -(-(rb.nbytes + 2048) // limit) if n else 1)
+        emit(0, len(rb))
 
     def _extra(self, first: int, last: int, rows: int) -> Dict[str, Any]:
         origin = first if self._origin is None else self._origin
@@ -567,10 +633,11 @@ class Sink:
                 stats = self._ring.stats
             except KringError:
                 stats = None
-        with self._cond:
-            self._closing = True
         # The end message: no records, the range up to the ring's last number
         # (records the ring lost after the last one it delivered included).
+        # It is queued in the same step that tells the sender the end is
+        # near, which then stops once the queue is empty.
+        end_msg = None
         if self._next is not None:
             tail = 0
             if stats is not None and self._last_lost is not None:
@@ -583,9 +650,16 @@ class Sink:
             end["end"] = True
             self._ring_lost += tail
             self._next = first + tail
-            end["sink_dropped"] = self.counts.dropped
+            with self._cond:
+                end["sink_dropped"] = self.counts.dropped
             payload = frame_bytes(self.layout, self.layout.encode({}), stats, time.monotonic() - self._t0, None, end)
-            self._enqueue(self._message(payload, 0, first, first + tail), force=True)
+            end_msg = self._message(payload, 0, first, first + tail)
+        with self._cond:
+            if end_msg is not None:
+                self._queue.append(end_msg)
+                self._bytes += end_msg.size
+            self._closing = True
+            self._cond.notify_all()
         deadline = time.monotonic() + self.linger
         with self._cond:
             self._cond.notify_all()
@@ -603,6 +677,7 @@ class Sink:
                 self.counts.dropped += m.events
                 self.counts.dropped_at_close += m.events
                 self.counts.dropped_messages += 1
+                self.counts.unsent_at_close += 1
         self.transport.close()
         self._closed = True
 
@@ -612,13 +687,13 @@ class Sink:
         line = ("sink %s: published %d events in %d messages, retried %d, dropped %d events in %d messages"
                 % (self.url, c.published, c.published_messages, c.retried, c.dropped, c.dropped_messages))
         notes = []
-        if c.dropped_at_close:
-            notes.append("%d unsent at close" % c.dropped_at_close)
+        if c.unsent_at_close:
+            notes.append("%d events in %d messages unsent at close" % (c.dropped_at_close, c.unsent_at_close))
         if c.too_big:
             notes.append("%d records larger than the broker's message limit" % c.too_big)
         if notes:
             line += " (%s)" % ", ".join(notes)
-        if c.dropped_at_close and self.last_error is not None:
+        if c.unsent_at_close and self.last_error is not None:
             line += "; last error: %s" % _describe(self.last_error)
         return line
 

@@ -24,6 +24,7 @@ BENCHMARKS: Dict[str, Tuple[str, str]] = {
     "idle": ("benchmarks.idle", "CPU time of a consumer blocked in read(timeout=None)"),
     "scaling": ("benchmarks.scaling", "throughput vs ring size and read batch; peak RSS vs stream length"),
     "bpf": ("benchmarks.bpf", "BPF ring: pykring vs libbpf's C consumer; fork rate with/without programs; spawn loss"),
+    "fleet": ("benchmarks.fleet", "ring -> NatsSink -> local JetStream -> collect -> Parquet vs a direct Recorder"),
     "soak": ("benchmarks.soak", "10**9 checksummed records, producer process -> ring -> numpy: none lost, torn, reordered"),
     "results": ("benchmarks.results", "writes RESULTS.md (its generated section), the PNG plots and README's figures"),
     "readme": ("benchmarks.readme", "README's Performance figures from RESULTS.md's generated block (measures nothing)"),
@@ -39,6 +40,8 @@ COMMANDS: Dict[str, List[Tuple[str, dict]]] = {
     "idle": [("idle", {})],
     "scaling": [("scaling", {})],
     "bpf": [("bpf", {"required": True})],          # 'all' skips it (with a note) without root or toolchain
+    # fleet mode: needs nats-server (run.sh bench installs it) and pykring[nats]
+    "fleet": [("fleet", {})],
     # long runs, not part of 'all': --records N (default 10**9, 10**7 with --quick)
     "soak": [("soak", {})],
     "soak-restart": [("soak", {"restarts": 4})],

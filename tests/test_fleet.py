@@ -4,7 +4,7 @@ several hosts, ``python -m pykring collect`` into Parquet, exactly once.
 The hosts are simulated: each is a process (``python -m tests.test_fleet
 host ...``) with its own host identity, a user-mode producer thread writing
 numpy batches into a ring whose record ``value`` is its sequence number, and
-a NatsSink draining it. A fourth stream is this machine's real kernel ring.
+a NatsSink draining it. A fourth stream is this machine's kernel, from ``python -m pykring watch --json --sink URL``.
 The NATS server is stopped while the hosts keep writing (two of them with a
 backlog too small for the outage: real drops), started again, and the
 collector is SIGKILLed mid-stream and started again. Then every record is
@@ -13,7 +13,9 @@ sequence gaps the collector sees.
 """
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -135,33 +137,41 @@ def _collector(url, out, log):
                             cwd=ROOT, stdout=log, stderr=log)
 
 
-class KernelStream(threading.Thread):
-    """This machine's kernel ring drained into a NatsSink until stopped."""
+class KernelWatch:
+    """``python -m pykring watch --json --sink URL``: this machine's kernel
+    events, printed and published, until stopped with Ctrl-C (SIGINT)."""
 
-    def __init__(self, url):
-        super().__init__(name="kernel-sink")
-        self.ring = pykring.kernel(events="process,image")
-        self.sink = NatsSink(url, self.ring, linger=120)
-        self.stop = threading.Event()
-        self.read = 0
-        self.error = None
+    def __init__(self, url, tmp):
+        self.out_path, self.err_path = os.path.join(tmp, "watch.out"), os.path.join(tmp, "watch.err")
+        self._out, self._err = open(self.out_path, "w"), open(self.err_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "pykring", "watch", "--json", "--sink", url],
+                                     cwd=ROOT, stdout=self._out, stderr=self._err)
+        self.hostname = socket.gethostname()
+        _wait_for("the watch to start", lambda: "Ctrl-C to stop" in self.stderr() or self.proc.poll() is not None)
+        assert self.proc.poll() is None, self.stderr()
 
-    def run(self):
-        try:
-            while not self.stop.is_set():
-                b = self.ring.read_batch(timeout=0.2)
-                if b:
-                    self.read += b.count
-                    self.sink.write(b)
-            b = self.ring.read_batch(timeout=0)
-            if b:
-                self.read += b.count
-                self.sink.write(b)
-            self.sink.close(self.ring.stats)
-        except BaseException as exc:        # shown by the test
-            self.error = exc
-        finally:
-            self.ring.close()
+    def stderr(self):
+        with open(self.err_path) as f:
+            return f.read()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        rc = self.proc.wait(120)
+        self._out.close()
+        self._err.close()
+        assert rc == 0, self.stderr()
+        with open(self.out_path) as f:
+            self.events = [json.loads(line) for line in f]
+        mo = re.search(r"sink .*: published (\d+) events in \d+ messages, retried (\d+), dropped (\d+) events",
+                       self.stderr())
+        assert mo, self.stderr()
+        self.published, self.retried, self.dropped = map(int, mo.groups())
+        assert "unsent at close" not in self.stderr(), self.stderr()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _spawn(n):
@@ -194,8 +204,7 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
     hosts = []
     kernel = None
     try:
-        kernel = KernelStream(url)
-        kernel.start()
+        kernel = KernelWatch(url, str(tmp_path))
         for i, h in enumerate(HOSTS):
             hosts.append(subprocess.Popen(
                 [sys.executable, "-m", "tests.test_fleet", "host", url, h, str(i), ctl, str(BACKLOGS[h]),
@@ -235,14 +244,11 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
         assert [f["dropped"] for f in finals] == [r["dropped"] for r in during], (finals, during)
         for p in hosts:
             assert p.wait(60) == 0
-        kernel.stop.set()
-        kernel.join(180)
-        assert not kernel.is_alive()
-        assert kernel.error is None, kernel.error
+        kernel.stop()
 
         # Everything published reaches the files.
         expect = {h: f["published"] for h, f in zip(HOSTS, finals)}
-        expect[kernel.sink.hostname] = kernel.sink.published
+        expect[kernel.hostname] = kernel.published
 
         def complete():
             rep = summarize(out)
@@ -260,9 +266,8 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
         if collector.poll() is None:
             collector.kill()
             collector.wait()
-        if kernel is not None and kernel.is_alive():
-            kernel.stop.set()
-            kernel.join(60)
+        if kernel is not None:
+            kernel.kill()
         srv.stop()
         log.close()
 
@@ -288,9 +293,9 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
             assert part["host"] not in sims, "one stream per simulated host"
             np.testing.assert_array_equal(t.column("value").to_numpy(), seq)   # the records' own content
             sims[part["host"]] = seq
-    produced = sum(f["total"] for f in finals) + kernel.read
+    produced = sum(f["total"] for f in finals) + len(kernel.events)
     assert produced >= 10 ** 6, produced
-    assert total == produced - sum(f["dropped"] for f in finals) - kernel.sink.dropped
+    assert total == produced - sum(f["dropped"] for f in finals) - (len(kernel.events) - kernel.published)
     for h, f in zip(HOSTS, finals):
         seq = sims[h]
         # Every record was written with block=True: seq 0 .. total-1 exist at the source.
@@ -301,11 +306,14 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
     assert sum(f["dropped"] for f in finals) > 0
     assert finals[2]["retried"] > 0             # sim-c kept its outage's records and sent them after it
 
-    # The kernel stream: what its ring delivered, every spawned process among it.
-    kh = kernel.sink.hostname
-    assert report[kh]["events"] == kernel.read - kernel.sink.dropped
+    # The kernel stream: every event the watch printed, every spawned process among them.
+    kh = kernel.hostname
+    assert kernel.dropped == 0
+    assert report[kh]["events"] == kernel.published
+    # watch prints a batch, then publishes it: Ctrl-C between the two leaves
+    # the last batch printed and not published (never the other way round).
+    assert 0 <= len(kernel.events) - kernel.published
     assert report[kh]["dropped"] == report[kh]["gaps"], report[kh]
-    assert kernel.sink.counts.unsent_at_close == 0
     kernel_pids = set()
     rec = pykring.open_recording(os.path.join(out, "host=%s" % kh))
     for batch in rec:

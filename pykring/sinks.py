@@ -178,8 +178,8 @@ class NatsConnection:
     def __init__(self, servers: Sequence[str], name: str):
         self.servers = list(servers)
         self.name = name
-        self.nc: Optional[Any] = None
-        self.js: Optional[Any] = None
+        self.nc: Any = None                 #: the nats-py client, None while there is none
+        self.js: Any = None                 #: its JetStream context
         self.generation = 0
         self.last_error: Optional[BaseException] = None
         self._next = 0
@@ -215,7 +215,7 @@ class NatsConnection:
             left = max(0.05, deadline - loop.time())
             try:
                 await asyncio.wait_for(nc.connect(
-                    servers=[server], name=self.name, connect_timeout=max(0.05, min(2.0, left)),
+                    servers=[server], name=self.name, connect_timeout=2,
                     allow_reconnect=False, ping_interval=5, max_outstanding_pings=2, error_cb=on_error), left)
             except BaseException as exc:        # refused, timed out, cancelled: try again or give up
                 self.last_error = errors[0] if errors else exc
@@ -262,7 +262,7 @@ class NatsTransport(Transport):
             raise SinkError("%s: the URL needs a subject without wildcards after the server "
                             "(nats://HOST:PORT/SUBJECT, e.g. nats://127.0.0.1:4222/pykring.events)" % self.url)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        self.stream = query.pop("stream", None) or stream_name(self.subject)
+        self.stream = query.pop("stream", "") or stream_name(self.subject)
         self.options = query
         userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
         self.servers = ["%s://%s%s" % ("tls" if parts.scheme == "tls" else "nats", userinfo, hp)

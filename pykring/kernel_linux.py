@@ -48,7 +48,7 @@ from ._common import check_ring_size
 from ._bpf_clock import clock_config
 from ._bpf_access import _can_trace_syscalls, check_privileges, ensure_tracefs
 from .events import EVENT_KINDS, event_bits
-from .ring import Ring
+from .ring import Batch, Ring
 
 #: The compiled programs, next to this module (KRING_BPF_OBJECT overrides).
 OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "kring_events.bpf.o")
@@ -393,7 +393,7 @@ def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]],
 
 
 def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE, max_args: int = DEFAULT_MAX_ARGS,
-              wake_interval: Optional[float] = None):
+              wake_interval: Optional[float] = None) -> Ring[Batch]:
     """Load and attach the programs; return a :class:`pykring.Ring` over their
     ring buffer that detaches them when it is closed."""
     src = LinuxKernelSource(events, size, max_args, wake_interval)

@@ -2,8 +2,8 @@
 import threading
 import time
 from dataclasses import dataclass
-from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar,
-                    Union)
+from typing import (Any, AsyncIterator, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple,
+                    TypeVar, Union, overload)
 
 import numpy as np
 
@@ -95,6 +95,13 @@ class Batch(Mapping[str, np.ndarray]):
         return batch_to_pandas(self, binary)
 
 
+#: What a :class:`Ring` yields when iterated (and :meth:`Ring.aread` returns):
+#: ``np.ndarray`` for a ring of one record type, :class:`Batch` for several.
+#: Only for type checkers: ``Ring[Batch]`` and ``Ring[np.ndarray]`` are the
+#: same class at run time.
+R = TypeVar("R", bound=Union[np.ndarray, Batch])
+
+
 def _empty_rows(dt: np.dtype) -> np.ndarray:
     """No rows of `dt`, read-only: one such array serves every batch."""
     rows = np.empty(0, dtype=dt)
@@ -102,8 +109,13 @@ def _empty_rows(dt: np.dtype) -> np.ndarray:
     return rows
 
 
-class Ring(Lifecycle):
+class Ring(Lifecycle, Generic[R]):
     """The consumer of a ring: owns the mapping, drains records into numpy.
+
+    Generic in what iteration yields, for type checkers: ``Ring[np.ndarray]``
+    for a ring of one record type (:func:`create` with one dtype),
+    ``Ring[Batch]`` for several (:func:`pykring.kernel`); :meth:`read_batch`
+    works on both and always gives a :class:`Batch`.
 
     Use :func:`create` or :func:`attach` (or a kernel source) to get one, and
     close it (or use it as a context manager) to release the mapping; a ring
@@ -369,7 +381,7 @@ class Ring(Lifecycle):
         finally:
             self._leave()
 
-    def read(self, max_records: Optional[int] = None, timeout: Timeout = 0,
+    def read(self: "Ring[np.ndarray]", max_records: Optional[int] = None, timeout: Timeout = 0,
              out: Optional[np.ndarray] = None, commit: bool = True) -> np.ndarray:
         """Records of a single-type ring, as a structured array.
 
@@ -563,7 +575,7 @@ class Ring(Lifecycle):
         finally:
             self._leave()
 
-    def __iter__(self) -> Iterator[Union[np.ndarray, Batch]]:
+    def __iter__(self) -> Iterator[R]:
         """Blocks and yields non-empty batches: arrays for a single-type ring,
         :class:`Batch` objects otherwise. Ends when the producer closes the
         ring, or when this Ring is closed (from another thread, or by the
@@ -571,7 +583,8 @@ class Ring(Lifecycle):
         single = len(self._types) == 1
         while not self._closing:
             try:
-                batch = self.read(timeout=None) if single else self.read_batch(timeout=None)
+                # An array exactly when R is np.ndarray (a single-type ring).
+                batch: Any = self.read(timeout=None) if single else self.read_batch(timeout=None)  # type: ignore[misc]
             except errors.RingClosedError:      # ObjectClosedError too: closed meanwhile
                 return
             if len(batch) if isinstance(batch, np.ndarray) else batch.count:
@@ -647,7 +660,7 @@ class Ring(Lifecycle):
             self._close_watchers.pop(key, None)
 
     async def aread(self, max_records: Optional[int] = None,
-                    timeout: Timeout = None) -> Union[np.ndarray, Batch]:
+                    timeout: Timeout = None) -> R:
         """Await records without blocking the event loop: an array for a
         single-type ring (as :meth:`read`), a :class:`Batch` otherwise (as
         :meth:`read_batch`).
@@ -663,7 +676,7 @@ class Ring(Lifecycle):
 
         return await aread(self, max_records, timeout)
 
-    def __aiter__(self) -> AsyncIterator[Union[np.ndarray, Batch]]:
+    def __aiter__(self) -> AsyncIterator[R]:
         """``async for batch in ring``: as :meth:`__iter__`, awaiting instead
         of blocking; ends when the producer closes the ring or this Ring is
         closed (from any thread, or by the loop's body)."""
@@ -707,7 +720,7 @@ class Ring(Lifecycle):
             self._path or "", state, self.capacity, ", ".join(n for _, n, _ in self._types))
 
 
-def _wrap_consumer(c, path: str, unlink: bool = False) -> Ring:
+def _wrap_consumer(c, path: str, unlink: bool = False) -> "Ring[Any]":
     try:
         types = types_from_meta(private_meta(c.m, "ring %s" % path))
         for tid, name, dt in types:
@@ -720,8 +733,18 @@ def _wrap_consumer(c, path: str, unlink: bool = False) -> Ring:
     return Ring(c, types, path, unlink=identity)
 
 
-def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *,
-           replace: bool = False, unlink: bool = True, mode: int = 0o600) -> Ring:
+# What type checkers know of create()'s ring: one dtype makes a single-type
+# ring (Ring[np.ndarray]). A mapping makes a Batch ring only if it names two
+# types or more, which its type does not say, so that ring is Ring[Any]:
+# annotate it (``ring: pykring.Ring[pykring.Batch] = pykring.create(...)``).
+@overload
+def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, tuple], *,
+           replace: bool = ..., unlink: bool = ..., mode: int = ...) -> "Ring[np.ndarray]": ...
+@overload
+def create(name: str, capacity: int, dtype: Types, *,
+           replace: bool = ..., unlink: bool = ..., mode: int = ...) -> "Ring[Any]": ...
+def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, tuple, Types], *,
+           replace: bool = False, unlink: bool = True, mode: int = 0o600) -> "Ring[Any]":
     """Create a shared-memory ring and return its consumer.
 
     ``dtype``: a structured numpy dtype (the ring's one record type, named
@@ -743,8 +766,12 @@ def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *
     return _wrap_consumer(c, path, unlink=unlink)
 
 
-def attach(name: str) -> Ring:
-    """Become the consumer of an existing ring, at its persisted position."""
+def attach(name: str) -> "Ring[Any]":
+    """Become the consumer of an existing ring, at its persisted position.
+
+    What it yields (arrays or :class:`Batch` objects) depends on the ring
+    file's schema, which only the run time knows: type checkers see
+    ``Ring[Any]``; annotate the variable to say which it is."""
     path = ring_path(name)
     c = ffi.new("struct kring_consumer *")
     check_open(lib.kring_consumer_open(c, path.encode()), c, "attach ring %s" % path, path)

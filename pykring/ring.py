@@ -38,14 +38,30 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Stats:
-    """Counters of a ring, as seen by its consumer."""
+    """Counters of a ring, as seen by its consumer: a snapshot taken when
+    :attr:`Ring.stats` was read (the fields never change afterwards).
 
-    written: Optional[int]   #: records the producer committed (None: source keeps no count)
-    dropped: Optional[int]   #: records the producer dropped because the ring was full (exact)
-    lost: int                #: sequence numbers this consumer never saw (gaps, drops included)
-    read: int                #: records this consumer delivered
-    pending_bytes: int       #: bytes published and not yet drained
-    capacity: int            #: data area bytes
+    ``written``: records the producer committed since the ring was created
+        (a kernel source: since its programs were loaded), summed over
+        producers that came and went; None when the source keeps no count
+        (a BPF ring buffer opened without counters).
+    ``dropped``: records the producer discarded because the ring was full,
+        counted exactly, over the same span as ``written``; None exactly
+        when ``written`` is None.
+    ``lost``: sequence numbers this Ring never saw since it was opened, in
+        records: the drops and any other gap; never None.
+    ``read``: records this Ring delivered since it was opened; never None.
+    ``pending_bytes``: bytes the producer published that no read has
+        drained yet (record headers and padding included), 0 .. capacity.
+    ``capacity``: bytes of the ring's data area, a power of two.
+    """
+
+    written: Optional[int]
+    dropped: Optional[int]
+    lost: int
+    read: int
+    pending_bytes: int
+    capacity: int
 
 
 class Batch(Mapping[str, np.ndarray]):
@@ -68,7 +84,8 @@ class Batch(Mapping[str, np.ndarray]):
 
     @property
     def count(self) -> int:
-        """Records in the batch, all types together."""
+        """Records in the batch, all types together (the sum of the arrays'
+        lengths); 0 for an empty batch, which is then false."""
         return sum(len(a) for a in self._arrays.values())
 
     def __bool__(self) -> bool:
@@ -129,10 +146,12 @@ class Ring(Lifecycle, Generic[R]):
     :class:`RingClosedError` (an iterator just ends). After ``os.fork()`` the
     child cannot use the parent's Ring (it raises :class:`KringError`; attach
     again there), and the child's exit leaves the parent's ring alone.
+
+    ``source``: what feeds a kernel ring (on Linux the loaded programs'
+    :class:`~pykring.kernel_linux.LinuxKernelSource`); None for any other ring.
     """
 
     _kind = "ring"
-    #: What feeds a kernel ring (e.g. the LinuxKernelSource); None otherwise.
     source: Optional[object] = None
 
     def __init__(self, c, types: List[Tuple[int, str, np.dtype]], path: Optional[str] = None,
@@ -178,24 +197,35 @@ class Ring(Lifecycle, Generic[R]):
     # -- description ------------------------------------------------------
     @property
     def dtype(self) -> np.dtype:
-        """The record dtype of a single-type ring."""
+        """The record dtype of a single-type ring: the event header fields
+        (``seq``, ``ts``, ``type``, ``flags``), then the type's own. A ring
+        of several types raises TypeError (use :attr:`dtypes`). Known from
+        the schema, so also after :meth:`close`."""
         if len(self._types) != 1:
             raise TypeError("this ring has %d record types: use .dtypes" % len(self._types))
         return self._types[0][2]
 
     @property
     def dtypes(self) -> Dict[str, np.dtype]:
-        """Record dtype by type name."""
+        """Record dtype (event header fields, then the type's own) by type
+        name, in type id order: every key a :class:`Batch` of this ring has.
+        A new dict at each access; also after :meth:`close`."""
         return {name: dt for _, name, dt in self._types}
 
     @property
     def capacity(self) -> int:
-        """Bytes of the data area."""
+        """Bytes of the ring's data area, a power of two (a record takes
+        its size plus an 8-byte header, rounded up to 8). 0 once the ring
+        is closed."""
         return int(self._c.m.capacity)
 
     @property
     def path(self) -> Optional[str]:
-        """The ring file (Linux), mapping name (Windows), or the source's name."""
+        """Where the ring is: the ring file's path (Linux, e.g.
+        ``/dev/shm/<name>``), the mapping name (Windows), the driver's
+        device path (the Windows kernel source), or the source's name
+        (``"kernel:linux-bpf"``). None for a ring given no name (a BPF
+        ring buffer opened without one). Also after :meth:`close`."""
         return self._path
 
     # -- the lifecycle (Lifecycle) ------------------------------------------
@@ -687,7 +717,10 @@ class Ring(Lifecycle, Generic[R]):
     # -- state ------------------------------------------------------------
     @property
     def stats(self) -> Stats:
-        """Counters: written, dropped, lost, read, pending_bytes, capacity."""
+        """A :class:`Stats` snapshot of the counters, read at each access:
+        ``written``, ``dropped`` (None when the source keeps no count),
+        ``lost``, ``read`` (records), ``pending_bytes``, ``capacity``
+        (bytes). Raises :class:`ObjectClosedError` once the ring is closed."""
         self._enter()
         try:
             c = self._c
@@ -707,7 +740,12 @@ class Ring(Lifecycle, Generic[R]):
 
     @property
     def flags(self) -> int:
-        """The producer's KRING_F_* flags (0 for sources without metadata)."""
+        """The producer's ``KRING_F_*`` bits as they are now (docs/PROTOCOL.md):
+        0x1 closed cleanly, 0x2 broken (stopped writing), 0x4 a producer is
+        attached, 0x8 it blocks instead of dropping. 0 for sources without
+        a producer page (a BPF ring buffer); 0x2 when the ring file was
+        truncated under the mapping. Raises :class:`ObjectClosedError` once
+        the ring is closed."""
         self._enter()
         try:
             return int(lib.kring_ring_flags(self._c))

@@ -37,12 +37,13 @@ from .aio import wait_any
 from .arrow import to_arrow, to_pandas
 from .kernel import kernel
 from .producer import Producer
+from .recording import Recorder, RecordingError, open_recording
 from .ring import Batch, Ring, Stats, attach, create
 from .schema import HEADER_FIELDS, body_dtype, record_dtype
 
 __all__ = [
     "__version__", "create", "attach", "kernel", "ring_path", "Producer", "Ring", "Batch", "Stats", "wait_any",
-    "to_arrow", "to_pandas",
+    "to_arrow", "to_pandas", "Recorder", "open_recording", "RecordingError",
     "record_dtype", "body_dtype", "HEADER_FIELDS",
     "KringError", "KringOSError", "ConsumerGoneError", "ObjectClosedError", "KringPermissionError",
     "ProducerGoneError", "RecordTooBigError", "RingBrokenError", "RingBusyError",

@@ -122,6 +122,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .watch import add_arguments, run as run_watch
 
     add_arguments(w)
+    r = sub.add_parser("replay", help="print a recording of watch --output as the live watch printed it")
+    from .watch import add_replay_arguments, replay
+
+    add_replay_arguments(r)
     d = sub.add_parser("demo", help="stream records from a producer process and measure throughput")
     d.add_argument("--records", type=int, default=20_000_000, help="records in the flood (default 20M)")
     d.add_argument("--show", type=int, default=10, help="records sent one at a time and printed")
@@ -131,6 +135,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "watch":
             return run_watch(args)
+        if args.command == "replay":
+            return replay(args)
         return demo(args)
     except KeyboardInterrupt:
         return 130

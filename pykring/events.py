@@ -12,7 +12,7 @@ import os
 import shlex
 import signal
 import time
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -128,9 +128,8 @@ def start_strings(rows) -> List[Tuple[bytes, bytes]]:
     out = []
     for r, detail, plen, clen in zip(raw, rows["detail"].tolist(), rows["path_len"].tolist(),
                                      rows["cmdline_len"].tolist()):
-        b = r.tobytes()
         at = off + plen + 1 if detail & D_PACKED else coff
-        out.append((b[off:off + plen], b[at:at + clen]))
+        out.append((r[off:off + plen].tobytes(), r[at:at + clen].tobytes()))
     return out
 
 
@@ -153,9 +152,8 @@ def start_context(rows) -> List[Tuple[bytes, bytes]]:
         if not detail & D_PACKED:
             out.append((b"", b""))
             continue
-        b = r.tobytes()
         at = off + plen + 1 + clen + 1
-        out.append((b[at:at + wlen], b[at + wlen + 1:at + wlen + 1 + pplen]))
+        out.append((r[at:at + wlen].tobytes(), r[at + wlen + 1:at + wlen + 1 + pplen].tobytes()))
     return out
 
 
@@ -215,14 +213,15 @@ def boot_id() -> str:
         return ""
 
 
-def exec_id(pid: int, start_time: int) -> Optional[str]:
+def exec_id(pid: int, start_time: int, boot: Optional[str] = None) -> Optional[str]:
     """The process key: boot id, start time in clock ticks since boot (as
     /proc/PID/stat's field 22 has it) and pid. `start_time`: ns since boot
-    (the records' start_time); None when it is 0 (unknown)."""
+    (the records' start_time); None when it is 0 (unknown). `boot`: the
+    boot id of the records' host (default: this boot's)."""
     if not start_time or not pid:
         return None
     tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-    return "%s-%d-%d" % (boot_id(), start_time // tick, pid)
+    return "%s-%d-%d" % (boot_id() if boot is None else boot, start_time // tick, pid)
 
 
 #: 100 ns intervals from 1601-01-01 (FILETIME's epoch) to 1970-01-01.
@@ -305,7 +304,7 @@ def _start_extra_windows(a) -> List[dict]:
     return out
 
 
-def _start_extra(a) -> List[dict]:
+def _start_extra(a, boot: Optional[str] = None) -> List[dict]:
     """The identity and context keys of process_start rows: the Linux
     fields, or in the shared layout (Windows) the Windows ones."""
     names = a.dtype.names or ()
@@ -321,8 +320,8 @@ def _start_extra(a) -> List[dict]:
             a["parent_start_time"].tolist(), a["tty"].tolist()):
         out.append({"tid": tid, "euid": euid, "gid": gid, "egid": egid, "auid": _unset(auid),
                     "sessionid": _unset(ses), "tty": _tty(tty), "cgroup_id": cg, "pidns": pidns,
-                    "mntns": mntns, "start_time": st, "exec_id": exec_id(pid, st),
-                    "parent_exec_id": exec_id(ppid, pst)})
+                    "mntns": mntns, "start_time": st, "exec_id": exec_id(pid, st, boot),
+                    "parent_exec_id": exec_id(ppid, pst, boot)})
     for d, detail, (cwd, ppath) in zip(out, a["detail"].tolist(), start_context(a)):
         d.update(cwd=fsdecode(cwd) if cwd else None, parent_path=fsdecode(ppath) if ppath else None,
                  cwd_truncated=bool(detail & D_CWD_TRUNCATED),
@@ -330,7 +329,7 @@ def _start_extra(a) -> List[dict]:
     return out
 
 
-def event_dicts(batch) -> List[dict]:
+def event_dicts(batch, boot: Optional[str] = None) -> List[dict]:
     """The records of a kernel ring's Batch as plain dicts, in sequence order.
 
     Keys: ``type`` (the record type name), ``seq``, ``ts`` (ns since the Unix
@@ -340,12 +339,14 @@ def event_dicts(batch) -> List[dict]:
     ``cmdline`` as raw bytes, ``args_truncated``, ``exec``, ``cwd`` and ``parent_path``
     (fsdecode'd, None without one); ``exit_code``;
     ``address``, ``length``). image_load has no ``ppid``: text_line and
-    json_line need one filled in (None when unknown).
+    json_line need one filled in (None when unknown). ``boot``: the boot id
+    of the host the records come from, for ``exec_id`` (default: this
+    boot's; a replay passes the recorded one).
     """
     out: List[dict] = []
     a = batch["process_start"]
     if len(a):
-        extras, first = _start_extra(a), len(out)
+        extras, first = _start_extra(a, boot), len(out)
         for seq, ts, flags, pid, ppid, cpid, uid, detail, comm, (path, cmd) in zip(
                 a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
                 a["ppid"].tolist(), a["creator_pid"].tolist(), a["uid"].tolist(), a["detail"].tolist(),
@@ -369,7 +370,7 @@ def event_dicts(batch) -> List[dict]:
                 a["ppid"].tolist(), a["exit_code"].tolist(), a["raw_status"].tolist(), a["detail"].tolist(),
                 a["comm"].tolist(), paths):
             st, dur = starts[len(out) - first], durations[len(out) - first]
-            out.append({"exec_id": exec_id(pid, st), "start_ts": None if dur is None else ts - dur,
+            out.append({"exec_id": exec_id(pid, st, boot), "start_ts": None if dur is None else ts - dur,
                         "duration_ns": dur, "signal": raw & 0x7F or None, "core_dumped": bool(raw & 0x80),
                         "type": "process_exit", "seq": seq, "ts": ts, "pid": pid, "ppid": ppid or None,
                         "path": fsdecode(path) if path and not detail & D_NO_PATH else None,
@@ -383,7 +384,7 @@ def event_dicts(batch) -> List[dict]:
                 a["seq"].tolist(), a["ts"].view("i8").tolist(), a["flags"].tolist(), a["pid"].tolist(),
                 a["detail"].tolist(), a["base"].tolist(), a["size"].tolist(), a["file_offset"].tolist(),
                 a["path"].tolist()):
-            out.append({"exec_id": exec_id(pid, starts[len(out) - first]), "type": "image_load", "seq": seq, "ts": ts, "pid": pid,
+            out.append({"exec_id": exec_id(pid, starts[len(out) - first], boot), "type": "image_load", "seq": seq, "ts": ts, "pid": pid,
                         "path": fsdecode(path) if not detail & D_NO_PATH else None, **_path_keys(detail),
                         "address": base, "length": size, "offset": off, "detail": detail, "flags": flags})
     if "exec_failed" in batch and len(batch["exec_failed"]):
@@ -413,6 +414,11 @@ def event_kind(e: dict) -> str:
 @functools.lru_cache(maxsize=4)
 def _clock(sec: int) -> str:
     return time.strftime("%H:%M:%S", time.localtime(sec))
+
+
+def reset_clock() -> None:
+    """Forget the formatted clock times (after the time zone changed)."""
+    _clock.cache_clear()
 
 
 def _time(ts: int) -> str:
@@ -462,9 +468,10 @@ _START_KEYS_WINDOWS = ("creator_tid", "session_id", "exec_id", "parent_exec_id",
 _EXIT_KEYS = ("exec_id", "start_ts", "duration_ns", "signal", "core_dumped")
 
 
-def json_line(e: dict) -> str:
+def json_line(e: dict, cgroup: Callable[[int], Optional[str]] = cgroup_path) -> str:
     """One JSON object (no newline): type, ts, pid, ppid, path, seq and the
-    type's own keys (cmdline and argv, exit_code, address and length, ...)."""
+    type's own keys (cmdline and argv, exit_code, address and length, ...).
+    `cgroup`: a cgroup id's path (default: looked up on this host)."""
     t = e["type"]
     d = {"type": t, "ts": e["ts"], "pid": e["pid"], "ppid": e["ppid"], "path": e["path"], "seq": e["seq"]}
     detail = e["detail"]
@@ -478,7 +485,7 @@ def json_line(e: dict) -> str:
             d.update({k: e.get(k) for k in _START_KEYS_WINDOWS})
         else:
             d.update({k: e.get(k) for k in _START_KEYS})
-            d["cgroup"] = cgroup_path(e["cgroup_id"]) if e.get("cgroup_id") else None
+            d["cgroup"] = cgroup(e["cgroup_id"]) if e.get("cgroup_id") else None
     elif t == "process_exit":
         d.update(exit_code=e["exit_code"], raw_status=e["raw_status"], comm=e["comm"],
                  started_before=bool(detail & D_NO_START))

@@ -1,0 +1,186 @@
+"""``watch --output`` on the real kernel, then ``python -m pykring replay``:
+the replay prints byte for byte what the live watch printed (text and JSON,
+every format, a rotated series, filters applied at replay as a live watch
+with those filters applied them), reports loss as the live run did, and a
+watch killed with SIGKILL leaves a recording that replays up to its last
+complete batch.
+
+Needs Linux and root, like tests/test_kernel_linux.py (a failure under
+KRING_REQUIRE_ALL=1 where they cannot run).
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pykring import recording
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IS_ROOT = sys.platform.startswith("linux") and os.geteuid() == 0
+pytestmark = pytest.mark.skipif(not IS_ROOT, reason="the kernel event source needs Linux and root")
+FORMATS = (".arrows", ".parquet", ".jsonl")
+
+
+class Watch:
+    """A `python -m pykring watch` process, stdout and stderr in files."""
+
+    def __init__(self, tmp, name, *args):
+        self.out_path = str(tmp / (name + ".out"))
+        self.err_path = str(tmp / (name + ".err"))
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.p = subprocess.Popen([sys.executable, "-m", "pykring", "watch", *args], stdout=out,
+                                      stderr=err, cwd=ROOT)
+
+    def started(self, timeout=60.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if b"Ctrl-C to stop" in open(self.err_path, "rb").read():
+                return
+            assert self.p.poll() is None, open(self.err_path).read()
+            time.sleep(0.05)
+        raise AssertionError("watch did not start: " + open(self.err_path).read())
+
+    def stop(self, sig=signal.SIGINT):
+        self.p.send_signal(sig)
+        self.p.wait(timeout=60)
+        if sig == signal.SIGINT:
+            assert self.p.returncode == 0, self.err
+        return self.out
+
+    @property
+    def out(self):
+        return open(self.out_path, "rb").read()
+
+    @property
+    def err(self):
+        return open(self.err_path).read()
+
+
+def replay(path, *args):
+    r = subprocess.run([sys.executable, "-m", "pykring", "replay", path, *args], capture_output=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout, r.stderr.decode()
+
+
+def workload(tmp, tag):
+    """Processes with awkward strings: a non-UTF-8 cwd and argument, a
+    newline, a failed exec, a signal death, the probe program run by name."""
+    odd = tmp / ("dir-\xe9-\n".encode("utf-8", "surrogateescape") + b"\xff").decode("utf-8", "surrogateescape")
+    odd.mkdir(exist_ok=True)
+    probe = tmp / tag
+    if not probe.exists():
+        os.symlink("/bin/true", str(probe))
+    subprocess.run([str(probe), "a\nb", b"\xfe\xff".decode("utf-8", "surrogateescape"), ""], cwd=str(odd))
+    subprocess.run(["sh", "-c", "for i in 1 2 3 4 5; do %s $i; done; /nonexistent 2>/dev/null; "
+                                "sh -c 'kill -9 $$'; true" % probe])
+
+
+def summary_counts(err, who):
+    m = re.search(r"pykring %s: (\d+) events.*kernel wrote (\S+), dropped (\S+); sequence gaps (\d+)" % who, err)
+    assert m, err
+    return m.groups()
+
+
+def test_a_recording_in_each_format_replays_to_the_same_lines(tmp_path):
+    tag = "probe-%d" % os.getpid()
+    watches = {fmt: Watch(tmp_path, "json" + fmt, "--json", "--output", str(tmp_path / ("rec" + fmt)))
+               for fmt in FORMATS}
+    text = Watch(tmp_path, "text", "--output", str(tmp_path / "text.arrows"))
+    filtered = Watch(tmp_path, "filtered", "--json", "--comm", tag)
+    rotated = Watch(tmp_path, "rotated", "--json", "--output", str(tmp_path / "rot.jsonl"), "--rotate", "20K")
+    everyone = list(watches.values()) + [text, filtered, rotated]
+    for w in everyone:
+        w.started()
+    for _ in range(3):
+        workload(tmp_path, tag)
+    time.sleep(0.5)
+    for w in everyone:
+        w.stop()
+    for fmt, w in watches.items():
+        live = w.out
+        assert live.count(b"\n") > 50 and tag.encode() in live
+        got, err = replay(str(tmp_path / ("rec" + fmt)), "--json")
+        assert got == live, fmt
+        assert summary_counts(err, "replay") == summary_counts(w.err, "watch")
+        assert "cut short" not in err
+    got, _ = replay(str(tmp_path / "text.arrows"))
+    assert got == text.out and text.out.startswith(b"TIME")
+    # A filter at replay prints what a live watch with that filter printed
+    # (another ring: its own seq numbers and times, so durations too).
+    got, _ = replay(str(tmp_path / "rec.arrows"), "--json", "--comm", tag)
+
+    def events(out):
+        return [{k: v for k, v in json.loads(x).items() if k not in ("seq", "ts", "start_ts", "duration_ns")}
+                for x in out.splitlines()]
+
+    assert events(got) == events(filtered.out) and got.count(b"\n") >= 3 * 7
+    # A rotated series: several files, replayed as one.
+    files = sorted(p for p in os.listdir(str(tmp_path)) if re.fullmatch(r"rot\.\d{6}\.jsonl", p))
+    assert len(files) >= 2, files
+    got, _ = replay(str(tmp_path / "rot.jsonl"), "--json")
+    assert got == rotated.out
+    # The recorded strings are the kernel's bytes: the JSON says what live said.
+    starts = [json.loads(x) for x in got.splitlines() if b'"process_start"' in x and tag.encode() in x]
+    assert any(s["argv"][1:] == ["a\nb", "\udcfe\udcff", ""] for s in starts)
+
+
+def test_loss_is_reported_by_the_replay_as_it_was_live(tmp_path):
+    """A small kernel ring that a fork storm overflows: the replay's loss
+    lines and counts are the live watch's."""
+    w = Watch(tmp_path, "lossy", "--json", "--size", "8K", "--wake-interval", "1", "--output",
+              str(tmp_path / "lossy.jsonl"))
+    w.started()
+    for _ in range(5):
+        subprocess.run(["sh", "-c", "for i in $(seq 200); do /bin/true & done; wait"])
+    time.sleep(1.5)
+    w.stop()
+    live_err = w.err
+    lost_live = [int(n) for n in re.findall(r"pykring watch: (\d+) events lost", live_err)]
+    assert lost_live, "no loss to report: " + live_err
+    got, err = replay(str(tmp_path / "lossy.jsonl"), "--json")
+    assert got == w.out
+    assert [int(n) for n in re.findall(r"pykring replay: (\d+) events lost", err)] == lost_live
+    live = summary_counts(live_err, "watch")
+    assert summary_counts(err, "replay") == live and int(live[2]) > 0
+
+
+def test_a_killed_watch_leaves_a_recording_that_replays_up_to_its_last_batch(tmp_path):
+    tag = "killed-%d" % os.getpid()
+    watches = {fmt: Watch(tmp_path, "k" + fmt, "--json", "--output", str(tmp_path / ("k" + fmt)))
+               for fmt in FORMATS}
+    for w in watches.values():
+        w.started()
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        workload(tmp_path, tag)
+    for w in watches.values():
+        w.stop(signal.SIGKILL)
+    assert os.path.exists(str(tmp_path / "k.parquet") + recording._JOURNAL)   # no Parquet file: killed
+    for fmt, w in watches.items():
+        live = w.out
+        got, err = replay(str(tmp_path / ("k" + fmt)), "--json")
+        assert "cut short" in err, err
+        # Everything replayed was printed live, in the same order (the live
+        # watch printed a batch before recording it).
+        assert got and live.startswith(got), fmt
+        assert got.count(b"\n") > 20
+        assert all(json.loads(x)["type"] for x in got.splitlines())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--output", "/nonexistent-dir/x.arrows"], "cannot write the recording /nonexistent-dir/x.arrows: "
+                                                 "No such file or directory"),
+    (["--output", "x.csv"], "cannot tell the recording format of 'x.csv'"),
+    (["--rotate", "1M"], "--rotate needs --output FILE"),
+])
+def test_a_recording_it_cannot_write_is_said_before_any_event(args, message):
+    r = subprocess.run([sys.executable, "-m", "pykring", "watch", "--duration", "5", *args], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and message in r.stderr and not r.stdout, r.stderr
+    assert "Traceback" not in r.stderr

@@ -87,8 +87,8 @@ def build_bpf_object(out, tmp):
     missing = bpf_build.missing(vmlinux_h)
     if missing:
         msg = ("not building the eBPF object (missing: %s), so pykring.kernel() will raise. "
-               "To have them: apt-get install %s, then repeat this install with "
-               "--force-reinstall --no-deps --no-cache-dir (pip would reuse its cached wheel)"
+               "For kernel events: apt-get install %s, then repeat this install with "
+               "--force-reinstall --no-deps --no-cache-dir (without --no-cache-dir pip may reuse the wheel built now)"
                % (", ".join(missing), bpf_build.DEBIAN_PACKAGES))
         if required:
             raise RuntimeError(msg)

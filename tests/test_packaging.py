@@ -152,7 +152,7 @@ def pip_version() -> str:
     return pip.__version__
 
 
-def _clean_venv(tmp_path: Path, env: dict) -> str:
+def _clean_venv(tmp_path: Path) -> str:
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     return str(env_dir / "bin" / "python")
@@ -183,7 +183,7 @@ def _on_a_terminal(command: str, env: dict, tmp_path: Path) -> str:
 def test_plain_pip_install_without_clang_warns_on_the_terminal_and_kernel_says_how_to_rebuild(tmp_path):
     no_clang = _path_without_clang(tmp_path)
     env = _pip_env(tmp_path, no_clang)
-    py = _clean_venv(tmp_path, env)
+    py = _clean_venv(tmp_path)
     seen = _on_a_terminal("%s -m pip install %s" % (shlex.quote(py), shlex.quote(str(ROOT))), env, tmp_path)
     assert "Successfully installed" in seen and "pykring-" in seen, seen[-4000:]
     # pip hid the build's output (no -v): the banner reached the terminal itself.
@@ -257,7 +257,10 @@ def test_a_wheel_built_offline_from_the_sdist_works(tmp_path):
     with tarfile.open(sdist) as tar:
         top = tar.getnames()[0].split("/")[0]
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-        tar.extractall(tmp_path / "src", filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(tmp_path / "src")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(tmp_path / "src", filter="data")
+        else:
+            tar.extractall(tmp_path / "src")
     missing = _build_inputs() - names
     assert not missing, "not in the sdist: %s" % sorted(missing)
 
@@ -282,8 +285,8 @@ def test_a_wheel_built_offline_from_the_sdist_works(tmp_path):
     code = ("import sys; sys.path.insert(0, %r)\n"
             "import numpy as np, pykring\n"
             "assert pykring.__file__.startswith(%r), pykring.__file__\n"
-            "with pykring.create('sdist-check-%%d' %% __import__('os').getpid(), 1 << 16, np.dtype([('x', '<u4')])) as r, \\\n"
-            "        pykring.Producer(r.path) as p:\n"
+            "name = 'sdist-check-%%d' %% __import__('os').getpid()\n"
+            "with pykring.create(name, 1 << 16, np.dtype([('x', '<u4')])) as r, pykring.Producer(name) as p:\n"
             "    p.write([(1,), (2,)])\n"
             "    assert r.read()['x'].tolist() == [1, 2]\n"
             "print('ok')\n") % (str(tmp_path / "site"), str(tmp_path / "site"))

@@ -143,12 +143,12 @@ def reinstall_command() -> str:
     try:
         from importlib.metadata import distributions
 
-        # The installed one: a checkout on sys.path may have a
-        # pykring.egg-info of its own, which records no origin.
+        # The first installed one on sys.path (an installer recorded itself
+        # in it): a checkout's pykring.egg-info is build metadata, no install.
         for dist in distributions(name="pykring"):
-            text = dist.read_text("direct_url.json")
-            if text:
-                direct = json.loads(text)
+            if dist.read_text("INSTALLER"):
+                text = dist.read_text("direct_url.json")
+                direct = json.loads(text) if text else None
                 break
     except (ImportError, ValueError, OSError):
         direct = None

@@ -912,8 +912,18 @@ class _ParquetReader:
                                  % (path, exc, path, _JOURNAL)) from None
         self.schema = self._pf.schema_arrow
         kv = self._pf.metadata.metadata or {}
-        self._frames = json.loads(kv[b"pykring.frames"]) if b"pykring.frames" in kv else None
-        self.end = json.loads(kv[b"pykring.end"]) if b"pykring.end" in kv else None
+        self._frames: Optional[List[dict]] = None
+        if b"pykring.frames" in kv:
+            frames = _json(b'{"f":%s}' % kv[b"pykring.frames"], "%s's frame list" % path)["f"]
+            if not isinstance(frames, list) or not all(
+                    isinstance(f, dict) and isinstance(f.get("rows"), int) and f["rows"] >= 0 for f in frames):
+                raise RecordingError("%s: its frame list is damaged" % path)
+            if sum(f["rows"] for f in frames) != self._pf.metadata.num_rows:
+                raise RecordingError("%s: its frame list counts %d rows, the file holds %d"
+                                     % (path, sum(f["rows"] for f in frames), self._pf.metadata.num_rows))
+            self._frames = frames
+        end = _json(b'{"e":%s}' % kv[b"pykring.end"], "%s's end mark" % path)["e"] if b"pykring.end" in kv else None
+        self.end = end if isinstance(end, dict) else None
         if _META_KEY not in (self.schema.metadata or {}):
             raise RecordingError("%s is a Parquet file but not a pykring recording (no %r metadata)"
                                  % (path, _META_KEY.decode()))

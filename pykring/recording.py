@@ -169,13 +169,17 @@ def _binary_from_s(pa, col: np.ndarray, raw: Optional[np.ndarray] = None):
     `raw`: the column's bytes as an (n, width) uint8 view, if at hand (a
     field of wide rows is then not copied whole)."""
     n, w = len(col), col.dtype.itemsize
-    lens = np.char.str_len(col).astype(np.int64) if n else np.zeros(0, np.int64)
+    lens = np.char.str_len(col) if n else np.zeros(0, np.int64)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
     longest = int(lens.max()) if n else 0
     if raw is None:
         raw = np.ascontiguousarray(col).view(np.uint8).reshape(n, w)
-    data = raw[:, :longest][np.arange(longest) < lens[:, None]]
+    # The used columns contiguous first: a mask over them gathers fastest.
+    data = np.ascontiguousarray(raw[:, :longest])[np.arange(longest) < lens[:, None]]
+    if offsets[-1] < 1 << 31:
+        return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                       pa.py_buffer(data)])
     return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]) \
         .cast(pa.binary())
 

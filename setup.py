@@ -4,6 +4,7 @@ import platform
 import subprocess
 import sys
 import sysconfig
+import warnings
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -33,10 +34,39 @@ def _note(msg):
 
 
 def _warn(msg):
-    # A banner: pip shows a successful build's output only with -v, so the
-    # message has to stand out where it is shown (pip -v, build logs).
+    """Say `msg` where the user of a plain ``pip install .`` sees it.
+
+    pip captures a build's stdout and stderr and shows them only when the
+    build fails or with -v, so the banner on stderr reaches build logs,
+    ``pip -v`` and ``python -m build`` only. Two channels reach further:
+    - a Python warning: frontends whose hook runner forwards the backend's
+      warnings (pip 26 does) show it; pip, for a local directory, at
+      WARNING level, so on the console;
+    - the controlling terminal (/dev/tty), when stderr is not one: the
+      build stays in the frontend's session, so this reaches the terminal
+      of a pip that hides the output, whatever its version. Only from the
+      foreground process group: a background job writing to a terminal
+      with ``stty tostop`` would be stopped.
+    Without a terminal (CI, a Dockerfile) and with an older pip the banner is
+    in the build log only; pykring.kernel() then raises with the same advice."""
     bar = "*" * 78
-    sys.stderr.write("\n%s\nWARNING (pykring): %s\n%s\n\n" % (bar, msg, bar))
+    text = "\n%s\nWARNING (pykring): %s\n%s\n\n" % (bar, msg, bar)
+    sys.stderr.write(text)
+    sys.stderr.flush()
+    warnings.warn("pykring: " + msg, UserWarning, stacklevel=2)
+    if sys.stderr.isatty() or not hasattr(os, "tcgetpgrp"):
+        return
+    try:
+        fd = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
+    except OSError:
+        return                      # no controlling terminal
+    try:
+        if os.tcgetpgrp(fd) == os.getpgrp():
+            os.write(fd, text.encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _remove(path):
@@ -56,8 +86,9 @@ def build_bpf_object(out, tmp):
     vmlinux_h = os.environ.get("KRING_VMLINUX_H")   # a pre-generated vmlinux.h ("or an equivalent")
     missing = bpf_build.missing(vmlinux_h)
     if missing:
-        msg = ("not building the eBPF object (missing: %s); pykring.kernel() will not work on "
-               "Linux until pykring is reinstalled with the Debian packages %s"
+        msg = ("not building the eBPF object (missing: %s), so pykring.kernel() will raise. "
+               "For kernel events: apt-get install %s, then repeat this install with "
+               "--force-reinstall --no-deps --no-cache-dir (without --no-cache-dir pip may reuse the wheel built now)"
                % (", ".join(missing), bpf_build.DEBIAN_PACKAGES))
         if required:
             raise RuntimeError(msg)

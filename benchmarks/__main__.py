@@ -26,6 +26,7 @@ BENCHMARKS: Dict[str, Tuple[str, str]] = {
     "bpf": ("benchmarks.bpf", "BPF ring: pykring vs libbpf's C consumer; fork rate with/without programs; spawn loss"),
     "fleet": ("benchmarks.fleet", "ring -> NatsSink -> local JetStream -> collect -> Parquet vs a direct Recorder"),
     "soak": ("benchmarks.soak", "10**9 checksummed records, producer process -> ring -> numpy: none lost, torn, reordered"),
+    "arrow": ("benchmarks.arrow", "drain vs drain + to_arrow, + a Parquet / Arrow IPC recording; user and kernel records"),
     "results": ("benchmarks.results", "writes RESULTS.md (its generated section), the PNG plots and README's figures"),
     "readme": ("benchmarks.readme", "README's Performance figures from RESULTS.md's generated block (measures nothing)"),
 }
@@ -45,6 +46,9 @@ COMMANDS: Dict[str, List[Tuple[str, dict]]] = {
     # long runs, not part of 'all': --records N (default 10**9, 10**7 with --quick)
     "soak": [("soak", {})],
     "soak-restart": [("soak", {"restarts": 4})],
+    # the Arrow bridge and recordings against the plain drain (needs pyarrow; not part of 'all':
+    # its numbers are in RESULTS.md's hand-written section "Arrow and recordings")
+    "arrow": [("arrow", {})],
     # README's Performance block again from the committed RESULTS.md, nothing run
     "readme": [("readme", {})],
     # everything, then RESULTS.md and the plots from this run's numbers

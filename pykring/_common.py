@@ -163,7 +163,9 @@ class Lifecycle:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called."""
+        """True once :meth:`close` was called on this object (from any
+        thread), already while that close waits for a call in another thread
+        to leave."""
         return self._closing
 
     def close(self) -> None:

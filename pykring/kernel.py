@@ -12,6 +12,7 @@ from .errors import KringError
 # _common.py): the kernel sources import them from there, not from this module,
 # which imports the sources.
 from .events import EVENT_KINDS, Events, parse_events
+from .ring import Batch, Ring
 
 
 class KernelSourceUnavailableError(KringError, NotImplementedError):
@@ -19,7 +20,7 @@ class KernelSourceUnavailableError(KringError, NotImplementedError):
 
 
 def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20, max_args: int = 4096,
-           wake_interval: Optional[float] = None):
+           wake_interval: Optional[float] = None) -> Ring[Batch]:
     """Open the kernel event source of this platform and return its :class:`~pykring.Ring`.
 
     ``events``: any of ``"process"`` (process_start at fork and exec,

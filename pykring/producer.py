@@ -103,32 +103,43 @@ class Producer(Lifecycle):
 
     @property
     def path(self) -> str:
-        """The ring file (Linux) or mapping name (Windows)."""
+        """Where the ring is: the ring file's path (Linux: a plain name is
+        ``/dev/shm/<name>``), or the mapping name (Windows). Never None;
+        also after :meth:`close`."""
         return self._path
 
     # -- description ------------------------------------------------------
     @property
     def dtype(self) -> np.dtype:
-        """The full record dtype (event header + fields) of a single-type ring."""
+        """The full record dtype (event header fields ``seq``, ``ts``,
+        ``type``, ``flags``, then the type's own) of a single-type ring; a
+        ring of several types raises TypeError (use :attr:`dtypes`). Also
+        after :meth:`close`."""
         if len(self._types) != 1:
             raise TypeError("this ring has %d record types: use .dtypes" % len(self._types))
         return next(iter(self._types.values()))[1]
 
     @property
     def dtypes(self) -> Dict[str, np.dtype]:
-        """Record dtype (event header + fields) by type name."""
+        """Record dtype (event header fields, then the type's own) by type
+        name, as :attr:`Ring.dtypes`; the ``type=`` names :meth:`write`
+        takes. Also after :meth:`close`."""
         return {name: t[1] for name, t in self._types.items()}
 
     @property
     def written(self) -> int:
         """Records committed into this ring since it was created (by this
-        producer and any before it: the count lives in the ring)."""
+        producer and any before it: the count lives in the ring), in
+        records. This producer's own count, read without a system call;
+        after :meth:`close`, the count at close. Never None."""
         return int(self._p.written)
 
     @property
     def dropped(self) -> int:
         """Records dropped since the ring was created because it was full
-        (drop mode), counted exactly."""
+        (``block=False``), counted exactly, by this producer and any before
+        it. As :attr:`written`: no system call, the count at close after
+        :meth:`close`, never None."""
         return int(self._p.dropped)
 
     # -- writing ----------------------------------------------------------

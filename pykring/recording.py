@@ -169,13 +169,17 @@ def _binary_from_s(pa, col: np.ndarray, raw: Optional[np.ndarray] = None):
     `raw`: the column's bytes as an (n, width) uint8 view, if at hand (a
     field of wide rows is then not copied whole)."""
     n, w = len(col), col.dtype.itemsize
-    lens = np.char.str_len(col).astype(np.int64) if n else np.zeros(0, np.int64)
+    lens = np.char.str_len(col) if n else np.zeros(0, np.int64)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
     longest = int(lens.max()) if n else 0
     if raw is None:
         raw = np.ascontiguousarray(col).view(np.uint8).reshape(n, w)
-    data = raw[:, :longest][np.arange(longest) < lens[:, None]]
+    # The used columns contiguous first: a mask over them gathers fastest.
+    data = np.ascontiguousarray(raw[:, :longest])[np.arange(longest) < lens[:, None]]
+    if offsets[-1] < 1 << 31:
+        return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                       pa.py_buffer(data)])
     return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]) \
         .cast(pa.binary())
 
@@ -912,8 +916,18 @@ class _ParquetReader:
                                  % (path, exc, path, _JOURNAL)) from None
         self.schema = self._pf.schema_arrow
         kv = self._pf.metadata.metadata or {}
-        self._frames = json.loads(kv[b"pykring.frames"]) if b"pykring.frames" in kv else None
-        self.end = json.loads(kv[b"pykring.end"]) if b"pykring.end" in kv else None
+        self._frames: Optional[List[dict]] = None
+        if b"pykring.frames" in kv:
+            frames = _json(b'{"f":%s}' % kv[b"pykring.frames"], "%s's frame list" % path)["f"]
+            if not isinstance(frames, list) or not all(
+                    isinstance(f, dict) and isinstance(f.get("rows"), int) and f["rows"] >= 0 for f in frames):
+                raise RecordingError("%s: its frame list is damaged" % path)
+            if sum(f["rows"] for f in frames) != self._pf.metadata.num_rows:
+                raise RecordingError("%s: its frame list counts %d rows, the file holds %d"
+                                     % (path, sum(f["rows"] for f in frames), self._pf.metadata.num_rows))
+            self._frames = frames
+        end = _json(b'{"e":%s}' % kv[b"pykring.end"], "%s's end mark" % path)["e"] if b"pykring.end" in kv else None
+        self.end = end if isinstance(end, dict) else None
         if _META_KEY not in (self.schema.metadata or {}):
             raise RecordingError("%s is a Parquet file but not a pykring recording (no %r metadata)"
                                  % (path, _META_KEY.decode()))

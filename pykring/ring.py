@@ -2,8 +2,8 @@
 import threading
 import time
 from dataclasses import dataclass
-from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar,
-                    Union)
+from typing import (Any, AsyncIterator, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple,
+                    TypeVar, Union, overload)
 
 import numpy as np
 
@@ -38,14 +38,30 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Stats:
-    """Counters of a ring, as seen by its consumer."""
+    """Counters of a ring, as seen by its consumer: a snapshot taken when
+    :attr:`Ring.stats` was read (the fields never change afterwards).
 
-    written: Optional[int]   #: records the producer committed (None: source keeps no count)
-    dropped: Optional[int]   #: records the producer dropped because the ring was full (exact)
-    lost: int                #: sequence numbers this consumer never saw (gaps, drops included)
-    read: int                #: records this consumer delivered
-    pending_bytes: int       #: bytes published and not yet drained
-    capacity: int            #: data area bytes
+    ``written``: records the producer committed since the ring was created
+        (a kernel source: since its programs were loaded), summed over
+        producers that came and went; None when the source keeps no count
+        (a BPF ring buffer opened without counters).
+    ``dropped``: records the producer discarded because the ring was full,
+        counted exactly, over the same span as ``written``; None exactly
+        when ``written`` is None.
+    ``lost``: sequence numbers this Ring never saw since it was opened, in
+        records: the drops and any other gap; never None.
+    ``read``: records this Ring delivered since it was opened; never None.
+    ``pending_bytes``: bytes the producer published that no read has
+        drained yet (record headers and padding included), 0 .. capacity.
+    ``capacity``: bytes of the ring's data area, a power of two.
+    """
+
+    written: Optional[int]
+    dropped: Optional[int]
+    lost: int
+    read: int
+    pending_bytes: int
+    capacity: int
 
 
 class Batch(Mapping[str, np.ndarray]):
@@ -68,7 +84,8 @@ class Batch(Mapping[str, np.ndarray]):
 
     @property
     def count(self) -> int:
-        """Records in the batch, all types together."""
+        """Records in the batch, all types together (the sum of the arrays'
+        lengths); 0 for an empty batch, which is then false."""
         return sum(len(a) for a in self._arrays.values())
 
     def __bool__(self) -> bool:
@@ -95,6 +112,13 @@ class Batch(Mapping[str, np.ndarray]):
         return batch_to_pandas(self, binary)
 
 
+#: What a :class:`Ring` yields when iterated (and :meth:`Ring.aread` returns):
+#: ``np.ndarray`` for a ring of one record type, :class:`Batch` for several.
+#: Only for type checkers: ``Ring[Batch]`` and ``Ring[np.ndarray]`` are the
+#: same class at run time.
+R = TypeVar("R", bound=Union[np.ndarray, Batch])
+
+
 def _empty_rows(dt: np.dtype) -> np.ndarray:
     """No rows of `dt`, read-only: one such array serves every batch."""
     rows = np.empty(0, dtype=dt)
@@ -102,8 +126,13 @@ def _empty_rows(dt: np.dtype) -> np.ndarray:
     return rows
 
 
-class Ring(Lifecycle):
+class Ring(Lifecycle, Generic[R]):
     """The consumer of a ring: owns the mapping, drains records into numpy.
+
+    Generic in what iteration yields, for type checkers: ``Ring[np.ndarray]``
+    for a ring of one record type (:func:`create` with one dtype),
+    ``Ring[Batch]`` for several (:func:`pykring.kernel`); :meth:`read_batch`
+    works on both and always gives a :class:`Batch`.
 
     Use :func:`create` or :func:`attach` (or a kernel source) to get one, and
     close it (or use it as a context manager) to release the mapping; a ring
@@ -117,10 +146,12 @@ class Ring(Lifecycle):
     :class:`RingClosedError` (an iterator just ends). After ``os.fork()`` the
     child cannot use the parent's Ring (it raises :class:`KringError`; attach
     again there), and the child's exit leaves the parent's ring alone.
+
+    ``source``: what feeds a kernel ring (on Linux the loaded programs'
+    :class:`~pykring.kernel_linux.LinuxKernelSource`); None for any other ring.
     """
 
     _kind = "ring"
-    #: What feeds a kernel ring (e.g. the LinuxKernelSource); None otherwise.
     source: Optional[object] = None
 
     def __init__(self, c, types: List[Tuple[int, str, np.dtype]], path: Optional[str] = None,
@@ -166,24 +197,35 @@ class Ring(Lifecycle):
     # -- description ------------------------------------------------------
     @property
     def dtype(self) -> np.dtype:
-        """The record dtype of a single-type ring."""
+        """The record dtype of a single-type ring: the event header fields
+        (``seq``, ``ts``, ``type``, ``flags``), then the type's own. A ring
+        of several types raises TypeError (use :attr:`dtypes`). Known from
+        the schema, so also after :meth:`close`."""
         if len(self._types) != 1:
             raise TypeError("this ring has %d record types: use .dtypes" % len(self._types))
         return self._types[0][2]
 
     @property
     def dtypes(self) -> Dict[str, np.dtype]:
-        """Record dtype by type name."""
+        """Record dtype (event header fields, then the type's own) by type
+        name, in type id order: every key a :class:`Batch` of this ring has.
+        A new dict at each access; also after :meth:`close`."""
         return {name: dt for _, name, dt in self._types}
 
     @property
     def capacity(self) -> int:
-        """Bytes of the data area."""
+        """Bytes of the ring's data area, a power of two (a record takes
+        its size plus an 8-byte header, rounded up to 8). 0 once the ring
+        is closed."""
         return int(self._c.m.capacity)
 
     @property
     def path(self) -> Optional[str]:
-        """The ring file (Linux), mapping name (Windows), or the source's name."""
+        """Where the ring is: the ring file's path (Linux, e.g.
+        ``/dev/shm/<name>``), the mapping name (Windows), the driver's
+        device path (the Windows kernel source), or the source's name
+        (``"kernel:linux-bpf"``). None for a ring given no name (a BPF
+        ring buffer opened without one). Also after :meth:`close`."""
         return self._path
 
     # -- the lifecycle (Lifecycle) ------------------------------------------
@@ -369,7 +411,7 @@ class Ring(Lifecycle):
         finally:
             self._leave()
 
-    def read(self, max_records: Optional[int] = None, timeout: Timeout = 0,
+    def read(self: "Ring[np.ndarray]", max_records: Optional[int] = None, timeout: Timeout = 0,
              out: Optional[np.ndarray] = None, commit: bool = True) -> np.ndarray:
         """Records of a single-type ring, as a structured array.
 
@@ -563,7 +605,7 @@ class Ring(Lifecycle):
         finally:
             self._leave()
 
-    def __iter__(self) -> Iterator[Union[np.ndarray, Batch]]:
+    def __iter__(self) -> Iterator[R]:
         """Blocks and yields non-empty batches: arrays for a single-type ring,
         :class:`Batch` objects otherwise. Ends when the producer closes the
         ring, or when this Ring is closed (from another thread, or by the
@@ -571,7 +613,8 @@ class Ring(Lifecycle):
         single = len(self._types) == 1
         while not self._closing:
             try:
-                batch = self.read(timeout=None) if single else self.read_batch(timeout=None)
+                # An array exactly when R is np.ndarray (a single-type ring).
+                batch: Any = self.read(timeout=None) if single else self.read_batch(timeout=None)  # type: ignore[misc]
             except errors.RingClosedError:      # ObjectClosedError too: closed meanwhile
                 return
             if len(batch) if isinstance(batch, np.ndarray) else batch.count:
@@ -647,7 +690,7 @@ class Ring(Lifecycle):
             self._close_watchers.pop(key, None)
 
     async def aread(self, max_records: Optional[int] = None,
-                    timeout: Timeout = None) -> Union[np.ndarray, Batch]:
+                    timeout: Timeout = None) -> R:
         """Await records without blocking the event loop: an array for a
         single-type ring (as :meth:`read`), a :class:`Batch` otherwise (as
         :meth:`read_batch`).
@@ -663,7 +706,7 @@ class Ring(Lifecycle):
 
         return await aread(self, max_records, timeout)
 
-    def __aiter__(self) -> AsyncIterator[Union[np.ndarray, Batch]]:
+    def __aiter__(self) -> AsyncIterator[R]:
         """``async for batch in ring``: as :meth:`__iter__`, awaiting instead
         of blocking; ends when the producer closes the ring or this Ring is
         closed (from any thread, or by the loop's body)."""
@@ -674,7 +717,10 @@ class Ring(Lifecycle):
     # -- state ------------------------------------------------------------
     @property
     def stats(self) -> Stats:
-        """Counters: written, dropped, lost, read, pending_bytes, capacity."""
+        """A :class:`Stats` snapshot of the counters, read at each access:
+        ``written``, ``dropped`` (None when the source keeps no count),
+        ``lost``, ``read`` (records), ``pending_bytes``, ``capacity``
+        (bytes). Raises :class:`ObjectClosedError` once the ring is closed."""
         self._enter()
         try:
             c = self._c
@@ -694,7 +740,12 @@ class Ring(Lifecycle):
 
     @property
     def flags(self) -> int:
-        """The producer's KRING_F_* flags (0 for sources without metadata)."""
+        """The producer's ``KRING_F_*`` bits as they are now (docs/PROTOCOL.md):
+        0x1 closed cleanly, 0x2 broken (stopped writing), 0x4 a producer is
+        attached, 0x8 it blocks instead of dropping. 0 for sources without
+        a producer page (a BPF ring buffer); 0x2 when the ring file was
+        truncated under the mapping. Raises :class:`ObjectClosedError` once
+        the ring is closed."""
         self._enter()
         try:
             return int(lib.kring_ring_flags(self._c))
@@ -707,7 +758,7 @@ class Ring(Lifecycle):
             self._path or "", state, self.capacity, ", ".join(n for _, n, _ in self._types))
 
 
-def _wrap_consumer(c, path: str, unlink: bool = False) -> Ring:
+def _wrap_consumer(c, path: str, unlink: bool = False) -> "Ring[Any]":
     try:
         types = types_from_meta(private_meta(c.m, "ring %s" % path))
         for tid, name, dt in types:
@@ -720,8 +771,18 @@ def _wrap_consumer(c, path: str, unlink: bool = False) -> Ring:
     return Ring(c, types, path, unlink=identity)
 
 
-def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *,
-           replace: bool = False, unlink: bool = True, mode: int = 0o600) -> Ring:
+# What type checkers know of create()'s ring: one dtype makes a single-type
+# ring (Ring[np.ndarray]). A mapping makes a Batch ring only if it names two
+# types or more, which its type does not say, so that ring is Ring[Any]:
+# annotate it (``ring: pykring.Ring[pykring.Batch] = pykring.create(...)``).
+@overload
+def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, tuple], *,
+           replace: bool = ..., unlink: bool = ..., mode: int = ...) -> "Ring[np.ndarray]": ...
+@overload
+def create(name: str, capacity: int, dtype: Types, *,
+           replace: bool = ..., unlink: bool = ..., mode: int = ...) -> "Ring[Any]": ...
+def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, tuple, Types], *,
+           replace: bool = False, unlink: bool = True, mode: int = 0o600) -> "Ring[Any]":
     """Create a shared-memory ring and return its consumer.
 
     ``dtype``: a structured numpy dtype (the ring's one record type, named
@@ -743,8 +804,12 @@ def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *
     return _wrap_consumer(c, path, unlink=unlink)
 
 
-def attach(name: str) -> Ring:
-    """Become the consumer of an existing ring, at its persisted position."""
+def attach(name: str) -> "Ring[Any]":
+    """Become the consumer of an existing ring, at its persisted position.
+
+    What it yields (arrays or :class:`Batch` objects) depends on the ring
+    file's schema, which only the run time knows: type checkers see
+    ``Ring[Any]``; annotate the variable to say which it is."""
     path = ring_path(name)
     c = ffi.new("struct kring_consumer *")
     check_open(lib.kring_consumer_open(c, path.encode()), c, "attach ring %s" % path, path)

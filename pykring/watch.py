@@ -330,9 +330,10 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
             outputs = _open_outputs(args, ring, w, t0)
         except (pykring.KringError, OSError, ImportError) as exc:
             # A file it cannot write, pyarrow missing: usage (2); a sink's server: 1.
+            said = str(exc)
             if isinstance(exc, OSError) and not isinstance(exc, pykring.KringError):
-                exc = "cannot write the recording %s: %s" % (exc.filename or args.output, exc.strerror or exc)
-            err.write("pykring watch: %s\n" % exc)
+                said = "cannot write the recording %s: %s" % (exc.filename or args.output, exc.strerror or exc)
+            err.write("pykring watch: %s\n" % said)
             return 1 if isinstance(exc, pykring.KringError) and not isinstance(exc, pykring.RecordingError) else 2
         err.write("pykring watch: %s events from the kernel, Ctrl-C to stop\n" % args.events)
         err.flush()

@@ -174,6 +174,41 @@ def test_missing_object_names_the_packages(monkeypatch, tmp_path):
     msg = str(ei.value)
     for pkg in ("clang", "llvm", "libbpf-dev", "bpftool", "libbpf1"):
         assert pkg in msg
+    assert "then rebuild pykring: %s -m pip install " % sys.executable in msg, msg
+
+
+@pytest.mark.skipif(not IS_LINUX, reason="Linux only")
+@pytest.mark.parametrize("direct_url, command", [
+    (None, "--force-reinstall --no-deps --no-cache-dir --no-binary pykring pykring"),
+    ({"url": "file:///src/py%20kring", "dir_info": {"editable": True}}, "-e '/src/py kring'"),
+    ({"url": "file:///src/pykring", "dir_info": {}}, "--force-reinstall --no-deps --no-cache-dir /src/pykring"),
+    ({"url": "file:///dl/pykring-0.1.0.tar.gz", "archive_info": {}},
+     "--force-reinstall --no-deps --no-cache-dir /dl/pykring-0.1.0.tar.gz"),
+    ({"url": "https://example.org/pykring-0.1.0.tar.gz", "archive_info": {"hashes": {}}},
+     "--force-reinstall --no-deps --no-cache-dir https://example.org/pykring-0.1.0.tar.gz"),
+    ({"url": "https://github.com/pykring/pykring", "vcs_info": {"vcs": "git", "commit_id": "0123abc"}},
+     "--force-reinstall --no-deps --no-cache-dir git+https://github.com/pykring/pykring@0123abc"),
+])
+def test_the_rebuild_command_follows_where_pykring_was_installed_from(tmp_path, direct_url, command):
+    # An installed distribution's record of its origin (direct_url.json,
+    # PEP 610), first on sys.path; none: installed from an index.
+    info = tmp_path / "pykring-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pykring\nVersion: 0.1.0\n")
+    (info / "INSTALLER").write_text("pip\n")
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(json.dumps(direct_url))
+    # Beside it, a checkout's build metadata (no installer): not an install.
+    (tmp_path / "checkout").mkdir()
+    egg = tmp_path / "checkout" / "pykring.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: pykring\nVersion: 0.1.0\n")
+    code = ("import sys; sys.path[:0] = [%r, %r]\n"
+            "from pykring.kernel_linux import reinstall_command\n"
+            "print(reinstall_command())\n") % (str(tmp_path / "checkout"), str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "%s -m pip install %s" % (sys.executable, command)
 
 
 @pytest.mark.skipif(not IS_LINUX, reason="Linux only")

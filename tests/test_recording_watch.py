@@ -36,7 +36,7 @@ class Watch:
             self.p = subprocess.Popen([sys.executable, "-m", "pykring", "watch", *args], stdout=out,
                                       stderr=err, cwd=ROOT)
 
-    def started(self, timeout=60.0):
+    def started(self, timeout=180.0):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if b"Ctrl-C to stop" in open(self.err_path, "rb").read():
@@ -81,6 +81,16 @@ def workload(tmp, tag):
                                 "sh -c 'kill -9 $$'; true" % probe])
 
 
+def assert_same(got, live, what):
+    """Equal bytes, or the first line that differs (and the line counts)."""
+    if got == live:
+        return
+    a, b = got.splitlines(), live.splitlines()
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    raise AssertionError("%s: replay %d lines, live %d; first difference at line %d:\nreplay %r\nlive   %r"
+                         % (what, len(a), len(b), i, a[i] if i < len(a) else None, b[i] if i < len(b) else None))
+
+
 def summary_counts(err, who):
     m = re.search(r"pykring %s: (\d+) events.*kernel wrote (\S+), dropped (\S+); sequence gaps (\d+)" % who, err)
     assert m, err
@@ -106,11 +116,12 @@ def test_a_recording_in_each_format_replays_to_the_same_lines(tmp_path):
         live = w.out
         assert live.count(b"\n") > 50 and tag.encode() in live
         got, err = replay(str(tmp_path / ("rec" + fmt)), "--json")
-        assert got == live, fmt
+        assert_same(got, live, fmt)
         assert summary_counts(err, "replay") == summary_counts(w.err, "watch")
         assert "cut short" not in err
     got, _ = replay(str(tmp_path / "text.arrows"))
-    assert got == text.out and text.out.startswith(b"TIME")
+    assert_same(got, text.out, "text")
+    assert text.out.startswith(b"TIME")
     # A filter at replay prints what a live watch with that filter printed
     # (another ring: its own seq numbers and times, so durations too).
     got, _ = replay(str(tmp_path / "rec.arrows"), "--json", "--comm", tag)
@@ -124,7 +135,7 @@ def test_a_recording_in_each_format_replays_to_the_same_lines(tmp_path):
     files = sorted(p for p in os.listdir(str(tmp_path)) if re.fullmatch(r"rot\.\d{6}\.jsonl", p))
     assert len(files) >= 2, files
     got, _ = replay(str(tmp_path / "rot.jsonl"), "--json")
-    assert got == rotated.out
+    assert_same(got, rotated.out, "rotated")
     # The recorded strings are the kernel's bytes: the JSON says what live said.
     starts = [json.loads(x) for x in got.splitlines() if b'"process_start"' in x and tag.encode() in x]
     assert any(s["argv"][1:] == ["a\nb", "\udcfe\udcff", ""] for s in starts)
@@ -144,7 +155,7 @@ def test_loss_is_reported_by_the_replay_as_it_was_live(tmp_path):
     lost_live = [int(n) for n in re.findall(r"pykring watch: (\d+) events lost", live_err)]
     assert lost_live, "no loss to report: " + live_err
     got, err = replay(str(tmp_path / "lossy.jsonl"), "--json")
-    assert got == w.out
+    assert_same(got, w.out, "lossy")
     assert [int(n) for n in re.findall(r"pykring replay: (\d+) events lost", err)] == lost_live
     live = summary_counts(live_err, "watch")
     assert summary_counts(err, "replay") == live and int(live[2]) > 0

@@ -409,6 +409,75 @@ def test_sink_close_always_publishes_the_final_counts(tmp_path):
             assert (c.published, c.published_messages, c.unsent_at_close) == (100, 2, 0), (i, sink.summary())
 
 
+def _rows(seq0, n, rng):
+    rows = np.zeros(n, pykring.record_dtype(BODY))
+    rows["seq"] = np.arange(seq0, seq0 + n)
+    rows["value"] = rows["seq"]
+    rows["noise"] = rng.integers(0, 1 << 63, n)
+    return {"record": rows}
+
+
+def test_sink_backlog_stays_bounded_while_the_server_is_away(tmp_path):
+    """With the server stopped, writes queue up to the backlog and then drop,
+    counted; after the restart the queued messages go out; published +
+    dropped is every record written."""
+    layout = pykring.recording.Layout([(1, "record", pykring.record_dtype(BODY))],
+                                      {"hostname": "bounded", "boot_id": "b"})
+    rng = np.random.default_rng(1)
+    limit = 300 << 10
+    with NatsServer(tmp_path / "js") as srv:
+        sink = open_sink(srv.url("pykring.bounded"), layout, backlog=limit, linger=60)
+        srv.stop()
+        for i in range(60):
+            sink.write(_rows(i * 2000, 2000, rng))
+            assert sink.backlog_bytes <= limit
+        assert sink.dropped > 0 and sink.published == 0
+        held = sink.backlog_bytes
+        assert held > limit // 2
+        srv.start()
+        sink.close()
+    c = sink.counts
+    assert c.published + c.dropped == 120_000 and c.unsent_at_close == 0, sink.summary()
+    assert c.retried > 0
+    line = sink.summary()
+    assert "published %d events" % c.published in line and "dropped %d events" % c.dropped in line
+    assert "retried %d" % c.retried in line
+
+
+def test_batches_above_the_servers_max_payload_are_split_by_rows(tmp_path, ring_name):
+    """A server with a 64 KiB message limit: a 40,000-record batch (a few MB
+    encoded) becomes many messages, each under the limit, whose ranges tile
+    the batch; the collector stores every record once."""
+    n = 40_000
+    out = str(tmp_path / "parquet")
+    rng = np.random.default_rng(2)
+    with NatsServer(tmp_path / "js", max_payload=64 << 10) as srv:
+        url = srv.url("pykring.split")
+        layout = pykring.recording.Layout([(1, "record", pykring.record_dtype(BODY))],
+                                          {"hostname": "splitter", "boot_id": "b"})
+        with open_sink(url, layout) as sink:
+            sink.write(_rows(0, n, rng))
+        # 8 random bytes a record cannot be compressed: at least that many 64 KiB messages
+        assert sink.published == n and sink.counts.published_messages - 1 >= n * 8 // (64 << 10)
+        with open(tmp_path / "c.log", "w") as log:
+            c = _collector(url, out, log)
+            try:
+                _wait_for("the records", lambda: summarize(out).get("splitter", {}).get("events") == n)
+            finally:
+                c.send_signal(signal.SIGTERM)
+                assert c.wait(60) == 0
+    frames = []
+    seqs = []
+    for path in _files(out):
+        frames += json.loads(pq.read_metadata(path).metadata[b"pykring.frames"])
+        seqs.append(pq.read_table(path).column("seq").to_numpy())
+    data = sorted((f["seq_from"], f["seq_to"]) for f in frames if f["rows"])
+    assert len(data) == sink.counts.published_messages - 1      # all but the end message hold records
+    assert data[0][0] == 0 and data[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(data, data[1:]))   # the ranges tile the batch
+    np.testing.assert_array_equal(np.sort(np.concatenate(seqs)), np.arange(n))
+
+
 def test_sink_to_a_closed_port_fails_fast_with_the_url():
     port = free_port()
     url = "nats://127.0.0.1:%d/pykring.none" % port

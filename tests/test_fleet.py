@@ -23,13 +23,15 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 pytest.importorskip("nats")
 
 import pykring  # noqa: E402
-from pykring.collect import summarize  # noqa: E402
+from pykring.collect import StreamState, summarize  # noqa: E402
 from pykring.sinks import NatsSink, SinkError, open_sink  # noqa: E402
 from tests.natsserver import NatsServer, free_port  # noqa: E402
 from tests.ringutil import remove_ring, unique_ring_name  # noqa: E402
@@ -476,6 +478,28 @@ def test_batches_above_the_servers_max_payload_are_split_by_rows(tmp_path, ring_
     assert data[0][0] == 0 and data[-1][1] == n
     assert all(a[1] == b[0] for a, b in zip(data, data[1:]))   # the ranges tile the batch
     np.testing.assert_array_equal(np.sort(np.concatenate(seqs)), np.arange(n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 30)), max_size=30),
+       st.lists(st.tuples(st.integers(0, 240), st.integers(0, 40)), max_size=20))
+def test_collector_ranges_against_a_set_model(ranges, probes):
+    """The collector's held ranges of a stream (merged, sorted) answer as the
+    set of the numbers added would."""
+    state = StreamState(host="h", boot_id="b", ring="r")
+    model = set()
+    for a, n in ranges:
+        state.add_range(a, a + n)
+        model.update(range(a, a + n))
+        assert state.starts == sorted(state.starts)
+        assert all(s < e for s, e in zip(state.starts, state.ends))
+        assert all(e < s for e, s in zip(state.ends, state.starts[1:]))     # disjoint, not touching
+    assert sum(e - s for s, e in zip(state.starts, state.ends)) == len(model)
+    for a, n in probes:
+        if n:
+            assert state.covers(a, a + n) == all(x in model for x in range(a, a + n)), (a, n)
+    seqs = np.array(sorted({a for a, _ in probes}), dtype=np.uint64)
+    np.testing.assert_array_equal(state.held(seqs), [int(x) in model for x in seqs])
 
 
 def test_sink_to_a_closed_port_fails_fast_with_the_url():

@@ -416,6 +416,8 @@ async def _collect(args, err) -> int:
     reported: Optional[dict] = None
     psub: Any = None
     bound = -1                        # the connection generation psub belongs to
+    away = False                      # the server is unreachable (said once)
+    said = ""                         # the last fetch error said
 
     async def flush_and_ack() -> None:
         collector.flush()
@@ -436,17 +438,27 @@ async def _collect(args, err) -> int:
         while not stop.is_set():
             msgs: List[Any] = []
             if not await conn.ensure(1.0):
+                if not away:
+                    log("lost %s (%s); connecting again" % (target.url, conn.last_error))
+                    away = True
                 await asyncio.sleep(0.1)        # the server is away: what is buffered waits for it
             else:
+                if away:
+                    log("connected to %s again" % target.url)
+                    away = False
                 try:
                     if bound != conn.generation:
                         psub = await conn.js.pull_subscribe_bind(durable=args.durable, stream=target.stream)
                         bound = conn.generation
                     msgs = await psub.fetch(batch=args.fetch, timeout=1.0)
+                    said = ""
                 except (NatsTimeout, asyncio.TimeoutError):
-                    pass
-                except Exception as exc:    # the server went away mid-call: connect again
+                    said = ""
+                except Exception as exc:    # the server went away mid-call, or refuses: say so once
                     conn.last_error = exc
+                    if str(exc) != said:
+                        said = str(exc)
+                        log("fetch failed: %s: %s" % (type(exc).__name__, exc))
                     await asyncio.sleep(0.1)
             for m in msgs:
                 collector.add(m.data)

@@ -41,9 +41,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: cannot make the outage's records fit a small backlog.
 BODY = np.dtype([("value", "<u8"), ("noise", "<u8"), ("src", "u1"), ("pad", "S7")])
 CHUNK = 8192
-#: Per simulated host: records in each phase (server up, server down, server up again).
-PHASES = (117_000, 100_000, 117_000)
+#: Per simulated host: records in each phase (server up; server down; server up again;
+#: the collector killed and started again).
+PHASES = (117_000, 100_000, 60_000, 57_000)
 OUTAGE = 1
+STREAM = "PYKRING_FLEET"       # pykring.sinks.stream_name("pykring.fleet")
 HOSTS = ("sim-a", "sim-b", "sim-c")
 #: Backlog per host: sim-a and sim-b cannot hold the outage's records, sim-c can.
 BACKLOGS = {"sim-a": 256 << 10, "sim-b": 512 << 10, "sim-c": 64 << 20}
@@ -132,9 +134,9 @@ def _read(ctl, name):
 
 # ---- the collector and the kernel stream ---------------------------------------------------
 
-def _collector(url, out, log):
+def _collector(url, out, log, flush=0.5):
     return subprocess.Popen([sys.executable, "-m", "pykring", "collect", url, "--output", out,
-                             "--flush-seconds", "0.5", "--ack-wait", "4", "--report-seconds", "1",
+                             "--flush-seconds", str(flush), "--ack-wait", str(2 * flush + 3), "--report-seconds", "1",
                              "--max-ack-pending", "2000"],
                             cwd=ROOT, stdout=log, stderr=log)
 
@@ -202,7 +204,8 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
     os.makedirs(ctl)
     url = srv.url("pykring.fleet")
     log = open(tmp_path / "collector.log", "w")
-    collector = _collector(url, out, log)
+    # Files every 3 s: at the SIGKILL it holds records it has not acknowledged.
+    collector = _collector(url, out, log, flush=3)
     hosts = []
     kernel = None
     try:
@@ -236,10 +239,22 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
         srv.start()
         open(os.path.join(ctl, "go-2"), "w").close()
         spawned += _spawn(100)
-        # Killed mid-stream: once it stored records sent after the restart
-        # (sim-c's outage backlog), while the hosts still write phase 2.
-        _wait_for("records sent after the restart in the files",
-                  lambda: summarize(out).get("sim-c", {}).get("events", 0) > PHASES[0])
+        _wait_for("phase 2", lambda: all_hosts("done-2"))
+        # Everything so far delivered and acknowledged (the messages the
+        # collector held unacknowledged at the outage come again after
+        # --ack-wait): its buffers are empty now.
+        _wait_for("the collector to catch up", lambda: _consumer_done(url, STREAM, "pykring-collect"))
+        delivered = _js_info(url, STREAM, "pykring-collect")[1].delivered.stream_seq
+
+        # Phase 3: SIGKILLed once it was given messages of this phase: it
+        # writes its files every 3 s, so it holds them unacknowledged.
+        open(os.path.join(ctl, "go-3"), "w").close()
+
+        def holding():
+            _, ci = _js_info(url, STREAM, "pykring-collect")
+            return ci.delivered.stream_seq > delivered and ci.num_ack_pending > 0
+
+        _wait_for("the collector to hold messages of phase 3", holding, interval=0.02)
         collector.send_signal(signal.SIGKILL)
         collector.wait()
         collector = _collector(url, out, log)
@@ -329,8 +344,8 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
     assert sum(f.batch.count for f in pykring.open_recording(out).frames()) == total
 
 
-def _consumer_done(url, stream, durable):
-    """Whether the durable consumer has every message of the stream delivered and acknowledged."""
+def _js_info(url, stream, durable):
+    """(the stream's last sequence, the consumer's info or None), asked of the server."""
     import asyncio
 
     import nats
@@ -343,12 +358,18 @@ def _consumer_done(url, stream, durable):
             try:
                 ci = await js.consumer_info(stream, durable)
             except Exception:
-                return False
-            return ci.num_pending == 0 and ci.num_ack_pending == 0 and ci.ack_floor.stream_seq == si.state.last_seq
+                ci = None
+            return si.state.last_seq, ci
         finally:
             await nc.close()
 
     return asyncio.run(ask())
+
+
+def _consumer_done(url, stream, durable):
+    """Whether the durable consumer has every message of the stream delivered and acknowledged."""
+    last, ci = _js_info(url, stream, durable)
+    return ci is not None and ci.num_pending == 0 and ci.num_ack_pending == 0 and ci.ack_floor.stream_seq == last
 
 
 def test_collector_with_a_fresh_consumer_stores_nothing_twice(tmp_path, ring_name):

@@ -525,6 +525,22 @@ def test_collector_ranges_against_a_set_model(ranges, probes):
     np.testing.assert_array_equal(state.held(seqs), [int(x) in model for x in seqs])
 
 
+@pytest.mark.parametrize("url, said", [
+    ("nats://127.0.0.1:4222", "needs a subject"),
+    ("nats://127.0.0.1:4222/a.*", "without wildcards"),
+    ("nats://127.0.0.1:4222/a?backlog=lots", "invalid backlog 'lots'"),
+    ("nats://127.0.0.1:4222/a?linger=-1", "invalid linger"),
+    ("nats://127.0.0.1:4222/a?colour=red", "unknown option 'colour'"),
+    ("kafka://broker:9092/topic", "unknown sink"),
+    ("http://example.com/x", "unknown sink"),
+])
+def test_sink_url_mistakes_are_said_before_any_connection(url, said):
+    layout = pykring.recording.Layout([(1, "record", pykring.record_dtype(BODY))])
+    with pytest.raises(SinkError) as exc:
+        open_sink(url, layout)
+    assert said in str(exc.value)
+
+
 def test_sink_to_a_closed_port_fails_fast_with_the_url():
     port = free_port()
     url = "nats://127.0.0.1:%d/pykring.none" % port

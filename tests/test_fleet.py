@@ -340,6 +340,13 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
             kernel_pids.update(batch["process_start"]["pid"].tolist())
     assert set(spawned) <= kernel_pids, sorted(set(spawned) - kernel_pids)[:10]
 
+    # pandas reads a host's files as one hive-partitioned Parquet dataset.
+    import pandas as pd
+
+    df = pd.read_parquet(os.path.join(out, "host=sim-a"))
+    assert len(df) == len(sims["sim-a"]) and "hour" in df.columns
+    np.testing.assert_array_equal(np.sort(df["seq"].to_numpy()), np.sort(sims["sim-a"]))
+
     # pykring.open_recording reads the whole directory: the same records.
     assert sum(f.batch.count for f in pykring.open_recording(out).frames()) == total
 

@@ -1139,10 +1139,9 @@ class Recording:
     def __iter__(self) -> Iterator[Any]:
         """The non-empty batches, as iterating the live ring gave them: a
         record array per batch for a single-type ring, a Batch otherwise."""
-        single = self.layout.types[0][1] if len(self.layout.types) == 1 else None
-        for frame in self.frames():
+        for frame in self.frames():     # each with its own file's layout (a directory may mix them)
             if frame.batch.count:
-                yield frame.batch if single is None else frame.batch[single]
+                yield next(iter(frame.batch.values())) if len(frame.batch) == 1 else frame.batch
 
 
 def open_recording(path: Union[str, "os.PathLike[str]"]) -> Recording:

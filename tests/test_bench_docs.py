@@ -157,3 +157,19 @@ def test_a_full_run_rewrites_both_blocks_and_nothing_else(tmp_path):
     new_block = rd.read_text()[rd.read_text().index(readme.BEGIN):]
     assert new_block.startswith(readme.render(run))
     assert "2026-12-02 09:00 UTC" in new_block and run.commit and "at commit `%s`" % run.commit in new_block
+
+
+def test_no_merge_conflict_markers_in_tracked_files():
+    """A merge left half-resolved is not a document (or a program)."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    marker = re.compile(r"^(<{7} |={7}$|>{7} )", re.M)
+    bad = []
+    for name in files:
+        if not name.endswith((".md", ".py", ".c", ".h", ".txt", ".toml", ".sh", ".cfg")) and name != "run.sh":
+            continue
+        path = ROOT / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        bad += ["%s:%d" % (name, text.count("\n", 0, m.start()) + 1) for m in marker.finditer(text)]
+    assert not bad, "merge conflict markers: %s" % ", ".join(bad)

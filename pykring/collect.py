@@ -43,6 +43,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .errors import KringError
+from .recording import fsync_dir, write_parquet
 
 __all__ = ["Collector", "CollectError", "summarize", "add_arguments", "run"]
 
@@ -128,14 +129,6 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text) or "_"
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _makedirs(path: str) -> None:
     """mkdir -p, each new directory's entry fsynced in its parent."""
     parent = os.path.dirname(path)
@@ -146,7 +139,7 @@ def _makedirs(path: str) -> None:
         os.mkdir(path)
     except FileExistsError:
         return
-    _fsync_dir(parent)
+    fsync_dir(parent)
 
 
 def _file_frames(path: str) -> Optional[List[dict]]:
@@ -282,7 +275,6 @@ class Collector:
         """Write every buffer to its file (temporary name, fsync, rename, fsync
         of the directory): when this returns, the records are on disk."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         written = []
         for (host, stream, hour, _), buf in sorted(self._buffers.items(), key=lambda kv: kv[0][:3]):
@@ -295,19 +287,9 @@ class Collector:
             while os.path.exists(path):
                 path = os.path.join(d, "%s.%d.parquet" % (base, n))
                 n += 1
-            tmp = path + _TMP
             table = pa.Table.from_batches(buf["batches"], schema=buf["schema"])
-            writer = pq.ParquetWriter(tmp, buf["schema"], compression="zstd")
-            try:
-                if table.num_rows:
-                    writer.write_table(table, row_group_size=1 << 17)
-                writer.add_key_value_metadata({_FRAMES_KEY.decode(): json.dumps(frames, separators=(",", ":"))})
-            finally:
-                writer.close()
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(d)
+            write_parquet(path, buf["schema"], [table],
+                          {_FRAMES_KEY.decode(): json.dumps(frames, separators=(",", ":"))}, 1 << 17)
             written.append(path)
             self.files += 1
         self._buffers.clear()

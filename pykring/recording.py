@@ -36,16 +36,18 @@ The format, for readers in other languages: docs/RECORDINGS.md. Needs pyarrow:
 ``pip install 'pykring[arrow]'``.
 """
 import dataclasses
+import errno
 import glob
 import json
 import os
 import re
 import socket
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .arrow import _START_FIELDS
 from .errors import KringError
 
 __all__ = ["Layout", "Frame", "Recorder", "Recording", "RecordingError", "open_recording",
@@ -138,7 +140,6 @@ def _dtype_from_json(d: dict) -> np.dtype:
 
 # ---- the row model -------------------------------------------------------------
 
-_START_FIELDS = frozenset(("path", "cmdline", "path_len", "cmdline_len", "detail"))
 _PACKED_COLUMNS = ("path", "argv", "cwd", "parent_path")
 
 
@@ -385,7 +386,6 @@ class Layout:
 
     # -- arrow -> numpy -------------------------------------------------------
     def _fill(self, rows: np.ndarray, f: str, col, what: str) -> None:
-        pa = self._pa
         fields: Mapping[str, Any] = rows.dtype.fields or {}
         dt = fields[f][0]
         n = len(rows)
@@ -582,17 +582,41 @@ def _suffix(path: str) -> str:
                          "*.parquet or *.jsonl" % path)
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
-    except OSError:
-        return
+def fsync_dir(directory: str) -> None:
+    """fsync a directory, so that the names created or renamed in it last.
+    A filesystem that cannot (EINVAL, ENOTSUP) has nothing to do."""
+    fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
     finally:
         os.close(fd)
+
+
+def write_parquet(path: str, schema, tables: Iterable[Any], metadata: Dict[str, str],
+                  row_group_rows: int = 1 << 16) -> None:
+    """The tables (an iterable, consumed as written) as the zstd Parquet file
+    `path` with `metadata` in its footer, durably: written to ``path.tmp``,
+    fsynced, renamed over `path`, its directory fsynced. `metadata` may be
+    filled while `tables` is consumed: it is written last."""
+    _pyarrow()
+    import pyarrow.parquet as pq
+
+    tmp = path + ".tmp"
+    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+    try:
+        for table in tables:
+            if table.num_rows:
+                writer.write_table(table, row_group_size=row_group_rows)
+        writer.add_key_value_metadata(metadata)
+    finally:
+        writer.close()
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 class _ArrowsFile:
@@ -646,39 +670,30 @@ class _ParquetFile:
 
 def journal_to_parquet(journal: str, path: str, row_group_rows: int = 1 << 16) -> None:
     """An .arrows recording (a Parquet recording's journal) as the Parquet
-    file `path` (written to a temporary name, fsynced, renamed), then the
-    journal removed. Its frames go to the footer's metadata."""
+    file `path` (:func:`write_parquet`), then the journal removed. Its
+    frames go to the footer's metadata."""
     pa = _pyarrow()
-    import pyarrow.parquet as pq
-
     rec = _ArrowsReader(journal)
-    header = rec.header
     frames: List[dict] = []
-    tmp = path + ".tmp"
-    writer = pq.ParquetWriter(tmp, rec.schema, compression="zstd")
-    pending: list = []
-    rows = 0
-    try:
+    metadata: Dict[str, str] = {}
+
+    def tables() -> Iterator[Any]:
+        pending: list = []
+        rows = 0
         for rb, meta in rec.raw_frames():
             frames.append(dict(meta, rows=len(rb)))
             if len(rb):
                 pending.append(rb)
                 rows += len(rb)
             if rows >= row_group_rows:
-                writer.write_table(pa.Table.from_batches(pending, schema=rec.schema), row_group_size=row_group_rows)
+                yield pa.Table.from_batches(pending, schema=rec.schema)
                 pending, rows = [], 0
         if pending:
-            writer.write_table(pa.Table.from_batches(pending, schema=rec.schema), row_group_size=row_group_rows)
-        end = dict(rec.end) if rec.end is not None else None
-        writer.add_key_value_metadata({"pykring.frames": json.dumps(frames, separators=(",", ":")),
-                                       "pykring.end": json.dumps(end)})
-    finally:
-        writer.close()
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path)
-    del header
+            yield pa.Table.from_batches(pending, schema=rec.schema)
+        metadata["pykring.frames"] = json.dumps(frames, separators=(",", ":"))
+        metadata["pykring.end"] = json.dumps(dict(rec.end) if rec.end is not None else None)
+
+    write_parquet(path, rec.schema, tables(), metadata, row_group_rows)
     os.unlink(journal)
 
 
@@ -1006,10 +1021,14 @@ class _JsonlReader:
     def _table(self, rows: List[dict]):
         pa = _pyarrow()
         schema = self.layout.schema
+        for r in rows:
+            if r.get("type") not in self.layout.dtypes:
+                raise RecordingError("%s: a record line of no type this recording has: %.80r"
+                                     % (self.path, json.dumps(r)))
         cols = []
         for field in schema:
             name, t = field.name, field.type
-            vals = [r.get(name) if name != "type" else r["type"] for r in rows]
+            vals = [r.get(name) for r in rows]
             cols.append(_from_json_column(pa, name, t, vals))
         return pa.RecordBatch.from_arrays(cols, schema=schema)
 

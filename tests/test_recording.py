@@ -232,6 +232,11 @@ def test_damaged_and_foreign_files_are_named(tmp_path, batches):
     (tmp_path / "long.jsonl").write_text("\n".join(lines[:2] + [json.dumps(r) for r in rows]) + "\n")
     with pytest.raises(RecordingError, match="small.note is 13 bytes, its field holds 3"):
         list(open_recording(str(tmp_path / "long.jsonl")))
+    rows[small]["note"] = "ok"
+    rows[small]["type"] = "smal"
+    (tmp_path / "typo.jsonl").write_text("\n".join(lines[:2] + [json.dumps(r) for r in rows]) + "\n")
+    with pytest.raises(RecordingError, match="a record line of no type this recording has"):
+        list(open_recording(str(tmp_path / "typo.jsonl")))
 
 
 def test_a_directory_of_recordings_reads_every_file(tmp_path, batches):

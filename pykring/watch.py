@@ -325,6 +325,7 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
     t0 = time.monotonic()
     deadline = None if args.duration is None else t0 + args.duration
     lost = 0
+    failed: Optional[Tuple[Any, OSError]] = None     # an output whose write failed, and why
     with ring:
         try:
             outputs = _open_outputs(args, ring, w, t0)
@@ -352,7 +353,13 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                             st = ring.stats
                             facts = w.take_facts()
                             for o in outputs:
-                                o.write(batch, st, facts)
+                                try:
+                                    o.write(batch, st, facts)
+                                except OSError as exc:      # a full disk, a vanished directory
+                                    failed = (o, exc)
+                                    break
+                        if failed is not None:
+                            break
                     else:
                         w.feed(batch)
                         st = ring.stats
@@ -370,12 +377,22 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
         final = ring.stats
         elapsed = time.monotonic() - t0
         for o in outputs:
-            o.close(final, t=elapsed) if isinstance(o, Recorder) else o.close(final)
+            try:
+                o.close(final, t=elapsed) if isinstance(o, Recorder) else o.close(final)
+            except OSError as exc:
+                if failed is None:
+                    failed = (o, exc)
+        if failed is not None:
+            bad, why = failed
+            where = getattr(bad, "path", None) or getattr(bad, "url", "the output")
+            err.write("pykring watch: recording to %s failed: %s; the watch stopped. What was recorded "
+                      "before stays readable (python -m pykring replay reads up to the last complete "
+                      "batch)\n" % (where, why.strerror or why))
         err.write(w.summary(elapsed, final) + "\n")
         for o in outputs:
             err.write("pykring watch: %s\n" % o.summary())
         err.flush()
-    return 0
+    return 1 if failed is not None else 0
 
 
 def replay(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:

@@ -195,3 +195,28 @@ def test_a_recording_it_cannot_write_is_said_before_any_event(args, message):
                        text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and message in r.stderr and not r.stdout, r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_full_disk_stops_the_watch_with_a_message_and_a_readable_recording(tmp_path, fmt):
+    """A recording on a 256 KiB tmpfs that fills: the watch says so and
+    exits 1 (no traceback, no silent stop), and what it recorded before
+    replays."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    try:
+        path = str(mnt / ("full" + fmt))
+        w = Watch(tmp_path, "full", "--json", "--duration", "60", "--output", path)
+        w.started()
+        end = time.monotonic() + 60
+        while w.p.poll() is None and time.monotonic() < end:
+            workload(tmp_path, "full-%d" % os.getpid())
+        assert w.p.wait(timeout=60) == 1, w.err
+        err = w.err
+        assert "pykring watch: recording to %s failed: No space left on device; the watch stopped" % path in err, err
+        assert "Traceback" not in err
+        got, rerr = replay(path, "--json")
+        assert got and w.out.startswith(got), rerr
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])

@@ -763,6 +763,15 @@ class _JsonlFile:
 _WRITERS = {".arrows": _ArrowsFile, ".parquet": _ParquetFile, ".jsonl": _JsonlFile}
 
 
+def layout_of(ring, host: Optional[dict] = None) -> Tuple[Layout, Any]:
+    """(layout, ring) for what a Recorder or a sink is given: a Ring (its
+    layout with this host's identity, or `host`), or a Layout (the ring is
+    then None; `host` replaces its host)."""
+    if isinstance(ring, Layout):
+        return (ring if host is None else Layout(ring.types, host, ring.ring)), None
+    return Layout.of(ring, host), ring
+
+
 def _series_name(path: str, n: int) -> str:
     s = _suffix(path)
     return "%s.%06d%s" % (path[:-len(s)], n, s)
@@ -794,12 +803,7 @@ class Recorder:
         _pyarrow()
         if rotate is not None and rotate <= 0:
             raise ValueError("rotate: a number of bytes > 0, not %r" % (rotate,))
-        if isinstance(ring, Layout):
-            self.layout = ring if host is None else Layout(ring.types, host, ring.ring)
-            self._ring = None
-        else:
-            self.layout = Layout.of(ring, host)
-            self._ring = ring
+        self.layout, self._ring = layout_of(ring, host)
         self.path = path
         self.rotate = rotate
         self.files: List[str] = []          #: the files written so far (in order)

@@ -436,14 +436,9 @@ class Sink:
     def __init__(self, transport: Transport, ring, *, host: Optional[dict] = None,
                  backlog: int = DEFAULT_BACKLOG, linger: float = DEFAULT_LINGER,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT):
-        from .recording import Layout, host_identity
+        from .recording import host_identity, layout_of
 
-        if isinstance(ring, Layout):
-            self.layout = ring if host is None else Layout(ring.types, host, ring.ring)
-            self._ring = None
-        else:
-            self.layout = Layout.of(ring, host)
-            self._ring = ring
+        self.layout, self._ring = layout_of(ring, host)
         if backlog < 1:
             raise ValueError("backlog: bytes > 0, not %r" % (backlog,))
         ident = self.layout.host or host_identity()

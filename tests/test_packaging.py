@@ -22,6 +22,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A program for an installed pykring, as root: the kernel ring sees a process start.
+KERNEL_SEES_A_PROCESS = ("import subprocess, pykring\n"
+                         "with pykring.kernel(events='process') as ring:\n"
+                         "    p = subprocess.Popen(['/bin/true']); p.wait()\n"
+                         "    seen = set()\n"
+                         "    while p.pid not in seen:\n"
+                         "        b = ring.read_batch(timeout=30)\n"
+                         "        assert b.count\n"
+                         "        seen.update(b['process_start']['pid'].tolist())\n")
 pytestmark = pytest.mark.slow
 
 
@@ -96,15 +105,8 @@ def test_wheel_in_a_clean_venv_without_clang_gives_kernel_events(wheel_dir, tmp_
     r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheel_dir),
                         "pykring"], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-4000:]
-    code = ("import shutil, subprocess, pykring\n"
-            "assert shutil.which('clang') is None\n"
-            "with pykring.kernel(events='process') as ring:\n"
-            "    p = subprocess.Popen(['/bin/true']); p.wait()\n"
-            "    seen = set()\n"
-            "    while p.pid not in seen:\n"
-            "        b = ring.read_batch(timeout=30)\n"
-            "        assert b.count\n"
-            "        seen.update(b['process_start']['pid'].tolist())\n"
+    code = ("import shutil\n"
+            "assert shutil.which('clang') is None\n" + KERNEL_SEES_A_PROCESS +
             "print('kernel ok', pykring.__file__)\n")
     r = subprocess.run([py, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr[-4000:]
@@ -217,15 +219,7 @@ def test_plain_pip_install_without_clang_warns_on_the_terminal_and_kernel_says_h
     env["PATH"] = os.environ["PATH"]
     r = subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr[-4000:]
-    code = ("import subprocess, pykring\n"
-            "with pykring.kernel(events='process') as ring:\n"
-            "    p = subprocess.Popen(['/bin/true']); p.wait()\n"
-            "    seen = set()\n"
-            "    while p.pid not in seen:\n"
-            "        b = ring.read_batch(timeout=30)\n"
-            "        assert b.count\n"
-            "        seen.update(b['process_start']['pid'].tolist())\n"
-            "print('kernel ok')\n")
+    code = KERNEL_SEES_A_PROCESS + "print('kernel ok')\n"
     r = subprocess.run([py, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert r.returncode == 0 and "kernel ok" in r.stdout, r.stderr[-4000:]
 

@@ -152,12 +152,24 @@ def test_async_for_kernel_ring_sees_spawned_processes(require_root):
         async def consume():
             while ring.read_batch().count:  # what came before: the consumer then awaits
                 pass
-            spawner = asyncio.ensure_future(spawn())
             seen = set()
-            async for batch in ring:
-                seen.update(batch["process_start"]["pid"].tolist())
-                if spawner.done() and pids <= seen:
-                    return pids, seen
+
+            async def read_all():
+                async for batch in ring:    # until cancelled below
+                    seen.update(batch["process_start"]["pid"].tolist())
+
+            reader = asyncio.ensure_future(read_all())
+            await spawn()
+            # The last start may be read before spawn() returns, and a quiet
+            # machine sends nothing after it: wait for the set, not a batch.
+            deadline = asyncio.get_running_loop().time() + GUARD / 2
+            while not pids <= seen and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(TICK)
+            assert pids <= seen, "not seen: %s; %s" % (sorted(pids - seen), ring.stats)
+            reader.cancel()                 # (closing a kernel ring blocks ~0.3 s: not on the loop)
+            with pytest.raises(asyncio.CancelledError):
+                await reader
+            return pids, seen
 
         (pids, seen), ticker = asyncio.run(consume_with_ticker(consume))
     assert pids <= seen

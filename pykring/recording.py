@@ -953,25 +953,43 @@ class _ParquetReader:
         self.layout = Layout.from_schema(self.schema)
         self.header = _json(self.schema.metadata[_META_KEY], "recording header")
 
+    def _row_groups(self) -> Iterator[Any]:
+        """The record batches of each row group in turn, read one row group
+        at a time (iter_batches was seen holding memory in proportion to
+        the file); a damaged page is a RecordingError."""
+        for i in range(self._pf.num_row_groups):
+            try:
+                table = self._pf.read_row_group(i)
+            except Exception as exc:     # pyarrow's several kinds, for damaged pages
+                raise RecordingError("%s: damaged Parquet data in row group %d (%s: %s)"
+                                     % (self.path, i, type(exc).__name__, exc)) from None
+            yield from table.to_batches()
+
     def raw_frames(self) -> Iterator[Tuple[Any, dict]]:
         pa = _pyarrow()
-        try:
-            table = self._pf.read()
-        except Exception as exc:         # pyarrow's several kinds, for damaged pages
-            raise RecordingError("%s: damaged Parquet data (%s: %s)" % (self.path, type(exc).__name__, exc)) from None
         if self._frames is None:
             # Parquet files of other writers (a collector's): one frame per row group.
-            for i in range(self._pf.num_row_groups):
-                for rb in self._pf.read_row_group(i).to_batches():
-                    yield rb, {}
+            for rb in self._row_groups():
+                yield rb, {}
             return
-        at = 0
+        # Streamed a row group at a time, so a recording larger than memory
+        # replays: frames are cut from the row groups as they come.
+        source = self._row_groups()
+        pending: List[Any] = []
+        have = 0
         for meta in self._frames:
             n = int(meta.get("rows", 0))
-            rb = table.slice(at, n).combine_chunks()
-            batches = rb.to_batches()
+            while have < n:
+                rb = next(source, None)
+                if rb is None:
+                    raise RecordingError("%s: the file ended inside a frame" % self.path)
+                pending.append(rb)
+                have += rb.num_rows
+            held = pa.Table.from_batches(pending, schema=self.schema)
+            batches = held.slice(0, n).combine_chunks().to_batches()
             yield (batches[0] if batches else pa.RecordBatch.from_pylist([], schema=self.schema)), meta
-            at += n
+            pending = held.slice(n).to_batches()
+            have -= n
 
 
 class _JsonlReader:

@@ -3,6 +3,8 @@ records, in every format; a file cut anywhere reads up to its last complete
 frame; damaged or foreign files get a RecordingError naming the problem."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -332,3 +334,37 @@ def test_damaged_bytes_give_a_recording_error_or_records(tmp_path_factory, recor
             assert frame.batch.count >= 0
     except RecordingError:
         pass
+
+
+def replay_peak(layout, path, frames, rows):
+    """Record `frames` frames of `rows` rows to `path`; replay it in a fresh
+    process (so the Arrow pool's peak is the replay's alone), checking every
+    record; return that peak."""
+    dt = layout.dtypes["v"]
+    with Recorder(layout, path) as rec:
+        for i in range(frames):
+            a = np.zeros(rows, dt)
+            a["seq"] = a["val"] = np.arange(i * rows, (i + 1) * rows)
+            rec.write(Batch({"v": a}), {"lost": 0})
+    out = subprocess.run([sys.executable, "-c", (
+        "import sys, pyarrow as pa, pykring\n"
+        "n = 0; last = -1\n"
+        "for f in pykring.open_recording(sys.argv[1]).frames():\n"
+        "    v = f.batch['v']['val']\n"
+        "    assert len(v) == %d and v[0] == last + 1, (len(v), v[0], last)\n"
+        "    last = int(v[-1]); n += len(v)\n"
+        "print(n, pa.default_memory_pool().max_memory())\n") % rows, path],
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    n, peak = map(int, out.stdout.split())
+    assert n == rows * frames
+    return peak
+
+
+def test_a_parquet_recording_replays_in_memory_that_does_not_grow_with_it(tmp_path):
+    """A long Parquet recording is streamed a row group at a time, not
+    loaded: replaying 8 times as many records takes no more memory."""
+    layout = Layout([(1, "v", pykring.record_dtype(np.dtype([("val", "<u8"), ("n", "<u4")])))], HOST)
+    short = replay_peak(layout, str(tmp_path / "short.parquet"), 50, 10_000)
+    long = replay_peak(layout, str(tmp_path / "long.parquet"), 400, 10_000)      # 4M records
+    assert long < 1.5 * short, "replaying 500k records peaked at %d bytes, 4M at %d" % (short, long)

@@ -639,6 +639,9 @@ class _ArrowsFile:
     def size(self) -> int:
         return self._f.tell()
 
+    def full(self) -> bool:
+        return False
+
     def close(self, end: Optional[dict]) -> None:
         pa = _pyarrow()
         if end is not None:
@@ -656,16 +659,29 @@ class _ParquetFile:
     def __init__(self, path: str, layout: Layout, header_facts: Optional[dict], started: int):
         self.path = path
         self._journal = _ArrowsFile(path + _JOURNAL, layout, header_facts, started)
+        self._frame_bytes = 0
 
     def write(self, rb, meta: dict) -> None:
         self._journal.write(rb, meta)
+        self._frame_bytes += len(json.dumps(meta, separators=(",", ":"))) + 20     # + "rows" and a comma
 
     def size(self) -> int:
         return self._journal.size()
 
+    def full(self) -> bool:
+        # The frame list goes to the footer, whose strings Parquet readers
+        # refuse past 100 MB (pyarrow's and others' thrift limit): the file
+        # is closed well before and the recording goes on in the next one.
+        return self._frame_bytes >= PARQUET_FRAME_BYTES
+
     def close(self, end: Optional[dict]) -> None:
         self._journal.close(end)
         journal_to_parquet(self.path + _JOURNAL, self.path)
+
+
+#: The most bytes of frame list a Parquet recording's file holds before the
+#: recording goes on in a next file (about 400,000 frames).
+PARQUET_FRAME_BYTES = 32 << 20
 
 
 def journal_to_parquet(journal: str, path: str, row_group_rows: int = 1 << 16) -> None:
@@ -752,6 +768,9 @@ class _JsonlFile:
     def size(self) -> int:
         return self._f.tell()
 
+    def full(self) -> bool:
+        return False
+
     def close(self, end: Optional[dict]) -> None:
         if end is not None:
             self._f.write(json.dumps({"end": end}, separators=(",", ":")) + "\n")
@@ -785,6 +804,9 @@ class Recorder:
     bytes after which the file is closed and the next one begun; the files
     are then ``STEM.000001.EXT``, ``STEM.000002.EXT``, ... each readable on
     its own, and :func:`open_recording` of ``path`` reads them in order.
+    Without ``rotate``, a Parquet recording whose frame list would make its
+    footer too big for readers goes on in ``STEM.000002.parquet``, ...,
+    read after ``path`` (:attr:`files` lists them).
     ``host``: the host identity to record (default: this host's).
     ``facts``: what the reader of the whole recording needs to know of the
     host at the start (``watch``: the processes running then). ``t0``: the
@@ -817,12 +839,15 @@ class Recorder:
         self._open_next()
 
     def _open_next(self) -> None:
-        name = self.path if self.rotate is None else _series_name(self.path, len(self.files) + 1)
-        if self.rotate is not None and not self.files:
-            for old in glob.glob(glob.escape(self.path[:-len(_suffix(self.path))]) + ".[0-9]*" + _suffix(self.path)):
-                if re.search(r"\.\d{6}\.[a-z]+$", old):
-                    raise RecordingError("%s: a recording series of that name exists (%s); remove it or "
-                                         "choose another name" % (self.path, old))
+        # Without `rotate`, a file that is full (Parquet: its frame list)
+        # goes on in STEM.000002.EXT, ...: readers of STEM.EXT read those too.
+        first = self.rotate is None and not self.files
+        name = self.path if first else _series_name(self.path, len(self.files) + 1)
+        if not self.files:
+            series = _series(self.path)
+            if series:
+                raise RecordingError("%s: a recording series of that name exists (%s); remove it or "
+                                     "choose another name" % (self.path, series[0]))
         self._file = self._cls(name, self.layout, self._facts if not self.files else None, self._started)
         self.files.append(name)
 
@@ -845,7 +870,7 @@ class Recorder:
         self._file.write(rb, meta)
         self.frames += 1
         self.records += len(rb)
-        if self.rotate is not None and self._file.size() >= self.rotate:
+        if (self.rotate is not None and self._file.size() >= self.rotate) or self._file.full():
             self._file.close(None)
             self._open_next()
 
@@ -1102,16 +1127,25 @@ def _recording_files(path: str) -> List[str]:
             raise RecordingError("%s: a directory with no recordings (*.arrows, *.parquet, *.jsonl)" % path)
         return files
     s = _suffix(path)
+    series = _series(path)
     if os.path.exists(path) or (s == ".parquet" and os.path.exists(path + _JOURNAL)):
-        return [path]
-    stem = path[:-len(s)]
-    series = sorted(p for p in glob.glob(glob.escape(stem) + ".*" + s) if re.fullmatch(
-        re.escape(stem) + r"\.\d{6}" + re.escape(s), p))
-    series += sorted(p[:-len(_JOURNAL)] for p in glob.glob(glob.escape(stem) + ".*" + s + _JOURNAL)
-                     if re.fullmatch(re.escape(stem) + r"\.\d{6}" + re.escape(s + _JOURNAL), p)
-                     and not os.path.exists(p[:-len(_JOURNAL)]))
+        # and the files it went on in, when it filled one (Recorder._open_next)
+        return [path] + [p for p in series if not p.endswith(".000001" + s)]
     if not series:
         raise RecordingError("no recording %s (nor a rotated series %s)" % (path, _series_name(path, 1)))
+    return series
+
+
+def _series(path: str) -> List[str]:
+    """STEM.000001.EXT, ... of `path` (a Parquet file still as its journal
+    too), in order."""
+    s = _suffix(path)
+    stem = path[:-len(s)]
+    series = [p for p in glob.glob(glob.escape(stem) + ".*" + s) if re.fullmatch(
+        re.escape(stem) + r"\.\d{6}" + re.escape(s), p)]
+    series += [p[:-len(_JOURNAL)] for p in glob.glob(glob.escape(stem) + ".*" + s + _JOURNAL)
+               if re.fullmatch(re.escape(stem) + r"\.\d{6}" + re.escape(s + _JOURNAL), p)
+               and not os.path.exists(p[:-len(_JOURNAL)])]
     return sorted(series)
 
 

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import pykring
@@ -368,3 +369,34 @@ def test_a_parquet_recording_replays_in_memory_that_does_not_grow_with_it(tmp_pa
     short = replay_peak(layout, str(tmp_path / "short.parquet"), 50, 10_000)
     long = replay_peak(layout, str(tmp_path / "long.parquet"), 400, 10_000)      # 4M records
     assert long < 1.5 * short, "replaying 500k records peaked at %d bytes, 4M at %d" % (short, long)
+
+
+def test_a_parquet_recording_goes_on_in_a_next_file_before_its_footer_is_too_big(tmp_path, monkeypatch):
+    """A Parquet file keeps its frame list in the footer, which readers
+    refuse past 100 MB: a long recording goes on in STEM.000002.parquet,
+    ... before that, and a reader of STEM.parquet reads them all."""
+    monkeypatch.setattr(recording, "PARQUET_FRAME_BYTES", 4000)
+    dt = pykring.record_dtype(np.dtype([("val", "<u8")]))
+    layout = Layout([(1, "v", dt)], HOST)
+    path = str(tmp_path / "long.parquet")
+    stats = []
+    with Recorder(layout, path) as rec:
+        for i in range(300):
+            a = np.zeros(i % 3, dt)         # empty frames too
+            a["val"] = i
+            stats.append({"written": i, "dropped": i // 7, "lost": i // 11, "read": i})
+            rec.write(Batch({"v": a}), stats[-1], facts={"i": i} if i % 50 == 0 else None)
+    assert len(rec.files) > 3 and rec.files[0] == path
+    assert rec.files[1:] == [str(tmp_path / ("long.%06d.parquet" % n)) for n in range(2, len(rec.files) + 1)]
+    for f in rec.files:
+        frame_list = pq.ParquetFile(f).metadata.metadata[b"pykring.frames"]
+        assert len(frame_list) < 4000 + 100, f     # the bound, and the frame that reached it
+    r = open_recording(path)
+    frames = list(r.frames())
+    assert [f.stats for f in frames] == stats
+    assert [f.facts for f in frames if f.facts] == [{"i": i} for i in range(0, 300, 50)]
+    assert [int(v) for f in frames for v in f.batch["v"]["val"]] == [i for i in range(300) for _ in range(i % 3)]
+    assert r.stats["written"] == 299
+    # A new recording of that name is refused while the old one's files are there.
+    with pytest.raises(RecordingError, match="series of that name exists"):
+        Recorder(layout, path)

@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, TextIO, Tuple
 
@@ -263,16 +264,22 @@ def _lost_line(who: str, n: int) -> str:
 
 @contextlib.contextmanager
 def _sigint_deferred() -> Iterator[None]:
-    """SIGINT (Ctrl-C) blocked inside: it arrives, as KeyboardInterrupt,
-    when the block is done."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """SIGINT (Ctrl-C) held inside: it arrives, as KeyboardInterrupt, when
+    the block is done. A handler that notes it, not a signal mask: the
+    process has other threads (pyarrow's, the sink's), and the kernel gives
+    a process's SIGINT to any thread that does not block it, whose Python
+    handler then runs in the main thread, inside the block."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held: List[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, old)
+        if held:
+            signal.raise_signal(signal.SIGINT)      # to the handler of before, now
 
 
 def _open_outputs(args, ring, w: "Watch", t0: float) -> List[Any]:

@@ -220,3 +220,26 @@ def test_a_full_disk_stops_the_watch_with_a_message_and_a_readable_recording(tmp
         assert got and w.out.startswith(got), rerr
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_ctrl_c_inside_print_and_record_waits_for_both_while_other_threads_run():
+    """watch prints and records a batch, or neither. With another thread
+    that does not block SIGINT (pyarrow starts some), the kernel may give
+    the signal to that thread; it must still wait for the block's end."""
+    program = (
+        "import os, signal, threading, time\n"
+        "from pykring.watch import _sigint_deferred\n"
+        "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "done = []\n"
+        "try:\n"
+        "    for i in range(20):\n"
+        "        with _sigint_deferred():\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "            for _ in range(100):\n"
+        "                time.sleep(0.0005)\n"
+        "            done.append(i)\n"
+        "except KeyboardInterrupt:\n"
+        "    print(done)\n")
+    r = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[0]", "the block was interrupted: %r %r" % (r.stdout, r.stderr[-2000:])

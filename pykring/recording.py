@@ -42,8 +42,9 @@ import json
 import os
 import re
 import socket
+import threading
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -678,6 +679,40 @@ class _ParquetFile:
         self._journal.close(end)
         journal_to_parquet(self.path + _JOURNAL, self.path)
 
+    def close_later(self) -> "_Later":
+        """Close the journal now (a middle file: no end), convert it in a
+        thread: seconds for a big file, which a reader of a live ring should
+        not stall for. Until the Parquet file is renamed in place, readers
+        read the journal."""
+        self._journal.close(None)
+        return _Later(self.path, lambda: journal_to_parquet(self.path + _JOURNAL, self.path))
+
+
+class _Later:
+    """A file's slow last step, in a thread; done() re-raises its error."""
+
+    def __init__(self, path: str, fn: Callable[[], None]):
+        self.path = path
+        self._error: Optional[BaseException] = None
+
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:     # re-raised in the recording thread
+                self._error = exc
+
+        # Not a daemon: an interpreter that exits first waits for the file.
+        self._thread = threading.Thread(target=run, name="pykring-parquet %s" % os.path.basename(path))
+        self._thread.start()
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def done(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
 
 #: The most bytes of frame list a Parquet recording's file holds before the
 #: recording goes on in a next file (about 400,000 frames).
@@ -835,6 +870,7 @@ class Recorder:
         self._t0 = time.monotonic() if t0 is None else t0
         self._started = time.time_ns()
         self._file: Optional[Any] = None
+        self._later: Optional[_Later] = None
         self._last_stats: Optional[dict] = None
         self._open_next()
 
@@ -862,6 +898,7 @@ class Recorder:
         ``ring.stats``)."""
         if self._file is None:
             raise ValueError("write to a closed Recorder")
+        self._finish_later(wait=False)      # a finished conversion's error, here
         if stats is None and self._ring is not None:
             stats = self._ring.stats
         rb = self.layout.encode(batch)
@@ -871,8 +908,20 @@ class Recorder:
         self.frames += 1
         self.records += len(rb)
         if (self.rotate is not None and self._file.size() >= self.rotate) or self._file.full():
-            self._file.close(None)
+            self._finish_later()
+            if isinstance(self._file, _ParquetFile):
+                self._later = self._file.close_later()
+            else:
+                self._file.close(None)
             self._open_next()
+
+    def _finish_later(self, wait: bool = True) -> None:
+        """The previous file's conversion: its error raised here; waited for
+        if `wait` (one at a time: a recorder never falls further behind)."""
+        later = self._later
+        if later is not None and (wait or not later.running()):
+            self._later = None
+            later.done()
 
     def close(self, stats=None, t: Optional[float] = None) -> None:
         """Finish the recording: the final stats (default: ``ring.stats``,
@@ -888,7 +937,10 @@ class Recorder:
         end = dict(_stats_dict(stats) if stats is not None else (self._last_stats or {}),
                    t=round(time.monotonic() - self._t0 if t is None else t, 6))
         f, self._file = self._file, None
-        f.close(end)
+        try:
+            f.close(end)
+        finally:
+            self._finish_later()
 
     def summary(self) -> str:
         """One line: what was recorded, where."""
@@ -911,6 +963,10 @@ class _ArrowsReader:
         self.truncated = False
         self.end: Optional[dict] = None
         self._f = open(path, "rb")
+        if os.fstat(self._f.fileno()).st_size == 0:
+            self._f.close()
+            raise RecordingError("%s is empty: a recording opened but given no batch yet (starting, or "
+                                 "stopped before its first batch)" % path)
         try:
             self._r = pa.ipc.open_stream(self._f)
             self.schema = self._r.schema
@@ -1114,6 +1170,17 @@ def _reader(path: str):
     return _READERS[s](path)
 
 
+def _empty(path: str) -> bool:
+    """A recording's file (a Parquet one's journal, while there is one) of
+    no bytes yet: the .arrows writer writes its schema with the first batch."""
+    if _suffix(path) == ".parquet" and not os.path.exists(path):
+        path += _JOURNAL
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
+
+
 def _recording_files(path: str) -> List[str]:
     if os.path.isdir(path):
         found = []
@@ -1194,6 +1261,9 @@ class Recording:
     def frames(self) -> Iterator[Frame]:
         """Every frame of every file, in order."""
         for i, path in enumerate(self.files):
+            if i and i == len(self.files) - 1 and _empty(path):
+                self.truncated = True   # the file being begun (rotation, or one that filled)
+                return
             r = self._first if i == 0 and self._first is not None else _reader(path)
             self._first = None
             for k, (rb, meta) in enumerate(r.raw_frames()):

@@ -1,10 +1,12 @@
 """Recordings: what a Recorder writes, open_recording reads back as the same
 records, in every format; a file cut anywhere reads up to its last complete
 frame; damaged or foreign files get a RecordingError naming the problem."""
+import errno
 import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -400,3 +402,58 @@ def test_a_parquet_recording_goes_on_in_a_next_file_before_its_footer_is_too_big
     # A new recording of that name is refused while the old one's files are there.
     with pytest.raises(RecordingError, match="series of that name exists"):
         Recorder(layout, path)
+
+
+def test_a_rotated_parquet_file_is_converted_while_the_recording_goes_on(tmp_path, monkeypatch):
+    """Turning a full journal into Parquet takes seconds for a big file (a
+    watch's reader stalled that long at each rotation): it runs in a thread,
+    readers read the journal until the file is in place, and close() waits
+    for it."""
+    gate, order = threading.Event(), []
+    convert = recording.journal_to_parquet
+
+    def held(journal, path, *a):
+        gate.wait(10)                       # without the thread: the write itself waits here
+        order.append("converted " + os.path.basename(path))
+        convert(journal, path, *a)
+
+    monkeypatch.setattr(recording, "journal_to_parquet", held)
+    dt = pykring.record_dtype(np.dtype([("val", "<u8")]))
+    path = str(tmp_path / "r.parquet")
+    rec = Recorder(Layout([(1, "v", dt)], HOST), path, rotate=1)
+    a = np.zeros(3, dt)
+    a["val"] = [1, 2, 3]
+    rec.write(Batch({"v": a}), {"lost": 0})
+    order.append("written")
+    assert rec.files == [str(tmp_path / "r.000001.parquet"), str(tmp_path / "r.000002.parquet")]
+    # Meanwhile the first file reads as its journal.
+    assert [f.batch["v"]["val"].tolist() for f in open_recording(path).frames()] == [[1, 2, 3]]
+    gate.set()
+    rec.close()
+    assert order[0] == "written" and sorted(order[1:]) == ["converted r.000001.parquet", "converted r.000002.parquet"]
+    assert sorted(os.listdir(tmp_path)) == ["r.000001.parquet", "r.000002.parquet"]
+    assert [f.batch["v"]["val"].tolist() for f in open_recording(path).frames()] == [[1, 2, 3]]
+
+
+def test_a_failed_background_conversion_is_raised_and_its_journal_kept(tmp_path, monkeypatch):
+    def full(journal, path, *a):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(recording, "journal_to_parquet", full)
+    dt = pykring.record_dtype(np.dtype([("val", "<u8")]))
+    path = str(tmp_path / "r.parquet")
+    rec = Recorder(Layout([(1, "v", dt)], HOST), path, rotate=1)
+    a = np.zeros(2, dt)
+    a["val"] = [7, 8]
+    with pytest.raises(OSError, match="No space left"):
+        rec.write(Batch({"v": a}), {"lost": 0})
+        rec.close()                         # at the latest
+    monkeypatch.undo()
+    assert [f.batch["v"]["val"].tolist() for f in open_recording(str(tmp_path / "r.000001.parquet")).frames()] == [[7, 8]]
+
+
+@pytest.mark.parametrize("name", ["r.arrows", "r.parquet.journal.arrows"])
+def test_a_recording_given_no_batch_yet_says_so(tmp_path, name):
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(RecordingError, match="is empty: a recording opened but given no batch yet"):
+        open_recording(str(tmp_path / name.replace(".journal.arrows", "")))

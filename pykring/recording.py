@@ -1181,6 +1181,12 @@ def _empty(path: str) -> bool:
         return False
 
 
+def _reading_order(path: str) -> Tuple[str, int]:
+    """STEM.EXT, then STEM.000002.EXT, ... (a series: STEM.000001.EXT, ...)."""
+    m = re.fullmatch(r"(.*)\.(\d{6})(\.[a-z]+)", path)
+    return (m.group(1) + m.group(3), int(m.group(2))) if m else (path, 0)
+
+
 def _recording_files(path: str) -> List[str]:
     if os.path.isdir(path):
         found = []
@@ -1189,7 +1195,7 @@ def _recording_files(path: str) -> List[str]:
                 if n.endswith(SUFFIXES) and not n.endswith(_JOURNAL) or n.endswith(".parquet" + _JOURNAL):
                     full = os.path.join(d, n)
                     found.append(full[:-len(_JOURNAL)] if full.endswith(".parquet" + _JOURNAL) else full)
-        files = sorted(set(found))
+        files = sorted(set(found), key=_reading_order)
         if not files:
             raise RecordingError("%s: a directory with no recordings (*.arrows, *.parquet, *.jsonl)" % path)
         return files

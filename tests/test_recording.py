@@ -399,6 +399,8 @@ def test_a_parquet_recording_goes_on_in_a_next_file_before_its_footer_is_too_big
     assert [f.facts for f in frames if f.facts] == [{"i": i} for i in range(0, 300, 50)]
     assert [int(v) for f in frames for v in f.batch["v"]["val"]] == [i for i in range(300) for _ in range(i % 3)]
     assert r.stats["written"] == 299
+    # In a directory too: STEM.parquet first, then its continuations.
+    assert [f.stats for f in open_recording(str(tmp_path)).frames()] == stats
     # A new recording of that name is refused while the old one's files are there.
     with pytest.raises(RecordingError, match="series of that name exists"):
         Recorder(layout, path)

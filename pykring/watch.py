@@ -16,7 +16,8 @@ executable file mapped into a process: the program, its loader, libraries).
 ``type`` (process_start, process_exit, image_load), ``ts`` (ns since the
 Unix epoch), ``pid``, ``ppid`` (null when unknown), ``path``, and where they
 apply ``exit_code``, ``cmdline``, ``address``, ``length`` (and a few more).
-A summary goes to stderr at the end.
+A summary goes to stderr at the end. On Ctrl-C (or at ``--duration``) the
+events the kernel had written by then are shown before it stops.
 """
 import argparse
 import contextlib
@@ -258,6 +259,10 @@ class Watch:
                    "?" if dropped is None else dropped, lost))
 
 
+#: Reads of what is pending when a watch is told to stop.
+_LAST_READS = 4
+
+
 def _lost_line(who: str, n: int) -> str:
     return "pykring %s: %d events lost (the kernel ring was full)\n" % (who, n)
 
@@ -345,38 +350,61 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
             return 1 if isinstance(exc, pykring.KringError) and not isinstance(exc, pykring.RecordingError) else 2
         err.write("pykring watch: %s events from the kernel, Ctrl-C to stop\n" % args.events)
         err.flush()
+
+        def take(batch) -> None:
+            """Print and record a batch (or neither); the loss line."""
+            nonlocal failed, lost
+            if outputs:
+                # Printed and recorded, or neither: Ctrl-C waits.
+                with _sigint_deferred():
+                    w.feed(batch)
+                    st = ring.stats
+                    facts = w.take_facts()
+                    for o in outputs:
+                        try:
+                            o.write(batch, st, facts)
+                        except OSError as exc:      # a full disk, a vanished directory
+                            failed = (o, exc)
+                            return
+            else:
+                w.feed(batch)
+                st = ring.stats
+            if st.lost > lost:
+                err.write(_lost_line("watch", st.lost - lost))
+                err.flush()
+                lost = st.lost
+
+        piped = False
         try:
             w.header()
-            while not w.done:
+            while not w.done and failed is None:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
                 batch = ring.read_batch(timeout=0.5 if left is None else min(left, 0.5))
                 if batch:
-                    if outputs:
-                        # Printed and recorded, or neither: Ctrl-C waits.
-                        with _sigint_deferred():
-                            w.feed(batch)
-                            st = ring.stats
-                            facts = w.take_facts()
-                            for o in outputs:
-                                try:
-                                    o.write(batch, st, facts)
-                                except OSError as exc:      # a full disk, a vanished directory
-                                    failed = (o, exc)
-                                    break
-                        if failed is not None:
-                            break
-                    else:
-                        w.feed(batch)
-                        st = ring.stats
-                    if st.lost > lost:
-                        err.write(_lost_line("watch", st.lost - lost))
-                        err.flush()
-                        lost = st.lost
+                    take(batch)
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:
+            piped = True
+        if not piped and failed is None:
+            # Told to stop (Ctrl-C, --duration): what the kernel had written by
+            # then is shown too, not left in the ring. A few reads, no waiting:
+            # a busy machine does not keep it going; a second Ctrl-C ends it.
+            try:
+                for _ in range(_LAST_READS):
+                    if w.done or failed is not None:
+                        break
+                    batch = ring.read_batch(timeout=0)
+                    if not batch:
+                        break
+                    take(batch)
+            except KeyboardInterrupt:
+                pass
+            except BrokenPipeError:
+                piped = True
+        if piped:
             # The reader went away (| head): stop quietly.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, out.fileno())

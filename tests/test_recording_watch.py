@@ -243,3 +243,17 @@ def test_ctrl_c_inside_print_and_record_waits_for_both_while_other_threads_run()
     r = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[0]", "the block was interrupted: %r %r" % (r.stdout, r.stderr[-2000:])
+
+
+def test_what_the_kernel_wrote_before_ctrl_c_is_shown(tmp_path):
+    """Stopped right after a burst, with wakeups batched for 10 s: the burst's
+    events are still in the ring at Ctrl-C, and are shown, not left there."""
+    tag = "stop-%d" % os.getpid()
+    probe = tmp_path / tag
+    os.symlink("/bin/true", str(probe))
+    w = Watch(tmp_path, "stop", "--json", "--wake-interval", "10", "--comm", tag)
+    w.started()
+    subprocess.run(["sh", "-c", 'for i in 1 2 3 4 5 6 7 8; do "$0"; done', str(probe)], check=True)
+    lines = [json.loads(x) for x in w.stop().splitlines()]
+    kinds = sorted(e["type"] for e in lines)
+    assert kinds == ["process_exit"] * 8 + ["process_start"] * 8, (kinds, w.err)

@@ -1165,8 +1165,10 @@ _READERS = {".arrows": _ArrowsReader, ".parquet": _ParquetReader, ".jsonl": _Jso
 def _reader(path: str):
     s = _suffix(path)
     if s == ".parquet" and not os.path.exists(path) and os.path.exists(path + _JOURNAL):
-        r = _ArrowsReader(path + _JOURNAL)      # recording, or cut short: its journal
-        return r
+        try:
+            return _ArrowsReader(path + _JOURNAL)       # recording, or cut short: its journal
+        except FileNotFoundError:
+            pass                                        # turned into the Parquet file meanwhile
     return _READERS[s](path)
 
 

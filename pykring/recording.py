@@ -632,10 +632,12 @@ class _ArrowsFile:
         self._schema = schema
         self._f.flush()
 
-    def write(self, rb, meta: dict) -> None:
-        self._w.write_batch(rb.replace_schema_metadata(self._schema.metadata),
-                            custom_metadata={_FRAME_KEY: json.dumps(meta, separators=(",", ":")).encode()})
+    def write(self, rb, meta: dict) -> int:
+        """Write a frame; the length of its metadata's JSON."""
+        frame = json.dumps(meta, separators=(",", ":")).encode()
+        self._w.write_batch(rb.replace_schema_metadata(self._schema.metadata), custom_metadata={_FRAME_KEY: frame})
         self._f.flush()
+        return len(frame)
 
     def size(self) -> int:
         return self._f.tell()
@@ -663,8 +665,7 @@ class _ParquetFile:
         self._frame_bytes = 0
 
     def write(self, rb, meta: dict) -> None:
-        self._journal.write(rb, meta)
-        self._frame_bytes += len(json.dumps(meta, separators=(",", ":"))) + 20     # + "rows" and a comma
+        self._frame_bytes += self._journal.write(rb, meta) + 20     # + "rows" and a comma
 
     def size(self) -> int:
         return self._journal.size()

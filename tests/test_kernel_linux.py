@@ -973,14 +973,28 @@ def test_watch_text_count_events_and_pid(bins):
     for line in lines[1:]:
         assert re.match(r"\d\d:\d\d:\d\d\.\d{6}  (fork|exec|exit) ", line), line
     assert "3 events" in err
-    sleeper = subprocess.Popen(["sleep", "1.5"])
-    w = _watch("--json", "--pid", str(sleeper.pid), "--duration", "5")
-    _wait_started(w)
-    subprocess.run(["/bin/true"])
-    sleeper.wait()
-    out, err = w.communicate(timeout=30)
+    # A process started before the watch, which exits (status 0) only when
+    # told to, after the watch has attached: however long the watch takes to
+    # start, its exit comes while the watch runs. --count 1 ends the watch
+    # at the first event shown; /bin/true runs before it, so an unfiltered
+    # event would be that one. --duration is the hang guard.
+    sleeper = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    w = None
+    try:
+        w = _watch("--json", "--pid", str(sleeper.pid), "--count", "1", "--duration", "60")
+        _wait_started(w)
+        subprocess.run(["/bin/true"])
+        sleeper.stdin.close()
+        assert sleeper.wait(timeout=30) == 0
+        out, err = w.communicate(timeout=120)
+    finally:
+        for q in (sleeper, w):
+            if q is not None and q.poll() is None:
+                q.kill()
+                q.wait()
+    assert w.returncode == 0, err
     got = [json.loads(line) for line in out.splitlines()]
-    assert [(d["type"], d["pid"], d["exit_code"]) for d in got] == [("process_exit", sleeper.pid, 0)]
+    assert [(d["type"], d["pid"], d["exit_code"]) for d in got] == [("process_exit", sleeper.pid, 0)], (got, err)
     assert got[0]["started_before"] is True
 
 

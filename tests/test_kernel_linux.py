@@ -10,6 +10,7 @@ import json
 import os
 import re
 import resource
+import select
 import shutil
 import signal
 import struct
@@ -998,18 +999,37 @@ def test_watch_text_count_events_and_pid(bins):
     assert got[0]["started_before"] is True
 
 
+def _read_until(p, text, timeout=30.0):
+    """p's stdout up to the first appearance of `text` (the watch flushes each
+    batch it prints). The timeout is a hang guard, not a timing claim."""
+    fd = p.stdout.fileno()
+    got = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in got:
+        left = deadline - time.monotonic()
+        chunk = os.read(fd, 65536) if left > 0 and select.select([fd], [], [], left)[0] else None
+        if not chunk:
+            p.kill()
+            out, err = p.communicate()
+            raise AssertionError("the watch printed no %r (%s); stdout:\n%s\nstderr:\n%s" % (
+                text, "it exited" if chunk == b"" else "%.0f s" % timeout, got.decode(errors="replace") + out, err))
+        got += chunk
+    return got.decode(errors="replace")
+
+
 @needs_root
 def test_watch_ctrl_c_exits_cleanly():
     w = _watch()
     _wait_started(w)
     subprocess.run(["/bin/true"])
-    time.sleep(0.3)
+    # Ctrl-C once the watch has printed the process: it stops without
+    # draining, so an earlier signal could leave the line unprinted.
+    _read_until(w, os.path.realpath("/bin/true"))
     w.send_signal(signal.SIGINT)
     out, err = w.communicate(timeout=30)
     assert w.returncode == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "pykring watch:" in err.splitlines()[-1] and "sequence gaps" in err
-    assert os.path.realpath("/bin/true") in out
 
 
 @pytest.fixture

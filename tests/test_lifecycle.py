@@ -126,10 +126,12 @@ def test_close_from_another_thread_ends_a_blocked_call(ring_name, what):
 
 
 CLOSE_KERNEL_RING = r'''
-import json, threading, time
+import json, os, threading, time
 import pykring
 ring = pykring.kernel(events="process")
 out = {}
+# epoll_wait, epoll_pwait and epoll_pwait2 (asm/unistd.h)
+waits = {"x86_64": {"232", "281", "441"}, "aarch64": {"22", "441"}}[os.uname().machine]
 
 def reader():
     try:
@@ -142,7 +144,17 @@ def reader():
 
 th = threading.Thread(target=reader)
 th.start()
-time.sleep(0.5)
+# Close once the reader sleeps in epoll_wait (its /proc syscall; 30 s hang
+# guard): a close before it would test a read of a closed ring instead.
+deadline = time.monotonic() + 30
+while True:
+    with open("/proc/self/task/%d/syscall" % th.native_id) as f:
+        if f.read().split(" ", 1)[0] in waits:
+            break
+    if not th.is_alive() or time.monotonic() > deadline:
+        out["never_slept"] = True
+        break
+    time.sleep(0.001)
 ring.close()
 th.join(30)
 out["returned"] = not th.is_alive()

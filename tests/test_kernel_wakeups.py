@@ -33,6 +33,8 @@ PROCS = os.path.join(ROOT, "tests", "procs")
 #: One sleep of the reader: far longer than any wait a test allows (HANG_GUARD_S).
 SLEEP_NS = 60 * 10**9
 HANG_GUARD_S = 30
+#: epoll_wait, epoll_pwait and epoll_pwait2 by machine (the numbers of asm/unistd.h).
+EPOLL_WAITS = {"x86_64": {"232", "281", "441"}, "aarch64": {"22", "441"}}.get(os.uname().machine, set())
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,21 @@ class Reader:
     def count(self):
         return sum(len(self.records(n)) for n in self.parts)
 
+    def wait_asleep(self):
+        """Until the reader sleeps in the kernel: its thread's /proc syscall is
+        an epoll wait (the kernel's word; the asleep Event is set just before
+        the call, so the records of a process started then could be pending
+        before it sleeps, and it would test no wakeup)."""
+        assert self.asleep.wait(HANG_GUARD_S)
+        deadline = time.monotonic() + HANG_GUARD_S
+        while True:
+            with open("/proc/self/task/%d/syscall" % self._t.native_id) as f:
+                if f.read().split(" ", 1)[0] in EPOLL_WAITS and self.asleep.is_set():
+                    return
+            assert self._t.is_alive(), self._error
+            assert time.monotonic() < deadline, "the reader never slept in epoll_wait"
+            time.sleep(0.001)
+
     def wait_for(self, pred):
         """Until pred() (polled; HANG_GUARD_S is the hang guard, not the assertion)."""
         deadline = time.monotonic() + HANG_GUARD_S
@@ -119,7 +136,7 @@ def _pids(reader, name):
 
 def _spawn_and_wait_for_exit(reader):
     """Run /bin/true while the reader sleeps; wait until its exit was read."""
-    assert reader.asleep.wait(HANG_GUARD_S)
+    reader.wait_asleep()
     p = subprocess.Popen(["/bin/true"])
     assert p.wait() == 0
     reader.wait_for(lambda: p.pid in _pids(reader, "process_exit"))
@@ -188,7 +205,7 @@ def test_an_executable_mmap_alone_wakes_a_sleeping_reader(tmp_path):
         before = ring.source.wakeups()
         r = Reader(ring)
         try:
-            assert r.asleep.wait(HANG_GUARD_S)
+            r.wait_asleep()
             with open(lib, "rb") as f:
                 m = mmap.mmap(f.fileno(), 8192, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC)
                 m.close()

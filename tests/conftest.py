@@ -8,6 +8,7 @@ either way. A strict xfail (the default: xfail_strict in pyproject.toml)
 still marks a known bug.
 """
 import os
+import signal
 
 import pytest
 
@@ -51,6 +52,13 @@ def sanitizer_build(tmp_path_factory):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "tsan: builds and runs under ThreadSanitizer")
+    # A suite started as a background job of a non-interactive shell (`bash
+    # run.sh test &`, as CI scripts may) inherits SIGINT ignored, and so would
+    # every child it starts: Python then installs no KeyboardInterrupt handler,
+    # and a child sent Ctrl-C (watch, the blocked-write and fleet tests) never
+    # stops. Children must start as from a terminal, with the default action.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _skip_reason(longrepr) -> str:

@@ -24,7 +24,7 @@ import pytest
 import pykring
 from pykring import events as ev
 from tests.test_kernel_linux import Collector, bins, needs_root   # noqa: F401 (bins: fixture)
-from tests.test_kernel_oracle import _tree
+from tests.test_kernel_oracle import _tree, wait_attached
 
 # bpftrace cuts strings and buffers at BPFTRACE_STRLEN bytes (at most 200).
 STRLEN = 200
@@ -81,7 +81,12 @@ run([sys.executable, "-c", "import os, sys, threading\n"
      "t = threading.Thread(target=os.execv, args=(sys.argv[1], [sys.argv[1], '7']))\nt.start(); t.join()", exe])
 # an orphan: its parent exits, it is reparented, then it execs (the pipe ends with it)
 o = subprocess.Popen([sys.executable, "-c", "import os, sys, time\n"
-                      "if os.fork() == 0:\n    time.sleep(0.3); os.execv(sys.argv[1], [sys.argv[1], '8'])\n"
+                      "parent = os.getpid()\n"
+                      "if os.fork() == 0:\n"
+                      "    deadline = time.monotonic() + 60\n"
+                      "    while os.getppid() == parent and time.monotonic() < deadline:   # reparented first\n"
+                      "        time.sleep(0.01)\n"
+                      "    os.execv(sys.argv[1], [sys.argv[1], '8'])\n"
                       "os._exit(0)", exe], stdout=subprocess.PIPE)
 o.communicate()
 # SIGKILL and SIGSEGV
@@ -160,12 +165,9 @@ def test_edge_cases_agree_with_bpftrace(bins, tmp_path):
     with open(trace, "w") as f:
         bt = subprocess.Popen([exe, "-e", BPFTRACE], stdout=f, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while "Attaching" not in trace.read_text(errors="replace"):
-            assert bt.poll() is None, trace.read_text(errors="replace")
-            assert time.monotonic() < deadline, "bpftrace did not attach"
-            time.sleep(0.1)
-        time.sleep(0.5)
+        me = os.getpid()
+        wait_attached(trace, bt, lambda pid: [r"^F %d %d$" % (me, pid), r"^E %d %d \d+ /bin/sh$" % (pid, pid),
+                                              r"^R %d %d 2$" % (pid, pid), r"^X %d %d " % (pid, pid)])
         with pykring.kernel() as ring:
             col = Collector(ring)
             try:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import resource
+import select
 import shutil
 import signal
 import struct
@@ -973,15 +974,47 @@ def test_watch_text_count_events_and_pid(bins):
     for line in lines[1:]:
         assert re.match(r"\d\d:\d\d:\d\d\.\d{6}  (fork|exec|exit) ", line), line
     assert "3 events" in err
-    sleeper = subprocess.Popen(["sleep", "1.5"])
-    w = _watch("--json", "--pid", str(sleeper.pid), "--duration", "5")
-    _wait_started(w)
-    subprocess.run(["/bin/true"])
-    sleeper.wait()
-    out, err = w.communicate(timeout=30)
+    # A process started before the watch, which exits (status 0) only when
+    # told to, after the watch has attached: however long the watch takes to
+    # start, its exit comes while the watch runs. --count 1 ends the watch
+    # at the first event shown; /bin/true runs before it, so an unfiltered
+    # event would be that one. --duration is the hang guard.
+    sleeper = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    w = None
+    try:
+        w = _watch("--json", "--pid", str(sleeper.pid), "--count", "1", "--duration", "60")
+        _wait_started(w)
+        subprocess.run(["/bin/true"])
+        sleeper.stdin.close()
+        assert sleeper.wait(timeout=30) == 0
+        out, err = w.communicate(timeout=120)
+    finally:
+        for q in (sleeper, w):
+            if q is not None and q.poll() is None:
+                q.kill()
+                q.wait()
+    assert w.returncode == 0, err
     got = [json.loads(line) for line in out.splitlines()]
-    assert [(d["type"], d["pid"], d["exit_code"]) for d in got] == [("process_exit", sleeper.pid, 0)]
+    assert [(d["type"], d["pid"], d["exit_code"]) for d in got] == [("process_exit", sleeper.pid, 0)], (got, err)
     assert got[0]["started_before"] is True
+
+
+def _read_until(p, text, timeout=30.0):
+    """p's stdout up to the first appearance of `text` (the watch flushes each
+    batch it prints). The timeout is a hang guard, not a timing claim."""
+    fd = p.stdout.fileno()
+    got = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in got:
+        left = deadline - time.monotonic()
+        chunk = os.read(fd, 65536) if left > 0 and select.select([fd], [], [], left)[0] else None
+        if not chunk:
+            p.kill()
+            out, err = p.communicate()
+            raise AssertionError("the watch printed no %r (%s); stdout:\n%s\nstderr:\n%s" % (
+                text, "it exited" if chunk == b"" else "%.0f s" % timeout, got.decode(errors="replace") + out, err))
+        got += chunk
+    return got.decode(errors="replace")
 
 
 @needs_root
@@ -989,13 +1022,14 @@ def test_watch_ctrl_c_exits_cleanly():
     w = _watch()
     _wait_started(w)
     subprocess.run(["/bin/true"])
-    time.sleep(0.3)
+    # Ctrl-C once the watch has printed the process: it stops without
+    # draining, so an earlier signal could leave the line unprinted.
+    _read_until(w, os.path.realpath("/bin/true"))
     w.send_signal(signal.SIGINT)
     out, err = w.communicate(timeout=30)
     assert w.returncode == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "pykring watch:" in err.splitlines()[-1] and "sequence gaps" in err
-    assert os.path.realpath("/bin/true") in out
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ design, the comparison says why (see _canonical). Needs root and bpftrace
 (run.sh test installs it); under KRING_REQUIRE_ALL=1 a missing bpftrace fails.
 """
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -25,6 +26,28 @@ tracepoint:sched:sched_process_exit { printf("X %d %d %d\n", pid, tid, curtask->
 """
 
 
+def wait_attached(out, bt, lines_of, timeout=60.0):
+    """Return once bpftrace (process `bt`, printing to the file `out`) traces
+    every probe: it prints "Attaching N probes" before it attaches them, one
+    at a time and in no fixed order, so marker processes run until one has all
+    of its lines (the regular expressions lines_of(pid)) in the output. A
+    marker forks from this process, execs sh, fails an exec (ENOENT) and
+    exits. The timeout is a hang guard, not a timing claim."""
+    deadline = time.monotonic() + timeout
+    markers = []
+    while True:
+        text = out.read_text(errors="replace")
+        if any(all(re.search(r, text, re.M) for r in lines_of(pid)) for pid in markers):
+            return
+        assert bt.poll() is None, "bpftrace exited (status %s):\n%s" % (bt.returncode, text)
+        assert time.monotonic() < deadline, "bpftrace did not trace a marker process within %.0f s:\n%s" % (
+            timeout, text[-4000:])
+        m = subprocess.Popen(["/bin/sh", "-c", "exec /nonexistent-kring-marker/x"], stderr=subprocess.DEVNULL)
+        assert m.wait() == 127
+        markers.append(m.pid)
+        time.sleep(0.1)
+
+
 class Oracle:
     """bpftrace in the background, its lines kept in a file."""
 
@@ -35,12 +58,9 @@ class Oracle:
         self.out = tmp_path / "bpftrace.out"
         self._f = open(self.out, "w")
         self.p = subprocess.Popen([exe, "-e", BPFTRACE], stdout=self._f, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while "Attaching" not in self.out.read_text(errors="replace"):
-            assert self.p.poll() is None, self.out.read_text(errors="replace")
-            assert time.monotonic() < deadline, "bpftrace did not attach"
-            time.sleep(0.1)
-        time.sleep(0.5)                         # "Attaching" is printed before the attach ends
+        me = os.getpid()
+        wait_attached(self.out, self.p, lambda pid: [r"^F %d %d$" % (me, pid), r"^E %d /bin/sh$" % pid,
+                                                     r"^X %d %d " % (pid, pid)])
 
     def stop(self):
         time.sleep(0.5)

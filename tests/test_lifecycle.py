@@ -42,7 +42,7 @@ def run_child(code, *args, timeout=60):
 # -- 1. close() while another thread is blocked in the same object -------------
 
 CLOSE_WHILE_BLOCKED = r'''
-import json, sys, threading, time
+import json, os, sys, threading, time
 import numpy as np, pykring
 name, what = sys.argv[1], sys.argv[2]
 dt = np.dtype([("x", "<u8")])
@@ -75,10 +75,27 @@ def blocked():
     except BaseException as exc:
         out["error"] = repr(exc)
 
+def asleep():
+    # The word the blocked side stores 1 into before it sleeps in the kernel
+    # (include/kring/kring.h): consumer_page.waiting at 64, or
+    # producer_page.producer_waiting at 4096 + 12 for the writer.
+    fd = os.open(ring.path, os.O_RDONLY)
+    try:
+        return os.pread(fd, 4, 4096 + 12 if what == "write" else 64) == (1).to_bytes(4, "little")
+    finally:
+        os.close(fd)
+
 th = threading.Thread(target=blocked)
 th.start()
 entered.wait()
-time.sleep(0.3)                                     # let it reach the wait in C
+# Close only once the call sleeps in its wait (a hang guard, no timing): a
+# close before it would test a call on a closed object instead.
+deadline = time.monotonic() + 30
+while not asleep():
+    if not th.is_alive() or time.monotonic() > deadline:
+        out["never_slept"] = True
+        break
+    time.sleep(0.001)
 (prod if what == "write" else ring).close()
 th.join(30)
 out["returned"] = not th.is_alive()
@@ -95,6 +112,7 @@ print(json.dumps(out))
 @pytest.mark.parametrize("what", ["read", "read_batch", "read_out", "read_batch_out", "iter", "write"])
 def test_close_from_another_thread_ends_a_blocked_call(ring_name, what):
     out = run_child(CLOSE_WHILE_BLOCKED, ring_name, what)
+    assert "never_slept" not in out, out
     assert out["returned"], out
     if what == "iter":
         assert out.get("ended") and "error" not in out, out        # the iterator just ends
@@ -108,10 +126,12 @@ def test_close_from_another_thread_ends_a_blocked_call(ring_name, what):
 
 
 CLOSE_KERNEL_RING = r'''
-import json, threading, time
+import json, os, threading, time
 import pykring
 ring = pykring.kernel(events="process")
 out = {}
+# epoll_wait, epoll_pwait and epoll_pwait2 (asm/unistd.h)
+waits = {"x86_64": {"232", "281", "441"}, "aarch64": {"22", "441"}}[os.uname().machine]
 
 def reader():
     try:
@@ -124,7 +144,17 @@ def reader():
 
 th = threading.Thread(target=reader)
 th.start()
-time.sleep(0.5)
+# Close once the reader sleeps in epoll_wait (its /proc syscall; 30 s hang
+# guard): a close before it would test a read of a closed ring instead.
+deadline = time.monotonic() + 30
+while True:
+    with open("/proc/self/task/%d/syscall" % th.native_id) as f:
+        if f.read().split(" ", 1)[0] in waits:
+            break
+    if not th.is_alive() or time.monotonic() > deadline:
+        out["never_slept"] = True
+        break
+    time.sleep(0.001)
 ring.close()
 th.join(30)
 out["returned"] = not th.is_alive()

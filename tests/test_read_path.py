@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -131,11 +132,16 @@ def test_read_of_a_backlog_past_the_landing_rows_is_whole(ring_name):
 
 
 WRITER = r'''
-import sys, time
+import os, sys, time
 import numpy as np, pykring
 p = pykring.Producer(sys.argv[1])
-sys.stdin.readline()                    # the reader is about to block
-time.sleep(0.2)
+# Write once the reader sleeps: it stores 1 into its waiting word (consumer
+# page, offset 64; include/kring/kring.h) before it sleeps. 30 s: a hang guard.
+fd = os.open(sys.argv[1], os.O_RDONLY)
+deadline = time.monotonic() + 30
+while os.pread(fd, 4, 64) != (1).to_bytes(4, "little") and time.monotonic() < deadline:
+    time.sleep(0.001)
+print("asleep" if time.monotonic() < deadline else "never asleep", flush=True)
 p.write(np.array([(42, b"")], dtype=pykring.body_dtype(p.dtype)))
 p.close()
 '''
@@ -146,13 +152,12 @@ def test_a_blocked_read_out_is_woken_without_allocating_rows(ring_name):
     with pykring.create(ring_name, 1 << 20, dt) as ring:
         out = np.zeros(4, dtype=ring.dtype)
         ring.read(out=out)                  # out checked and remembered
-        w = subprocess.Popen([sys.executable, "-c", WRITER, ring.path], stdin=subprocess.PIPE, text=True)
+        w = subprocess.Popen([sys.executable, "-c", WRITER, ring.path], stdout=subprocess.PIPE, text=True)
         try:
-            w.stdin.write("go\n")
-            w.stdin.flush()
             grew, rows = peak_during(lambda: ring.read(timeout=None, out=out))
         finally:
-            w.wait(60)
+            said, _ = w.communicate(timeout=60)
+        assert said.strip() == "asleep", "the read returned before it slept: it tested no wakeup"
         assert rows["x"].tolist() == [42] and np.shares_memory(rows, out)
         assert grew < ring.dtype.itemsize, "a woken read(out=) allocated %d bytes" % grew
 
@@ -177,6 +182,31 @@ def test_a_blocked_iterator_gets_records_from_another_thread(ring_name):
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0 and sys.platform.startswith("linux")
 
+#: epoll_wait, epoll_pwait and epoll_pwait2 by machine (the numbers of asm/unistd.h).
+EPOLL_WAITS = {"x86_64": {"232", "281", "441"}, "aarch64": {"22", "441"}}.get(os.uname().machine, set())
+
+
+def when_asleep_in_epoll(tid, then, guard=30.0):
+    """A thread that calls then() once thread `tid` of this process sleeps in
+    an epoll wait (its /proc syscall, the kernel's word), or after `guard`
+    seconds, so that a blocked reader is woken either way. Its .asleep
+    says which."""
+    def run():
+        fd = os.open("/proc/self/task/%d/syscall" % tid, os.O_RDONLY)
+        try:
+            deadline = time.monotonic() + guard
+            while time.monotonic() < deadline:
+                if os.pread(fd, 16, 0).split(b" ", 1)[0].decode() in EPOLL_WAITS:
+                    th.asleep = True
+                    break
+                time.sleep(0.001)
+        finally:
+            os.close(fd)
+            then()
+    th = threading.Thread(target=run)
+    th.asleep = False
+    return th
+
 
 @pytest.mark.skipif(not IS_ROOT, reason="a BPF ring buffer map needs root")
 @pytest.mark.parametrize("with_out", [False, True])
@@ -194,10 +224,11 @@ def test_a_kernel_ring_wakes_into_reused_rows(with_out):
     try:
         out = {"record": np.full(4, 0xFF, dtype=np.uint8).repeat(wide.itemsize).view(wide)} if with_out else None
         ring.read_batch(out=out)
-        th = threading.Timer(0.2, m.publish, (0, 42))
+        th = when_asleep_in_epoll(threading.get_native_id(), lambda: m.publish(0, 42))
         th.start()
         grew, batch = peak_during(lambda: ring.read_batch(timeout=None, out=out))
         th.join()
+        assert th.asleep, "read_batch returned before it slept in epoll_wait: it tested no wakeup"
         rows = batch["record"]
         assert rows["v"].tolist() == [42] and rows["seq"].tolist() == [0]
         assert not rows["pad"].view(np.uint8).any(), "a short record's row is not zero-padded"

@@ -16,8 +16,9 @@ executable file mapped into a process: the program, its loader, libraries).
 ``type`` (process_start, process_exit, image_load), ``ts`` (ns since the
 Unix epoch), ``pid``, ``ppid`` (null when unknown), ``path``, and where they
 apply ``exit_code``, ``cmdline``, ``address``, ``length`` (and a few more).
-A summary goes to stderr at the end. On Ctrl-C (or at ``--duration``) the
-events the kernel had written by then are shown before it stops.
+A summary goes to stderr at the end. On Ctrl-C or SIGTERM (or at
+``--duration``) the events the kernel had written by then are shown, and a
+recording closed, before it stops.
 """
 import argparse
 import contextlib
@@ -267,24 +268,47 @@ def _lost_line(who: str, n: int) -> str:
     return "pykring %s: %d events lost (the kernel ring was full)\n" % (who, n)
 
 
+#: What stops a watch as Ctrl-C does: SIGINT, and SIGTERM (kill, systemd,
+#: timeout(1)), so that a recording is closed, not cut short.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """SIGINT (Ctrl-C) held inside: it arrives, as KeyboardInterrupt, when
-    the block is done. A handler that notes it, not a signal mask: the
+def _sigterm_stops() -> Iterator[None]:
+    """Inside, SIGTERM raises KeyboardInterrupt, as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def _stops_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held inside: they arrive, as KeyboardInterrupt,
+    when the block is done. Handlers that note them, not a signal mask: the
     process has other threads (pyarrow's, the sink's), and the kernel gives
-    a process's SIGINT to any thread that does not block it, whose Python
+    a process's signal to any thread that does not block it, whose Python
     handler then runs in the main thread, inside the block."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     held: List[int] = []
-    old = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    old = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in _STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
         if held:
-            signal.raise_signal(signal.SIGINT)      # to the handler of before, now
+            signal.raise_signal(held[0])     # to the handler of before, now
 
 
 def _open_outputs(args, ring, w: "Watch", t0: float) -> List[Any]:
@@ -338,7 +362,7 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
     deadline = None if args.duration is None else t0 + args.duration
     lost = 0
     failed: Optional[Tuple[Any, OSError]] = None     # an output whose write failed, and why
-    with ring:
+    with ring, _sigterm_stops():
         try:
             outputs = _open_outputs(args, ring, w, t0)
         except (pykring.KringError, OSError, ImportError) as exc:
@@ -356,7 +380,7 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
             nonlocal failed, lost
             if outputs:
                 # Printed and recorded, or neither: Ctrl-C waits.
-                with _sigint_deferred():
+                with _stops_held():
                     w.feed(batch)
                     st = ring.stats
                     facts = w.take_facts()

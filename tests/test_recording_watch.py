@@ -228,12 +228,12 @@ def test_ctrl_c_inside_print_and_record_waits_for_both_while_other_threads_run()
     the signal to that thread; it must still wait for the block's end."""
     program = (
         "import os, signal, threading, time\n"
-        "from pykring.watch import _sigint_deferred\n"
+        "from pykring.watch import _stops_held\n"
         "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
         "done = []\n"
         "try:\n"
         "    for i in range(20):\n"
-        "        with _sigint_deferred():\n"
+        "        with _stops_held():\n"
         "            os.kill(os.getpid(), signal.SIGINT)\n"
         "            for _ in range(100):\n"
         "                time.sleep(0.0005)\n"
@@ -257,3 +257,21 @@ def test_what_the_kernel_wrote_before_ctrl_c_is_shown(tmp_path):
     lines = [json.loads(x) for x in w.stop().splitlines()]
     kinds = sorted(e["type"] for e in lines)
     assert kinds == ["process_exit"] * 8 + ["process_start"] * 8, (kinds, w.err)
+
+
+def test_sigterm_stops_a_watch_as_ctrl_c_does_and_its_recording_is_closed(tmp_path):
+    """kill, systemd and timeout(1) send SIGTERM: the watch stops with its
+    summary, exit 0, and a Parquet recording is a Parquet file (not a
+    journal left as by a crash) that replays what was printed."""
+    tag = "term-%d" % os.getpid()
+    w = Watch(tmp_path, "term", "--json", "--output", str(tmp_path / "t.parquet"))
+    w.started()
+    workload(tmp_path, tag)
+    live = w.stop(signal.SIGTERM)
+    assert w.p.returncode == 0, w.err
+    assert "pykring watch: " in w.err and "events in" in w.err, w.err
+    assert os.path.exists(str(tmp_path / "t.parquet"))
+    assert not os.path.exists(str(tmp_path / "t.parquet") + recording._JOURNAL)
+    assert tag.encode() in live
+    got, _ = replay(str(tmp_path / "t.parquet"), "--json")
+    assert_same(got, live, "sigterm")

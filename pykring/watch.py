@@ -375,28 +375,30 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
         err.write("pykring watch: %s events from the kernel, Ctrl-C to stop\n" % args.events)
         err.flush()
 
-        def take(batch) -> None:
-            """Print and record a batch (or neither); the loss line."""
+        def read_and_take() -> bool:
+            """Read what is pending, print and record it; False if nothing was.
+            Read, printed and recorded, or none of it: Ctrl-C and SIGTERM wait
+            (a batch read is gone from the ring)."""
             nonlocal failed, lost
-            if outputs:
-                # Printed and recorded, or neither: Ctrl-C waits.
-                with _stops_held():
-                    w.feed(batch)
-                    st = ring.stats
+            with _stops_held():
+                batch = ring.read_batch()
+                if not batch:
+                    return False
+                w.feed(batch)
+                st = ring.stats
+                if outputs:
                     facts = w.take_facts()
                     for o in outputs:
                         try:
                             o.write(batch, st, facts)
                         except OSError as exc:      # a full disk, a vanished directory
                             failed = (o, exc)
-                            return
-            else:
-                w.feed(batch)
-                st = ring.stats
+                            return True
             if st.lost > lost:
                 err.write(_lost_line("watch", st.lost - lost))
                 err.flush()
                 lost = st.lost
+            return True
 
         piped = False
         try:
@@ -405,9 +407,8 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
-                batch = ring.read_batch(timeout=0.5 if left is None else min(left, 0.5))
-                if batch:
-                    take(batch)
+                if ring.wait(timeout=0.5 if left is None else min(left, 0.5)):   # Ctrl-C ends it at once
+                    read_and_take()
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:
@@ -418,12 +419,8 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
             # a busy machine does not keep it going; a second Ctrl-C ends it.
             try:
                 for _ in range(_LAST_READS):
-                    if w.done or failed is not None:
+                    if w.done or failed is not None or not read_and_take():
                         break
-                    batch = ring.read_batch(timeout=0)
-                    if not batch:
-                        break
-                    take(batch)
             except KeyboardInterrupt:
                 pass
             except BrokenPipeError:

@@ -246,15 +246,22 @@ def test_ctrl_c_inside_print_and_record_waits_for_both_while_other_threads_run()
 
 
 def test_what_the_kernel_wrote_before_ctrl_c_is_shown(tmp_path):
-    """Stopped right after a burst, with wakeups batched for 10 s: the burst's
-    events are still in the ring at Ctrl-C, and are shown, not left there."""
+    """Ctrl-C while a burst's events are still in the ring (the watch is
+    stopped, SIGSTOP, while the burst runs; wakeups batched for 10 s): they
+    are shown before the watch ends, not left there."""
     tag = "stop-%d" % os.getpid()
     probe = tmp_path / tag
     os.symlink("/bin/true", str(probe))
     w = Watch(tmp_path, "stop", "--json", "--wake-interval", "10", "--comm", tag)
     w.started()
-    subprocess.run(["sh", "-c", 'for i in 1 2 3 4 5 6 7 8; do "$0"; done', str(probe)], check=True)
-    lines = [json.loads(x) for x in w.stop().splitlines()]
+    os.kill(w.p.pid, signal.SIGSTOP)
+    try:
+        subprocess.run(["sh", "-c", 'for i in 1 2 3 4 5 6 7 8; do "$0"; done', str(probe)], check=True)
+    finally:
+        os.kill(w.p.pid, signal.SIGINT)     # pending until it runs again
+        os.kill(w.p.pid, signal.SIGCONT)
+    assert w.p.wait(timeout=60) == 0, w.err
+    lines = [json.loads(x) for x in w.out.splitlines()]
     kinds = sorted(e["type"] for e in lines)
     assert kinds == ["process_exit"] * 8 + ["process_start"] * 8, (kinds, w.err)
 

@@ -645,6 +645,11 @@ class _ArrowsFile:
     def full(self) -> bool:
         return False
 
+    def close_later(self) -> "Optional[_Later]":
+        """Close it as a middle file (no end mark); nothing left to do later."""
+        self.close(None)
+        return None
+
     def close(self, end: Optional[dict]) -> None:
         pa = _pyarrow()
         if end is not None:
@@ -680,7 +685,7 @@ class _ParquetFile:
         self._journal.close(end)
         journal_to_parquet(self.path + _JOURNAL, self.path)
 
-    def close_later(self) -> "_Later":
+    def close_later(self) -> "Optional[_Later]":
         """Close the journal now (a middle file: no end), convert it in a
         thread: seconds for a big file, which a reader of a live ring should
         not stall for. Until the Parquet file is renamed in place, readers
@@ -693,7 +698,6 @@ class _Later:
     """A file's slow last step, in a thread; done() re-raises its error."""
 
     def __init__(self, path: str, fn: Callable[[], None]):
-        self.path = path
         self._error: Optional[BaseException] = None
 
         def run() -> None:
@@ -807,6 +811,11 @@ class _JsonlFile:
     def full(self) -> bool:
         return False
 
+    def close_later(self) -> "Optional[_Later]":
+        """Close it as a middle file (no end mark); nothing left to do later."""
+        self.close(None)
+        return None
+
     def close(self, end: Optional[dict]) -> None:
         if end is not None:
             self._f.write(json.dumps({"end": end}, separators=(",", ":")) + "\n")
@@ -910,10 +919,7 @@ class Recorder:
         self.records += len(rb)
         if (self.rotate is not None and self._file.size() >= self.rotate) or self._file.full():
             self._finish_later()
-            if isinstance(self._file, _ParquetFile):
-                self._later = self._file.close_later()
-            else:
-                self._file.close(None)
+            self._later = self._file.close_later()
             self._open_next()
 
     def _finish_later(self, wait: bool = True) -> None:
@@ -1163,9 +1169,14 @@ def _from_json_column(pa, name: str, t, vals: list):
 _READERS = {".arrows": _ArrowsReader, ".parquet": _ParquetReader, ".jsonl": _JsonlReader}
 
 
+def _in_journal(path: str) -> bool:
+    """A Parquet recording not (yet) converted: being recorded, or cut short."""
+    return _suffix(path) == ".parquet" and not os.path.exists(path) and os.path.exists(path + _JOURNAL)
+
+
 def _reader(path: str):
     s = _suffix(path)
-    if s == ".parquet" and not os.path.exists(path) and os.path.exists(path + _JOURNAL):
+    if _in_journal(path):
         try:
             return _ArrowsReader(path + _JOURNAL)       # recording, or cut short: its journal
         except FileNotFoundError:
@@ -1176,7 +1187,7 @@ def _reader(path: str):
 def _empty(path: str) -> bool:
     """A recording's file (a Parquet one's journal, while there is one) of
     no bytes yet: the .arrows writer writes its schema with the first batch."""
-    if _suffix(path) == ".parquet" and not os.path.exists(path):
+    if _in_journal(path):
         path += _JOURNAL
     try:
         return os.path.getsize(path) == 0
@@ -1204,7 +1215,7 @@ def _recording_files(path: str) -> List[str]:
         return files
     s = _suffix(path)
     series = _series(path)
-    if os.path.exists(path) or (s == ".parquet" and os.path.exists(path + _JOURNAL)):
+    if os.path.exists(path) or _in_journal(path):
         # and the files it went on in, when it filled one (Recorder._open_next)
         return [path] + [p for p in series if not p.endswith(".000001" + s)]
     if not series:

@@ -52,7 +52,7 @@ def demo(args: argparse.Namespace) -> int:
     import pykring
 
     name = "pykring-demo-%d" % os.getpid()
-    from .watch import parse_size
+    from ._args import parse_size
 
     capacity = parse_size(args.capacity)
     out = sys.stdout

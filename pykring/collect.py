@@ -42,6 +42,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ._args import parse_positive_seconds, parse_size
 from .errors import KringError
 from .recording import fsync_dir, write_parquet
 
@@ -469,20 +470,8 @@ async def _collect(args, err) -> int:
     return rc
 
 
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError("invalid number of seconds %r: a number > 0" % text)
-    return v
-
-
 def add_arguments(p) -> None:
     """The `collect` subcommand's options."""
-    from .watch import parse_size
-
     p.add_argument("url", nargs="?", metavar="nats://HOST:PORT/SUBJECT",
                    help="the server(s) and subject the sinks publish to")
     p.add_argument("--output", "-o", metavar="DIR", required=True,
@@ -490,18 +479,18 @@ def add_arguments(p) -> None:
     p.add_argument("--durable", default=DEFAULT_DURABLE, metavar="NAME",
                    help="the durable consumer's name (collectors sharing it share the work; default %s)"
                         % DEFAULT_DURABLE)
-    p.add_argument("--ack-wait", type=_seconds, default=30.0, metavar="S",
+    p.add_argument("--ack-wait", type=parse_positive_seconds, default=30.0, metavar="S",
                    help="seconds before JetStream delivers an unacknowledged message again (default 30)")
-    p.add_argument("--flush-seconds", type=_seconds, default=5.0, metavar="S",
+    p.add_argument("--flush-seconds", type=parse_positive_seconds, default=5.0, metavar="S",
                    help="seconds records wait in memory before their file is written (default 5)")
     p.add_argument("--flush-bytes", type=parse_size, default=64 << 20, metavar="BYTES",
                    help="bytes of messages that make the files be written sooner (default 64M)")
     p.add_argument("--max-ack-pending", type=int, default=10000, metavar="N",
                    help="messages delivered and not yet acknowledged, at most (default 10000)")
     p.add_argument("--fetch", type=int, default=64, metavar="N", help="messages per fetch (default 64)")
-    p.add_argument("--connect-timeout", type=_seconds, default=5.0, metavar="S",
+    p.add_argument("--connect-timeout", type=parse_positive_seconds, default=5.0, metavar="S",
                    help="seconds to reach the server at the start (default 5)")
-    p.add_argument("--report-seconds", type=_seconds, default=10.0, metavar="S",
+    p.add_argument("--report-seconds", type=parse_positive_seconds, default=10.0, metavar="S",
                    help="seconds between the per-host report lines on stderr (default 10)")
     p.add_argument("--summary", action="store_true",
                    help="print DIR's per-host report (events, dropped, gaps) as JSON and exit")

@@ -42,6 +42,7 @@ at the host's memory.
 A second broker is a second :class:`Transport` (connect, the largest
 message, deliver a list of messages, close): everything above is shared.
 """
+import argparse
 import collections
 import re
 import threading
@@ -51,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ._args import parse_positive_seconds, parse_size
 from .errors import KringError
 
 __all__ = ["SinkError", "Sink", "NatsSink", "Transport", "NatsTransport", "Message", "open_sink",
@@ -123,23 +125,11 @@ class Transport:
         raise NotImplementedError
 
 
-def _parse_size(text: str, what: str, url: str) -> int:
-    from .watch import parse_size
-
+def _url_value(parse, text: str, what: str, url: str, valid: str):
     try:
-        return parse_size(text)
-    except Exception:
-        raise SinkError("%s: invalid %s %r: a number of bytes, optionally with K, M or G" % (url, what, text)) from None
-
-
-def _parse_seconds(text: str, what: str, url: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not v > 0 or v == float("inf"):
-        raise SinkError("%s: invalid %s %r: a number of seconds > 0" % (url, what, text))
-    return v
+        return parse(text)
+    except argparse.ArgumentTypeError:
+        raise SinkError("%s: invalid %s %r: %s" % (url, what, text, valid)) from None
 
 
 def stream_name(subject: str) -> str:
@@ -703,9 +693,10 @@ def _options(url: str, query: Dict[str, str], kwargs: Dict[str, Any]) -> Dict[st
     opts: Dict[str, Any] = {}
     for key, value in list(query.items()):
         if key == "backlog":
-            opts["backlog"] = _parse_size(value, "backlog", url)
+            opts["backlog"] = _url_value(parse_size, value, "backlog", url,
+                                         "a number of bytes, optionally with K, M or G")
         elif key in ("linger", "connect_timeout"):
-            opts[key] = _parse_seconds(value, key, url)
+            opts[key] = _url_value(parse_positive_seconds, value, key, url, "a number of seconds > 0")
         else:
             raise SinkError("%s: unknown option %r (known: stream, backlog, linger, connect_timeout)" % (url, key))
     opts.update(kwargs)

@@ -31,6 +31,7 @@ import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, TextIO, Tuple
 
 from . import events as ev
+from ._args import parse_regex, parse_seconds, parse_size, parse_wake_interval
 from .recording import Recorder
 
 
@@ -526,7 +527,7 @@ def add_replay_arguments(p) -> None:
 def _add_filters(p) -> None:
     p.add_argument("--pid", type=int, metavar="P", help="only events of process P")
     p.add_argument("--uid", type=int, metavar="U", help="only events of processes whose real uid is U")
-    p.add_argument("--comm", type=_regex, metavar="REGEX", help="only events whose comm or path matches REGEX")
+    p.add_argument("--comm", type=parse_regex, metavar="REGEX", help="only events whose comm or path matches REGEX")
     p.add_argument("--tree", type=int, metavar="PID",
                    help="only events of process PID and all its descendants (new ones too)")
 
@@ -534,7 +535,7 @@ def _add_filters(p) -> None:
 def add_arguments(p) -> None:
     """The `watch` subcommand's options."""
     p.add_argument("--json", action="store_true", help="JSON Lines instead of text")
-    p.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds (>= 0)")
+    p.add_argument("--duration", type=parse_seconds, metavar="S", help="stop after S seconds (>= 0)")
     p.add_argument("--count", type=int, metavar="N", help="stop after N events")
     p.add_argument("--events", default="process,image", metavar="process,image",
                    help="which events: process, image or both (default)")
@@ -553,56 +554,6 @@ def add_arguments(p) -> None:
                    help="kernel ring buffer size, a power of two (default 16M)")
     p.add_argument("--max-args", type=parse_size, default=4096, metavar="BYTES",
                    help="bytes of command line per process start, 64 .. 64K (default 4K); longer ones are cut")
-    p.add_argument("--wake-interval", type=_interval, default=None, metavar="S",
+    p.add_argument("--wake-interval", type=parse_wake_interval, default=None, metavar="S",
                    help="Linux: seconds (or 5ms) an event may wait before the reader is woken, up to 10 s; "
                         "default 5ms (batched: little CPU per event); 0: woken per event (lowest latency)")
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not v >= 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError("invalid duration %r: a number of seconds >= 0 (e.g. 10, 0.5)" % text)
-    return v
-
-
-def _interval(text: str) -> float:
-    t = text.strip().lower()
-    scale = 1e-3 if t.endswith("ms") else 1.0
-    t = t[:-2] if t.endswith("ms") else t[:-1] if t.endswith("s") else t
-    try:
-        v = float(t) * scale
-    except ValueError:
-        v = -1.0
-    if not 0 <= v <= 10:
-        raise argparse.ArgumentTypeError("invalid wake interval %r: seconds from 0 to 10 (e.g. 0.005, 5ms, 0)" % text)
-    return v
-
-
-def _regex(text: str) -> str:
-    try:
-        re.compile(text)
-    except re.error as exc:
-        raise argparse.ArgumentTypeError("invalid regular expression %r: %s" % (text, exc))
-    return text
-
-
-def parse_size(text: str) -> int:
-    """Bytes from "16M", "64KiB", "4096"; argparse.ArgumentTypeError saying
-    what a valid size looks like otherwise."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    t = text.strip().upper().rstrip("B").rstrip("I")
-    try:
-        if t and t[-1] in units:
-            n = float(t[:-1]) * units[t[-1]]
-        else:
-            n = float(t)
-    except ValueError:
-        n = -1.0
-    if n < 0 or n != int(n):
-        raise argparse.ArgumentTypeError(
-            "invalid size %r: a whole number of bytes, optionally with K, M or G (e.g. 4096, 64K, 16M)" % text)
-    return int(n)
-

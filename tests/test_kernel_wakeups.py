@@ -158,7 +158,7 @@ def test_wake_interval_arguments():
 
 
 def test_watch_wake_interval_option():
-    from pykring.watch import _interval
+    from pykring._args import parse_wake_interval as _interval
 
     assert _interval("0") == 0.0 and _interval("5ms") == 0.005 and _interval("0.25") == 0.25
     assert _interval("2s") == 2.0

@@ -1,46 +1,6 @@
-"""Sinks: a ring's batches shipped off the host, for a collector to store.
-
-A sink takes the batches a consumer drains, as a :class:`~pykring.Recorder`
-does (``write(batch, stats, facts)``, ``close(stats)``, ``summary()``), and
-publishes each as one message to a broker: a frame of
-:mod:`pykring.recording` (a self-contained Arrow IPC stream), split by rows
-when it would exceed the broker's largest message::
-
-    with pykring.attach("ticks") as ring, NatsSink("nats://127.0.0.1:4222/fleet", ring) as sink:
-        for batch in ring:
-            sink.write(batch)
-
-or ``python -m pykring watch --sink nats://HOST:PORT/SUBJECT``. The
-collector (``python -m pykring collect``, :mod:`pykring.collect`) writes the
-messages to Parquet. docs/FLEET.md describes the whole path.
-
-What a message carries (headers, and the frame's metadata, so the Arrow
-stream alone says it too): the host (``Pykring-Host``, ``Pykring-Boot``),
-the ring (``Pykring-Ring``), the sink's stream id (``Pykring-Stream``: random,
-one per sink, so two runs on one ring never share sequence numbers) and the
-sequence range ``[seq_from, seq_to)`` (``Pykring-Seq``). The ranges of one
-stream tile the sequence numbers without overlap from the first record on,
-so a collector counts what never arrived: numbers the ring lost (its own
-drops, which the frame counts as ``ring_lost``) and whole messages the sink
-dropped (``sink_dropped``). The message id (``Nats-Msg-Id``) is derived from
-host, boot, stream and range, so a message published twice (a retry after a
-reconnect) is stored once by JetStream, and de-duplicated by the collector
-after JetStream's window.
-
-``write()`` never waits for the network: it encodes the batch on the
-caller's thread and appends the messages to an in-memory backlog, bounded in
-bytes (``backlog``); a sender thread publishes them and keeps each until the
-broker confirmed it stored it, retrying through disconnects and server
-restarts. A write that finds the backlog full drops its messages and counts
-them (``dropped``); the next message's range starts after them, so they
-reach the collector as a sequence gap, never as silence. ``close()`` sends a
-last message (the final counts) and waits up to ``linger`` seconds for the
-backlog to empty; what is still unsent then is dropped, counted in
-``summary()``, and invisible to the collector: the delivery guarantee ends
-at the host's memory.
-
-A second broker is a second :class:`Transport` (connect, the largest
-message, deliver a list of messages, close): everything above is shared.
+"""The broker-independent sink: the messages, the :class:`Transport` a
+broker client implements, and :class:`Sink` with its backlog, its publishing
+window and its retries (:mod:`pykring.sinks` describes the whole).
 """
 import argparse
 import collections
@@ -52,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ._args import parse_positive_seconds, parse_size
-from .errors import KringError
+from .._args import parse_positive_seconds, parse_size
+from ..errors import KringError
 
 __all__ = ["SinkError", "Sink", "NatsSink", "Transport", "NatsTransport", "Message", "open_sink",
            "DEFAULT_BACKLOG", "DEFAULT_LINGER", "DEFAULT_CONNECT_TIMEOUT", "stream_name"]
@@ -415,8 +375,8 @@ class _Counts:
 
 
 class Sink:
-    """Publishes a ring's batches through a :class:`Transport` (see the
-    module's description). ``ring``: a Ring (stats then default to
+    """Publishes a ring's batches through a :class:`Transport` (see
+    :mod:`pykring.sinks`). ``ring``: a Ring (stats then default to
     ``ring.stats``) or a :class:`~pykring.recording.Layout`. ``host``: the
     identity to publish under (hostname, boot_id; default this host's).
     ``backlog``: bytes held while the broker is away; ``linger``: seconds
@@ -426,7 +386,7 @@ class Sink:
     def __init__(self, transport: Transport, ring, *, host: Optional[dict] = None,
                  backlog: int = DEFAULT_BACKLOG, linger: float = DEFAULT_LINGER,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT):
-        from .recording import host_identity, layout_of
+        from ..recording import host_identity, layout_of
 
         self.layout, self._ring = layout_of(ring, host)
         if backlog < 1:
@@ -486,7 +446,7 @@ class Sink:
         """One encoded batch as messages into the backlog, split by rows to
         fit the broker's message limit. Each message is made once the ones
         before it were queued or dropped, so its counts include them."""
-        from .recording import frame_bytes
+        from ..recording import frame_bytes
 
         limit = max(1024, self.transport.max_message - HEADER_ROOM)
         seq = rb.column(rb.schema.get_field_index("seq"))
@@ -628,7 +588,7 @@ class Sink:
             if stats is not None and self._last_lost is not None:
                 lost = int(stats["lost"] if isinstance(stats, dict) else stats.lost)
                 tail = max(0, lost - self._last_lost)
-            from .recording import frame_bytes
+            from ..recording import frame_bytes
 
             first = self._next
             end = self._extra(first, first + tail, 0)

@@ -43,8 +43,9 @@ A second broker is a second :class:`Transport` (connect, the largest
 message, deliver a list of messages, close): everything above is shared.
 """
 from .sink import (DEFAULT_BACKLOG, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LINGER, HEADER_ROOM, MSG_ID, PUBLISH_TIMEOUT,
-                   SCHEMES, WINDOW_BYTES, WINDOW_MESSAGES, Message, NatsConnection, NatsSink, NatsTransport, Sink,
-                   SinkError, Transport, default_stream_config, open_sink, stream_name)
+                   WINDOW_BYTES, WINDOW_MESSAGES, Message, NatsConnection, NatsTransport, Sink, SinkError, Transport,
+                   default_stream_config, stream_name)
+from .urls import SCHEMES, NatsSink, open_sink
 
 __all__ = ["SinkError", "Sink", "NatsSink", "Transport", "NatsTransport", "Message", "open_sink",
            "DEFAULT_BACKLOG", "DEFAULT_LINGER", "DEFAULT_CONNECT_TIMEOUT", "stream_name"]

@@ -46,8 +46,8 @@ CFLAGS = ["-std=gnu11", "-fshort-wchar", "-Wall", "-Wextra", "-Werror", "-Wno-mu
           "-O1", "-g", "-pthread", "-I" + str(SHIM), "-I" + str(DRV), "-I" + str(ROOT / "include"),
           "-I" + str(ROOT / "csrc")]
 RING = [SHIM / "shim.c", SHIM / "ring_api.c", DRV / "kring_ring.c", ROOT / "csrc" / "kring_events.c"]
-CONSUMER = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_meta.c", "kring_guard.c", "kring_linux.c",
-                                         "kring_wait.c")]
+CONSUMER = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_drain.c", "kring_meta.c", "kring_guard.c",
+                                         "kring_linux.c", "kring_wait.c")]
 SANITIZE = {"plain": [], "asan": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
             "tsan": ["-fsanitize=thread", "-Wno-tsan"]}
 KINDS = ["plain", pytest.param("asan", marks=pytest.mark.asan), pytest.param("tsan", marks=pytest.mark.tsan)]
@@ -340,8 +340,8 @@ def wake_window(tmp_path_factory):
         _gcc(base / "linux.o", [ROOT / "csrc" / "kring_linux.c"],
              ["-c", "-Dkring_plat_wait_data=kring_linux_plat_wait_data"]),
     ]
-    others = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_meta.c", "kring_guard.c", "kring_driver_map.c",
-                                          "kring_events.c")]
+    others = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_drain.c", "kring_meta.c", "kring_guard.c",
+                                          "kring_driver_map.c", "kring_events.c")]
     return _gcc(base / "wake_window", [SHIM / "wake_window.c", SHIM / "shim.c", SHIM / "ring_api.c", *others, *objs], [])
 
 

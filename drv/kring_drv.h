@@ -9,8 +9,9 @@ Abstract:
     Kernel-only declarations of kring.sys: the per-ring state, the driver's
     one global structure, and the routines its .c files share.
 
-      kring_main.c    DriverEntry, DriverUnload, the dispatch routines, one
-                      handler per IOCTL code
+      kring_main.c    DriverEntry, DriverUnload, the dispatch routines (device
+                      control only routes)
+      kring_ioctl.c   one handler per IOCTL code: its checks and its work
       kring_notify.c  process and image callbacks, record building
       kring_rings.c   the registry of rings: the list, attach, detach,
                       fan-out, unmap at process exit
@@ -22,7 +23,7 @@ Abstract:
       kring_sid.c     a SID as record text, a label's RID
 
     Calls go one way, down this list: kring_main.c calls the files below
-    it, kring_notify.c calls the registry (fan-out, unmap at process exit),
+    it, kring_ioctl.c the registry, kring_notify.c calls the registry (fan-out, unmap at process exit),
     the registry calls kring_ring.c; nothing calls back up.
 
     Locks, in the order they may be taken:
@@ -313,6 +314,28 @@ VOID KRingFanOut(_In_ ULONG EventKind, _In_ USHORT Type, _In_ USHORT EventFlags,
 
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingUnmapRingsOf(_In_ PEPROCESS Process);
+
+/* kring_ioctl.c: one handler per IOCTL code (all METHOD_BUFFERED). It checks
+ * the code's buffers before it reads them and does the work; it sets
+ * *Information, the bytes to return, on success only.
+ * KRingDispatchDeviceControl (kring_main.c) routes and completes. */
+typedef
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS
+KRING_IOCTL_HANDLER(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    );
+
+KRING_IOCTL_HANDLER KRingIoctlAttach;           /* IOCTL_KRING_ATTACH */
+KRING_IOCTL_HANDLER KRingIoctlDetach;           /* IOCTL_KRING_DETACH */
+KRING_IOCTL_HANDLER KRingIoctlStats;            /* IOCTL_KRING_STATS */
+KRING_IOCTL_HANDLER KRingIoctlRead;             /* IOCTL_KRING_READ */
+#if defined(KRING_TEST_BUILD)
+KRING_IOCTL_HANDLER KRingIoctlTestInject;       /* IOCTL_KRING_TEST_INJECT */
+KRING_IOCTL_HANDLER KRingIoctlTestPoke;         /* IOCTL_KRING_TEST_POKE */
+#endif
 
 /* kring_notify.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)

@@ -12,7 +12,12 @@ Abstract:
       kring_main.c    DriverEntry, DriverUnload, the dispatch routines (device
                       control only routes)
       kring_ioctl.c   one handler per IOCTL code: its checks and its work
-      kring_notify.c  process and image callbacks, record building
+      kring_notify.c  registering the process and image callbacks (test
+                      builds: the test knobs, KRingInject)
+      kring_process_notify.c  the process callback: process_start and
+                      process_exit records, unmap at process exit
+      kring_image_notify.c    the load-image callback: image_load records
+                      (both build their records with kring_record.h)
       kring_rings.c   the registry of rings: the list, attach, detach,
                       fan-out, unmap at process exit
       kring_ring.c    one ring: create, map, write (the producer), copy out, free
@@ -23,7 +28,8 @@ Abstract:
       kring_sid.c     a SID as record text, a label's RID
 
     Calls go one way, down this list: kring_main.c calls the files below
-    it, kring_ioctl.c the registry, kring_notify.c calls the registry (fan-out, unmap at process exit),
+    it, kring_ioctl.c the registry, kring_notify.c registers the two
+    callbacks, which call the registry (fan-out, unmap at process exit),
     the registry calls kring_ring.c; nothing calls back up.
 
     Locks, in the order they may be taken:
@@ -348,5 +354,29 @@ VOID KRingNotifyUnregister(VOID);
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingInject(_In_ const struct kring_inject_in *Request, _In_ PEPROCESS Requestor, _Out_ PULONG Count);
 #endif
+
+/* kring_process_notify.c: the process callback (registered by kring_notify.c)
+ * and its record builders (also called by KRingInject). */
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingProcessNotify(_Inout_ PEPROCESS Process, _In_ HANDLE ProcessId,
+                        _Inout_opt_ PPS_CREATE_NOTIFY_INFO CreateInfo);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingEmitProcessStart(_In_ ULONG Pid, _In_ ULONG ParentPid, _In_ ULONG CreatorPid, _In_ ULONG CreatorTid,
+                           _In_ ULONG SessionId, _In_opt_ PEPROCESS Process,
+                           _In_opt_ PCUNICODE_STRING ImageFileName, _In_opt_ PCUNICODE_STRING CommandLine);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingEmitProcessExit(_In_ ULONG Pid, _In_ NTSTATUS ExitStatus, _In_opt_ PCUNICODE_STRING ImageFileName);
+
+/* kring_image_notify.c: the load-image callback (registered by kring_notify.c)
+ * and its record builder (also called by KRingInject). */
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingLoadImageNotify(_In_opt_ PUNICODE_STRING FullImageName, _In_ HANDLE ProcessId,
+                          _In_ PIMAGE_INFO ImageInfo);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingEmitImageLoad(_In_ ULONG Pid, _In_ ULONG64 Base, _In_ ULONG64 Size, _In_ BOOLEAN KernelImage,
+                        _In_opt_ PCUNICODE_STRING FullImageName);
 
 #endif /* KRING_DRV_H */

@@ -20,7 +20,10 @@ Abstract:
                       (both build their records with kring_record.h)
       kring_rings.c   the registry of rings: the list, attach, detach,
                       fan-out, unmap at process exit
-      kring_ring.c    one ring: create, map, write (the producer), copy out, free
+      kring_ring.c    one ring's memory: create, map into the client, unmap, free
+      kring_ring_write.c      one ring's producer: reserve, copy, publish,
+                      wake (consumer_pos read once and range-checked); the clock
+      kring_ring_read.c       one ring's copy-out READ and its STATS counters
       kring_access.c  who may open the device and reach the events (the
                       descriptors, the access check, the events' directory,
                       the event handle given to a client)
@@ -30,7 +33,8 @@ Abstract:
     Calls go one way, down this list: kring_main.c calls the files below
     it, kring_ioctl.c the registry, kring_notify.c registers the two
     callbacks, which call the registry (fan-out, unmap at process exit),
-    the registry calls kring_ring.c; nothing calls back up.
+    the registry calls the three kring_ring*.c files (which do not call
+    each other); nothing calls back up.
 
     Locks, in the order they may be taken:
       ManageLock (KMUTEX, PASSIVE_LEVEL)      detach, cleanup, unmap at exit, unload
@@ -177,6 +181,7 @@ VOID KRingRingUnmapUser(_Inout_ PKRING_RING Ring);
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingRingFree(_In_ PKRING_RING Ring);
 
+/* kring_ring_write.c */
 _IRQL_requires_max_(DISPATCH_LEVEL)
 BOOLEAN KRingRingWrite(_Inout_ PKRING_RING Ring, _In_ USHORT Type, _In_ USHORT EventFlags,
                        _In_ ULONG64 TimeNs, _In_reads_bytes_opt_(Length) const UCHAR *Record,
@@ -185,6 +190,10 @@ BOOLEAN KRingRingWrite(_Inout_ PKRING_RING Ring, _In_ USHORT Type, _In_ USHORT E
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingRingSignal(_In_ PKRING_RING Ring);
 
+_IRQL_requires_max_(DISPATCH_LEVEL)
+ULONG64 KRingTimeNs(VOID);
+
+/* kring_ring_read.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingRingRead(_Inout_ PKRING_RING Ring, _In_ ULONG Flags,
                        _Out_writes_bytes_(OutputLength) UCHAR *Output, _In_ ULONG OutputLength,
@@ -192,9 +201,6 @@ NTSTATUS KRingRingRead(_Inout_ PKRING_RING Ring, _In_ ULONG Flags,
 
 _IRQL_requires_max_(DISPATCH_LEVEL)
 VOID KRingRingStats(_In_ PKRING_RING Ring, _Out_ struct kring_stats_out *Stats);
-
-_IRQL_requires_max_(DISPATCH_LEVEL)
-ULONG64 KRingTimeNs(VOID);
 
 /* kring_access.c */
 

@@ -26,6 +26,18 @@ def layout_of(ring, host: Optional[dict] = None) -> Tuple[Layout, Any]:
     return Layout.of(ring, host), ring
 
 
+def final_stats(ring):
+    """The counts of `ring` at the end of a recording or a stream: its stats
+    now, or None when there is no ring, it is being closed, or they cannot
+    be read."""
+    if ring is None or getattr(ring, "_closing", False):
+        return None
+    try:
+        return ring.stats
+    except KringError:
+        return None
+
+
 class Recorder:
     """Writes the batches of a ring to a recording (the format by the file
     name: ``.arrows``, ``.parquet``, ``.jsonl``).
@@ -121,11 +133,8 @@ class Recorder:
         seconds the recording lasted (default: until now)."""
         if self._file is None:
             return
-        if stats is None and self._ring is not None and not getattr(self._ring, "_closing", False):
-            try:
-                stats = self._ring.stats
-            except KringError:
-                stats = None
+        if stats is None:
+            stats = final_stats(self._ring)
         end = dict(_stats_dict(stats) if stats is not None else (self._last_stats or {}),
                    t=round(time.monotonic() - self._t0 if t is None else t, 6))
         f, self._file = self._file, None

@@ -5,7 +5,7 @@ step runs in. Each writes a header, frames, and an end mark at close."""
 import json
 import os
 import threading
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
@@ -14,7 +14,28 @@ from .frames import _ipc_options
 from .rows import Layout
 
 
-class _ArrowsFile:
+class _PlainFile:
+    """What the Arrow IPC and JSON Lines writers share: a file written as
+    frames come, its size read from the position, never full, closed at once
+    as a middle file of a series."""
+    _f: "Any"
+
+    def size(self) -> int:
+        return self._f.tell()
+
+    def full(self) -> bool:
+        return False
+
+    def close_later(self) -> "Optional[_Later]":
+        """Close it as a middle file (no end mark); nothing left to do later."""
+        self.close(None)
+        return None
+
+    def close(self, end: Optional[dict]) -> None:
+        raise NotImplementedError
+
+
+class _ArrowsFile(_PlainFile):
     def __init__(self, path: str, layout: Layout, header_facts: Optional[dict], started: int):
         pa = _pyarrow()
         self.path = path
@@ -32,17 +53,6 @@ class _ArrowsFile:
         self._w.write_batch(rb.replace_schema_metadata(self._schema.metadata), custom_metadata={_FRAME_KEY: frame})
         self._f.flush()
         return len(frame)
-
-    def size(self) -> int:
-        return self._f.tell()
-
-    def full(self) -> bool:
-        return False
-
-    def close_later(self) -> "Optional[_Later]":
-        """Close it as a middle file (no end mark); nothing left to do later."""
-        self.close(None)
-        return None
 
     def close(self, end: Optional[dict]) -> None:
         pa = _pyarrow()
@@ -112,7 +122,7 @@ def _json_rows(layout: Layout, rb) -> List[str]:
     return lines
 
 
-class _JsonlFile:
+class _JsonlFile(_PlainFile):
     def __init__(self, path: str, layout: Layout, header_facts: Optional[dict], started: int):
         self.path = path
         self._layout = layout
@@ -128,17 +138,6 @@ class _JsonlFile:
         if lines:
             self._f.write("\n".join(lines) + "\n")
         self._f.flush()
-
-    def size(self) -> int:
-        return self._f.tell()
-
-    def full(self) -> bool:
-        return False
-
-    def close_later(self) -> "Optional[_Later]":
-        """Close it as a middle file (no end mark); nothing left to do later."""
-        self.close(None)
-        return None
 
     def close(self, end: Optional[dict]) -> None:
         if end is not None:

@@ -1,264 +1,18 @@
-"""``python -m pykring watch``: kernel events live, one line per event.
-
-Text (default)::
-
-    TIME             EVENT  PID      PPID     PATH / COMMAND LINE
-    20:40:33.002486  exec   14967    14965    /usr/bin/ls  /bin/ls -l /tmp
-    20:40:33.002495  image  14967    14965    /usr/bin/ls  0x55ba3c2e4000 +0x16000 main
-    20:40:33.004426  exit   14967    14965    /usr/bin/ls  exit 0
-
-Events: ``fork`` (a new process: it still runs its parent's program, whose
-path and command line are shown), ``exec`` (a process starts a program),
-``exit`` (the whole process has gone: exit code or signal), ``image`` (an
-executable file mapped into a process: the program, its loader, libraries).
-
-``--json`` prints JSON Lines instead, one object per event with keys
-``type`` (process_start, process_exit, image_load), ``ts`` (ns since the
-Unix epoch), ``pid``, ``ppid`` (null when unknown), ``path``, and where they
-apply ``exit_code``, ``cmdline``, ``address``, ``length`` (and a few more).
-A summary goes to stderr at the end. On Ctrl-C or SIGTERM (or at
-``--duration``) the events the kernel had written by then are shown, and a
-recording closed, before it stops.
-"""
+"""The ``watch`` and ``replay`` commands (run, replay) and their options
+(add_arguments, add_replay_arguments); what they print is described in
+:mod:`pykring.watch`."""
 import argparse
-import contextlib
 import os
-import re
-import signal
 import sys
-import threading
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, TextIO, Tuple
+from typing import Any, List, Optional, TextIO, Tuple
 
-from . import events as ev
-from ._args import parse_regex, parse_seconds, parse_size, parse_wake_interval
-from .recording import Recorder
-
-
-class ProcessTable:
-    """pid -> (ppid, path) for lines that need what their record lacks (the
-    parent of an image load, the program of an exit). Filled from the
-    process records and, for processes older than the watch, from /proc.
-
-    What it learns from /proc is kept for a recording: ``snapshot`` (the
-    processes running at prime()) and ``take_learned()`` (the lookups since
-    the last call). A replay's table (``recorded=``) answers from those
-    instead, never from this host."""
-
-    def __init__(self, proc: str = "/proc", recorded: Optional[Mapping[str, Any]] = None):
-        self._proc = proc
-        self._known: Dict[int, Tuple[Optional[int], Optional[str]]] = {}
-        #: pid -> (ppid, path) of the processes running at prime().
-        self.snapshot: Dict[int, Tuple[Optional[int], Optional[str]]] = {}
-        self._learned: Dict[int, Tuple[Optional[int], Optional[str]]] = {}
-        self._recorded: Optional[Dict[int, Tuple[Optional[int], Optional[str]]]] = None
-        if recorded is not None:
-            self._recorded = {}
-            self.snapshot = _proc_facts(recorded)
-
-    def _from_proc(self, pid: int) -> Tuple[Optional[int], Optional[str]]:
-        if self._recorded is not None:
-            return self._recorded.get(pid, (None, None))
-        ppid = path = None
-        try:
-            with open("%s/%d/stat" % (self._proc, pid), "rb") as f:
-                stat = f.read()
-            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
-            pass
-        try:
-            path = os.readlink("%s/%d/exe" % (self._proc, pid))
-        except OSError:
-            pass
-        return ppid, path
-
-    def prime(self) -> None:
-        """Remember the processes that exist now (their exits come later)."""
-        if self._recorded is None:
-            try:
-                names = os.listdir(self._proc)
-            except OSError:
-                names = []
-            self.snapshot = {int(n): self._from_proc(int(n)) for n in names if n.isdigit()}
-        self._known.update(self.snapshot)
-
-    def get(self, pid: int) -> Tuple[Optional[int], Optional[str]]:
-        got = self._known.get(pid)
-        if got is None:
-            got = self._known[pid] = self._from_proc(pid)
-            if self._recorded is None:
-                self._learned[pid] = got
-        return got
-
-    def started(self, pid: int, ppid: int, path: Optional[str]) -> None:
-        self._known[pid] = (ppid, path)
-
-    def gone(self, pid: int) -> None:
-        self._known.pop(pid, None)
-
-    def take_learned(self) -> Dict[str, list]:
-        """The /proc lookups since the last call, as recording facts."""
-        got, self._learned = self._learned, {}
-        return {str(pid): list(v) for pid, v in got.items()}
-
-    def add_recorded(self, facts: Mapping[str, Any]) -> None:
-        """A replay: what the live table learned from /proc for a batch."""
-        if self._recorded is not None:
-            self._recorded.update(_proc_facts(facts))
-
-
-def _proc_facts(facts: Mapping[str, Any]) -> Dict[int, Tuple[Optional[int], Optional[str]]]:
-    out: Dict[int, Tuple[Optional[int], Optional[str]]] = {}
-    for pid, v in facts.items():
-        try:
-            out[int(pid)] = (None if v[0] is None else int(v[0]), None if v[1] is None else str(v[1]))
-        except (TypeError, ValueError, IndexError):
-            continue        # a damaged entry: as if nothing was known
-    return out
-
-
-class Watch:
-    """Turns batches of kernel records into lines (text or JSON) on `out`."""
-
-    def __init__(self, out: TextIO, as_json: bool = False, pid: Optional[int] = None,
-                 count: Optional[int] = None, table: Optional[ProcessTable] = None,
-                 uid: Optional[int] = None, comm: Optional[str] = None, tree: Optional[int] = None,
-                 boot: Optional[str] = None, cgroups: Optional[Mapping[str, Any]] = None):
-        """``boot``: the records' boot id (default: this boot's). ``cgroups``:
-        a replay's recorded cgroup paths (default: looked up on this host)."""
-        self.out = out
-        self.boot = boot
-        self._cgroups: Dict[int, Optional[str]] = {}
-        self._cgroups_learned: Dict[int, Optional[str]] = {}
-        self._cgroups_recorded = cgroups is not None
-        self.as_json = as_json
-        self.pid = pid
-        self.uid = uid
-        self.comm = re.compile(comm) if comm is not None else None
-        #: --tree: the pids of the tree (filled from /proc by prime_tree(), then by forks).
-        self.tree: Optional[set] = {tree} if tree is not None else None
-        self._uids: Dict[int, int] = {}
-        self.limit = count
-        self.table = table if table is not None else ProcessTable()
-        if cgroups is not None:
-            self.add_recorded({"cgroup": cgroups})
-        self.shown = 0
-        self.received = 0
-        self.by_kind = {k: 0 for k in ev.KINDS}
-
-    def prime_tree(self) -> None:
-        """Add the descendants of the --tree process running at prime()."""
-        if self.tree is None:
-            return
-        parents: Dict[int, list] = {}
-        for pid, (ppid, _) in self.table.snapshot.items():
-            if ppid is not None:
-                parents.setdefault(ppid, []).append(pid)
-        todo = list(self.tree)
-        while todo:
-            for child in parents.get(todo.pop(), []):
-                if child not in self.tree:
-                    self.tree.add(child)
-                    todo.append(child)
-
-    def _wanted(self, e: dict) -> bool:
-        pid = e["pid"]
-        if self.pid is not None and pid != self.pid:
-            return False
-        if self.tree is not None and pid not in self.tree:
-            return False
-        if self.uid is not None and e.get("uid", self._uids.get(pid)) != self.uid:
-            return False
-        if self.comm is not None and not any(
-                isinstance(x, str) and self.comm.search(x) for x in (e.get("comm"), e.get("path"))):
-            return False
-        return True
-
-    def cgroup(self, cgroup_id: int) -> Optional[str]:
-        """A cgroup id's path (for JSON lines), looked up once per id."""
-        if cgroup_id not in self._cgroups:
-            path = None if self._cgroups_recorded else ev.cgroup_path(cgroup_id)
-            self._cgroups[cgroup_id] = path
-            if not self._cgroups_recorded:
-                self._cgroups_learned[cgroup_id] = path
-        return self._cgroups[cgroup_id]
-
-    def take_facts(self) -> Dict[str, Any]:
-        """What this watch looked up on the host since the last call (a
-        recording's facts of the batch just fed): {} if nothing."""
-        facts: Dict[str, Any] = {}
-        proc = self.table.take_learned()
-        if proc:
-            facts["proc"] = proc
-        if self._cgroups_learned:
-            facts["cgroup"] = {str(k): v for k, v in self._cgroups_learned.items()}
-            self._cgroups_learned = {}
-        return facts
-
-    def add_recorded(self, facts: Mapping[str, Any]) -> None:
-        """A replay: the facts recorded with the batch about to be fed."""
-        self.table.add_recorded(facts.get("proc") or {})
-        for k, v in (facts.get("cgroup") or {}).items():
-            try:
-                self._cgroups[int(k)] = None if v is None else str(v)
-            except ValueError:
-                continue
-
-    @property
-    def done(self) -> bool:
-        return self.limit is not None and self.shown >= self.limit
-
-    def header(self) -> None:
-        if not self.as_json:
-            self.out.write(ev.TEXT_HEADER + "\n")
-
-    def feed(self, batch) -> None:
-        """Print the events of one batch (stops at --count)."""
-        lines = []
-        for e in ev.event_dicts(batch, self.boot):
-            self.received += 1
-            t = e["type"]
-            pid = e["pid"]
-            if t == "process_start":
-                self.table.started(pid, e["ppid"], e["path"])
-                self._uids[pid] = e["uid"]
-                if self.tree is not None and e["ppid"] in self.tree:
-                    self.tree.add(pid)              # follows forks live
-            elif t == "process_exit":
-                ppid, path = self.table.get(pid)
-                if e["path"] is None:       # the record has none (Windows, older kernels)
-                    e["path"] = path
-                if e["ppid"] is None:
-                    e["ppid"] = ppid
-                self.table.gone(pid)
-            else:
-                e["ppid"] = self.table.get(pid)[0]
-            if not self._wanted(e):
-                continue
-            if self.done:
-                break
-            kind = ev.event_kind(e)
-            self.by_kind[kind] += 1
-            self.shown += 1
-            lines.append(ev.json_line(e, self.cgroup) if self.as_json else ev.text_line(e, kind))
-        if lines:
-            self.out.write("\n".join(lines) + "\n")
-            self.out.flush()
-
-    def summary(self, seconds: float, stats, who: str = "watch") -> str:
-        """The last line: events shown by kind, the kernel's counts and the
-        sequence gaps. `stats`: a ring's Stats or a recording's stats dict."""
-        if isinstance(stats, Mapping):
-            written, dropped, lost = stats.get("written"), stats.get("dropped"), stats.get("lost") or 0
-        else:
-            written, dropped, lost = stats.written, stats.dropped, stats.lost
-        kinds = ", ".join("%s %d" % (k, self.by_kind[k]) for k in ev.KINDS)
-        shown = "%d events" % self.shown
-        if self.received != self.shown:
-            shown += " shown of %d received" % self.received
-        return ("pykring %s: %s in %.1f s (%s); kernel wrote %s, dropped %s; sequence gaps %d"
-                % (who, shown, seconds, kinds, "?" if written is None else written,
-                   "?" if dropped is None else dropped, lost))
+from .. import events as ev
+from .._args import parse_regex, parse_seconds, parse_size, parse_wake_interval
+from ..recording import Recorder
+from .printer import Watch
+from .stop_signals import _sigterm_stops, _stops_held
+from .table import ProcessTable
 
 
 #: Reads of what is pending when a watch is told to stop.
@@ -269,56 +23,13 @@ def _lost_line(who: str, n: int) -> str:
     return "pykring %s: %d events lost (the kernel ring was full)\n" % (who, n)
 
 
-#: What stops a watch as Ctrl-C does: SIGINT, and SIGTERM (kill, systemd,
-#: timeout(1)), so that a recording is closed, not cut short.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _stop(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _sigterm_stops() -> Iterator[None]:
-    """Inside, SIGTERM raises KeyboardInterrupt, as Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGTERM, _stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-@contextlib.contextmanager
-def _stops_held() -> Iterator[None]:
-    """SIGINT and SIGTERM held inside: they arrive, as KeyboardInterrupt,
-    when the block is done. Handlers that note them, not a signal mask: the
-    process has other threads (pyarrow's, the sink's), and the kernel gives
-    a process's signal to any thread that does not block it, whose Python
-    handler then runs in the main thread, inside the block."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: List[int] = []
-    old = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in _STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-        if held:
-            signal.raise_signal(held[0])     # to the handler of before, now
-
-
 def _open_outputs(args, ring, w: "Watch", t0: float) -> List[Any]:
     """The --output recorder and the --sink, in that order (KringError or
     OSError saying what is wrong)."""
     outputs: List[Any] = []
     host = None
     if getattr(args, "output", None) or getattr(args, "sink", None):
-        from .recording import host_identity
+        from ..recording import host_identity
 
         host = host_identity()
     try:
@@ -326,8 +37,8 @@ def _open_outputs(args, ring, w: "Watch", t0: float) -> List[Any]:
             facts = {"proc": {str(pid): list(v) for pid, v in w.table.snapshot.items()}}
             outputs.append(Recorder(ring, args.output, rotate=args.rotate, host=host, facts=facts, t0=t0))
         if getattr(args, "sink", None):
-            from .recording import Layout
-            from .sinks import open_sink
+            from ..recording import Layout
+            from ..sinks import open_sink
 
             outputs.append(open_sink(args.sink, Layout.of(ring, host)))
     except BaseException:
@@ -456,8 +167,8 @@ def replay(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> 
     """The `replay` command: a recording made by ``watch --output`` printed as
     the live watch printed it (its filters may differ from the live run's):
     the same lines, the same loss reports, in the recorded host's time zone."""
-    from .errors import KringError
-    from .recording import open_recording
+    from ..errors import KringError
+    from ..recording import open_recording
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -547,7 +258,7 @@ def add_arguments(p) -> None:
                    help="with --output: a new file after BYTES (FILE's stem.000001.ext, .000002, ...)")
     p.add_argument("--sink", metavar="nats://HOST:PORT/SUBJECT",
                    help="also publish every batch to a NATS JetStream subject (docs/FLEET.md)")
-    from . import __version__
+    from .. import __version__
 
     p.add_argument("--version", action="version", version="pykring %s" % __version__)
     p.add_argument("--size", type=parse_size, default=16 << 20, metavar="BYTES",

@@ -14,7 +14,10 @@ from setuptools.command.build_py import build_py
 # event source (pykring/bpf/kring_events.bpf.o) into the build.
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-BPF_SOURCE = os.path.join("csrc", "bpf", "kring_events.bpf.c")
+# The units of the eBPF object, each compiled alone, then linked into one
+# (csrc/bpf/kring_events.bpf.c says what each holds).
+BPF_SOURCES = [os.path.join("csrc", "bpf", name) for name in
+               ("kring_events.bpf.c", "kring_process.bpf.c", "kring_exec_fail.bpf.c", "kring_image.bpf.c")]
 BPF_OBJECT = os.path.join("pykring", "bpf", "kring_events.bpf.o")
 
 
@@ -78,13 +81,13 @@ def _remove(path):
 
 
 def build_bpf_object(out, tmp):
-    """Compile csrc/bpf/kring_events.bpf.c (CO-RE) into `out`. Returns False,
+    """Compile the units in BPF_SOURCES (CO-RE) and link them into `out`. Returns False,
     with a note, when a tool is missing (an error with KRING_BPF_REQUIRED=1).
     With KRING_WERROR=1 warnings are errors, and so is a failed compile."""
     required = os.environ.get("KRING_BPF_REQUIRED") == "1"
     werror = os.environ.get("KRING_WERROR") == "1"
     vmlinux_h = os.environ.get("KRING_VMLINUX_H")   # a pre-generated vmlinux.h ("or an equivalent")
-    missing = bpf_build.missing(vmlinux_h)
+    missing = bpf_build.missing(vmlinux_h, link=True)
     if missing:
         msg = ("not building the eBPF object (missing: %s), so pykring.kernel() will raise. "
                "For kernel events: apt-get install %s, then repeat this install with "
@@ -102,8 +105,15 @@ def build_bpf_object(out, tmp):
     try:
         if not vmlinux_h:
             vmlinux_h = bpf_build.dump_vmlinux_h(tmp)
-        bpf_build.compile_object(os.path.join(ROOT, BPF_SOURCE), out, vmlinux_h, extra,
-                                 include_dirs=[os.path.join(ROOT, "include")], strip=True)
+        units = []
+        os.makedirs(os.path.join(tmp, "units"), exist_ok=True)
+        for source in BPF_SOURCES:
+            # Not named like the object: tests/mutants.py looks for the one kring_events.bpf.o.
+            unit = os.path.join(tmp, "units", os.path.basename(source).replace(".bpf.c", ".o"))
+            bpf_build.compile_object(os.path.join(ROOT, source), unit, vmlinux_h, extra,
+                                     include_dirs=[os.path.join(ROOT, "include")])
+            units.append(unit)
+        bpf_build.link_objects(units, out, strip=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         if required or werror:
             raise

@@ -183,8 +183,8 @@ def machine() -> Dict[str, object]:
 # -- the C producer ----------------------------------------------------------
 #: The project's own sources the benchmark producer links (no cffi, no Python):
 #: the Linux library without the kernel event schema.
-PRODUCER_SOURCES = ["kring_producer.c", "kring_consumer.c", "kring_wait.c", "kring_meta.c", "kring_linux.c",
-                    "kring_guard.c", "kring_bpf_map.c"]
+PRODUCER_SOURCES = ["kring_producer.c", "kring_consumer.c", "kring_drain.c", "kring_wait.c", "kring_meta.c",
+                    "kring_linux.c", "kring_guard.c", "kring_bpf_map.c"]
 CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra"]
 
 

@@ -16,9 +16,11 @@
  * stdout (ns: wall time from the first write to the clean close; cpu ns:
  * this process's CPU time over the same window) and exits 0.
  *
- * Built by the harness with the project's own sources:
+ * Built by the harness with the project's own sources (benchmarks/_common.py,
+ * PRODUCER_SOURCES):
  *   cc -O2 -std=c11 -Iinclude -Icsrc benchmarks/producer.c csrc/kring_producer.c
- *      csrc/kring_consumer.c csrc/kring_meta.c csrc/kring_linux.c csrc/kring_bpf_map.c
+ *      csrc/kring_consumer.c csrc/kring_drain.c csrc/kring_wait.c csrc/kring_meta.c
+ *      csrc/kring_linux.c csrc/kring_guard.c csrc/kring_bpf_map.c
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>

@@ -1,8 +1,8 @@
 /*
  * kring_plat.h - the library's private interface: the platform layer that
- * the portable files (kring_consumer.c, kring_producer.c, kring_meta.c) call
- * down to, and the internal helpers they share. Not part of the API: nothing
- * here is in the cffi cdef (that reads kring_user.h).
+ * the portable files (kring_consumer.c, kring_drain.c, kring_producer.c,
+ * kring_meta.c) call down to, and the internal helpers they share. Not part
+ * of the API: nothing here is in the cffi cdef (that reads kring_user.h).
  *
  * The platform layer is kring_linux.c or kring_win.c: it talks to the OS and
  * returns KRING_* codes, and never calls back up into a public entry point.
@@ -30,6 +30,12 @@ int kring_meta_initial(struct kring_producer_page *page, const struct kring_prod
 uint32_t kring_consumer_flags(const struct kring_consumer *c);
 /* Mark the consumer's mapping faulted (truncated file): KRING_E_CORRUPT. */
 int kring_consumer_truncated(struct kring_consumer *c);
+/* Record why the ring is corrupt (reason, ring position, offending value)
+ * in the consumer: KRING_E_CORRUPT (kring_consumer.c, kring_drain.c). */
+int kring_consumer_corrupt(struct kring_consumer *c, int reason, uint64_t pos, uint64_t value);
+/* Publish the consumer's position if it moved and wake a blocking producer,
+ * unguarded (kring_commit, and kring_drain when it commits). */
+void kring_consumer_commit_pos(struct kring_consumer *c);
 /* Copy and check the type bounds of a mapped ring. */
 int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size);
 

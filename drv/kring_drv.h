@@ -9,12 +9,21 @@ Abstract:
     Kernel-only declarations of kring.sys: the per-ring state, the driver's
     one global structure, and the routines its .c files share.
 
-      kring_main.c    DriverEntry, DriverUnload, the dispatch routines, one
-                      handler per IOCTL code
-      kring_notify.c  process and image callbacks, record building
+      kring_main.c    DriverEntry, DriverUnload, the dispatch routines (device
+                      control only routes)
+      kring_ioctl.c   one handler per IOCTL code: its checks and its work
+      kring_notify.c  registering the process and image callbacks (test
+                      builds: the test knobs, KRingInject)
+      kring_process_notify.c  the process callback: process_start and
+                      process_exit records, unmap at process exit
+      kring_image_notify.c    the load-image callback: image_load records
+                      (both build their records with kring_record.h)
       kring_rings.c   the registry of rings: the list, attach, detach,
                       fan-out, unmap at process exit
-      kring_ring.c    one ring: create, map, write (the producer), copy out, free
+      kring_ring.c    one ring's memory: create, map into the client, unmap, free
+      kring_ring_write.c      one ring's producer: reserve, copy, publish,
+                      wake (consumer_pos read once and range-checked); the clock
+      kring_ring_read.c       one ring's copy-out READ and its STATS counters
       kring_access.c  who may open the device and reach the events (the
                       descriptors, the access check, the events' directory,
                       the event handle given to a client)
@@ -22,8 +31,10 @@ Abstract:
       kring_sid.c     a SID as record text, a label's RID
 
     Calls go one way, down this list: kring_main.c calls the files below
-    it, kring_notify.c calls the registry (fan-out, unmap at process exit),
-    the registry calls kring_ring.c; nothing calls back up.
+    it, kring_ioctl.c the registry, kring_notify.c registers the two
+    callbacks, which call the registry (fan-out, unmap at process exit),
+    the registry calls the three kring_ring*.c files (which do not call
+    each other); nothing calls back up.
 
     Locks, in the order they may be taken:
       ManageLock (KMUTEX, PASSIVE_LEVEL)      detach, cleanup, unmap at exit, unload
@@ -170,6 +181,7 @@ VOID KRingRingUnmapUser(_Inout_ PKRING_RING Ring);
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingRingFree(_In_ PKRING_RING Ring);
 
+/* kring_ring_write.c */
 _IRQL_requires_max_(DISPATCH_LEVEL)
 BOOLEAN KRingRingWrite(_Inout_ PKRING_RING Ring, _In_ USHORT Type, _In_ USHORT EventFlags,
                        _In_ ULONG64 TimeNs, _In_reads_bytes_opt_(Length) const UCHAR *Record,
@@ -178,6 +190,10 @@ BOOLEAN KRingRingWrite(_Inout_ PKRING_RING Ring, _In_ USHORT Type, _In_ USHORT E
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingRingSignal(_In_ PKRING_RING Ring);
 
+_IRQL_requires_max_(DISPATCH_LEVEL)
+ULONG64 KRingTimeNs(VOID);
+
+/* kring_ring_read.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingRingRead(_Inout_ PKRING_RING Ring, _In_ ULONG Flags,
                        _Out_writes_bytes_(OutputLength) UCHAR *Output, _In_ ULONG OutputLength,
@@ -185,9 +201,6 @@ NTSTATUS KRingRingRead(_Inout_ PKRING_RING Ring, _In_ ULONG Flags,
 
 _IRQL_requires_max_(DISPATCH_LEVEL)
 VOID KRingRingStats(_In_ PKRING_RING Ring, _Out_ struct kring_stats_out *Stats);
-
-_IRQL_requires_max_(DISPATCH_LEVEL)
-ULONG64 KRingTimeNs(VOID);
 
 /* kring_access.c */
 
@@ -314,6 +327,28 @@ VOID KRingFanOut(_In_ ULONG EventKind, _In_ USHORT Type, _In_ USHORT EventFlags,
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID KRingUnmapRingsOf(_In_ PEPROCESS Process);
 
+/* kring_ioctl.c: one handler per IOCTL code (all METHOD_BUFFERED). It checks
+ * the code's buffers before it reads them and does the work; it sets
+ * *Information, the bytes to return, on success only.
+ * KRingDispatchDeviceControl (kring_main.c) routes and completes. */
+typedef
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS
+KRING_IOCTL_HANDLER(
+    _In_ PIRP Irp,
+    _In_ PIO_STACK_LOCATION IrpSp,
+    _Out_ PULONG_PTR Information
+    );
+
+KRING_IOCTL_HANDLER KRingIoctlAttach;           /* IOCTL_KRING_ATTACH */
+KRING_IOCTL_HANDLER KRingIoctlDetach;           /* IOCTL_KRING_DETACH */
+KRING_IOCTL_HANDLER KRingIoctlStats;            /* IOCTL_KRING_STATS */
+KRING_IOCTL_HANDLER KRingIoctlRead;             /* IOCTL_KRING_READ */
+#if defined(KRING_TEST_BUILD)
+KRING_IOCTL_HANDLER KRingIoctlTestInject;       /* IOCTL_KRING_TEST_INJECT */
+KRING_IOCTL_HANDLER KRingIoctlTestPoke;         /* IOCTL_KRING_TEST_POKE */
+#endif
+
 /* kring_notify.c */
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingNotifyRegister(_In_ PCUNICODE_STRING RegistryPath);
@@ -325,5 +360,29 @@ VOID KRingNotifyUnregister(VOID);
 _IRQL_requires_max_(PASSIVE_LEVEL)
 NTSTATUS KRingInject(_In_ const struct kring_inject_in *Request, _In_ PEPROCESS Requestor, _Out_ PULONG Count);
 #endif
+
+/* kring_process_notify.c: the process callback (registered by kring_notify.c)
+ * and its record builders (also called by KRingInject). */
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingProcessNotify(_Inout_ PEPROCESS Process, _In_ HANDLE ProcessId,
+                        _Inout_opt_ PPS_CREATE_NOTIFY_INFO CreateInfo);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingEmitProcessStart(_In_ ULONG Pid, _In_ ULONG ParentPid, _In_ ULONG CreatorPid, _In_ ULONG CreatorTid,
+                           _In_ ULONG SessionId, _In_opt_ PEPROCESS Process,
+                           _In_opt_ PCUNICODE_STRING ImageFileName, _In_opt_ PCUNICODE_STRING CommandLine);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingEmitProcessExit(_In_ ULONG Pid, _In_ NTSTATUS ExitStatus, _In_opt_ PCUNICODE_STRING ImageFileName);
+
+/* kring_image_notify.c: the load-image callback (registered by kring_notify.c)
+ * and its record builder (also called by KRingInject). */
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingLoadImageNotify(_In_opt_ PUNICODE_STRING FullImageName, _In_ HANDLE ProcessId,
+                          _In_ PIMAGE_INFO ImageInfo);
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID KRingEmitImageLoad(_In_ ULONG Pid, _In_ ULONG64 Base, _In_ ULONG64 Size, _In_ BOOLEAN KernelImage,
+                        _In_opt_ PCUNICODE_STRING FullImageName);
 
 #endif /* KRING_DRV_H */

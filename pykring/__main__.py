@@ -119,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      description="pykring: high-rate record streams into numpy.")
     sub = parser.add_subparsers(dest="command", required=True)
     w = sub.add_parser("watch", help="kernel events live: process start/exit and image loads")
-    from .watch import add_arguments, run as run_watch
+    from .watch.command import add_arguments, run as run_watch
 
     add_arguments(w)
     c = sub.add_parser("collect", help="fleet: the sinks' messages from NATS JetStream into Parquet (docs/FLEET.md)")
@@ -127,7 +127,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     add_collect_arguments(c)
     r = sub.add_parser("replay", help="print a recording of watch --output as the live watch printed it")
-    from .watch import add_replay_arguments, replay
+    from .watch.command import add_replay_arguments, replay
 
     add_replay_arguments(r)
     d = sub.add_parser("demo", help="stream records from a producer process and measure throughput")

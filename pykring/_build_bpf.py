@@ -1,7 +1,8 @@
 """Compiling eBPF programs (CO-RE) with clang against a vmlinux.h of the
-running kernel's BTF: the kernel event source's object when pykring is
-installed (setup.py) and the BPF benchmark's synthetic producer
-(benchmarks/bpf.py).
+running kernel's BTF, and linking compiled units into one object with
+libbpf's static linker (bpftool gen object): the kernel event source's
+object when pykring is installed (setup.py) and the BPF benchmark's
+synthetic producer (benchmarks/bpf.py).
 
 Standard library only, and no imports from pykring: setup.py runs before
 the extension exists, so it loads this file by path, as cffi's
@@ -38,13 +39,14 @@ def target_arch() -> Optional[str]:
     return ARCH.get(platform.machine().lower())
 
 
-def missing(vmlinux_h: Optional[str] = None) -> List[str]:
+def missing(vmlinux_h: Optional[str] = None, link: bool = False) -> List[str]:
     """What this machine lacks to compile a program (empty: nothing);
-    with a ready `vmlinux_h`, neither bpftool nor the kernel's BTF."""
+    with a ready `vmlinux_h`, neither bpftool nor the kernel's BTF, unless
+    units are to be linked (`link`: bpftool is the linker)."""
     out = []
     if not tool("clang"):
         out.append("clang")
-    if not vmlinux_h and not tool("bpftool"):
+    if (link or not vmlinux_h) and not tool("bpftool"):
         out.append("bpftool")
     if not os.path.exists(BPF_HELPERS_H):
         out.append("libbpf-dev (bpf/bpf_helpers.h)")
@@ -81,6 +83,20 @@ def compile_object(source: str, out: str, vmlinux_h: str, extra_flags: Sequence[
         cmd += ["-I", d]
     cmd += ["-c", source, "-o", out + ".tmp"]
     subprocess.run(cmd, check=True)
+    _strip_and_replace(out, strip)
+
+
+def link_objects(objects: Sequence[str], out: str, strip: bool = False) -> None:
+    """Link the compiled units `objects` into `out` (written whole or not at
+    all) with libbpf's static linker, ``bpftool gen object``: one object
+    whose maps and globals are each defined in one unit and declared
+    ``extern`` in the others. `strip` as in compile_object()."""
+    subprocess.run([tool("bpftool") or "bpftool", "gen", "object", out + ".tmp", *objects], check=True)
+    _strip_and_replace(out, strip)
+
+
+def _strip_and_replace(out: str, strip: bool) -> None:
+    # out.tmp becomes out, without its DWARF when `strip` (and llvm-strip is there).
     strip_tool = tool("llvm-strip") if strip else None
     if strip_tool:
         subprocess.run([strip_tool, "-g", out + ".tmp"], check=True)

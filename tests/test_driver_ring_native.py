@@ -1,5 +1,6 @@
-"""kring.sys's own ring code (drv/kring_ring.c: KRingRingCreate, KRingRingWrite with
-KRingWakeDecision, KRingRingRead, KRingRingFree) built natively on Linux against a
+"""kring.sys's own ring code (drv/kring_ring.c: KRingRingCreate, KRingRingFree;
+drv/kring_ring_write.c: KRingRingWrite with KRingWakeDecision; drv/kring_ring_read.c:
+KRingRingRead) built natively on Linux against a
 user-mode shim of the kernel calls it makes (drv/shim/: spin locks as pthread
 mutexes, pool as page-aligned malloc, events that count), and tested where Wine
 cannot: on several CPUs at once.
@@ -45,9 +46,11 @@ SHIM = DRV / "shim"
 CFLAGS = ["-std=gnu11", "-fshort-wchar", "-Wall", "-Wextra", "-Werror", "-Wno-multichar", "-Wno-clobbered",
           "-O1", "-g", "-pthread", "-I" + str(SHIM), "-I" + str(DRV), "-I" + str(ROOT / "include"),
           "-I" + str(ROOT / "csrc")]
-RING = [SHIM / "shim.c", SHIM / "ring_api.c", DRV / "kring_ring.c", ROOT / "csrc" / "kring_events.c"]
-CONSUMER = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_meta.c", "kring_guard.c", "kring_linux.c",
-                                         "kring_wait.c")]
+# The driver's ring code: its memory, its producer, its copy-out path.
+RING_SOURCES = [DRV / f for f in ("kring_ring.c", "kring_ring_write.c", "kring_ring_read.c")]
+RING = [SHIM / "shim.c", SHIM / "ring_api.c", *RING_SOURCES, ROOT / "csrc" / "kring_events.c"]
+CONSUMER = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_drain.c", "kring_meta.c", "kring_guard.c",
+                                         "kring_linux.c", "kring_wait.c")]
 SANITIZE = {"plain": [], "asan": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
             "tsan": ["-fsanitize=thread", "-Wno-tsan"]}
 KINDS = ["plain", pytest.param("asan", marks=pytest.mark.asan), pytest.param("tsan", marks=pytest.mark.tsan)]
@@ -146,7 +149,7 @@ def _span(length):
 
 
 class Model:
-    """The driver's producer and READ, as PROTOCOL.md and drv/kring_ring.c say."""
+    """The driver's producer and READ, as PROTOCOL.md, drv/kring_ring_write.c and drv/kring_ring_read.c say."""
 
     def __init__(self, capacity):
         self.capacity, self.pos, self.cpos, self.seq = capacity, 0, 0, 0
@@ -330,18 +333,19 @@ def test_plausible_consumer_pos_keeps_the_ring(shim, delta, written):
 @pytest.fixture(scope="module")
 def wake_window(tmp_path_factory):
     """drv/shim/wake_window.c: the driver's producer with a model of its store
-    buffer (drv/shim/ring_hooks.h forced into kring_ring.c), and the Windows
+    buffer (drv/shim/ring_hooks.h forced into the kring_ring*.c files), and the Windows
     consumer (kring_consumer_map_driver, kring_wait with -DKRING_TEST_HOOKS,
     the event wait of kring_win.c in place of kring_linux.c's futex)."""
     base = tmp_path_factory.mktemp("drvshim-wake")
+    hooks = ["-c", "-include", str(SHIM / "ring_hooks.h")]
     objs = [
-        _gcc(base / "ring.o", [DRV / "kring_ring.c"], ["-c", "-include", str(SHIM / "ring_hooks.h")]),
+        *(_gcc(base / (src.stem + ".o"), [src], hooks) for src in RING_SOURCES),
         _gcc(base / "wait.o", [ROOT / "csrc" / "kring_wait.c"], ["-c", "-DKRING_TEST_HOOKS"]),
         _gcc(base / "linux.o", [ROOT / "csrc" / "kring_linux.c"],
              ["-c", "-Dkring_plat_wait_data=kring_linux_plat_wait_data"]),
     ]
-    others = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_meta.c", "kring_guard.c", "kring_driver_map.c",
-                                          "kring_events.c")]
+    others = [ROOT / "csrc" / f for f in ("kring_consumer.c", "kring_drain.c", "kring_meta.c", "kring_guard.c",
+                                          "kring_driver_map.c", "kring_events.c")]
     return _gcc(base / "wake_window", [SHIM / "wake_window.c", SHIM / "shim.c", SHIM / "ring_api.c", *others, *objs], [])
 
 

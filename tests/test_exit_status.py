@@ -1,6 +1,6 @@
 """The exit status formula of the process_exit record, over every 16-bit wait status.
 
-The eBPF program (csrc/bpf/kring_events.bpf.c, emit_process_exit) turns the
+The eBPF program (csrc/bpf/kring_process.bpf.c, emit_process_exit) turns the
 task's exit_code, a wait status, into ``exit_code``: the status 0..255 of
 exit(), or -signal for a killed process; ``raw_status`` keeps the status
 itself (core-dump bit included). The formula is taken from the program's
@@ -21,7 +21,7 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BPF_SOURCE = os.path.join(ROOT, "csrc", "bpf", "kring_events.bpf.c")
+BPF_SOURCE = os.path.join(ROOT, "csrc", "bpf", "kring_process.bpf.c")
 
 #: e->exit_code = <formula of code>;  (the only assignment to exit_code)
 _FORMULA = re.compile(r"^\s*e->exit_code\s*=\s*(.+?);\s*$", re.M)

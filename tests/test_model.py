@@ -454,7 +454,7 @@ test_ring_against_model = RingMachine.TestCase
 #
 # The drain delivers a record that passed every check, then the records
 # right behind it with the same header word and type without dispatching on
-# each (csrc/kring_consumer.c, drain_run). These tests lay out runs and
+# each (csrc/kring_drain.c, drain_run). These tests lay out runs and
 # everything that may end one: a DISCARD or BUSY record, another type with
 # the same length, a record of the same type and another length, a bad
 # record, the end of the data area (with padding, across it, exactly at

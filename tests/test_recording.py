@@ -377,7 +377,7 @@ def test_a_parquet_recording_goes_on_in_a_next_file_before_its_footer_is_too_big
     """A Parquet file keeps its frame list in the footer, which readers
     refuse past 100 MB: a long recording goes on in STEM.000002.parquet,
     ... before that, and a reader of STEM.parquet reads them all."""
-    monkeypatch.setattr(recording, "PARQUET_FRAME_BYTES", 4000)
+    monkeypatch.setattr(recording.parquet, "PARQUET_FRAME_BYTES", 4000)
     dt = pykring.record_dtype(np.dtype([("val", "<u8")]))
     layout = Layout([(1, "v", dt)], HOST)
     path = str(tmp_path / "long.parquet")
@@ -419,7 +419,7 @@ def test_a_rotated_parquet_file_is_converted_while_the_recording_goes_on(tmp_pat
         order.append("converted " + os.path.basename(path))
         convert(journal, path, *a)
 
-    monkeypatch.setattr(recording, "journal_to_parquet", held)
+    monkeypatch.setattr(recording.parquet, "journal_to_parquet", held)
     dt = pykring.record_dtype(np.dtype([("val", "<u8")]))
     path = str(tmp_path / "r.parquet")
     rec = Recorder(Layout([(1, "v", dt)], HOST), path, rotate=1)
@@ -441,7 +441,7 @@ def test_a_failed_background_conversion_is_raised_and_its_journal_kept(tmp_path,
     def full(journal, path, *a):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(recording, "journal_to_parquet", full)
+    monkeypatch.setattr(recording.parquet, "journal_to_parquet", full)
     dt = pykring.record_dtype(np.dtype([("val", "<u8")]))
     path = str(tmp_path / "r.parquet")
     rec = Recorder(Layout([(1, "v", dt)], HOST), path, rotate=1)

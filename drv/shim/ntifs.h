@@ -1,6 +1,7 @@
 /*
  * A user-mode stand-in for <ntifs.h>, just enough of the kernel's types and
- * calls for drv/kring_ring.c's producer and copy-out paths to build and run
+ * calls for the driver's ring code (drv/kring_ring.c, its producer
+ * drv/kring_ring_write.c and its copy-out path drv/kring_ring_read.c) to build and run
  * on Linux (tests/test_driver_ring_native.py), in the spirit of
  * microsoft/usersim. Spin locks are pthread mutexes, pool is malloc, events
  * are auto-reset or manual-reset as on Windows (and count their sets). Not
@@ -83,6 +84,7 @@ typedef struct _DRIVER_OBJECT *PDRIVER_OBJECT;
 typedef struct _IRP *PIRP;
 typedef struct _IO_STACK_LOCATION *PIO_STACK_LOCATION;
 typedef struct _PS_CREATE_NOTIFY_INFO *PPS_CREATE_NOTIFY_INFO;
+typedef struct _IMAGE_INFO *PIMAGE_INFO;
 typedef VOID (*PCREATE_PROCESS_NOTIFY_ROUTINE_EX)(PEPROCESS, HANDLE, PPS_CREATE_NOTIFY_INFO);
 typedef struct { UCHAR Value[6]; } SID_IDENTIFIER_AUTHORITY;
 typedef struct { UCHAR AceType, AceFlags; USHORT AceSize; } ACE_HEADER;

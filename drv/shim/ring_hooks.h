@@ -1,5 +1,5 @@
 /*
- * Forced into drv/kring_ring.c (gcc -include) by the wake-window build of
+ * Forced into the driver's ring code (drv/kring_ring*.c, gcc -include) by the wake-window build of
  * tests/test_driver_ring_native.py only; the driver builds never see it.
  *
  * A model of the producer's store buffer, so that the window of the wake

@@ -1,6 +1,7 @@
 /*
  * The user-mode kernel of the native driver-ring tests: the calls that
- * drv/kring_ring.c makes, implemented on Linux (see ntifs.h here). The
+ * drv/kring_ring.c, drv/kring_ring_write.c and drv/kring_ring_read.c make,
+ * implemented on Linux (see ntifs.h here). The
  * tests drive the driver's ring through ring_api.c.
  */
 #include <errno.h>

@@ -3,7 +3,7 @@
  * (PROTOCOL.md 9.1), one window at a time (tests/test_driver_ring_native.py).
  *
  * The producer is the driver's own KRingRingWrite, KRingWakeDecision and
- * KRingRingSignal (drv/kring_ring.c); the consumer is the one pykring runs
+ * KRingRingSignal (drv/kring_ring_write.c); the consumer is the one pykring runs
  * on Windows: attached with kring_consumer_map_driver (csrc/kring_driver_map.c,
  * so KRING_WAIT_EVENT) and waiting in kring_wait (csrc/kring_wait.c, built
  * with -DKRING_TEST_HOOKS), its sleep on the ring's event with the

@@ -564,11 +564,10 @@ class Sink:
         disconnect."""
         if self._closed:
             return
-        if stats is None and self._ring is not None and not getattr(self._ring, "_closing", False):
-            try:
-                stats = self._ring.stats
-            except KringError:
-                stats = None
+        if stats is None:
+            from .recording.recorder import final_stats
+
+            stats = final_stats(self._ring)
         # The end message: no records, the range up to the ring's last number
         # (records the ring lost after the last one it delivered included).
         # It is queued in the same step that tells the sender the end is

@@ -4,7 +4,7 @@ at a time.
 The driver reads consumer_pos once per record from the consumer page (a
 page a mapped client may write) and refuses it when it is not a multiple
 of 8 or when `producer_pos - consumer_pos` (unsigned) exceeds the capacity
-(PROTOCOL.md 7 step 1, drv/kring_ring.c KRingRingWrite). Each nonsense
+(PROTOCOL.md 7 step 1, drv/kring_ring_write.c KRingRingWrite). Each nonsense
 value below fails exactly one of the two halves, so removing either half
 lets one of them through (tests/mutants.txt). A poke of a plausible value
 on the same path must leave the ring alone.

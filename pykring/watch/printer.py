@@ -1,0 +1,152 @@
+"""Watch: a watch's filters (--pid, --uid, --comm, --tree, --count), its
+format (text or JSON lines) and counts, and the host facts it looked up (for
+a recording); batches of kernel records in, lines out."""
+import re
+from typing import Any, Dict, Mapping, Optional, TextIO
+
+from .. import events as ev
+from .table import ProcessTable
+
+
+class Watch:
+    """Turns batches of kernel records into lines (text or JSON) on `out`."""
+
+    def __init__(self, out: TextIO, as_json: bool = False, pid: Optional[int] = None,
+                 count: Optional[int] = None, table: Optional[ProcessTable] = None,
+                 uid: Optional[int] = None, comm: Optional[str] = None, tree: Optional[int] = None,
+                 boot: Optional[str] = None, cgroups: Optional[Mapping[str, Any]] = None):
+        """``boot``: the records' boot id (default: this boot's). ``cgroups``:
+        a replay's recorded cgroup paths (default: looked up on this host)."""
+        self.out = out
+        self.boot = boot
+        self._cgroups: Dict[int, Optional[str]] = {}
+        self._cgroups_learned: Dict[int, Optional[str]] = {}
+        self._cgroups_recorded = cgroups is not None
+        self.as_json = as_json
+        self.pid = pid
+        self.uid = uid
+        self.comm = re.compile(comm) if comm is not None else None
+        #: --tree: the pids of the tree (filled from /proc by prime_tree(), then by forks).
+        self.tree: Optional[set] = {tree} if tree is not None else None
+        self._uids: Dict[int, int] = {}
+        self.limit = count
+        self.table = table if table is not None else ProcessTable()
+        if cgroups is not None:
+            self.add_recorded({"cgroup": cgroups})
+        self.shown = 0
+        self.received = 0
+        self.by_kind = {k: 0 for k in ev.KINDS}
+
+    def prime_tree(self) -> None:
+        """Add the descendants of the --tree process running at prime()."""
+        if self.tree is None:
+            return
+        parents: Dict[int, list] = {}
+        for pid, (ppid, _) in self.table.snapshot.items():
+            if ppid is not None:
+                parents.setdefault(ppid, []).append(pid)
+        todo = list(self.tree)
+        while todo:
+            for child in parents.get(todo.pop(), []):
+                if child not in self.tree:
+                    self.tree.add(child)
+                    todo.append(child)
+
+    def _wanted(self, e: dict) -> bool:
+        pid = e["pid"]
+        if self.pid is not None and pid != self.pid:
+            return False
+        if self.tree is not None and pid not in self.tree:
+            return False
+        if self.uid is not None and e.get("uid", self._uids.get(pid)) != self.uid:
+            return False
+        if self.comm is not None and not any(
+                isinstance(x, str) and self.comm.search(x) for x in (e.get("comm"), e.get("path"))):
+            return False
+        return True
+
+    def cgroup(self, cgroup_id: int) -> Optional[str]:
+        """A cgroup id's path (for JSON lines), looked up once per id."""
+        if cgroup_id not in self._cgroups:
+            path = None if self._cgroups_recorded else ev.cgroup_path(cgroup_id)
+            self._cgroups[cgroup_id] = path
+            if not self._cgroups_recorded:
+                self._cgroups_learned[cgroup_id] = path
+        return self._cgroups[cgroup_id]
+
+    def take_facts(self) -> Dict[str, Any]:
+        """What this watch looked up on the host since the last call (a
+        recording's facts of the batch just fed): {} if nothing."""
+        facts: Dict[str, Any] = {}
+        proc = self.table.take_learned()
+        if proc:
+            facts["proc"] = proc
+        if self._cgroups_learned:
+            facts["cgroup"] = {str(k): v for k, v in self._cgroups_learned.items()}
+            self._cgroups_learned = {}
+        return facts
+
+    def add_recorded(self, facts: Mapping[str, Any]) -> None:
+        """A replay: the facts recorded with the batch about to be fed."""
+        self.table.add_recorded(facts.get("proc") or {})
+        for k, v in (facts.get("cgroup") or {}).items():
+            try:
+                self._cgroups[int(k)] = None if v is None else str(v)
+            except ValueError:
+                continue
+
+    @property
+    def done(self) -> bool:
+        return self.limit is not None and self.shown >= self.limit
+
+    def header(self) -> None:
+        if not self.as_json:
+            self.out.write(ev.TEXT_HEADER + "\n")
+
+    def feed(self, batch) -> None:
+        """Print the events of one batch (stops at --count)."""
+        lines = []
+        for e in ev.event_dicts(batch, self.boot):
+            self.received += 1
+            t = e["type"]
+            pid = e["pid"]
+            if t == "process_start":
+                self.table.started(pid, e["ppid"], e["path"])
+                self._uids[pid] = e["uid"]
+                if self.tree is not None and e["ppid"] in self.tree:
+                    self.tree.add(pid)              # follows forks live
+            elif t == "process_exit":
+                ppid, path = self.table.get(pid)
+                if e["path"] is None:       # the record has none (Windows, older kernels)
+                    e["path"] = path
+                if e["ppid"] is None:
+                    e["ppid"] = ppid
+                self.table.gone(pid)
+            else:
+                e["ppid"] = self.table.get(pid)[0]
+            if not self._wanted(e):
+                continue
+            if self.done:
+                break
+            kind = ev.event_kind(e)
+            self.by_kind[kind] += 1
+            self.shown += 1
+            lines.append(ev.json_line(e, self.cgroup) if self.as_json else ev.text_line(e, kind))
+        if lines:
+            self.out.write("\n".join(lines) + "\n")
+            self.out.flush()
+
+    def summary(self, seconds: float, stats, who: str = "watch") -> str:
+        """The last line: events shown by kind, the kernel's counts and the
+        sequence gaps. `stats`: a ring's Stats or a recording's stats dict."""
+        if isinstance(stats, Mapping):
+            written, dropped, lost = stats.get("written"), stats.get("dropped"), stats.get("lost") or 0
+        else:
+            written, dropped, lost = stats.written, stats.dropped, stats.lost
+        kinds = ", ".join("%s %d" % (k, self.by_kind[k]) for k in ev.KINDS)
+        shown = "%d events" % self.shown
+        if self.received != self.shown:
+            shown += " shown of %d received" % self.received
+        return ("pykring %s: %s in %.1f s (%s); kernel wrote %s, dropped %s; sequence gaps %d"
+                % (who, shown, seconds, kinds, "?" if written is None else written,
+                   "?" if dropped is None else dropped, lost))

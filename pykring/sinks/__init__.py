@@ -42,9 +42,10 @@ at the host's memory.
 A second broker is a second :class:`Transport` (connect, the largest
 message, deliver a list of messages, close): everything above is shared.
 """
+from .nats import NatsConnection, NatsTransport, default_stream_config, stream_name
 from .sink import (DEFAULT_BACKLOG, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LINGER, HEADER_ROOM, MSG_ID, PUBLISH_TIMEOUT,
-                   WINDOW_BYTES, WINDOW_MESSAGES, Message, NatsConnection, NatsTransport, Sink, SinkError, Transport,
-                   default_stream_config, stream_name)
+                   WINDOW_BYTES, WINDOW_MESSAGES, Sink)
+from .transport import Message, SinkError, Transport
 from .urls import SCHEMES, NatsSink, open_sink
 
 __all__ = ["SinkError", "Sink", "NatsSink", "Transport", "NatsTransport", "Message", "open_sink",

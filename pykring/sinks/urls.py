@@ -8,7 +8,9 @@ from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
 
 from .._args import parse_positive_seconds, parse_size
-from .sink import NatsTransport, Sink, SinkError
+from .nats import NatsTransport
+from .sink import Sink
+from .transport import SinkError
 
 __all__ = ["NatsSink", "open_sink"]
 

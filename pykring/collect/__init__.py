@@ -29,7 +29,7 @@ the sequence gaps: numbers between a stream's first and last that no stored
 record has. When every message a sink published arrived, the two are equal.
 ``--summary`` prints that report of DIR as JSON and exits.
 """
-from .command import (DEFAULT_DURABLE, CollectError, Collector, StreamState, add_arguments, report_lines, run,
-                      summarize)
+from .collector import CollectError, Collector, StreamState, report_lines, summarize
+from .command import DEFAULT_DURABLE, add_arguments, run
 
 __all__ = ["Collector", "CollectError", "summarize", "add_arguments", "run"]

@@ -123,7 +123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     add_arguments(w)
     c = sub.add_parser("collect", help="fleet: the sinks' messages from NATS JetStream into Parquet (docs/FLEET.md)")
-    from .collect import add_arguments as add_collect_arguments, run as run_collect
+    from .collect.command import add_arguments as add_collect_arguments, run as run_collect
 
     add_collect_arguments(c)
     r = sub.add_parser("replay", help="print a recording of watch --output as the live watch printed it")

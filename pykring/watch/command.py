@@ -9,7 +9,7 @@ from typing import Any, List, Optional, TextIO, Tuple
 
 from .. import events as ev
 from .._args import parse_regex, parse_seconds, parse_size, parse_wake_interval
-from ..recording import Recorder
+from ..recording.recorder import Recorder
 from .printer import Watch
 from .stop_signals import _sigterm_stops, _stops_held
 from .table import ProcessTable
@@ -29,7 +29,7 @@ def _open_outputs(args, ring, w: "Watch", t0: float) -> List[Any]:
     outputs: List[Any] = []
     host = None
     if getattr(args, "output", None) or getattr(args, "sink", None):
-        from ..recording import host_identity
+        from ..recording.host import host_identity
 
         host = host_identity()
     try:
@@ -37,8 +37,8 @@ def _open_outputs(args, ring, w: "Watch", t0: float) -> List[Any]:
             facts = {"proc": {str(pid): list(v) for pid, v in w.table.snapshot.items()}}
             outputs.append(Recorder(ring, args.output, rotate=args.rotate, host=host, facts=facts, t0=t0))
         if getattr(args, "sink", None):
-            from ..recording import Layout
-            from ..sinks import open_sink
+            from ..recording.rows import Layout
+            from ..sinks.urls import open_sink
 
             outputs.append(open_sink(args.sink, Layout.of(ring, host)))
     except BaseException:
@@ -168,7 +168,7 @@ def replay(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> 
     the live watch printed it (its filters may differ from the live run's):
     the same lines, the same loss reports, in the recorded host's time zone."""
     from ..errors import KringError
-    from ..recording import open_recording
+    from ..recording.reader import open_recording
 
     out = out or sys.stdout
     err = err or sys.stderr

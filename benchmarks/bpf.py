@@ -171,7 +171,7 @@ def missing() -> List[str]:
         out.append("cc")
     try:
         from pykring import _build_bpf
-        from pykring.kernel_linux import OBJECT_PATH
+        from pykring._bpf_object import OBJECT_PATH
     except ImportError as exc:
         return out + ["pykring (%s)" % exc]
     out += _build_bpf.missing()

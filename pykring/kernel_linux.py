@@ -34,19 +34,15 @@ What each record field means on Linux: csrc/bpf/kring_events.bpf.c.
 """
 import atexit
 import errno
-import json
 import os
-import shlex
-import sys
 import time
-import urllib.parse
 import weakref
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from . import _lib, _libbpf, errors
-from ._libbpf import DEBIAN_PACKAGES
+from ._bpf_object import OBJECT_PATH, object_path, reinstall_command  # noqa: F401 (also importable from here)
 from .events import LINUX_MIN_SIZES, linux_event_types
 from ._common import check_ring_size
 from ._bpf_clock import clock_config
@@ -54,8 +50,6 @@ from ._bpf_access import _can_trace_syscalls, check_privileges, ensure_tracefs
 from .events import EVENT_KINDS, event_bits
 from .ring import Batch, Ring
 
-#: The compiled programs, next to this module (KRING_BPF_OBJECT overrides).
-OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "kring_events.bpf.o")
 #: Default ring buffer size: 16 MiB holds ~25,000 process_start records.
 DEFAULT_SIZE = 16 << 20
 #: Default room for a command line (bytes, its NUL included), and the range max_args may take.
@@ -117,54 +111,6 @@ _PROGRAMS = (
 )
 #: Which exit program to use: None picks by the kernel's BTF (see exit_program()).
 EXIT_PROGRAM: Optional[str] = None
-
-
-# ---- preconditions ---------------------------------------------------------
-
-def object_path() -> str:
-    """The compiled eBPF object, or a KringError that says how to get it."""
-    path = os.environ.get("KRING_BPF_OBJECT") or OBJECT_PATH
-    if not os.path.isfile(path):
-        raise errors.KringError(
-            "the eBPF object of the Linux kernel event source is missing (%s): it is compiled "
-            "when pykring is installed on Linux with clang and bpftool available, and this "
-            "installation was built without them. Install the Debian packages (apt-get install %s), "
-            "then rebuild pykring: %s" % (path, DEBIAN_PACKAGES, reinstall_command()))
-    return path
-
-
-def reinstall_command() -> str:
-    """The command that builds this installation of pykring again, from what
-    pip recorded of where it came from (direct_url.json, PEP 610): the same
-    directory, archive or repository, or the index. Never a cached wheel
-    (that would be the one built without the eBPF object)."""
-    pip = "%s -m pip install" % shlex.quote(sys.executable)
-    direct = None
-    try:
-        from importlib.metadata import distributions
-
-        # The first installed one on sys.path (an installer recorded itself
-        # in it): a checkout's pykring.egg-info is build metadata, no install.
-        for dist in distributions(name="pykring"):
-            if dist.read_text("INSTALLER"):
-                text = dist.read_text("direct_url.json")
-                direct = json.loads(text) if text else None
-                break
-    except (ImportError, ValueError, OSError):
-        direct = None
-    if not isinstance(direct, dict) or not isinstance(direct.get("url"), str):
-        return "%s --force-reinstall --no-deps --no-cache-dir --no-binary pykring pykring" % pip
-    url = direct["url"]
-    where = urllib.parse.unquote(urllib.parse.urlsplit(url).path) if url.startswith("file://") else url
-    dir_info = direct.get("dir_info")
-    if isinstance(dir_info, dict):
-        if dir_info.get("editable"):
-            return "%s -e %s" % (pip, shlex.quote(where))
-        return "%s --force-reinstall --no-deps --no-cache-dir %s" % (pip, shlex.quote(where))
-    vcs = direct.get("vcs_info")
-    if isinstance(vcs, dict) and vcs.get("vcs") and vcs.get("commit_id"):
-        where = "%s+%s@%s" % (vcs["vcs"], url, vcs["commit_id"])
-    return "%s --force-reinstall --no-deps --no-cache-dir %s" % (pip, shlex.quote(where))
 
 
 _exit_program_cache: List[str] = []

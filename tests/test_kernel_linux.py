@@ -206,7 +206,7 @@ def test_the_rebuild_command_follows_where_pykring_was_installed_from(tmp_path, 
     egg.mkdir()
     (egg / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: pykring\nVersion: 0.1.0\n")
     code = ("import sys; sys.path[:0] = [%r, %r]\n"
-            "from pykring.kernel_linux import reinstall_command\n"
+            "from pykring._bpf_object import reinstall_command\n"
             "print(reinstall_command())\n") % (str(tmp_path / "checkout"), str(tmp_path))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path), timeout=60)
     assert r.returncode == 0, r.stderr

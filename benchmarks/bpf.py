@@ -66,7 +66,11 @@ the storm's without - 1). Also the records the drainer received, loss
 record and records per read. The full run adds C phases (A B C A B C ...):
 the same with a drainer that calls ``read_batch()`` every 10 ms instead of
 waiting for wakeups (``*_polling``), which shows what batched wakeups would
-cost.
+cost. Every run adds F phases (A B F A B F ...): B with the programs filtered
+in the kernel to this process (``pids=``), so that each of the storm's forks
+is outside the filter and costs the programs' check only
+(``fork_cpu_overhead_filtered_out`` and the other keys with
+``_filtered_out``).
 
 Spawn storm (``spawn_*``): forkstorm.c starts /bin/true (vfork + execv) from
 SPAWN_WORKERS processes paced together at SPAWN_TARGET (10,000) per second,
@@ -102,7 +106,7 @@ libbpf records/s in the same round, with _min/_max),
 ``synth_dropped``, ``synth_lossless``; ``pykring_vs_libbpf_drain``,
 ``pykring_drain_records_per_s``, ``libbpf_drain_records_per_s`` (and
 ``_1mib``); ``fork_overhead``, ``forks_per_s_without``, ``forks_per_s_with``,
-``fork_cpu_overhead``, ``fork_cpu_us_without``, ``fork_cpu_us_with``,
+``fork_cpu_overhead``, ``fork_cpu_overhead_filtered_out``, ``fork_cpu_us_without``, ``fork_cpu_us_with``,
 ``fork_drainer_cpu_us_per_fork``, ``fork_storm_records``, ``fork_storm_lost``,
 ``fork_storm_drainer_us_per_record``, ``fork_storm_records_per_read``;
 ``spawn_target_per_s``, ``spawn_per_s``, ``spawn_lost``, ``spawn_complete``,
@@ -700,11 +704,11 @@ LATENCY_STARTS = {True: 300, False: 1000}
 LATENCY_GAP_MS = (2.0, 20.0)
 
 
-def _kernel_ring(wake_interval: Optional[float] = None):
+def _kernel_ring(wake_interval: Optional[float] = None, **filters):
     import pykring
 
     wi = WAKE_INTERVAL if wake_interval is None else wake_interval
-    return pykring.kernel(events=("process", "image"), wake_interval=wi)
+    return pykring.kernel(events=("process", "image"), wake_interval=wi, **filters)
 
 
 def _wake_interval_ms(wake_interval: Optional[float] = None) -> float:
@@ -729,22 +733,56 @@ def _storm(cmd: List[str]) -> Tuple[float, float]:
     return n * 1e9 / int(f[2]), cpu_s * 1e6 / n
 
 
+class _BpfStats:
+    """The kernel's accounting of BPF program run time (kernel.bpf_stats_enabled)
+    while inside; ``run_ns(ring)``: the run time of the ring's programs so far."""
+
+    PATH = "/proc/sys/kernel/bpf_stats_enabled"
+
+    def __enter__(self) -> "_BpfStats":
+        with open(self.PATH) as f:
+            self._was = f.read().strip()
+        with open(self.PATH, "w") as f:
+            f.write("1")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with open(self.PATH, "w") as f:
+            f.write(self._was)
+
+    @staticmethod
+    def run_ns(ring) -> int:
+        import json as _json
+
+        total = 0
+        for pid in ring.source.prog_ids:
+            res = subprocess.run(["bpftool", "prog", "show", "id", str(pid), "-j"], capture_output=True, text=True)
+            if res.returncode == 0:
+                total += int(_json.loads(res.stdout).get("run_time_ns", 0))
+        return total
+
+
 def _forks(report: Report, exe: Dict[str, str], quick: bool, suffix: str = "") -> None:
     n = FORKS[quick]
     cmd = [exe["forkstorm"], "storm", str(n)]
     # B phases: the blocking drainer (the headline); full run also a drainer
     # that polls every POLL_S instead of waiting for the programs' wakeups.
-    variants = [("", None)] + ([("_polling", POLL_S)] if not quick else [])
+    # Also (F) the programs filtered in the kernel to this process alone
+    # (pids=): the storm's forks are outside it, so each costs the check only.
+    variants = [("", None), ("_filtered_out", None)] + ([("_polling", POLL_S)] if not quick else [])
     without: List[Tuple[float, float]] = []          # (forks/s, storm CPU us per fork)
     phases: Dict[str, List[dict]] = {v: [] for v, _ in variants}
     log("bpf: fork storm, %d forks per phase, chain A (%s A) x %d (A: no programs; B: pykring.kernel() "
-        "and a drainer thread%s)" % (n, " ".join("BC"[i] for i in range(len(variants))), FORK_ROUNDS,
-                                     "; C: the same, polling" if len(variants) > 1 else ""))
+        "and a drainer thread; F: the same filtered in the kernel to this process (pids=)%s)"
+        % (n, " ".join("BFC"[i] for i in range(len(variants))), FORK_ROUNDS,
+           "; C: the same as B, polling" if len(variants) > 2 else ""))
     without.append(_storm(cmd))
     for _ in range(FORK_ROUNDS):
         for v, poll_s in variants:
-            with _kernel_ring() as ring:
+            with _kernel_ring(**({"pids": [os.getpid()]} if v == "_filtered_out" else {})) as ring, \
+                    _BpfStats() as bs:
                 before = ring.stats
+                run0 = bs.run_ns(ring)
                 d = _Drainer(ring, poll_s=poll_s)
                 d.start()
                 try:
@@ -753,11 +791,13 @@ def _forks(report: Report, exe: Dict[str, str], quick: bool, suffix: str = "") -
                 finally:
                     d.stop()
                 lost, dropped = _loss(before, ring.stats)
+                bpf_ns = (bs.run_ns(ring) - run0) / n
             if d.error is not None:
                 raise RuntimeError("the kernel ring's drainer failed: %r" % (d.error,))
             phases[v].append({"rate": rate, "cpu": cpu, "drainer": d.cpu_ns / 1e3 / n, "records": d.records,
                               "lost": lost + dropped, "us_per_record": d.cpu_ns / 1e3 / max(1, d.records),
-                              "per_read": d.records / max(1, d.reads), "a": len(without) - 1})
+                              "per_read": d.records / max(1, d.reads), "a": len(without) - 1,
+                              "bpf_ns": bpf_ns})
         without.append(_storm(cmd))
     report.add("forks_per_s_without", None, "forks/s", samples=[w[0] for w in without],
                note="forkstorm.c: fork + _exit(0) + waitpid, no BPF program attached")
@@ -771,15 +811,31 @@ def _forks(report: Report, exe: Dict[str, str], quick: bool, suffix: str = "") -
 
         how = ("read_batch(timeout=0.05) in a loop, woken by the programs" if poll_s is None else
                "read_batch() every %g ms, not woken (what batched wakeups would cost)" % (poll_s * 1e3))
+        if v == "_filtered_out":
+            how += "; the programs filtered to this process (pids=), the storm's forks outside it"
         v += suffix
         report.add("fork_overhead" + v, None, "", samples=[1 - p["rate"] / around(p, 0) for p in ps],
                    note="1 - forks/s with / without (mean of the A phases around it), %d forks per phase; "
                         "drainer: %s; wake interval %g ms" % (n, how, _wake_interval_ms()))
         report.add("forks_per_s_with" + v, None, "forks/s", samples=[p["rate"] for p in ps],
                    note="pykring.kernel(events=('process', 'image')) + a drainer thread in this process")
-        report.add("fork_cpu_overhead" + v, None, "", samples=[(p["cpu"] + p["drainer"]) / around(p, 1) - 1
-                                                                for p in ps],
-                   note="extra CPU per fork (storm + drainer) / the storm's CPU per fork without programs")
+        if v.startswith("_filtered_out"):
+            # The few us of a filtered-out fork drown in the phases' noise here
+            # (+-10 % between A phases); the kernel counts the programs' own time.
+            report.add("fork_cpu_overhead" + v, None, "", samples=[(p["bpf_ns"] / 1e3 + p["drainer"]) / around(p, 1)
+                                                                    for p in ps],
+                       note="extra CPU per fork of a process outside the filter: the programs' run time "
+                            "(kernel.bpf_stats_enabled, every run of them / the storm's forks) + the drainer's "
+                            "CPU, / the storm's CPU per fork without programs (the A phases around it)")
+            report.add("fork_cpu_overhead_rusage" + v, None, "", samples=[(p["cpu"] + p["drainer"]) / around(p, 1) - 1
+                                                                           for p in ps],
+                       note="the same from getrusage (storm + drainer with / without - 1): the noise of the phases")
+        else:
+            report.add("fork_cpu_overhead" + v, None, "", samples=[(p["cpu"] + p["drainer"]) / around(p, 1) - 1
+                                                                    for p in ps],
+                       note="extra CPU per fork (storm + drainer) / the storm's CPU per fork without programs")
+        report.add("fork_bpf_ns_per_fork" + v, None, "ns", samples=[p["bpf_ns"] for p in ps],
+                   note="the programs' run time per fork of the storm (kernel.bpf_stats_enabled)")
         report.add("fork_cpu_us_with" + v, None, "us", samples=[p["cpu"] for p in ps],
                    note="CPU per fork of the storm process and its children, the programs' work included")
         report.add("fork_drainer_cpu_us_per_fork" + v, None, "us", samples=[p["drainer"] for p in ps],

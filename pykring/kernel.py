@@ -12,6 +12,7 @@ from .errors import KringError
 # _common.py): the kernel sources import them from there, not from this module,
 # which imports the sources.
 from .events import EVENT_KINDS, Events, parse_events
+from ._bpf_filter import Ids
 from .ring import Batch, Ring
 
 
@@ -20,7 +21,8 @@ class KernelSourceUnavailableError(KringError, NotImplementedError):
 
 
 def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20, max_args: int = 4096,
-           wake_interval: Optional[float] = None) -> Ring[Batch]:
+           wake_interval: Optional[float] = None, pids: Optional[Ids] = None, tree: Optional[int] = None,
+           uids: Optional[Ids] = None, cgroup: Optional[str] = None) -> Ring[Batch]:
     """Open the kernel event source of this platform and return its :class:`~pykring.Ring`.
 
     ``events``: any of ``"process"`` (process_start at fork and exec,
@@ -33,6 +35,14 @@ def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20, max_args: int 
     reader is woken for it, 0 .. 10; None: the default, 5 ms (batched
     wakeups, a few microseconds of CPU per event); 0: a wakeup per record
     (the lowest latency). A quarter of the ring unconsumed wakes it at once.
+
+    Filters (Linux), applied in the kernel before a record is written, so
+    that the events of other processes cost no ring space, no wakeup and no
+    Python work: ``pids`` (a pid or a collection of pids), ``tree`` (a pid:
+    that process and all its descendants, new ones included), ``uids`` (real
+    uids), ``cgroup`` (a cgroup v2 directory, or the path /proc/PID/cgroup
+    shows: processes in it or below it). An event passes when its process
+    passes every filter given; ValueError names a filter that cannot apply.
 
     The ring's records come from :meth:`Ring.read_batch` (or iteration) as a
     :class:`~pykring.Batch` with all three types; ``ring.stats`` has the
@@ -52,11 +62,17 @@ def kernel(events: Events = EVENT_KINDS, *, size: int = 16 << 20, max_args: int 
                 print(starts["pid"], starts["path"], batch["image_load"]["path"])
     """
     if sys.platform.startswith("linux"):
+        from ._bpf_filter import kernel_filter
         from .kernel_linux import open_ring
 
-        return open_ring(parse_events(events), size, max_args, wake_interval)
+        flt = kernel_filter(pids=pids, tree=tree, uids=uids, cgroup=cgroup)
+        return open_ring(parse_events(events), size, max_args, wake_interval, flt)
     if sys.platform == "win32":
         from .kernel_windows import open_driver
 
+        if (pids, tree, uids, cgroup) != (None, None, None, None):
+            raise KernelSourceUnavailableError(
+                "pykring.kernel(): the Windows driver has no filters (pids, tree, uids, cgroup) yet: filter "
+                "the batches in Python (python -m pykring watch --pid/--tree/--uid does)")
         return open_driver(parse_events(events), size)
     raise KernelSourceUnavailableError("pykring.kernel(): no kernel event source for platform %r" % sys.platform)

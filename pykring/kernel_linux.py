@@ -42,6 +42,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from . import _lib, _libbpf, errors
+from ._bpf_filter import KernelFilter
 from ._bpf_object import OBJECT_PATH, object_path, reinstall_command  # noqa: F401 (also importable from here)
 from .events import LINUX_MIN_SIZES, linux_event_types
 from ._common import check_ring_size
@@ -148,8 +149,10 @@ class LinuxKernelSource:
     behind either)."""
 
     def __init__(self, events=EVENT_KINDS, size: int = DEFAULT_SIZE, max_args: int = DEFAULT_MAX_ARGS,
-                 wake_interval: Optional[float] = None):
+                 wake_interval: Optional[float] = None, filter: Optional[KernelFilter] = None):
         self.want = event_bits(events, _WANT)
+        #: Which processes' events the programs write (None: every process's).
+        self.filter = filter
         self.max_args = check_max_args(max_args)
         self.capacity = check_ring_size(size, os.sysconf("SC_PAGE_SIZE"), _SIZE_MAX)
         #: Seconds a record may wait before a blocked reader is woken (0: per record).
@@ -158,6 +161,8 @@ class LinuxKernelSource:
         self.wake_bytes = self.capacity // WAKE_FRACTION
         self._obj = None
         self._links: list = []
+        self._filter_fds: Dict[str, int] = {}
+        self._tree_held: set = set()
         self._closed = False
         self._pid = os.getpid()
         path = object_path()
@@ -220,13 +225,18 @@ class LinuxKernelSource:
         rc = bpf.bpf_map__set_max_entries(self._map("kring_scratch"), ncpus)
         if rc:
             self._fail("sizing the scratch map", rc)
+        flt = self.filter or KernelFilter()
+        for name, entries in flt.map_sizes().items():
+            rc = bpf.bpf_map__set_max_entries(self._map(name), entries)
+            if rc:
+                self._fail("sizing the filter map %s" % name, rc)
         clock, offset = clock_config(bpf)
         self.clock = clock
         page_shift = os.sysconf("SC_PAGE_SIZE").bit_length() - 1
         cfg = _lib.ffi.new("struct kring_bpf_config *", {
             "want": self.want, "clock": clock, "clock_offset": offset, "page_shift": page_shift,
             "args_max": self.max_args, "wake_interval_ns": int(round(self.wake_interval * 1e9)),
-            "wake_bytes": self.wake_bytes})
+            "wake_bytes": self.wake_bytes, **flt.config()})
         rc = bpf.bpf_map__set_initial_value(self._map(".rodata.kring"), cfg, _lib.ffi.sizeof(cfg[0]))
         if rc:
             self._fail("configuring the eBPF programs", rc)
@@ -236,6 +246,8 @@ class LinuxKernelSource:
         self.ring_fd = bpf.bpf_map__fd(ring)
         self._counts_fd = bpf.bpf_map__fd(self._map("kring_counts"))
         self._state_fd = bpf.bpf_map__fd(self._map("kring_state"))
+        put = self._put_key
+        flt.fill(put)
         self._ncpus = bpf.libbpf_num_possible_cpus()
         if self._ncpus <= 0:
             self._fail("counting the possible CPUs", self._ncpus)
@@ -251,6 +263,21 @@ class LinuxKernelSource:
                 self._set_attached(time.monotonic_ns())
         if not self.want & WANT_PROCESS:
             self._set_attached(time.monotonic_ns())
+        # Children forked before the fork program was attached.
+        flt.follow_tree(put, self._tree_held)
+
+    def _put_key(self, name: str, key: int) -> None:
+        """Add `key` to the filter set `name` (kring_pids, kring_uids, kring_tree)."""
+        fd = self._filter_fds.get(name)
+        if fd is None:
+            fd = self._filter_fds[name] = self._bpf.bpf_map__fd(self._map(name))
+        if name == "kring_tree":
+            self._tree_held.add(key)
+        k = self._ffi.new("uint32_t *", key)
+        one = self._ffi.new("uint8_t *", 1)
+        rc = self._bpf.bpf_map_update_elem(fd, k, one, 0)
+        if rc:
+            self._fail("writing the filter map %s" % name, rc)
 
     def _map(self, name: str):
         m = self._bpf.bpf_object__find_map_by_name(self._obj, name.encode())
@@ -291,6 +318,11 @@ class LinuxKernelSource:
         per_cpu = self._counters()
         return {"hwm": sum(c.wakes_hwm for c in per_cpu), "timer": sum(c.wakes_timer for c in per_cpu),
                 "now": sum(c.wakes_now for c in per_cpu)}
+
+    def tree_full(self) -> int:
+        """With a tree filter: new members of the tree its full map could not
+        hold (their events were not written)."""
+        return sum(c.tree_full for c in self._counters())
 
     def _ids(self, fds: Iterable[int]) -> List[int]:
         ffi = self._ffi
@@ -377,10 +409,10 @@ def bpf_ring(map_fd: int, capacity: int, types: List[Tuple[int, str, np.dtype]],
 
 
 def open_ring(events=EVENT_KINDS, size: int = DEFAULT_SIZE, max_args: int = DEFAULT_MAX_ARGS,
-              wake_interval: Optional[float] = None) -> Ring[Batch]:
+              wake_interval: Optional[float] = None, filter: Optional[KernelFilter] = None) -> Ring[Batch]:
     """Load and attach the programs; return a :class:`pykring.Ring` over their
     ring buffer that detaches them when it is closed."""
-    src = LinuxKernelSource(events, size, max_args, wake_interval)
+    src = LinuxKernelSource(events, size, max_args, wake_interval, filter)
     try:
         ring = bpf_ring(src.ring_fd, src.capacity, linux_event_types(src.max_args), min_sizes=LINUX_MIN_SIZES,
                         counts=src.counts,

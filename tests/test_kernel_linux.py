@@ -931,7 +931,16 @@ def _watch(*args, **kw):
 
 
 def _wait_started(p):
-    line = p.stderr.readline()
+    """The watch's first stderr line, read from the pipe a byte at a time:
+    a buffered readline() would keep what follows it (the summary of a short
+    watch) where communicate(), which reads the pipe, never sees it."""
+    fd, got = p.stderr.fileno(), b""
+    while not got.endswith(b"\n"):
+        c = os.read(fd, 1)
+        if not c:
+            break
+        got += c
+    line = got.decode(errors="replace")
     assert "Ctrl-C to stop" in line, line + p.stderr.read()
 
 
@@ -967,18 +976,31 @@ def test_watch_json(bins):
 
 @needs_root
 def test_watch_text_count_events_and_pid(bins):
-    w = _watch("--count", "3", "--events", "process")
-    _wait_started(w)
-    for _ in range(5):
-        subprocess.run(["/bin/true"])
-    out, err = w.communicate(timeout=30)
+    # --count counts the events shown: those of a shell the test started
+    # (--tree), which runs /bin/true five times once the watch is attached.
+    # Other processes' events, however many, are not shown and not counted.
+    parent = subprocess.Popen(["sh", "-c", "read go; for i in 1 2 3 4 5; do /bin/true; done"],
+                              stdin=subprocess.PIPE)
+    try:
+        w = _watch("--count", "3", "--events", "process", "--tree", str(parent.pid), "--duration", "60")
+        _wait_started(w)
+        parent.stdin.write(b"go\n")
+        parent.stdin.close()
+        assert parent.wait(timeout=30) == 0
+        out, err = w.communicate(timeout=120)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
     assert w.returncode == 0, err
     lines = out.splitlines()
     assert lines[0].split() == ["TIME", "EVENT", "PID", "PPID", "PATH", "/", "COMMAND", "LINE"]
-    assert len(lines) == 4
+    assert len(lines) == 4, out
     for line in lines[1:]:
         assert re.match(r"\d\d:\d\d:\d\d\.\d{6}  (fork|exec|exit) ", line), line
-    assert "3 events" in err
+        pid, ppid = line.split()[2:4]
+        assert str(parent.pid) in (pid, ppid), line
+    assert "3 events" in err, err
     # A process started before the watch, which exits (status 0) only when
     # told to, after the watch has attached: however long the watch takes to
     # start, its exit comes while the watch runs. --count 1 ends the watch

@@ -3,6 +3,11 @@ real kernel: the eBPF programs commit records without a wakeup and wake a
 sleeping reader by a timer (the interval), at once past the high-water mark,
 or per record with ``wake_interval=0`` (docs/PROTOCOL.md 11.2).
 
+Every ring here is filtered in the kernel to what the test started (its own
+cgroup, or its own pid for the mmap): other processes' events, however many
+the machine has, cannot wake the reader, so a wakeup the mechanism under test
+failed to give shows as a reader that stays asleep.
+
 The reader here sleeps in a single C wait of a minute (``kring_wait``), not in
 ``read()``'s slices of at most a second: only a kernel wakeup ends it early,
 so a lost wakeup shows as a reader that never returns (the thread join is the
@@ -24,6 +29,7 @@ import pytest
 
 import pykring
 from pykring import _lib
+from tests.cgroup import TestCgroup
 
 IS_ROOT = sys.platform.startswith("linux") and os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="the kernel event source needs Linux and root")
@@ -124,20 +130,21 @@ class Reader:
             raise self._error
 
 
-def _settle(ring):
-    """Drain what came before the test (other processes of the machine)."""
-    while ring.read_batch(timeout=0.2):
-        pass
+@pytest.fixture
+def cg():
+    """A cgroup of the test's own (tests/cgroup.py)."""
+    with TestCgroup() as c:
+        yield c
 
 
 def _pids(reader, name):
     return set(reader.records(name)["pid"].tolist())
 
 
-def _spawn_and_wait_for_exit(reader):
-    """Run /bin/true while the reader sleeps; wait until its exit was read."""
+def _spawn_and_wait_for_exit(reader, cg):
+    """Run /bin/true in `cg` while the reader sleeps; wait until its exit was read."""
     reader.wait_asleep()
-    p = subprocess.Popen(["/bin/true"])
+    p = cg.popen(["/bin/true"])
     assert p.wait() == 0
     reader.wait_for(lambda: p.pid in _pids(reader, "process_exit"))
     return p.pid
@@ -171,17 +178,16 @@ def test_watch_wake_interval_option():
 
 @needs_root
 @pytest.mark.parametrize("interval", [0.01, 0.0])
-def test_a_lone_event_wakes_a_sleeping_reader(interval):
+def test_a_lone_event_wakes_a_sleeping_reader(interval, cg):
     """One process while the reader sleeps: it is woken for the records (by
     the wake timer with an interval, by the kernel per record without one),
     never left asleep with records pending."""
-    with pykring.kernel(events="process", wake_interval=interval) as ring:
-        _settle(ring)
+    with pykring.kernel(events="process", wake_interval=interval, cgroup=cg.path) as ring:
         before = ring.source.wakeups()
         r = Reader(ring)
         try:
             for _ in range(3):
-                pid = _spawn_and_wait_for_exit(r)
+                pid = _spawn_and_wait_for_exit(r, cg)
                 assert pid in _pids(r, "process_start")
         finally:
             r.stop()
@@ -200,8 +206,7 @@ def test_an_executable_mmap_alone_wakes_a_sleeping_reader(tmp_path):
     the wake timer: it wakes the reader itself when no timer is armed."""
     lib = tmp_path / "blob.so"
     lib.write_bytes(b"\0" * 8192)
-    with pykring.kernel(events="image", wake_interval=0.01) as ring:
-        _settle(ring)
+    with pykring.kernel(events="image", wake_interval=0.01, pids=[os.getpid()]) as ring:
         before = ring.source.wakeups()
         r = Reader(ring)
         try:
@@ -222,13 +227,13 @@ def test_an_executable_mmap_alone_wakes_a_sleeping_reader(tmp_path):
     assert after["now"] + after["timer"] > before["now"] + before["timer"]
 
 
-def _storm(ring, forkstorm, n):
-    """kern_forkstorm N while a Reader drains; wait until all N children's
-    exits were read. Returns the Reader (stopped)."""
+def _storm(ring, forkstorm, n, cg):
+    """kern_forkstorm N in `cg` while a Reader drains; wait until all N
+    children's exits were read. Returns the Reader (stopped)."""
     r = Reader(ring)
     try:
         assert r.asleep.wait(HANG_GUARD_S)
-        p = subprocess.Popen([forkstorm, str(n)], stdout=subprocess.PIPE, text=True)
+        p = cg.popen([forkstorm, str(n)], stdout=subprocess.PIPE, text=True)
         out, _ = p.communicate()
         assert p.returncode == 0 and int(out.split()[1]) == n
         r.wait_for(lambda: int(np.count_nonzero(r.records("process_exit")["ppid"] == p.pid)) >= n)
@@ -240,7 +245,7 @@ def _storm(ring, forkstorm, n):
 
 
 @needs_root
-def test_a_fork_storm_is_read_in_few_wakeups_and_loses_nothing(forkstorm):
+def test_a_fork_storm_is_read_in_few_wakeups_and_loses_nothing(forkstorm, cg):
     """With a 200 ms interval, thousands of records come in far fewer wakeups
     and reads than records (per-record wakeups read a fork storm a record or
     two at a time), and every record arrives: no drops, no sequence gaps.
@@ -248,9 +253,8 @@ def test_a_fork_storm_is_read_in_few_wakeups_and_loses_nothing(forkstorm):
     loaded 2-CPU machine (~600 forks/s) a 50 ms interval gave 29 records a
     read against the 20 asserted; 200 ms leaves room for a slower storm."""
     n = 2000
-    with pykring.kernel(events="process", wake_interval=0.2) as ring:
-        _settle(ring)
-        r = _storm(ring, forkstorm, n)
+    with pykring.kernel(events="process", wake_interval=0.2, cgroup=cg.path) as ring:
+        r = _storm(ring, forkstorm, n, cg)
         st = ring.stats
         wakes = ring.source.wakeups()
     print("storm: %d records in %d wakeups, %d reads; programs: %s" % (r.count(), r.wakeups, r.reads, wakes))
@@ -261,16 +265,15 @@ def test_a_fork_storm_is_read_in_few_wakeups_and_loses_nothing(forkstorm):
 
 
 @needs_root
-def test_a_burst_past_the_high_water_mark_wakes_before_the_interval(forkstorm):
+def test_a_burst_past_the_high_water_mark_wakes_before_the_interval(forkstorm, cg):
     """A 256 KiB ring (high-water mark 64 KiB) and a 10 s interval: a storm of
     several MiB of records wakes the reader each time a quarter of the ring is
     unconsumed, long before the interval, so the ring never fills: nothing is
     dropped. (Woken only by the interval, the ring would overflow.)"""
     n = 3000
-    with pykring.kernel(events="process", size=256 << 10, wake_interval=10) as ring:
+    with pykring.kernel(events="process", size=256 << 10, wake_interval=10, cgroup=cg.path) as ring:
         assert ring.source.wake_bytes == 64 << 10
-        _settle(ring)
-        r = _storm(ring, forkstorm, n)
+        r = _storm(ring, forkstorm, n, cg)
         st = ring.stats
         wakes = ring.source.wakeups()
     print("burst: %d records in %d wakeups; programs: %s; dropped %d" % (r.count(), r.wakeups, wakes, st.dropped))
@@ -279,13 +282,12 @@ def test_a_burst_past_the_high_water_mark_wakes_before_the_interval(forkstorm):
 
 
 @needs_root
-def test_wake_interval_zero_wakes_per_record_as_before(forkstorm):
+def test_wake_interval_zero_wakes_per_record_as_before(forkstorm, cg):
     """wake_interval=0: the programs leave every wakeup to the kernel (a
     record that finds the reader caught up wakes it), so they count none, and
     a storm still arrives whole."""
-    with pykring.kernel(events="process", wake_interval=0) as ring:
-        _settle(ring)
-        r = _storm(ring, forkstorm, 500)
+    with pykring.kernel(events="process", wake_interval=0, cgroup=cg.path) as ring:
+        r = _storm(ring, forkstorm, 500, cg)
         st = ring.stats
         wakes = ring.source.wakeups()
     print("interval 0: %d records in %d wakeups, %d reads" % (r.count(), r.wakeups, r.reads))

@@ -70,12 +70,14 @@
  *   kring_exec_fail.bpf.c  exec_failed (the execve/execveat syscall tracepoints)
  *   kring_image.bpf.c      image_load from executable file mmaps
  * Their shared helpers: kring_events.bpf.h (scratch record, record header,
- * sequence and counts), kring_wake.bpf.h (committing records, batched
+ * sequence and counts), kring_filter.bpf.h (which processes' events are
+ * written: pids, tree, uids, cgroup, checked first), kring_wake.bpf.h (committing records, batched
  * wakeups), kring_path.bpf.h (canonical paths), kring_image.bpf.h (image_load
  * records, for exec and mmap).
  */
 #include "kring_events.bpf.h"
 #include "kring_wake.bpf.h"
+#include "kring_filter.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -89,6 +91,11 @@ struct kring_counts_map kring_counts SEC(".maps");
 
 /* One scratch record per CPU (see struct scratch). */
 struct kring_scratch_map kring_scratch SEC(".maps");
+
+/* The filters' sets (kring_filter.bpf.h); the loader sizes them. */
+struct kring_key_set_map kring_pids SEC(".maps");
+struct kring_tree_map kring_tree SEC(".maps");
+struct kring_key_set_map kring_uids SEC(".maps");
 
 /* The wake timer and whether it is armed (kring_wake.bpf.h). */
 struct kring_wake_map kring_wake SEC(".maps");

@@ -6,6 +6,7 @@
  */
 #include "kring_events.bpf.h"
 #include "kring_wake.bpf.h"
+#include "kring_filter.bpf.h"
 
 /* ---- failed execs ----------------------------------------------------- */
 
@@ -23,6 +24,8 @@ static __always_inline int exec_enter(__u64 filename)
 {
     __u64 id = bpf_get_current_pid_tgid();
 
+    if (!current_wanted())
+        return 0;
     bpf_map_update_elem(&kring_execs, &id, &filename, BPF_ANY);
     return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include "kring_events.bpf.h"
 #include "kring_wake.bpf.h"
+#include "kring_filter.bpf.h"
 #include "kring_path.bpf.h"
 #include "kring_image.bpf.h"
 
@@ -35,7 +36,7 @@ int kring_mmap_ent(struct trace_event_raw_sys_enter *ctx)
     struct mmap_args a;
     __s64 fd = (int)ctx->args[4];
 
-    if (!(ctx->args[2] & PROT_EXEC) || (ctx->args[3] & MAP_ANONYMOUS) || fd < 0)
+    if (!(ctx->args[2] & PROT_EXEC) || (ctx->args[3] & MAP_ANONYMOUS) || fd < 0 || !current_wanted())
         return 0;
     a.len = ctx->args[1];
     a.off = ctx->args[5];

@@ -8,6 +8,7 @@
 #include "kring_wake.bpf.h"
 #include "kring_path.bpf.h"
 #include "kring_image.bpf.h"
+#include "kring_filter.bpf.h"
 
 /* Set by the loader: when the programs were attached (process_exit's KRING_D_NO_START). */
 struct {
@@ -138,6 +139,9 @@ int BPF_PROG(kring_fork, struct task_struct *parent, struct task_struct *child)
 
     if (child->pid != child->tgid)
         return 0;                               /* a new thread, not a process */
+    tree_fork(child);
+    if (!wanted(child))
+        return 0;
     s = get_scratch();
     if (!s)
         return 0;
@@ -201,10 +205,13 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(kring_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
     __u32 tail;
-    struct scratch *s = get_scratch();
+    struct scratch *s;
     struct mm_struct *mm = p->mm;
     struct file *exe;
 
+    if (!wanted(p))
+        return 0;
+    s = get_scratch();
     if (!s)
         return 0;
     if (kring_cfg.want & KRING_BPF_WANT_PROCESS) {
@@ -283,6 +290,8 @@ int BPF_PROG(kring_exit, struct task_struct *p, bool group_dead)
 {
     if (!group_dead)
         return 0;                               /* other threads of the process live on */
+    if (!exit_wanted(p))
+        return 0;
     return emit_process_exit(p);
 }
 
@@ -311,7 +320,7 @@ int BPF_PROG(kring_exit_live, struct task_struct *p)
     struct exit_key k = {};
     __u8 one = 1;
 
-    if (BPF_CORE_READ(p, signal, live.counter) != 0)
+    if (BPF_CORE_READ(p, signal, live.counter) != 0 || !exit_wanted(p))
         return 0;
     k.signal = (__u64)BPF_CORE_READ(p, signal);
     k.started = BPF_CORE_READ(p, group_leader, start_time);

@@ -23,6 +23,13 @@
 #define KRING_BPF_CLOCK_TAI 1           /* bpf_ktime_get_tai_ns() + clock_offset (Linux >= 6.1):
                                            follows steps of CLOCK_REALTIME, as ts_ns must */
 
+/* kring_bpf_config.filter: which processes' events the programs write
+ * (csrc/bpf/kring_filter.bpf.h); 0: every process's. */
+#define KRING_BPF_FILTER_PIDS 0x1       /* its pid is in the map kring_pids */
+#define KRING_BPF_FILTER_TREE 0x2       /* it is in the map kring_tree (a process and its descendants) */
+#define KRING_BPF_FILTER_UIDS 0x4       /* its real uid is in the map kring_uids */
+#define KRING_BPF_FILTER_CGROUP 0x8     /* its cgroup is cgroup_id or below it */
+
 /* kring_bpf_config.args_max: the command line a process_start carries. */
 #define KRING_BPF_ARGS_DEFAULT 4096
 #define KRING_BPF_ARGS_MIN 64
@@ -44,6 +51,9 @@ struct kring_bpf_config {
                                    for every record that finds the consumer caught up */
     uint64_t wake_bytes;        /* the high-water mark: a record that leaves at least this
                                    many bytes unconsumed wakes the consumer at once */
+    uint32_t filter;            /* KRING_BPF_FILTER_* */
+    uint32_t cgroup_level;      /* FILTER_CGROUP: the depth of the cgroup below the root (>= 0) */
+    uint64_t cgroup_id;         /* FILTER_CGROUP: its id (the inode number of its directory) */
 };
 
 /* Run-time state: map kring_state, one entry, written by the loader. */
@@ -63,12 +73,14 @@ struct kring_bpf_counts {
     uint64_t wakes_hwm;         /* records committed past the high-water mark */
     uint64_t wakes_timer;       /* the wake timer found unconsumed bytes */
     uint64_t wakes_now;         /* at once: no timer to arm (tp/ programs), or a late one */
+    uint64_t tree_full;         /* FILTER_TREE: new members the full map could not hold
+                                   (their events are not written) */
 };
 
 /* @cdef-end */
 
-KRING_STATIC_ASSERT(sizeof(struct kring_bpf_config) == 40, bpf_config_size);
+KRING_STATIC_ASSERT(sizeof(struct kring_bpf_config) == 56, bpf_config_size);
 KRING_STATIC_ASSERT(sizeof(struct kring_bpf_state) == 8, bpf_state_size);
-KRING_STATIC_ASSERT(sizeof(struct kring_bpf_counts) == 40, bpf_counts_size);
+KRING_STATIC_ASSERT(sizeof(struct kring_bpf_counts) == 48, bpf_counts_size);
 
 #endif /* KRING_BPF_H */

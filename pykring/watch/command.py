@@ -57,17 +57,29 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
     if getattr(args, "rotate", None) is not None and not getattr(args, "output", None):
         err.write("pykring watch: --rotate needs --output FILE\n")
         return 2
+    # --pid, --tree, --uid and --cgroup apply in the kernel where it can (Linux);
+    # elsewhere the first three in Watch, after the drain.
+    in_kernel = sys.platform.startswith("linux")
+    kfilters = {"pids": args.pid, "tree": args.tree, "uids": args.uid} if in_kernel else {}
+    if getattr(args, "cgroup", None) is not None:
+        if not in_kernel:
+            err.write("pykring watch: --cgroup is a Linux filter\n")
+            return 2
+        kfilters["cgroup"] = args.cgroup
     try:
         ring = pykring.kernel(events=args.events, size=args.size, max_args=args.max_args,
-                              wake_interval=getattr(args, "wake_interval", None))
+                              wake_interval=getattr(args, "wake_interval", None), **kfilters)
     except ValueError as exc:
         err.write("pykring watch: %s\n" % exc)
         return 2
     except pykring.KringError as exc:
         err.write("pykring watch: %s\n" % exc)
         return 1
-    w = Watch(out, as_json=args.json, pid=args.pid, count=args.count, uid=args.uid, comm=args.comm,
-              tree=args.tree)
+    if in_kernel:
+        w = Watch(out, as_json=args.json, count=args.count, comm=args.comm)
+    else:
+        w = Watch(out, as_json=args.json, pid=args.pid, count=args.count, uid=args.uid, comm=args.comm,
+                  tree=args.tree)
     w.table.prime()
     w.prime_tree()
     t0 = time.monotonic()
@@ -84,7 +96,9 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                 said = "cannot write the recording %s: %s" % (exc.filename or args.output, exc.strerror or exc)
             err.write("pykring watch: %s\n" % said)
             return 1 if isinstance(exc, pykring.KringError) and not isinstance(exc, pykring.RecordingError) else 2
-        err.write("pykring watch: %s events from the kernel, Ctrl-C to stop\n" % args.events)
+        flt = getattr(getattr(ring, "source", None), "filter", None)
+        err.write("pykring watch: %s events from the kernel%s, Ctrl-C to stop\n"
+                  % (args.events, " of %s (filtered in the kernel)" % flt.describe() if flt else ""))
         err.flush()
 
         def read_and_take() -> bool:
@@ -251,6 +265,9 @@ def add_arguments(p) -> None:
     p.add_argument("--events", default="process,image", metavar="process,image",
                    help="which events: process, image or both (default)")
     _add_filters(p)
+    p.add_argument("--cgroup", metavar="PATH",
+                   help="Linux: only events of processes in cgroup (v2) PATH or below it: its directory, "
+                        "or the path /proc/PID/cgroup shows")
     p.add_argument("--output", metavar="FILE",
                    help="also record the events to FILE: .arrows (Arrow IPC stream), .parquet or .jsonl; "
                         "python -m pykring replay FILE prints them again")

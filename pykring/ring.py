@@ -1,18 +1,19 @@
-"""Consumers: :class:`Ring`, its statistics (its batches: :mod:`pykring.batch`;
-the rows its reads land in: :mod:`pykring._landing`)."""
-import threading
+"""The consumer: :class:`Ring` (its landing rows: :mod:`pykring._landing`;
+its file descriptor, close watchers and async methods:
+:mod:`pykring._readiness`), its statistics, and :func:`create` and
+:func:`attach`, which open one. :class:`Batch` (:mod:`pykring.batch`) and
+the landing sizes are importable from here too."""
 import time
 from dataclasses import dataclass
-from typing import (Any, AsyncIterator, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple,
-                    TypeVar, Union, overload)
+from typing import Any, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union, overload
 
 import numpy as np
 
-from . import _common, errors
-from ._common import (WAIT_SLICE_MAX_S, WAIT_SLICE_S, Lifecycle, file_identity, remove_if_same, remove_ring,
-                      ring_path)
+from . import errors
+from ._common import WAIT_SLICE_MAX_S, WAIT_SLICE_S, file_identity, remove_if_same, remove_ring, ring_path
 from ._landing import LANDING_BYTES, LANDING_ROWS_MAX, Landing  # noqa: F401 (the landing sizes, importable from here)
 from ._lib import check_open, ffi, lib, private_meta, raise_for
+from ._readiness import Readiness
 from .batch import Batch, R
 from .schema import Types, make_meta, normalize_types, types_from_meta
 
@@ -52,7 +53,7 @@ class Stats:
     capacity: int
 
 
-class Ring(Landing, Lifecycle, Generic[R]):
+class Ring(Readiness[R], Landing, Generic[R]):
     """The consumer of a ring: owns the mapping, drains records into numpy.
 
     Generic in what iteration yields, for type checkers: ``Ring[np.ndarray]``
@@ -96,9 +97,7 @@ class Ring(Landing, Lifecycle, Generic[R]):
         self._n = ffi.new("uint64_t *")
         self._stats = ffi.new("struct kring_ring_stats *")
         self._start_landing(types)
-        self._notifier: Optional[Any] = None            # fileno() of a ring that waits on a futex
-        self._watch_lock = threading.Lock()
-        self._close_watchers: Dict[int, Callable[[], None]] = {}
+        self._start_readiness()
         self._start_lifecycle(reopen or ("pykring.attach(%r)" % path if path else "open the source again"))
 
     # -- description ------------------------------------------------------
@@ -139,30 +138,8 @@ class Ring(Landing, Lifecycle, Generic[R]):
     def _interrupt(self) -> None:
         lib.kring_interrupt(ffi.addressof(self._c, "m"))
 
-    def _enter(self) -> None:
-        # A call from another thread while the notifier's waiter holds the
-        # lock in its wait: interrupt that wait instead of sitting behind it
-        # (the protocol: pykring/_notify.py).
-        n = self._notifier
-        if n is None or self._generation != _common._fork_generation or n.is_waiter():
-            return Lifecycle._enter(self)
-        n.call_starts(ffi.addressof(self._c, "m"))
-        try:
-            Lifecycle._enter(self)
-        finally:
-            n.call_started()
-
     def _release(self) -> None:
-        if self._notifier is not None:
-            self._notifier.stop()
-        with self._watch_lock:
-            watchers = list(self._close_watchers.values())
-            self._close_watchers.clear()
-        for fn in watchers:
-            try:
-                fn()
-            except Exception:
-                pass
+        self._stop_watching()
         lib.kring_consumer_close(self._c)
         if self._on_close is not None:
             self._on_close()
@@ -355,100 +332,6 @@ class Ring(Landing, Lifecycle, Generic[R]):
                 return
             if len(batch) if isinstance(batch, np.ndarray) else batch.count:
                 yield batch
-
-    # -- readiness: select, selectors, asyncio ------------------------------
-    def fileno(self) -> int:
-        """A file descriptor that is readable while records are pending (or
-        the ring is closed, broken or abandoned, so that a read raises), for
-        ``select``, :mod:`selectors` and ``loop.add_reader``. Reading it is
-        not needed and not allowed: read the ring instead.
-
-        A kernel ring on Linux returns the epoll fd its own wait uses (the
-        kernel keeps it readable while the ring buffer holds data). A
-        shared-memory ring's wait is a futex, which select cannot watch: the
-        first call starts a waiter thread that sleeps in the ring's wait and
-        sets an eventfd when records come. It re-arms only after a read left
-        the ring empty, so the fd stays readable until you have drained what
-        is pending (read until a read returns nothing, e.g. with the default
-        ``timeout=0``), and no record that arrives meanwhile is missed
-        (the protocol: ``pykring/_notify.py``).
-
-        The fd belongs to the Ring: closing the Ring closes it, so
-        unregister it from a selector before (:func:`pykring.wait_any` and
-        the async methods handle this themselves).
-        """
-        self._enter()
-        try:
-            c = self._c
-            if c.m.wait_kind == lib.KRING_WAIT_EPOLL:
-                return int(c.m.epoll_fd)
-            if self._notifier is None:
-                from ._notify import Notifier
-
-                n = Notifier(self)
-                self._notifier = n
-                pending = lib.kring_pending(c)
-                if pending == 0:
-                    n.arm()
-                else:
-                    n.fire()
-            return self._notifier.fileno()
-        finally:
-            self._leave()
-
-    def _drained(self) -> None:
-        """After a read (the lock held): re-arm the notifier if nothing is pending."""
-        n = self._notifier
-        if n is not None and lib.kring_pending(self._c) == 0:
-            n.arm()
-
-    def _has_pending(self) -> bool:
-        """Records pending (or an error a read would raise)."""
-        self._enter()
-        try:
-            return lib.kring_pending(self._c) != 0
-        finally:
-            self._leave()
-
-    def _watch_close(self, fn: Callable[[], None]) -> int:
-        """Call `fn` (from the closing thread) when this Ring is closed; at
-        once if it is closing already. Returns a key for _unwatch_close."""
-        with self._watch_lock:
-            if not self._closing:
-                key = id(fn)
-                self._close_watchers[key] = fn
-                return key
-        fn()
-        return 0
-
-    def _unwatch_close(self, key: int) -> None:
-        with self._watch_lock:
-            self._close_watchers.pop(key, None)
-
-    async def aread(self, max_records: Optional[int] = None,
-                    timeout: Timeout = None) -> R:
-        """Await records without blocking the event loop: an array for a
-        single-type ring (as :meth:`read`), a :class:`Batch` otherwise (as
-        :meth:`read_batch`).
-
-        ``timeout``: None waits for the first records without limit, a number
-        of seconds at most that long (then the result is empty). Raises as
-        :meth:`read` does: :class:`RingClosedError` once the producer closed
-        the ring and everything was read, or when this Ring is closed
-        (also from another thread) while the call awaits. Cancelling the
-        awaiting task consumes nothing.
-        """
-        from .aio import aread
-
-        return await aread(self, max_records, timeout)
-
-    def __aiter__(self) -> AsyncIterator[R]:
-        """``async for batch in ring``: as :meth:`__iter__`, awaiting instead
-        of blocking; ends when the producer closes the ring or this Ring is
-        closed (from any thread, or by the loop's body)."""
-        from .aio import aiter_batches
-
-        return aiter_batches(self)
 
     # -- state ------------------------------------------------------------
     @property

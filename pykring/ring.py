@@ -1,36 +1,25 @@
-"""Consumers: :class:`Ring`, its batches and statistics."""
-import threading
+"""The consumer: :class:`Ring` (its landing rows: :mod:`pykring._landing`;
+its file descriptor, close watchers and async methods:
+:mod:`pykring._readiness`), its statistics, and :func:`create` and
+:func:`attach`, which open one. :class:`Batch` (:mod:`pykring.batch`) and
+the landing sizes are importable from here too."""
 import time
 from dataclasses import dataclass
-from typing import (Any, AsyncIterator, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple,
-                    TypeVar, Union, overload)
+from typing import Any, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union, overload
 
 import numpy as np
 
-from . import _common, errors
-from ._common import (WAIT_SLICE_MAX_S, WAIT_SLICE_S, Lifecycle, file_identity, remove_if_same, remove_ring,
-                      ring_path)
+from . import errors
+from ._common import WAIT_SLICE_MAX_S, WAIT_SLICE_S, file_identity, remove_if_same, remove_ring, ring_path
+from ._landing import LANDING_BYTES, LANDING_ROWS_MAX, Landing  # noqa: F401 (the landing sizes, importable from here)
 from ._lib import check_open, ffi, lib, private_meta, raise_for
-from .schema import Types, make_meta, normalize_types, record_span, types_from_meta
+from ._readiness import Readiness
+from .batch import Batch, R
+from .schema import Types, make_meta, normalize_types, types_from_meta
 
-#: read() and read_batch() without out= drain into fresh zeroed rows made
-#: before the wait, twice as many per type as the last batch of that type had
-#: (rounded up to a power of two: room to spare, so a batch that fits needs
-#: no look at what is still pending), at most this many bytes' worth (and at
-#: least one row); the rows become the result. A batch that does not fit is
-#: drained into rows for all of it (counted by kring_census, or, for one
-#: type, as many as the pending bytes can hold).
-LANDING_BYTES = 64 << 10
-LANDING_ROWS_MAX = 1024
 _NO_LIMIT = 1 << 62
 _OK, _TIMEOUT = lib.KRING_OK, lib.KRING_E_TIMEOUT
 _SLICE_NS = int(WAIT_SLICE_S * 1e9)
-#: What self._outs points at (Ring._landed), besides a read() `out` array.
-_LANDING, _BATCH_OUT = "landing", "batch out"
-#: The `count` of a struct kring_out (kring_user.h), as numpy sees it.
-_OUT_DTYPE = np.dtype({"names": ["count"], "formats": [np.uint64],
-                       "offsets": [ffi.offsetof("struct kring_out", "count")],
-                       "itemsize": ffi.sizeof("struct kring_out")})
 
 Timeout = Optional[float]
 T = TypeVar("T")
@@ -64,69 +53,7 @@ class Stats:
     capacity: int
 
 
-class Batch(Mapping[str, np.ndarray]):
-    """Records of one drain, by record type name. Every type of the ring is a
-    key; types with no records map to empty arrays."""
-
-    __slots__ = ("_arrays",)
-
-    def __init__(self, arrays: Dict[str, np.ndarray]):
-        self._arrays = arrays
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self._arrays[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._arrays)
-
-    def __len__(self) -> int:
-        return len(self._arrays)
-
-    @property
-    def count(self) -> int:
-        """Records in the batch, all types together (the sum of the arrays'
-        lengths); 0 for an empty batch, which is then false."""
-        return sum(len(a) for a in self._arrays.values())
-
-    def __bool__(self) -> bool:
-        return self.count > 0
-
-    def __repr__(self) -> str:
-        return "Batch(%s)" % ", ".join("%s=%d" % (k, len(v)) for k, v in self._arrays.items())
-
-    def to_arrow(self, binary: bool = False) -> Dict[str, Any]:
-        """``{type name: pyarrow.RecordBatch}``: ``ts`` as timestamp[ns, UTC],
-        ``S`` fields as strings (``binary=True``: bytes), subarrays as
-        fixed-size lists, a kernel process_start's command line as ``argv``
-        (list<string>). The rules: :mod:`pykring.arrow`. Needs
-        ``pip install 'pykring[arrow]'``."""
-        from .arrow import batch_to_arrow
-
-        return batch_to_arrow(self, binary)
-
-    def to_pandas(self, binary: bool = False) -> Dict[str, Any]:
-        """``{type name: pandas.DataFrame}``, through :meth:`to_arrow`.
-        Needs ``pip install 'pykring[pandas]'``."""
-        from .arrow import batch_to_pandas
-
-        return batch_to_pandas(self, binary)
-
-
-#: What a :class:`Ring` yields when iterated (and :meth:`Ring.aread` returns):
-#: ``np.ndarray`` for a ring of one record type, :class:`Batch` for several.
-#: Only for type checkers: ``Ring[Batch]`` and ``Ring[np.ndarray]`` are the
-#: same class at run time.
-R = TypeVar("R", bound=Union[np.ndarray, Batch])
-
-
-def _empty_rows(dt: np.dtype) -> np.ndarray:
-    """No rows of `dt`, read-only: one such array serves every batch."""
-    rows = np.empty(0, dtype=dt)
-    rows.flags.writeable = False
-    return rows
-
-
-class Ring(Lifecycle, Generic[R]):
+class Ring(Readiness[R], Landing, Generic[R]):
     """The consumer of a ring: owns the mapping, drains records into numpy.
 
     Generic in what iteration yields, for type checkers: ``Ring[np.ndarray]``
@@ -168,30 +95,9 @@ class Ring(Lifecycle, Generic[R]):
         self._counts = written
         self._outs = ffi.new("struct kring_out[]", lib.KRING_MAX_TYPES)
         self._n = ffi.new("uint64_t *")
-        self._census = ffi.new("uint64_t[]", lib.KRING_MAX_TYPES)
         self._stats = ffi.new("struct kring_ring_stats *")
-        # The rows self._outs points at now: _LANDING, _BATCH_OUT, the
-        # `out` array of read(), or None (nothing reusable: set them again).
-        self._landed: object = None
-        # The counts of self._outs as one numpy view: read in one call.
-        self._out_counts = np.frombuffer(ffi.buffer(self._outs), dtype=_OUT_DTYPE)["count"]
-        self._out_array: Optional[np.ndarray] = None    # the last `out` of read(), checked
-        self._out_ptr = ffi.NULL
-        self._notifier: Optional[Any] = None            # fileno() of a ring that waits on a futex
-        self._watch_lock = threading.Lock()
-        self._close_watchers: Dict[int, Callable[[], None]] = {}
-        self._out_empty: np.ndarray = np.empty(0)      # out[:0] of that `out`
-        # The landing rows of each type id (array, cdata, pointer), how many
-        # rows to make next, and the caller's arrays of read_batch(out=) last
-        # seen, checked.
-        self._landing: Dict[int, tuple] = {}
-        self._land_next = {tid: 1 for tid, _, _ in types}
-        self._land_max = {tid: max(1, min(LANDING_ROWS_MAX, LANDING_BYTES // dt.itemsize)) for tid, _, dt in types}
-        self._batch_out: Dict[int, tuple] = {tid: (None,) for tid, _, _ in types}
-        self._empty = {tid: _empty_rows(dt) for tid, _, dt in types}
-        self._empty_batch = {name: self._empty[tid] for tid, name, _ in types}
-        self._single = len(types) == 1
-        self._tid0 = types[0][0]            # the type id of a single-type ring
+        self._start_landing(types)
+        self._start_readiness()
         self._start_lifecycle(reopen or ("pykring.attach(%r)" % path if path else "open the source again"))
 
     # -- description ------------------------------------------------------
@@ -232,30 +138,8 @@ class Ring(Lifecycle, Generic[R]):
     def _interrupt(self) -> None:
         lib.kring_interrupt(ffi.addressof(self._c, "m"))
 
-    def _enter(self) -> None:
-        # A call from another thread while the notifier's waiter holds the
-        # lock in its wait: interrupt that wait instead of sitting behind it
-        # (the protocol: pykring/_notify.py).
-        n = self._notifier
-        if n is None or self._generation != _common._fork_generation or n.is_waiter():
-            return Lifecycle._enter(self)
-        n.call_starts(ffi.addressof(self._c, "m"))
-        try:
-            Lifecycle._enter(self)
-        finally:
-            n.call_started()
-
     def _release(self) -> None:
-        if self._notifier is not None:
-            self._notifier.stop()
-        with self._watch_lock:
-            watchers = list(self._close_watchers.values())
-            self._close_watchers.clear()
-        for fn in watchers:
-            try:
-                fn()
-            except Exception:
-                pass
+        self._stop_watching()
         lib.kring_consumer_close(self._c)
         if self._on_close is not None:
             self._on_close()
@@ -336,30 +220,6 @@ class Ring(Lifecycle, Generic[R]):
                     return 0
             rc = lib.kring_wait_drain(c, self._outs, limit, int(left * 1e9), n)   # GIL released inside
 
-    def _drain(self, bufs: Dict[int, np.ndarray], fill: Dict[int, int], max_records: int, have: int) -> None:
-        """Drain (without publishing the position) into bufs[type id] (every
-        type) from row fill[id], and update fill. The buffers are fresh
-        np.zeros arrays: the drain skips zero-filling short records, so the
-        pages of a wide row past its record are never touched. ``have``:
-        records this read delivered before (then an error of the ring waits
-        for the next read)."""
-        c, outs, n = self._c, self._outs, self._n
-        keep = []
-        for tid, buf in bufs.items():
-            cbuf = ffi.from_buffer(buf, require_writable=True)
-            keep.append(cbuf)
-            self._point(tid, ffi.cast("uint8_t *", cbuf), len(buf), 1)
-            outs[tid].count = fill[tid]
-        self._landed = None
-        rc = lib.kring_drain(c, outs, max_records, 0, n)  # GIL released
-        for tid in bufs:
-            fill[tid] = int(outs[tid].count)
-            outs[tid].buf = ffi.NULL
-        if rc < 0 and not (n[0] or have):
-            # Records before it are delivered first; the next read meets the
-            # same condition again (corrupt record, closed, broken) and raises.
-            self._check(rc, "drain")
-
     def _read(self, max_records: Optional[int], timeout: Timeout, commit: bool,
               land: Callable[[Any], int], build: Callable[[Any, int, int], T], arg: Any) -> T:
         """The protocol of read() and read_batch(): ``land(arg)`` points the
@@ -437,38 +297,6 @@ class Ring(Lifecycle, Generic[R]):
                 raise TypeError("out must be a writable, contiguous 1-d array of the ring's dtype %s" % (dt,))
         return self._read(max_records, timeout, commit, self._land_rows, self._rows, out)
 
-    def _land_rows(self, out: Optional[np.ndarray]) -> int:
-        """Point the drain at `out`, or at fresh landing rows."""
-        if out is None:
-            return self._land_batch(None)
-        if self._landed is not out:
-            if out is not self._out_array:
-                self._out_buf = ffi.from_buffer(out, require_writable=True)
-                self._out_array, self._out_ptr, self._out_empty = out, ffi.cast("uint8_t *", self._out_buf), out[:0]
-            self._point(self._tid0, self._out_ptr, len(out), 0)
-            self._landed = out
-        return len(out)
-
-    def _point(self, tid: int, ptr, rows: int, zeroed: int) -> None:
-        o = self._outs[tid]
-        o.buf, o.capacity, o.count, o.zeroed = ptr, rows, 0, zeroed
-
-    def _rows(self, out: Optional[np.ndarray], got: int, limit: int) -> np.ndarray:
-        """read()'s result: the `got` rows drained into `out`, or the landing rows."""
-        if out is not None:
-            return out[:got] if got else self._out_empty
-        tid = self._tid0
-        if not got:
-            return self._empty[tid]
-        rows = self._landing[tid][0]
-        if got == len(rows) or 4 * got < len(rows):
-            return self._take(got, limit)[tid]      # maybe a backlog; or mostly unused
-        # All records are of the one type and left room: nothing more to look at.
-        del self._landing[tid]
-        self._landed = None
-        self._land_next[tid] = min(self._land_max[tid], 2 << (got - 1).bit_length())
-        return rows[:got]
-
     def read_batch(self, max_records: Optional[int] = None, timeout: Timeout = 0,
                    commit: bool = True, *, out: Optional[Mapping[str, np.ndarray]] = None) -> Batch:
         """Records of every type, as a :class:`Batch` (type name -> array).
@@ -481,121 +309,6 @@ class Ring(Lifecycle, Generic[R]):
         if out is not None:
             return self._read(max_records, timeout, commit, self._land_out, self._batch_out_rows, out)
         return self._read(max_records, timeout, commit, self._land_batch, self._batch_rows, None)
-
-    def _land_out(self, out: Mapping[str, np.ndarray]) -> int:
-        """Check the caller's arrays of read_batch(out=) and point the drain
-        at them. Each array is checked once: a loop that reuses them only
-        looks them up."""
-        cache = self._batch_out
-        same = self._landed is _BATCH_OUT
-        room = 0
-        for tid, name, dt in self._types:
-            try:
-                a = out[name]
-            except (KeyError, TypeError):
-                raise TypeError("out must map every record type name to an array: %r is missing" % name) from None
-            entry = cache[tid]
-            if entry[0] is not a:
-                if (not isinstance(a, np.ndarray) or a.dtype != dt or a.ndim != 1 or
-                        not a.flags.c_contiguous or not a.flags.writeable):
-                    raise TypeError("out[%r] must be a writable, contiguous 1-d array of that type's dtype %s"
-                                    % (name, dt))
-                cbuf = ffi.from_buffer(a, require_writable=True)
-                entry = cache[tid] = (a, cbuf, ffi.cast("uint8_t *", cbuf), a[:0])
-                same = False
-            room += len(a)
-        if not same:
-            for tid, entry in cache.items():
-                self._point(tid, entry[2], len(entry[0]), 0)
-            self._batch_out_empty = {name: cache[tid][3] for tid, name, _ in self._types}
-            self._landed = _BATCH_OUT
-        return room
-
-    def _batch_out_rows(self, out, got: int, limit: int) -> Batch:
-        if not got:
-            return Batch(self._batch_out_empty)
-        counts = self._out_counts.tolist()
-        cache = self._batch_out
-        return Batch({name: cache[tid][0][:counts[tid]] for tid, name, _ in self._types})
-
-    def _land_batch(self, _) -> int:
-        """Point the drain at the landing rows of each type: fresh zeros,
-        made before the wait (never on the wake path) and kept until records
-        land in them."""
-        landing = self._landing
-        if self._landed is not _LANDING:
-            for tid, _, dt in self._types:
-                entry = landing.get(tid)
-                if entry is None:
-                    rows = np.zeros(self._land_next[tid], dtype=dt)
-                    cbuf = ffi.from_buffer(rows, require_writable=True)
-                    entry = landing[tid] = (rows, cbuf, ffi.cast("uint8_t *", cbuf))
-                self._point(tid, entry[2], len(entry[0]), 1)
-            self._landed = _LANDING
-            self._landing_room = sum(len(entry[0]) for entry in landing.values())
-        return self._landing_room
-
-    def _batch_rows(self, _, got: int, limit: int) -> Batch:
-        """read_batch()'s result from the landing rows."""
-        if not got:
-            return Batch(self._empty_batch)
-        arrays = self._take(got, limit)
-        return Batch({name: arrays[tid] for tid, name, _ in self._types})
-
-    def _take(self, got: int, limit: int) -> Dict[int, np.ndarray]:
-        """The rows of each type id after `got` records landed: the landing
-        rows themselves where they are mostly used (fresh ones are made before
-        the next wait), else an exact copy; and a backlog that did not fit
-        drained after them."""
-        landing, c, empty = self._landing, self._c, self._empty
-        counts = self._out_counts.tolist()
-        arrays = {}
-        pending = 0
-        if got < limit and any(counts[tid] == len(landing[tid][0]) for tid in landing):
-            pending = lib.kring_pending(c)
-        if pending > 0:
-            # A backlog: rows for all of it, one drain, no growing copies
-            # (records of a kernel ring are up to 70 KB wide); the landing rows
-            # go first. One type: as many rows as the pending bytes could
-            # hold; several: a census of the pending headers.
-            census = self._census
-            if self._single:
-                tid = self._tid0
-                census[tid] = min(limit - got, pending // record_span(int(c.type_min[tid])))
-            else:
-                self._check(lib.kring_census(c, limit - got, census), "read")
-            fills = {}
-            for tid in landing:
-                fill = fills[tid] = counts[tid]
-                arrays[tid] = np.zeros(max(1, fill + int(census[tid])), dtype=landing[tid][0].dtype)
-                if fill:
-                    # Raw bytes: a structured copy would skip bytes no field covers.
-                    arrays[tid].view(np.uint8)[:fill * arrays[tid].itemsize] = landing[tid][0][:fill].view(np.uint8)
-            self._drain(arrays, fills, limit - got, have=got)
-            for tid, fill in fills.items():
-                arrays[tid] = arrays[tid][:fill] if fill else empty[tid]
-                if counts[tid]:
-                    del landing[tid]
-                    self._land_next[tid] = min(self._land_max[tid], 2 << (fill - 1).bit_length())
-            return arrays
-        for tid, _, _ in self._types:
-            fill = counts[tid]
-            if not fill:
-                arrays[tid] = empty[tid]
-                continue
-            rows = landing.pop(tid)[0]
-            self._landed = None
-            if fill == len(rows):
-                arrays[tid] = rows
-            elif 4 * fill >= len(rows):
-                arrays[tid] = rows[:fill]
-            else:
-                # Mostly unused (a much larger batch came before): an exact
-                # copy, raw bytes (a structured copy would skip bytes no field covers).
-                arrays[tid] = np.empty(fill, dtype=rows.dtype)
-                arrays[tid].view(np.uint8)[:] = rows[:fill].view(np.uint8)
-            self._land_next[tid] = min(self._land_max[tid], 2 << (fill - 1).bit_length())
-        return arrays
 
     def commit(self) -> None:
         """Publish the position after reads with ``commit=False``."""
@@ -619,100 +332,6 @@ class Ring(Lifecycle, Generic[R]):
                 return
             if len(batch) if isinstance(batch, np.ndarray) else batch.count:
                 yield batch
-
-    # -- readiness: select, selectors, asyncio ------------------------------
-    def fileno(self) -> int:
-        """A file descriptor that is readable while records are pending (or
-        the ring is closed, broken or abandoned, so that a read raises), for
-        ``select``, :mod:`selectors` and ``loop.add_reader``. Reading it is
-        not needed and not allowed: read the ring instead.
-
-        A kernel ring on Linux returns the epoll fd its own wait uses (the
-        kernel keeps it readable while the ring buffer holds data). A
-        shared-memory ring's wait is a futex, which select cannot watch: the
-        first call starts a waiter thread that sleeps in the ring's wait and
-        sets an eventfd when records come. It re-arms only after a read left
-        the ring empty, so the fd stays readable until you have drained what
-        is pending (read until a read returns nothing, e.g. with the default
-        ``timeout=0``), and no record that arrives meanwhile is missed
-        (the protocol: ``pykring/_notify.py``).
-
-        The fd belongs to the Ring: closing the Ring closes it, so
-        unregister it from a selector before (:func:`pykring.wait_any` and
-        the async methods handle this themselves).
-        """
-        self._enter()
-        try:
-            c = self._c
-            if c.m.wait_kind == lib.KRING_WAIT_EPOLL:
-                return int(c.m.epoll_fd)
-            if self._notifier is None:
-                from ._notify import Notifier
-
-                n = Notifier(self)
-                self._notifier = n
-                pending = lib.kring_pending(c)
-                if pending == 0:
-                    n.arm()
-                else:
-                    n.fire()
-            return self._notifier.fileno()
-        finally:
-            self._leave()
-
-    def _drained(self) -> None:
-        """After a read (the lock held): re-arm the notifier if nothing is pending."""
-        n = self._notifier
-        if n is not None and lib.kring_pending(self._c) == 0:
-            n.arm()
-
-    def _has_pending(self) -> bool:
-        """Records pending (or an error a read would raise)."""
-        self._enter()
-        try:
-            return lib.kring_pending(self._c) != 0
-        finally:
-            self._leave()
-
-    def _watch_close(self, fn: Callable[[], None]) -> int:
-        """Call `fn` (from the closing thread) when this Ring is closed; at
-        once if it is closing already. Returns a key for _unwatch_close."""
-        with self._watch_lock:
-            if not self._closing:
-                key = id(fn)
-                self._close_watchers[key] = fn
-                return key
-        fn()
-        return 0
-
-    def _unwatch_close(self, key: int) -> None:
-        with self._watch_lock:
-            self._close_watchers.pop(key, None)
-
-    async def aread(self, max_records: Optional[int] = None,
-                    timeout: Timeout = None) -> R:
-        """Await records without blocking the event loop: an array for a
-        single-type ring (as :meth:`read`), a :class:`Batch` otherwise (as
-        :meth:`read_batch`).
-
-        ``timeout``: None waits for the first records without limit, a number
-        of seconds at most that long (then the result is empty). Raises as
-        :meth:`read` does: :class:`RingClosedError` once the producer closed
-        the ring and everything was read, or when this Ring is closed
-        (also from another thread) while the call awaits. Cancelling the
-        awaiting task consumes nothing.
-        """
-        from .aio import aread
-
-        return await aread(self, max_records, timeout)
-
-    def __aiter__(self) -> AsyncIterator[R]:
-        """``async for batch in ring``: as :meth:`__iter__`, awaiting instead
-        of blocking; ends when the producer closes the ring or this Ring is
-        closed (from any thread, or by the loop's body)."""
-        from .aio import aiter_batches
-
-        return aiter_batches(self)
 
     # -- state ------------------------------------------------------------
     @property

@@ -78,7 +78,7 @@ def test_a_type_checker_knows_what_a_ring_yields(tmp_path):
     user.write_text(textwrap.dedent(USER_CODE))
     proc = _mypy("--warn-unused-ignores", str(user))
     assert proc.returncode == 0, "mypy exited %d:\n%s" % (proc.returncode, proc.stdout)
-    assert 'Revealed type is "pykring.ring.Ring[pykring.ring.Batch]"' in proc.stdout, proc.stdout
+    assert 'Revealed type is "pykring.ring.Ring[pykring.batch.Batch]"' in proc.stdout, proc.stdout
 
 
 def test_the_run_time_yields_what_the_types_say(ring_name):

@@ -3,8 +3,9 @@
 #
 #   bash run.sh watch [ARGS]  the main job: this machine's kernel events, live (ARGS go to
 #                             'python -m pykring watch': --json, --duration S, --count N, ...)
-#   bash run.sh test [ARGS]   the whole test suite: the mutation check, then pytest (with ARGS:
-#                             pytest only, with those ARGS)
+#   bash run.sh test [ARGS]   the whole test suite: the mutation check, pytest, then the busy
+#                             pass (with --busy: the busy pass only; with other ARGS: pytest
+#                             only, with those ARGS)
 #   bash run.sh demo [ARGS]   a producer process streams records into Python (no kernel needed)
 #   bash run.sh bench [ARGS]  the benchmarks with their peers ('all --quick', 'drain --json', ...)
 #   bash run.sh mutants [ARGS] deliberate bugs (tests/mutants.txt) the named tests must catch
@@ -77,6 +78,29 @@ want_bpf() {
     export KRING_BPF_REQUIRED=1
 }
 
+# The busy pass: the tests of kernel events, watch and wakeups, then the
+# mutants they must catch, while tests/busy.py keeps the machine busy with
+# unrelated work (processes, library loads, every core, another ring).
+BUSY_TESTS=(tests/test_kernel_linux.py tests/test_kernel_filters.py tests/test_kernel_wakeups.py
+            tests/test_kernel_fork.py tests/test_kernel_edge_cases.py tests/test_kernel_oracle.py
+            tests/test_exit_status.py tests/test_recording_watch.py tests/test_watch_filters.py
+            tests/test_wake_window.py)
+busy_pass() {
+    log "busy pass: ${#BUSY_TESTS[@]} test files and their mutants beside python -m tests.busy"
+    "$PY" -m tests.busy &
+    local busy=$! rc=0
+    trap 'kill "$busy" 2>/dev/null || true' EXIT
+    "$PY" -m pytest "${BUSY_TESTS[@]}" || rc=$?
+    local mrc=0
+    "$PY" -m tests.mutants --tests-in "${BUSY_TESTS[@]}" || mrc=$?
+    kill "$busy" 2>/dev/null || true
+    wait "$busy" || true
+    trap - EXIT
+    [ "$rc" -eq 0 ] || { log "busy pass: the tests failed (exit $rc)"; return "$rc"; }
+    [ "$mrc" -eq 0 ] || { log "busy pass: a mutant survived (exit $mrc)"; return "$mrc"; }
+    log "busy pass: passed"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -120,8 +144,15 @@ case "$cmd" in
             tests_rc=0
             "$PY" -m pytest || tests_rc=$?
             [ "$mutants_rc" -eq 0 ] || log "the mutation check failed (exit $mutants_rc): a mutant survived"
+            busy_rc=0
+            busy_pass || busy_rc=$?
             [ "$tests_rc" -ne 0 ] && exit "$tests_rc"
-            exit "$mutants_rc"
+            [ "$mutants_rc" -ne 0 ] && exit "$mutants_rc"
+            exit "$busy_rc"
+        fi
+        if [ "$1" = "--busy" ] && [ $# -eq 1 ]; then
+            busy_pass
+            exit $?
         fi
         exec "$PY" -m pytest "$@"
         ;;

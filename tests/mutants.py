@@ -125,6 +125,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.mutants", description=__doc__.split("\n\n")[0])
     ap.add_argument("--list", default=LIST)
     ap.add_argument("--only", nargs="*", help="run only these mutants")
+    ap.add_argument("--tests-in", nargs="*", metavar="FILE",
+                    help="run only the mutants that one of these test files must catch")
     ap.add_argument("--keep", action="store_true", help="keep the scratch trees")
     ap.add_argument("--all-failures", action="store_true",
                     help="run every named test of a mutant (default: stop at the first failure)")
@@ -132,6 +134,9 @@ def main(argv=None) -> int:
     mutants = load(args.list)
     if args.only:
         mutants = [m for m in mutants if m.name in args.only]
+    if args.tests_in:
+        files = {os.path.normpath(f) for f in args.tests_in}
+        mutants = [m for m in mutants if any(os.path.normpath(t.split("::")[0]) in files for t in m.tests)]
     check_list(mutants)
     start = time.monotonic()
     work = tempfile.mkdtemp(prefix="kring-mutants-")

@@ -201,13 +201,15 @@ def test_a_recording_it_cannot_write_is_said_before_any_event(args, message):
 def test_a_full_disk_stops_the_watch_with_a_message_and_a_readable_recording(tmp_path, fmt):
     """A recording on a 256 KiB tmpfs that fills: the watch says so and
     exits 1 (no traceback, no silent stop), and what it recorded before
-    replays."""
+    replays. The watch is filtered to this test's process tree, so that its
+    batches are the workload's, not a busy machine's (whose first batch alone
+    could fill the disk, leaving nothing complete to replay)."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
     try:
         path = str(mnt / ("full" + fmt))
-        w = Watch(tmp_path, "full", "--json", "--duration", "60", "--output", path)
+        w = Watch(tmp_path, "full", "--json", "--duration", "60", "--tree", str(os.getpid()), "--output", path)
         w.started()
         end = time.monotonic() + 60
         while w.p.poll() is None and time.monotonic() < end:

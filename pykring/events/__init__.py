@@ -49,5 +49,5 @@ from .records import (
     start_context,
     start_strings,
 )
-from .strings import _argv, _shown, _text, argv_list, fsdecode
+from .strings import _argv, _text, argv_list, escape, fsdecode
 from .text_lines import TEXT_HEADER, _clock, _signame, _time, reset_clock, text_line

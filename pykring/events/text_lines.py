@@ -9,7 +9,7 @@ from typing import Optional
 
 from .dicts import event_kind
 from .records import D_CMDLINE_TRUNCATED, D_DELETED, D_MAIN_IMAGE, D_MEMFD, D_NO_START, D_PATH_TRUNCATED
-from .strings import _argv, _shown
+from .strings import _argv, escape
 
 #: The column header of text lines.
 TEXT_HEADER = "%-15s  %-5s  %-7s  %-7s  %s" % ("TIME", "EVENT", "PID", "PPID", "PATH / COMMAND LINE")
@@ -39,14 +39,16 @@ def _time(ts: int) -> str:
 
 def text_line(e: dict, kind: Optional[str] = None) -> str:
     """One line under TEXT_HEADER: local time, kind, pid, ppid, path, and the
-    command line, exit status or mapping. `kind`: event_kind(e), if known."""
+    command line, exit status or mapping. `kind`: event_kind(e), if known.
+    What a process controls (path, comm, arguments) is escaped (strings.escape):
+    one event is one line, and no byte of it reaches a terminal as a control."""
     kind = kind or event_kind(e)
-    path = _shown(e["path"]) if e["path"] is not None else "[%s]" % e.get("comm", "?")
+    path = escape(e["path"]) if e["path"] is not None else "[%s]" % escape(e.get("comm", "?"))
     if kind in ("fork", "exec"):
         argv = e.get("argv")
         if argv is None:
             argv = _argv(e["cmdline"])
-        rest = _shown(shlex.join(argv)) if argv else ""
+        rest = escape(shlex.join(argv)) if argv else ""
         if e["detail"] & D_CMDLINE_TRUNCATED:
             rest += " ..."
     elif kind == "exit":

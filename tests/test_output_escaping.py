@@ -17,7 +17,7 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pykring.events import escape, fsdecode, text_line
+from pykring.events import escape, fsdecode, parse_iso_time, text_line
 
 IS_ROOT = sys.platform.startswith("linux") and os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="the kernel event source needs Linux and root")
@@ -147,6 +147,15 @@ def test_hostile_commands_through_text_json_recordings_and_replay(tmp_path):
     assert [b"/bin/sh", b"-c", b"true", b"X\x1b[2J\x1b[31mFAKE\nline2\r"] in argvs, argvs
     assert [b"ev\x1b[31mil", b"-c", b"true"] in argvs, argvs
     assert [probe.encode(), b"a\x01\x7f\xc2\x9b\xe2\x80\xae\xffb"] in argvs, argvs
+    import base64
+
+    odd = [e for e in events if e["type"] == "process_start" and e["exec"] and e["argv"][0] == probe]
+    assert len(odd) == 1 and [base64.b64decode(a) for a in odd[0]["argv_b64"]] == \
+        [probe.encode(), b"a\x01\x7f\xc2\x9b\xe2\x80\xae\xffb"], odd
+    assert all("argv_b64" not in e for e in events if all(os.fsencode(a).isascii() for a in e.get("argv", []))), events
+    for e in events:            # ISO-8601 UTC beside ts, the same instant
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", e["time"]), e
+        assert parse_iso_time(e["time"]) == e["ts"], e
     shown = [x for x in lines if " exec " in x and probe in x]
     assert len(shown) == 1 and "a\\x01\\x7f\\u009b\\u202e\\xffb" in shown[0], shown
     for f in FORMATS:

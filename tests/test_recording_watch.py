@@ -127,7 +127,7 @@ def test_a_recording_in_each_format_replays_to_the_same_lines(tmp_path):
     got, _ = replay(str(tmp_path / "rec.arrows"), "--json", "--comm", tag)
 
     def events(out):
-        return [{k: v for k, v in json.loads(x).items() if k not in ("seq", "ts", "start_ts", "duration_ns")}
+        return [{k: v for k, v in json.loads(x).items() if k not in ("seq", "ts", "time", "start_ts", "duration_ns")}
                 for x in out.splitlines()]
 
     assert events(got) == events(filtered.out) and got.count(b"\n") >= 3 * 7

@@ -16,7 +16,7 @@ The package's face: every name is defined in a module beneath it,
 from .._lib import lib
 from .context import _FILETIME_1970, _cgroups, boot_id, cgroup_path, exec_id, exec_id_of, exec_id_windows
 from .dicts import KINDS, _path_keys, _start_extra, _start_extra_windows, _tty, _unset, event_dicts, event_kind
-from .json_lines import _EXIT_KEYS, _START_KEYS, _START_KEYS_WINDOWS, json_line
+from .json_lines import _EXIT_KEYS, _START_KEYS, _START_KEYS_WINDOWS, iso_time, json_line, parse_iso_time
 from .records import (
     D_CMDLINE_TRUNCATED,
     D_CWD_TRUNCATED,

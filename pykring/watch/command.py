@@ -102,9 +102,10 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
         err.flush()
 
         def read_and_take() -> bool:
-            """Read what is pending, print and record it; False if nothing was.
-            Read, printed and recorded, or none of it: Ctrl-C and SIGTERM wait
-            (a batch read is gone from the ring)."""
+            """Read what is pending, print and record it, and report its loss;
+            False if nothing was. All of it or none of it: Ctrl-C and SIGTERM
+            wait (a batch read is gone from the ring, and a loss not said with
+            its batch would be said with a later one, unlike in the replay)."""
             nonlocal failed, lost
             with _stops_held():
                 batch = ring.read_batch()
@@ -120,10 +121,10 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                         except OSError as exc:      # a full disk, a vanished directory
                             failed = (o, exc)
                             return True
-            if st.lost > lost:
-                err.write(_lost_line("watch", st.lost - lost))
-                err.flush()
-                lost = st.lost
+                if st.lost > lost:
+                    err.write(_lost_line("watch", st.lost - lost))
+                    err.flush()
+                    lost = st.lost
             return True
 
         piped = False

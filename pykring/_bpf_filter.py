@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 from . import _lib
+from .events.context import cgroup2_mounts
 
 Ids = Union[int, Iterable[int]]
 
@@ -36,21 +37,6 @@ def _ids(value: Ids, what: str, lo: int, hi: int) -> FrozenSet[int]:
             raise ValueError("%s: %r is not an integer from %d to %d" % (what, v, lo, hi))
     if len(out) > SET_MAX:
         raise ValueError("%s: %d values, at most %d" % (what, len(out), SET_MAX))
-    return out
-
-
-def cgroup2_mounts(mountinfo: str = "/proc/self/mountinfo") -> List[str]:
-    """Where cgroup v2 is mounted, as this process sees it."""
-    out = []
-    try:
-        with open(mountinfo) as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                fields = left.split()
-                if right.split()[:1] == ["cgroup2"] and len(fields) > 4:
-                    out.append(fields[4].replace("\\040", " "))
-    except OSError:
-        pass
     return out
 
 

@@ -14,22 +14,33 @@ import os
 import subprocess
 import time
 import uuid
-from typing import List
+from typing import List, Optional
 
-from pykring._bpf_filter import cgroup2_mounts
+from pykring.events.context import cgroup2_mounts
 
 
 class TestCgroup:
     __test__ = False                    # not a test class
 
-    def __init__(self, prefix: str = "pykring-test"):
+    def __init__(self, prefix: str = "pykring-test", path: Optional[str] = None):
+        """`path`: the cgroup's path below the cgroup2 mount (``a/b/c``, its
+        missing parents made too, and removed at close), instead of a
+        unique ``PREFIX-HEX``."""
         mounts = cgroup2_mounts()
         assert mounts, "cgroup v2 is not mounted: the kernel filter tests need it"
+        rel = path.strip("/") if path else "%s-%s" % (prefix, uuid.uuid4().hex[:12])
         #: The cgroup's directory.
-        self.path = os.path.join(mounts[0], "%s-%s" % (prefix, uuid.uuid4().hex[:12]))
-        os.mkdir(self.path)
-        #: As /proc/PID/cgroup shows it (``/NAME``).
-        self.name = "/" + os.path.basename(self.path)
+        self.path = os.path.join(mounts[0], rel)
+        self._made: List[str] = []      # the directories made, innermost last
+        d = mounts[0]
+        for part in rel.split("/"):
+            d = os.path.join(d, part)
+            if not os.path.isdir(d):
+                os.mkdir(d)
+                self._made.append(d)
+        assert self._made and self._made[-1] == self.path, "%s exists already" % self.path
+        #: As /proc/PID/cgroup shows it (``/NAME``, ``/a/b/c``).
+        self.name = "/" + rel
 
     def argv(self, args: List[str]) -> List[str]:
         """`args` run inside the cgroup (through sh, which enters it and execs them)."""
@@ -59,12 +70,13 @@ class TestCgroup:
                     pass
             assert time.monotonic() < deadline, "processes stay in %s: %s" % (self.path, left)
             time.sleep(0.01)
-        while os.path.isdir(self.path):
-            try:
-                os.rmdir(self.path)
-            except OSError:             # EBUSY while a killed process is being reaped
-                assert time.monotonic() < deadline, "cannot remove %s" % self.path
-                time.sleep(0.01)
+        for d in reversed(self._made):
+            while os.path.isdir(d):
+                try:
+                    os.rmdir(d)
+                except OSError:             # EBUSY while a killed process is being reaped
+                    assert time.monotonic() < deadline, "cannot remove %s" % d
+                    time.sleep(0.01)
 
     def __enter__(self) -> "TestCgroup":
         return self

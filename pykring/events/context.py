@@ -1,9 +1,9 @@
 """The per-process context an event's keys are looked up from: this boot's
 id, the process keys (exec ids: Linux, Windows, of a running process) and a
-cgroup id's path."""
+cgroup id's path and a user id's name."""
 import functools
 import os
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,14 +54,34 @@ def exec_id_of(pid: int, proc: str = "/proc") -> Optional[str]:
     return "%s-%d-%d" % (boot_id(), ticks, pid)
 
 
+def cgroup2_mounts(mountinfo: str = "/proc/self/mountinfo") -> List[str]:
+    """Where cgroup v2 is mounted, as this process sees it."""
+    out = []
+    try:
+        with open(mountinfo) as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields = left.split()
+                if right.split()[:1] == ["cgroup2"] and len(fields) > 4:
+                    out.append(fields[4].replace("\\040", " "))
+    except OSError:
+        pass
+    return out
+
+
 _cgroups: Dict[int, str] = {}
 
 
-def cgroup_path(cgroup_id: int, root: str = "/sys/fs/cgroup") -> Optional[str]:
+def cgroup_path(cgroup_id: int, root: Optional[str] = None) -> Optional[str]:
     """The cgroup v2 path ("/system.slice/x.service") of a cgroup id (its
-    directory's inode number in the cgroup2 mount at `root`), or None."""
+    directory's inode number in the cgroup2 mount at `root`; default: this
+    host's, /sys/fs/cgroup or, on a hybrid host, /sys/fs/cgroup/unified),
+    or None."""
     if not cgroup_id:
         return None
+    if root is None:
+        mounts = cgroup2_mounts()
+        root = mounts[0] if mounts else "/sys/fs/cgroup"
     if cgroup_id not in _cgroups:
         try:
             dev = os.stat(root).st_dev

@@ -8,14 +8,18 @@ the C code describes, so they cannot drift from the structs.
 The package's face: every name is defined in a module beneath it,
 :mod:`~pykring.events.records` (types, ids, `detail` bits, dtypes),
 :mod:`~pykring.events.strings` (kernel bytes as str),
-:mod:`~pykring.events.context` (boot id, exec ids, cgroup paths),
+:mod:`~pykring.events.context` (boot id, exec ids, cgroup paths, user names),
+:mod:`~pykring.events.containers` (container, pod and unit of a cgroup path),
+:mod:`~pykring.events.hashes` (sha256 of executed files, in a worker thread),
 :mod:`~pykring.events.dicts` (records as dicts, their kinds),
 :mod:`~pykring.events.text_lines` and :mod:`~pykring.events.json_lines`
 (an event as a text line, as a JSON line).
 """
 from .._lib import lib
-from .context import _FILETIME_1970, _cgroups, boot_id, cgroup_path, exec_id, exec_id_of, exec_id_windows
+from .containers import CONTAINER_KEYS, container_context
+from .context import _FILETIME_1970, _cgroups, boot_id, cgroup2_mounts, cgroup_path, exec_id, exec_id_of, exec_id_windows, user_name
 from .dicts import KINDS, _path_keys, _start_extra, _start_extra_windows, _tty, _unset, event_dicts, event_kind
+from .hashes import ExecHasher
 from .json_lines import _EXIT_KEYS, _START_KEYS, _START_KEYS_WINDOWS, iso_time, json_line, parse_iso_time
 from .records import (
     D_CMDLINE_TRUNCATED,

@@ -98,3 +98,16 @@ def cgroup_path(cgroup_id: int, root: Optional[str] = None) -> Optional[str]:
             rel = os.path.relpath(d, root)
             _cgroups[st.st_ino] = "/" if rel == "." else "/" + rel
     return _cgroups.get(cgroup_id)
+
+
+def user_name(uid: Optional[int]) -> Optional[str]:
+    """The name of user id `uid` on this host (its passwd database, through
+    NSS: files, LDAP, sssd, ...), or None when it has none."""
+    if uid is None or uid < 0:
+        return None
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return None

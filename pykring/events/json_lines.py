@@ -17,7 +17,8 @@ import json
 import time
 from typing import Callable, Optional
 
-from .context import cgroup_path
+from .containers import container_context
+from .context import cgroup_path, user_name
 from .dicts import _path_keys
 from .records import D_CMDLINE_TRUNCATED, D_MAIN_IMAGE, D_NO_START
 from .strings import _argv
@@ -75,11 +76,20 @@ def parse_iso_time(text: str) -> int:
     return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) * 1_000_000_000 + int(frac.ljust(9, "0"))
 
 
-def json_line(e: dict, cgroup: Callable[[int], Optional[str]] = cgroup_path) -> str:
+#: What ExecHasher gives an exec event (watch --hash).
+_HASH_KEYS = ("sha256", "hash_source", "hash_error")
+
+
+def json_line(e: dict, cgroup: Callable[[int], Optional[str]] = cgroup_path,
+              user: Callable[[int], Optional[str]] = user_name) -> str:
     """One JSON object (no newline): type, ts (ns since the Unix epoch) and
     time (the same, ISO-8601 UTC), pid, ppid, path, seq and the type's own
-    keys (cmdline and argv, exit_code, address and length, ...).
-    `cgroup`: a cgroup id's path (default: looked up on this host)."""
+    keys (cmdline and argv, exit_code, address and length, ...); a Linux
+    process start also its cgroup and what it names (container_id,
+    container_runtime, pod_uid, unit) and user and euser, the names of uid
+    and euid; an exec hashed (watch --hash) sha256 and hash_source, or
+    hash_error. `cgroup`: a cgroup id's path, `user`: a uid's name (default:
+    looked up on this host)."""
     t = e["type"]
     d = {"type": t, "ts": e["ts"], "time": iso_time(e["ts"]), "pid": e["pid"], "ppid": e["ppid"], "path": e["path"], "seq": e["seq"]}
     detail = e["detail"]
@@ -94,13 +104,15 @@ def json_line(e: dict, cgroup: Callable[[int], Optional[str]] = cgroup_path) -> 
         else:
             d.update({k: e.get(k) for k in _START_KEYS})
             d["cgroup"] = cgroup(e["cgroup_id"]) if e.get("cgroup_id") else None
+            d.update(container_context(d["cgroup"]), user=user(e["uid"]), euser=user(e.get("euid")))
+        d.update({k: e[k] for k in _HASH_KEYS if k in e})
     elif t == "process_exit":
         d.update(exit_code=e["exit_code"], raw_status=e["raw_status"], comm=e["comm"],
                  started_before=bool(detail & D_NO_START))
         d.update({k: e.get(k) for k in _EXIT_KEYS})
     elif t == "exec_failed":
-        d.update(tid=e["tid"], uid=e["uid"], euid=e["euid"], errno=e["errno"],
-                 path_truncated=e["path_truncated"])
+        d.update(tid=e["tid"], uid=e["uid"], euid=e["euid"], user=user(e["uid"]), euser=user(e["euid"]),
+                 errno=e["errno"], path_truncated=e["path_truncated"])
         _add_b64(d)
         return json.dumps(d, separators=(",", ":"))
     else:

@@ -69,6 +69,10 @@ def text_line(e: dict, kind: Optional[str] = None) -> str:
         marks.append("[setuid]")
     if marks:
         path += " " + " ".join(marks)
+    if "sha256" in e:
+        rest += "  sha256:" + e["sha256"]
+    elif "hash_error" in e:
+        rest += "  [no sha256: %s]" % escape(e["hash_error"])
     ppid = e["ppid"]
     return "%s  %-5s  %-7d  %-7s  %s  %s" % (_time(e["ts"]), kind, e["pid"],
                                              "" if ppid is None else ppid, path, rest)

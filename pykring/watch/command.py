@@ -9,6 +9,7 @@ from typing import Any, List, Optional, TextIO, Tuple
 
 from .. import events as ev
 from .._args import parse_regex, parse_seconds, parse_size, parse_wake_interval
+from ..batch import Batch
 from ..recording.recorder import Recorder
 from .printer import Watch
 from .stop_signals import _sigterm_stops, _stops_held
@@ -34,7 +35,9 @@ def _open_outputs(args, ring, w: "Watch", t0: float) -> List[Any]:
         host = host_identity()
     try:
         if getattr(args, "output", None):
-            facts = {"proc": {str(pid): list(v) for pid, v in w.table.snapshot.items()}}
+            facts: dict = {"proc": {str(pid): list(v) for pid, v in w.table.snapshot.items()}}
+            if w.hasher is not None:
+                facts["hashes"] = True          # a replay waits for each exec's hash
             outputs.append(Recorder(ring, args.output, rotate=args.rotate, host=host, facts=facts, t0=t0))
         if getattr(args, "sink", None):
             from ..recording.rows import Layout
@@ -75,11 +78,12 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
     except pykring.KringError as exc:
         err.write("pykring watch: %s\n" % exc)
         return 1
+    hasher = ev.ExecHasher(max_size=args.hash_max_size) if getattr(args, "hash", False) else None
     if in_kernel:
-        w = Watch(out, as_json=args.json, count=args.count, comm=args.comm)
+        w = Watch(out, as_json=args.json, count=args.count, comm=args.comm, hasher=hasher)
     else:
         w = Watch(out, as_json=args.json, pid=args.pid, count=args.count, uid=args.uid, comm=args.comm,
-                  tree=args.tree)
+                  tree=args.tree, hasher=hasher)
     w.table.prime()
     w.prime_tree()
     t0 = time.monotonic()
@@ -106,11 +110,12 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
             False if nothing was. All of it or none of it: Ctrl-C and SIGTERM
             wait (a batch read is gone from the ring, and a loss not said with
             its batch would be said with a later one, unlike in the replay)."""
-            nonlocal failed, lost
+            nonlocal failed, lost, empty
             with _stops_held():
                 batch = ring.read_batch()
                 if not batch:
                     return False
+                empty = Batch({k: v[:0] for k, v in batch.items()})
                 w.feed(batch)
                 st = ring.stats
                 if outputs:
@@ -127,6 +132,22 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                     lost = st.lost
             return True
 
+        empty: Optional[Batch] = None           # a batch of no rows: the last facts' frame
+
+        def take_hashes(wait: bool = False) -> None:
+            """Print the lines that waited for their hashes; `wait`: all of
+            them, and record the hashes no frame holds yet."""
+            nonlocal failed
+            with _stops_held():
+                w.flush(wait)
+                facts = w.take_facts() if wait and empty is not None and failed is None else None
+                for o in outputs if facts else ():
+                    if isinstance(o, Recorder):
+                        try:
+                            o.write(empty, ring.stats, facts)
+                        except OSError as exc:
+                            failed = (o, exc)
+
         piped = False
         try:
             w.header()
@@ -134,8 +155,11 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
-                if ring.wait(timeout=0.5 if left is None else min(left, 0.5)):   # Ctrl-C ends it at once
+                nap = 0.5 if hasher is None else 0.05       # hashes done while no event came
+                if ring.wait(timeout=nap if left is None else min(left, nap)):   # Ctrl-C ends it at once
                     read_and_take()
+                elif hasher is not None:
+                    take_hashes()
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:
@@ -152,6 +176,14 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                 pass
             except BrokenPipeError:
                 piped = True
+        if hasher is not None:
+            try:
+                if not piped:
+                    take_hashes(wait=True)
+            except BrokenPipeError:
+                piped = True
+            finally:
+                hasher.close()
         if piped:
             # The reader went away (| head): stop quietly.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -172,6 +204,8 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                       "before stays readable (python -m pykring replay reads up to the last complete "
                       "batch)\n" % (where, why.strerror or why))
         err.write(w.summary(elapsed, final) + "\n")
+        if hasher is not None:
+            err.write("pykring watch: %s\n" % hasher.summary())
         for o in outputs:
             err.write("pykring watch: %s\n" % o.summary())
         err.flush()
@@ -205,7 +239,8 @@ def replay(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> 
     facts = rec.header.get("facts") or {}
     w = Watch(out, as_json=args.json, pid=args.pid, count=args.count, uid=args.uid, comm=args.comm,
               tree=args.tree, table=ProcessTable(recorded=facts.get("proc") or {}),
-              boot=host.get("boot_id", ""), cgroups=facts.get("cgroup") or {})
+              boot=host.get("boot_id", ""), cgroups=facts.get("cgroup") or {},
+              hashes_recorded=bool(facts.get("hashes")))
     w.table.prime()
     w.prime_tree()
     err.write("pykring replay: %s, recorded on %s\n" % (", ".join(rec.files) if len(rec.files) <= 3 else
@@ -224,6 +259,7 @@ def replay(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> 
             if now > lost:
                 err.write(_lost_line("replay", now - lost))
                 lost = now
+        w.flush(wait=True)
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, out.fileno())
@@ -274,6 +310,11 @@ def add_arguments(p) -> None:
                         "python -m pykring replay FILE prints them again")
     p.add_argument("--rotate", type=parse_size, metavar="BYTES",
                    help="with --output: a new file after BYTES (FILE's stem.000001.ext, .000002, ...)")
+    p.add_argument("--hash", action="store_true",
+                   help="Linux: the sha256 of each executed file (through /proc/PID/exe, in a worker thread, "
+                        "each file once: by device, inode, size, mtime and ctime)")
+    p.add_argument("--hash-max-size", type=parse_size, default=ev.hashes.MAX_SIZE, metavar="BYTES",
+                   help="with --hash: larger files get hash_error, not read (default 256M)")
     p.add_argument("--sink", metavar="nats://HOST:PORT/SUBJECT",
                    help="also publish every batch to a NATS JetStream subject (docs/FLEET.md)")
     from .. import __version__

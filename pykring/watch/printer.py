@@ -1,8 +1,9 @@
 """Watch: a watch's filters (--pid, --uid, --comm, --tree, --count), its
 format (text or JSON lines) and counts, and the host facts it looked up (for
 a recording); batches of kernel records in, lines out."""
+import collections
 import re
-from typing import Any, Dict, Mapping, Optional, TextIO
+from typing import Any, Deque, Dict, Mapping, Optional, TextIO, Tuple
 
 from .. import events as ev
 from .table import ProcessTable
@@ -14,14 +15,26 @@ class Watch:
     def __init__(self, out: TextIO, as_json: bool = False, pid: Optional[int] = None,
                  count: Optional[int] = None, table: Optional[ProcessTable] = None,
                  uid: Optional[int] = None, comm: Optional[str] = None, tree: Optional[int] = None,
-                 boot: Optional[str] = None, cgroups: Optional[Mapping[str, Any]] = None):
+                 boot: Optional[str] = None, cgroups: Optional[Mapping[str, Any]] = None,
+                 hasher: Optional[ev.ExecHasher] = None, hashes_recorded: bool = False):
         """``boot``: the records' boot id (default: this boot's). ``cgroups``:
-        a replay's recorded cgroup paths (default: looked up on this host)."""
+        a replay's recorded cgroup paths (default: looked up on this host);
+        a replay also takes the recorded user names (never this host's).
+        ``hasher``: sha256 of each exec (the line waits for it, later lines
+        with it: the order stays); ``hashes_recorded``: a replay of a
+        recording made with hashes (they come with the frames)."""
         self.out = out
         self.boot = boot
         self._cgroups: Dict[int, Optional[str]] = {}
         self._cgroups_learned: Dict[int, Optional[str]] = {}
         self._cgroups_recorded = cgroups is not None
+        self._users: Dict[int, Optional[str]] = {}
+        self._users_learned: Dict[int, Optional[str]] = {}
+        self.hasher = hasher
+        self._hashes: Optional[Dict[int, dict]] = {} if hashes_recorded else None
+        self._hashes_learned: Dict[str, dict] = {}
+        #: Events taken, not yet printed: (the hash job or None, event, kind).
+        self._pending: Deque[Tuple[Any, dict, str]] = collections.deque()
         self.as_json = as_json
         self.pid = pid
         self.uid = uid
@@ -74,6 +87,17 @@ class Watch:
                 self._cgroups_learned[cgroup_id] = path
         return self._cgroups[cgroup_id]
 
+    def user(self, uid: Optional[int]) -> Optional[str]:
+        """A uid's name (for JSON lines), looked up once per uid."""
+        if uid is None:
+            return None
+        if uid not in self._users:
+            name = None if self._cgroups_recorded else ev.user_name(uid)
+            self._users[uid] = name
+            if not self._cgroups_recorded:
+                self._users_learned[uid] = name
+        return self._users[uid]
+
     def take_facts(self) -> Dict[str, Any]:
         """What this watch looked up on the host since the last call (a
         recording's facts of the batch just fed): {} if nothing."""
@@ -84,6 +108,11 @@ class Watch:
         if self._cgroups_learned:
             facts["cgroup"] = {str(k): v for k, v in self._cgroups_learned.items()}
             self._cgroups_learned = {}
+        if self._users_learned:
+            facts["user"] = {str(k): v for k, v in self._users_learned.items()}
+            self._users_learned = {}
+        if self._hashes_learned:
+            facts["hash"], self._hashes_learned = self._hashes_learned, {}
         return facts
 
     def add_recorded(self, facts: Mapping[str, Any]) -> None:
@@ -94,6 +123,19 @@ class Watch:
                 self._cgroups[int(k)] = None if v is None else str(v)
             except ValueError:
                 continue
+        for k, v in (facts.get("user") or {}).items():
+            try:
+                self._users[int(k)] = None if v is None else str(v)
+            except ValueError:
+                continue
+        if self._hashes is not None:
+            for k, v in (facts.get("hash") or {}).items():
+                if isinstance(v, dict):
+                    try:
+                        self._hashes[int(k)] = {h: str(v[h]) for h in ("sha256", "hash_source", "hash_error")
+                                                if v.get(h) is not None}
+                    except ValueError:
+                        continue
 
     @property
     def done(self) -> bool:
@@ -104,8 +146,9 @@ class Watch:
             self.out.write(ev.TEXT_HEADER + "\n")
 
     def feed(self, batch) -> None:
-        """Print the events of one batch (stops at --count)."""
-        lines = []
+        """Print the events of one batch (stops at --count); with hashes,
+        those up to the first exec whose hash is not done yet (flush prints
+        the rest)."""
         for e in ev.event_dicts(batch, self.boot):
             self.received += 1
             t = e["type"]
@@ -131,7 +174,35 @@ class Watch:
             kind = ev.event_kind(e)
             self.by_kind[kind] += 1
             self.shown += 1
-            lines.append(ev.json_line(e, self.cgroup) if self.as_json else ev.text_line(e, kind))
+            job = None
+            if kind == "exec" and self.hasher is not None:
+                job = self.hasher.submit(pid, e["path"], e.get("exec_id"), by_path=not (
+                    e["memfd"] or e["deleted"] or e["path_truncated"]))
+            elif kind == "exec" and self._hashes is not None:
+                job = e["seq"]          # its hash comes with this frame or a later one
+            self._pending.append((job, e, kind))
+        self.flush()
+
+    def flush(self, wait: bool = False) -> None:
+        """Print the events taken whose hashes are done, in order; `wait`:
+        all of them (waiting for the hashes; a replay: without the hashes a
+        recording does not hold)."""
+        lines = []
+        pending = self._pending
+        while pending:
+            job, e, kind = pending[0]
+            if isinstance(job, int):
+                got = self._hashes.get(job) if self._hashes is not None else None
+                if got is None and not wait:
+                    break
+                e.update(got or {})
+            elif job is not None:
+                if not wait and not job.done():
+                    break
+                e.update(job.result())
+                self._hashes_learned[str(e["seq"])] = job.result()
+            pending.popleft()
+            lines.append(ev.json_line(e, self.cgroup, self.user) if self.as_json else ev.text_line(e, kind))
         if lines:
             self.out.write("\n".join(lines) + "\n")
             self.out.flush()

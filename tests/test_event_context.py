@@ -228,3 +228,43 @@ def test_watch_hash_gives_the_sha256_of_each_executed_file_once_per_file(tmp_pat
     replayed = [json.loads(x) for x in r.stdout.splitlines()]
     assert [e.get("sha256") for e in replayed if e["type"] == "process_start" and e["exec"]] == \
         [e.get("sha256") for e in events], r.stdout[:2000]
+
+
+@needs_root
+def test_exec_hasher_over_the_batches_of_a_kernel_ring(tmp_path):
+    """The library's way: ExecHasher.submit_batch on each batch of
+    pykring.kernel(tree=...), a program that keeps running and one that
+    exits at once, against hashlib."""
+    import pykring
+    from pykring.events import ExecHasher, event_dicts
+
+    progs = {}
+    for name, src in (("long", "/usr/bin/sleep"), ("short", "/usr/bin/true")):
+        progs[name] = str(tmp_path / name)
+        shutil.copy(src, progs[name])
+        with open(progs[name], "ab") as f:
+            f.write(name.encode())
+    want = {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in progs.values()}
+    hasher = ExecHasher()
+    got = {}
+    parent = subprocess.Popen(["sh", "-c", "read go; %s 1; %s" % (progs["long"], progs["short"])],
+                              stdin=subprocess.PIPE)
+    try:
+        with pykring.kernel(events="process", tree=parent.pid) as ring:
+            parent.stdin.write(b"go\n")
+            parent.stdin.close()
+            deadline = time.monotonic() + 60
+            paths = {}
+            while len(got) < 2:
+                assert time.monotonic() < deadline, got
+                ring.wait(timeout=0.5)
+                batch = ring.read_batch()
+                paths.update((e["seq"], e["path"]) for e in event_dicts(batch) if e["type"] == "process_start")
+                for seq, job in hasher.submit_batch(batch).items():
+                    if paths.get(seq) in want:
+                        got[paths[seq]] = job.result(timeout=60)
+    finally:
+        parent.wait(timeout=60)
+        hasher.close()
+    assert {p: r.get("sha256") for p, r in got.items()} == want, got
+    assert got[progs["long"]]["hash_source"] == "exe", got

@@ -1,8 +1,8 @@
 """sha256 of the files processes execute, computed off the drain path.
 
     hasher = ExecHasher()
-    job = hasher.submit(pid, path, exec_id)     # opens the file now, hashes in a worker thread
-    job.result()                                 # {"sha256": hex, "hash_source": "exe"} or {"hash_error": why}
+    jobs = hasher.submit_batch(ring.read_batch())   # opens the files now, hashes in a worker thread
+    jobs[seq].result()          # {"sha256": hex, "hash_source": "exe"} or {"hash_error": why}
 
 :meth:`ExecHasher.submit` is cheap: it opens ``/proc/PID/exe`` at once,
 while the process may still run (so a memfd, a deleted or a replaced file
@@ -138,9 +138,25 @@ class ExecHasher:
             os.close(fd)
             if full:
                 return _done({"hash_error": "%d files already wait to be hashed" % self.max_pending})
-            return _done(dict(hit, hash_source=source)) if hit is not None else _with_source(running, source)
+            if hit is not None:
+                return _done(dict(hit, hash_source=source))
+            assert running is not None
+            return _with_source(running, source)
         self._pool.submit(self._hash, job, fd, st.st_size, key)
         return _with_source(job, source)
+
+    def submit_event(self, e: dict) -> "Future[dict]":
+        """submit() for an exec event (a dict of events.event_dicts)."""
+        return self.submit(e["pid"], e["path"], e.get("exec_id"),
+                           by_path=not (e["memfd"] or e["deleted"] or e["path_truncated"]))
+
+    def submit_batch(self, batch, boot: Optional[str] = None) -> Dict[int, "Future[dict]"]:
+        """submit() for each exec of a kernel ring's Batch: {seq: Future}.
+        Call it as soon as the batch is read: the processes may still run."""
+        from .dicts import event_dicts
+
+        return {e["seq"]: self.submit_event(e) for e in event_dicts(batch, boot)
+                if e["type"] == "process_start" and e["exec"]}
 
     def _hash(self, job: "Future[dict]", fd: int, size: int, key: Tuple[int, ...]) -> None:
         try:

@@ -81,7 +81,7 @@ _HASH_KEYS = ("sha256", "hash_source", "hash_error")
 
 
 def json_line(e: dict, cgroup: Callable[[int], Optional[str]] = cgroup_path,
-              user: Callable[[int], Optional[str]] = user_name) -> str:
+              user: Callable[[Optional[int]], Optional[str]] = user_name) -> str:
     """One JSON object (no newline): type, ts (ns since the Unix epoch) and
     time (the same, ISO-8601 UTC), pid, ppid, path, seq and the type's own
     keys (cmdline and argv, exit_code, address and length, ...); a Linux

@@ -105,6 +105,8 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                   % (args.events, " of %s (filtered in the kernel)" % flt.describe() if flt else ""))
         err.flush()
 
+        empty: Optional[Batch] = None           # a batch of no rows: the last facts' frame
+
         def read_and_take() -> bool:
             """Read what is pending, print and record it, and report its loss;
             False if nothing was. All of it or none of it: Ctrl-C and SIGTERM
@@ -131,8 +133,6 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                     err.flush()
                     lost = st.lost
             return True
-
-        empty: Optional[Batch] = None           # a batch of no rows: the last facts' frame
 
         def take_hashes(wait: bool = False) -> None:
             """Print the lines that waited for their hashes; `wait`: all of

@@ -176,8 +176,7 @@ class Watch:
             self.shown += 1
             job = None
             if kind == "exec" and self.hasher is not None:
-                job = self.hasher.submit(pid, e["path"], e.get("exec_id"), by_path=not (
-                    e["memfd"] or e["deleted"] or e["path_truncated"]))
+                job = self.hasher.submit_event(e)
             elif kind == "exec" and self._hashes is not None:
                 job = e["seq"]          # its hash comes with this frame or a later one
             self._pending.append((job, e, kind))

@@ -79,10 +79,10 @@ def cgroup_path(cgroup_id: int, root: Optional[str] = None) -> Optional[str]:
     or None."""
     if not cgroup_id:
         return None
-    if root is None:
-        mounts = cgroup2_mounts()
-        root = mounts[0] if mounts else "/sys/fs/cgroup"
     if cgroup_id not in _cgroups:
+        if root is None:
+            mounts = cgroup2_mounts()
+            root = mounts[0] if mounts else "/sys/fs/cgroup"
         try:
             dev = os.stat(root).st_dev
         except OSError:

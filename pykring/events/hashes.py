@@ -28,6 +28,8 @@ from .context import exec_id_of
 
 #: Files larger than this are not hashed (``hash_error`` says so).
 MAX_SIZE = 256 << 20
+#: The keys a hash result may have.
+HASH_KEYS = ("sha256", "hash_source", "hash_error")
 _CHUNK = 1 << 20
 
 

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 from .containers import container_context
 from .context import cgroup_path, user_name
 from .dicts import _path_keys
+from .hashes import HASH_KEYS
 from .records import D_CMDLINE_TRUNCATED, D_MAIN_IMAGE, D_NO_START
 from .strings import _argv
 
@@ -76,10 +77,6 @@ def parse_iso_time(text: str) -> int:
     return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) * 1_000_000_000 + int(frac.ljust(9, "0"))
 
 
-#: What ExecHasher gives an exec event (watch --hash).
-_HASH_KEYS = ("sha256", "hash_source", "hash_error")
-
-
 def json_line(e: dict, cgroup: Callable[[int], Optional[str]] = cgroup_path,
               user: Callable[[Optional[int]], Optional[str]] = user_name) -> str:
     """One JSON object (no newline): type, ts (ns since the Unix epoch) and
@@ -105,7 +102,7 @@ def json_line(e: dict, cgroup: Callable[[int], Optional[str]] = cgroup_path,
             d.update({k: e.get(k) for k in _START_KEYS})
             d["cgroup"] = cgroup(e["cgroup_id"]) if e.get("cgroup_id") else None
             d.update(container_context(d["cgroup"]), user=user(e["uid"]), euser=user(e.get("euid")))
-        d.update({k: e[k] for k in _HASH_KEYS if k in e})
+        d.update({k: e[k] for k in HASH_KEYS if k in e})
     elif t == "process_exit":
         d.update(exit_code=e["exit_code"], raw_status=e["raw_status"], comm=e["comm"],
                  started_before=bool(detail & D_NO_START))

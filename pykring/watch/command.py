@@ -117,7 +117,8 @@ def run(args, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int
                 batch = ring.read_batch()
                 if not batch:
                     return False
-                empty = Batch({k: v[:0] for k, v in batch.items()})
+                if empty is None and hasher is not None:
+                    empty = Batch({k: v[:0] for k, v in batch.items()})
                 w.feed(batch)
                 st = ring.stats
                 if outputs:

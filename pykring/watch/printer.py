@@ -3,10 +3,42 @@ format (text or JSON lines) and counts, and the host facts it looked up (for
 a recording); batches of kernel records in, lines out."""
 import collections
 import re
-from typing import Any, Deque, Dict, Mapping, Optional, TextIO, Tuple
+from typing import Any, Callable, Deque, Dict, Mapping, Optional, TextIO, Tuple
 
 from .. import events as ev
+from ..events.hashes import HASH_KEYS
 from .table import ProcessTable
+
+
+class _HostLookup:
+    """A host lookup by integer key (a cgroup id's path, a uid's name), made
+    once per key; what was looked up since the last take() goes into a
+    recording, and a replay uses what was recorded, never this host's."""
+
+    def __init__(self, look: Callable[[int], Optional[str]], recorded: bool):
+        self._look = look
+        self._recorded = recorded
+        self._known: Dict[int, Optional[str]] = {}
+        self._learned: Dict[int, Optional[str]] = {}
+
+    def get(self, key: int) -> Optional[str]:
+        if key not in self._known:
+            value = None if self._recorded else self._look(key)
+            self._known[key] = value
+            if not self._recorded:
+                self._learned[key] = value
+        return self._known[key]
+
+    def take(self) -> Dict[str, Optional[str]]:
+        learned, self._learned = self._learned, {}
+        return {str(k): v for k, v in learned.items()}
+
+    def add(self, recorded: Mapping[str, Any]) -> None:
+        for k, v in recorded.items():
+            try:
+                self._known[int(k)] = None if v is None else str(v)
+            except ValueError:
+                continue
 
 
 class Watch:
@@ -25,11 +57,8 @@ class Watch:
         recording made with hashes (they come with the frames)."""
         self.out = out
         self.boot = boot
-        self._cgroups: Dict[int, Optional[str]] = {}
-        self._cgroups_learned: Dict[int, Optional[str]] = {}
-        self._cgroups_recorded = cgroups is not None
-        self._users: Dict[int, Optional[str]] = {}
-        self._users_learned: Dict[int, Optional[str]] = {}
+        self._cgroups = _HostLookup(ev.cgroup_path, recorded=cgroups is not None)
+        self._users = _HostLookup(ev.user_name, recorded=cgroups is not None)
         self.hasher = hasher
         self._hashes: Optional[Dict[int, dict]] = {} if hashes_recorded else None
         self._hashes_learned: Dict[str, dict] = {}
@@ -80,23 +109,11 @@ class Watch:
 
     def cgroup(self, cgroup_id: int) -> Optional[str]:
         """A cgroup id's path (for JSON lines), looked up once per id."""
-        if cgroup_id not in self._cgroups:
-            path = None if self._cgroups_recorded else ev.cgroup_path(cgroup_id)
-            self._cgroups[cgroup_id] = path
-            if not self._cgroups_recorded:
-                self._cgroups_learned[cgroup_id] = path
-        return self._cgroups[cgroup_id]
+        return self._cgroups.get(cgroup_id)
 
     def user(self, uid: Optional[int]) -> Optional[str]:
         """A uid's name (for JSON lines), looked up once per uid."""
-        if uid is None:
-            return None
-        if uid not in self._users:
-            name = None if self._cgroups_recorded else ev.user_name(uid)
-            self._users[uid] = name
-            if not self._cgroups_recorded:
-                self._users_learned[uid] = name
-        return self._users[uid]
+        return None if uid is None else self._users.get(uid)
 
     def take_facts(self) -> Dict[str, Any]:
         """What this watch looked up on the host since the last call (a
@@ -105,12 +122,10 @@ class Watch:
         proc = self.table.take_learned()
         if proc:
             facts["proc"] = proc
-        if self._cgroups_learned:
-            facts["cgroup"] = {str(k): v for k, v in self._cgroups_learned.items()}
-            self._cgroups_learned = {}
-        if self._users_learned:
-            facts["user"] = {str(k): v for k, v in self._users_learned.items()}
-            self._users_learned = {}
+        for name, lookup in (("cgroup", self._cgroups), ("user", self._users)):
+            learned = lookup.take()
+            if learned:
+                facts[name] = learned
         if self._hashes_learned:
             facts["hash"], self._hashes_learned = self._hashes_learned, {}
         return facts
@@ -118,22 +133,13 @@ class Watch:
     def add_recorded(self, facts: Mapping[str, Any]) -> None:
         """A replay: the facts recorded with the batch about to be fed."""
         self.table.add_recorded(facts.get("proc") or {})
-        for k, v in (facts.get("cgroup") or {}).items():
-            try:
-                self._cgroups[int(k)] = None if v is None else str(v)
-            except ValueError:
-                continue
-        for k, v in (facts.get("user") or {}).items():
-            try:
-                self._users[int(k)] = None if v is None else str(v)
-            except ValueError:
-                continue
+        self._cgroups.add(facts.get("cgroup") or {})
+        self._users.add(facts.get("user") or {})
         if self._hashes is not None:
             for k, v in (facts.get("hash") or {}).items():
                 if isinstance(v, dict):
                     try:
-                        self._hashes[int(k)] = {h: str(v[h]) for h in ("sha256", "hash_source", "hash_error")
-                                                if v.get(h) is not None}
+                        self._hashes[int(k)] = {h: str(v[h]) for h in HASH_KEYS if v.get(h) is not None}
                     except ValueError:
                         continue
 

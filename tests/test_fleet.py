@@ -249,15 +249,20 @@ def test_fleet_exactly_once_through_server_restart_and_collector_kill(tmp_path):
         _wait_for("the collector to catch up", lambda: _consumer_done(url, STREAM, "pykring-collect"))
         delivered = _js_info(url, STREAM, "pykring-collect")[1].delivered.stream_seq
 
-        # Phase 3: SIGKILLed once it was given messages of this phase: it
-        # writes its files every 3 s, so it holds them unacknowledged.
+        # Phase 3: SIGKILLed 1 s after it was first given messages of this
+        # phase. Its buffers were empty, so it writes its next file 3 s after
+        # the first of them: at the kill it has taken in a second of messages
+        # it must not have acknowledged yet (JetStream gives them again to the
+        # next collector). Killed as they arrive instead, the collector would
+        # not have read them yet, and one that acknowledges on receipt would pass.
         open(os.path.join(ctl, "go-3"), "w").close()
-
-        def holding():
-            _, ci = _js_info(url, STREAM, "pykring-collect")
-            return ci.delivered.stream_seq > delivered and ci.num_ack_pending > 0
-
-        _wait_for("the collector to hold messages of phase 3", holding, interval=0.02)
+        _wait_for("the collector to be given messages of phase 3",
+                  lambda: _js_info(url, STREAM, "pykring-collect")[1].delivered.stream_seq > delivered,
+                  interval=0.02)
+        time.sleep(1.0)
+        _, ci = _js_info(url, STREAM, "pykring-collect")
+        assert ci.num_ack_pending > 0, ("the collector acknowledged every message of phase 3 within 1 s, "
+                                        "before the file holding them was written (flush every 3 s)")
         collector.send_signal(signal.SIGKILL)
         collector.wait()
         collector = _collector(url, out, log)

@@ -11,6 +11,9 @@ transport's idiomatic form:
 
 ``pykring``          ``pykring.Producer(block=True).write(<array of BATCH bodies>)``;
                      consumer ``Ring.read(timeout=1, out=<reused array>)``
+``pykring_zero_copy`` ``with Producer(block=True).reserve(BATCH) as rows:`` fills the
+                     bodies in the ring; consumer ``with Ring.view(timeout=1) as rows:``
+                     checks the ``seq`` of every record in place (no copy)
 ``mp_queue``         ``multiprocessing.Queue``: one ``put(bytes)`` / ``get()`` per record
 ``mp_queue_list``    ``multiprocessing.Queue``: ``put(list of BATCH bytes)`` / ``get()``
 ``faster_fifo``      ``faster_fifo.Queue``: ``put_many(list of BATCH bytes)`` /
@@ -47,8 +50,8 @@ rounds of pykring's rate / the peer's rate in the same round.
 A transport whose package is not installed is reported as not installed
 (its keys null under --json), never an error.
 
-Keys: ``peer_<peer>_records_per_s_<size>``, ``vs_<peer>_<size>``,
-``peer_<peer>_consumer_busy_<size>``, ``peers_lossless``.
+Keys: ``peer_<peer>_records_per_s_<size>``, ``vs_<peer>_<size>``, ``vs_<peer>_zero_copy_<size>``,
+``peer_<peer>_consumer_busy_<size>``, ``peers_lossless``, ``drain_checked``.
 
 Child entry point (used by the harness)::
 
@@ -79,6 +82,7 @@ STALL_S = 30               #: a consumer that gets nothing for this long gives u
 #: kind: "buffer" moves arrays of records, "list" lists of bytes, "record" one record at a time
 PEERS: Dict[str, tuple] = {
     "pykring": ("pykring", "buffer", "pykring.Producer(block=True).write(array) -> Ring.read(out=)"),
+    "pykring_zero_copy": ("pykring", "buffer", "pykring.Producer(block=True).reserve(n) -> Ring.view()"),
     "pipe": (None, "buffer", "os.write into a pipe -> readv + np.frombuffer (the OS floor)"),
     "zmq": ("zmq", "buffer", "pyzmq PUSH/PULL ipc://, one message per batch -> recv_into"),
     "iceoryx2": ("iceoryx2", "buffer", "iceoryx2 pub/sub, one Slice sample per batch"),
@@ -93,6 +97,7 @@ PEERS: Dict[str, tuple] = {
 #: --quick divides by QUICK_DIV. Records/s is the measure.
 COUNTS = {
     "pykring": (20_000_000, 2_500_000),
+    "pykring_zero_copy": (20_000_000, 2_500_000),
     "pipe": (10_000_000, 1_250_000),
     "zmq": (10_000_000, 1_250_000),
     "iceoryx2": (10_000_000, 1_250_000),
@@ -104,7 +109,7 @@ COUNTS = {
 }
 QUICK_DIV = 4
 ROUNDS = {"quick": 3, "full": 5}
-SIZES = {"quick": (64,), "full": (64, 1024)}
+SIZES = {"quick": (64, 1024), "full": (64, 1024)}
 
 
 def installed(peer: str) -> bool:
@@ -249,6 +254,43 @@ class PykringT(Transport):
     def cleanup(self) -> None:
         self.ring.close()
         remove_ring(self.name)
+
+
+class PykringZeroCopyT(PykringT):
+    """The zero-copy path: each batch is filled in place in the ring
+    (reserve) and read in place (view); every record's seq is checked."""
+
+    def produce(self) -> None:
+        reserve, body = self.prod.reserve, self.body["payload"]
+        for _, k in self.sends():
+            with reserve(k) as rows:
+                rows["payload"] = body if k == self.batch else body[:k]
+        self.prod.close()
+
+    def consume(self) -> tuple:
+        import numpy as np
+        view, count = self.ring.view, self.count
+        most = self.ring.capacity // 4 // 8
+        idx = np.arange(most, dtype=np.uint64)
+        tmp = np.empty(most, dtype=np.uint64)
+        n, order_ok, last, stalled = 0, True, b"", time.monotonic()
+        while n < count:
+            with view(timeout=1.0) as a:
+                k = len(a)
+                if not k:
+                    if time.monotonic() - stalled > STALL_S:
+                        break
+                    continue
+                # Every record's sequence number, in place: n, n + 1, ...
+                np.subtract(a["seq"], np.uint64(n), out=tmp[:k])
+                if not np.array_equal(tmp[:k], idx[:k]):
+                    order_ok = False
+                n += k
+                if n >= count:
+                    last = a[k - 1].tobytes()
+            stalled = time.monotonic()
+        self._n = n
+        return n, last, order_ok
 
 
 class PipeT(Transport):
@@ -615,7 +657,7 @@ class FasterFifoPutT(FasterFifoT):
 
 
 TRANSPORTS = {
-    "pykring": PykringT, "pipe": PipeT, "zmq": ZmqT, "iceoryx2": Iceoryx2T,
+    "pykring": PykringT, "pykring_zero_copy": PykringZeroCopyT, "pipe": PipeT, "zmq": ZmqT, "iceoryx2": Iceoryx2T,
     "faster_fifo": FasterFifoT, "mp_queue_list": MpQueueListT,
     "faster_fifo_put": FasterFifoPutT, "iceoryx2_sample": Iceoryx2SampleT, "mp_queue": MpQueueT,
 }
@@ -674,8 +716,9 @@ def consumer_main(params: dict) -> int:
             res["problems"].append("producer exit %s" % proc.exitcode)
         if n != count:
             res["problems"].append("received %d of %d records" % (n, count))
-        want = (count - 1).to_bytes(8, "little") if peer == "pykring" else expected_record(size, count - 1)
-        if peer == "pykring":
+        ours = peer.startswith("pykring")
+        want = (count - 1).to_bytes(8, "little") if ours else expected_record(size, count - 1)
+        if ours:
             body = body_bytes(size - EVENT_HEADER)
             if last[:8] != want or last[EVENT_HEADER:] != body:
                 res["problems"].append("the last record is not the producer's last one")
@@ -779,13 +822,23 @@ def run(report: Report, quick: bool, peers: Optional[List[str]] = None,
             if busy.get((peer, size)):
                 report.add("peer_%s_consumer_busy_%d" % (peer, size), None, "cpu/wall",
                            samples=busy[(peer, size)])
-            if peer == "pykring":
+            if peer.startswith("pykring"):
                 continue
             pairs = [b / p for b, p in zip(base, rates[(peer, size)]) if b is not None and p is not None]
             if pairs:
                 report.add("vs_%s_%d" % (peer, size), None, "x", samples=pairs,
                            note="pykring records/s / %s records/s, same round" % peer)
+            zero = rates.get(("pykring_zero_copy", size), [])
+            pairs = [z / p for z, p in zip(zero, rates[(peer, size)]) if z is not None and p is not None]
+            if pairs:
+                report.add("vs_%s_zero_copy_%d" % (peer, size), None, "x", samples=pairs,
+                           note="pykring zero-copy (reserve -> view) records/s / %s records/s, same round"
+                           % peer)
     report.add("peers_lossless", lossless, note="every run: count, order, last record, producer exit")
+    if "pykring_zero_copy" in present:
+        report.add("drain_checked", lossless and bool(rates.get(("pykring_zero_copy", sizes[0]))),
+                   note="every zero-copy run: the seq of every record, count, the last record byte for "
+                        "byte, producer exit")
 
 
 def _main(argv: List[str]) -> int:

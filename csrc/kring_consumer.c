@@ -50,6 +50,7 @@ static int attach_position(struct kring_consumer *c)
         return kring_consumer_corrupt(c, KRING_BAD_CONSUMER_POS, cpos, cpos);
     c->pos = cpos;
     c->committed = cpos;
+    c->asked = cpos;
     return KRING_OK;
 }
 
@@ -98,15 +99,26 @@ static int64_t pending(struct kring_consumer *c)
 
 void kring_consumer_commit_pos(struct kring_consumer *c)
 {
-    if (c->pos == c->committed)
+    c->asked = c->pos;
+    kring_consumer_publish(c);
+}
+
+void kring_consumer_publish(struct kring_consumer *c)
+{
+    uint64_t to = c->asked;
+
+    /* Rows of a zero-copy view still in use: not past their start. */
+    if (c->holding && c->hold - c->committed < to - c->committed)
+        to = c->hold;
+    if (to == c->committed)
         return;
     /* Pairs with the producer's acquire load of consumer_pos before it
      * reuses the space. */
-    kring_store_release_u64(&c->m.cons->consumer_pos, c->pos);
-    c->committed = c->pos;
+    kring_store_release_u64(&c->m.cons->consumer_pos, to);
+    c->committed = to;
     /* Store consumer_pos, full fence, load producer_waiting: pairs with the
      * blocking producer's store of producer_waiting, full fence, load of
-     * consumer_pos in wait_for_space(). (A BPF producer reads consumer_pos
+     * consumer_pos in kring_producer_wait_space(). (A BPF producer reads consumer_pos
      * after its own full fence to decide whether to wake us.) */
     kring_fence_full();
     if ((c->m.wait_kind == KRING_WAIT_FUTEX || c->m.wait_kind == KRING_WAIT_EVENT) &&

@@ -35,21 +35,6 @@ static inline void put_row(uint8_t *dst, const uint8_t *payload, uint32_t len, u
         memset(dst + len, 0, size - len);
 }
 
-/* Sequence accounting (PROTOCOL.md 5.6) for one delivered record. */
-static inline void account_seq(uint64_t seq, uint64_t *next_seq, int64_t *gaps, int *started)
-{
-    if (seq >= *next_seq || !*started) {
-        /* Unsigned arithmetic: hostile sequence numbers must not overflow. */
-        *gaps = (int64_t)((uint64_t)*gaps + (*started ? seq - *next_seq : 0));
-        *next_seq = seq + 1;
-        *started = 1;
-    } else {
-        /* Late arrival filling an earlier gap (per-CPU producers
-         * reserve in one order and number in another). */
-        *gaps = (int64_t)((uint64_t)*gaps - 1);
-    }
-}
-
 /* Rows of a run all have the same length: small ones are copied as two
  * fixed-size chunks, the second ending at len and overlapping the first
  * (no loop, no branch per record); `chunk` is a constant at each call. */

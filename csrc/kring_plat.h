@@ -10,6 +10,8 @@
 #ifndef KRING_PLAT_H
 #define KRING_PLAT_H
 
+#include <string.h>
+
 #include "kring_user.h"
 
 /* ---- helpers of the portable files (kring_meta.c) ---------------------- */
@@ -36,8 +38,67 @@ int kring_consumer_corrupt(struct kring_consumer *c, int reason, uint64_t pos, u
 /* Publish the consumer's position if it moved and wake a blocking producer,
  * unguarded (kring_commit, and kring_drain when it commits). */
 void kring_consumer_commit_pos(struct kring_consumer *c);
+/* Publish what the last commit asked for, as far as a hold lets it. */
+void kring_consumer_publish(struct kring_consumer *c);
 /* Copy and check the type bounds of a mapped ring. */
 int kring_load_types(const struct kring_map *m, uint32_t *size, uint32_t *min_size);
+
+/* Sequence accounting (PROTOCOL.md 5.6) for one delivered record
+ * (kring_drain.c, kring_view.c). */
+static inline void account_seq(uint64_t seq, uint64_t *next_seq, int64_t *gaps, int *started)
+{
+    if (seq >= *next_seq || !*started) {
+        /* Unsigned arithmetic: hostile sequence numbers must not overflow. */
+        *gaps = (int64_t)((uint64_t)*gaps + (*started ? seq - *next_seq : 0));
+        *next_seq = seq + 1;
+        *started = 1;
+    } else {
+        /* Late arrival filling an earlier gap (per-CPU producers
+         * reserve in one order and number in another). */
+        *gaps = (int64_t)((uint64_t)*gaps - 1);
+    }
+}
+
+/* A user-mode producer's record header and event header at `rec`:
+ * {len, pg_off = 0}, seq, ts_ns, {type, flags, reserved = 0}
+ * (kring_producer.c, kring_reserve.c). */
+static inline void kring_stamp_record(uint8_t *rec, uint32_t len, uint64_t seq, uint64_t ts,
+                                      uint16_t type, uint16_t ev_flags)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    struct kring_record_header h;
+    struct kring_event_header ev;
+
+    h.len = len;
+    h.pg_off = 0;
+    ev.seq = seq;
+    ev.ts_ns = ts;
+    ev.type = type;
+    ev.flags = ev_flags;
+    ev.reserved = 0;
+    memcpy(rec, &h, sizeof h);
+    memcpy(rec + KRING_RECORD_HEADER_SIZE, &ev, sizeof ev);
+#else
+    /* Four little-endian words, each stored straight from a register:
+     * building them in memory and copying that would stall on store
+     * forwarding per record. */
+    const uint64_t w0 = len, w3 = (uint64_t)type | (uint64_t)ev_flags << 16;
+
+    memcpy(rec, &w0, 8);
+    memcpy(rec + 8, &seq, 8);
+    memcpy(rec + 16, &ts, 8);
+    memcpy(rec + 24, &w3, 8);
+#endif
+}
+
+/* The producer's helpers that kring_reserve.c shares (kring_producer.c):
+ * the free bytes after reading consumer_pos once into *seen (-1: broken),
+ * the wait for consumer_pos to move from `seen`, the wakeup of a sleeping
+ * consumer, and whether kring_interrupt was called. */
+int64_t kring_producer_free(struct kring_producer *p, uint64_t *seen);
+int kring_producer_wait_space(struct kring_producer *p, uint64_t seen, int64_t timeout_ns);
+void kring_producer_notify(struct kring_producer *p);
+int kring_producer_interrupted(const struct kring_producer *p);
 
 /* ---- the platform layer (kring_linux.c / kring_win.c) ------------------ */
 

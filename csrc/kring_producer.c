@@ -42,7 +42,7 @@ static void set_flags(struct kring_map *m, uint32_t set, uint32_t clear)
 }
 
 /* Wake a sleeping consumer after producer_pos (or flags) changed. */
-static void notify_consumer(struct kring_producer *p)
+void kring_producer_notify(struct kring_producer *p)
 {
     /* Store producer_pos, full fence, load waiting: pairs with the consumer's
      * store of waiting, full fence, load of producer_pos in kring_wait(). */
@@ -56,9 +56,10 @@ static void notify_consumer(struct kring_producer *p)
     }
 }
 
-/* Read consumer_pos once into *seen and return the free bytes, or -1 (and
- * mark the ring broken) when the value cannot be right. */
-static int64_t free_space(struct kring_producer *p, uint64_t *seen)
+/* Read consumer_pos once into *seen and return the free bytes (fewer while
+ * a reservation's rows hold the ring), or -1 (and mark the ring broken)
+ * when the value cannot be right. */
+int64_t kring_producer_free(struct kring_producer *p, uint64_t *seen)
 {
     /* Pairs with the consumer's release store of consumer_pos in kring_commit(). */
     const uint64_t cons = kring_load_acquire_u64(&p->m.cons->consumer_pos);
@@ -70,10 +71,13 @@ static int64_t free_space(struct kring_producer *p, uint64_t *seen)
             p->broken = 1;
             p->bad_consumer_pos = cons;
             set_flags(&p->m, KRING_F_BROKEN, 0);
-            notify_consumer(p);
+            kring_producer_notify(p);
         }
         return -1;
     }
+    /* Rows of a reservation still in use (kring_reserve.c): not over them. */
+    if (p->holding && p->pos - p->hold > used)
+        return (int64_t)(p->m.capacity - (p->pos - p->hold));
     return (int64_t)(p->m.capacity - used);
 }
 
@@ -104,7 +108,7 @@ static int truncated(struct kring_producer *p)
     return KRING_E_BROKEN;
 }
 
-static int interrupted(const struct kring_producer *p)
+int kring_producer_interrupted(const struct kring_producer *p)
 {
     /* Pairs with the seq_cst store in kring_interrupt(). */
     return kring_load_acquire_u32(&p->m.interrupted) != 0;
@@ -113,7 +117,7 @@ static int interrupted(const struct kring_producer *p)
 /* Block policy: sleep until consumer_pos moves away from `seen`, the value
  * that showed the ring full, or timeout. Waiting on a value read later
  * would lose the wakeup of a consumer that drained in between. */
-static int wait_for_space(struct kring_producer *p, uint64_t seen, int64_t timeout_ns)
+int kring_producer_wait_space(struct kring_producer *p, uint64_t seen, int64_t timeout_ns)
 {
     int rc;
 
@@ -152,7 +156,7 @@ static int write_records(struct kring_producer *p, uint16_t type, const uint8_t 
 
     while (i < n) {
         uint64_t seen = 0;
-        int64_t room = p->broken ? -1 : free_space(p, &seen);
+        int64_t room = p->broken ? -1 : kring_producer_free(p, &seen);
         uint64_t pos = p->pos;
         const uint64_t first = i;
 
@@ -172,9 +176,6 @@ static int write_records(struct kring_producer *p, uint16_t type, const uint8_t 
             uint64_t off = pos & mask;
             const uint64_t pad = off + span > cap ? cap - off : 0;
             struct kring_record_header h;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            struct kring_event_header ev;
-#endif
             uint8_t *rec;
 
             if (pad + span > (uint64_t)room)
@@ -188,31 +189,7 @@ static int write_records(struct kring_producer *p, uint16_t type, const uint8_t 
                 off = 0;
             }
             rec = data + off;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            h.len = plen;
-            h.pg_off = 0;
-            ev.seq = p->seq++;
-            ev.ts_ns = ts;
-            ev.type = type;
-            ev.flags = ev_flags;
-            ev.reserved = 0;
-            memcpy(rec, &h, sizeof h);
-            memcpy(rec + KRING_RECORD_HEADER_SIZE, &ev, sizeof ev);
-#else
-            {
-                /* Record header and event header as four little-endian words,
-                 * each stored straight from a register: {len, pg_off = 0}, seq,
-                 * ts_ns, {type, flags, reserved = 0}. Building them in memory
-                 * and copying that would stall on store forwarding per record. */
-                const uint64_t w0 = plen, w1 = p->seq++, w2 = ts;
-                const uint64_t w3 = (uint64_t)type | (uint64_t)ev_flags << 16;
-
-                memcpy(rec, &w0, 8);
-                memcpy(rec + 8, &w1, 8);
-                memcpy(rec + 16, &w2, 8);
-                memcpy(rec + 24, &w3, 8);
-            }
-#endif
+            kring_stamp_record(rec, plen, p->seq++, ts, type, ev_flags);
             kring_copy_bytes(rec + KRING_RECORD_HEADER_SIZE + KRING_EVENT_HEADER_SIZE, src + i * stride, body);
             pos += span;
             room -= (int64_t)span;
@@ -225,7 +202,7 @@ static int write_records(struct kring_producer *p, uint16_t type, const uint8_t 
              * before the position that covers them. */
             kring_store_release_u64(&p->m.prod->producer_pos, pos);
             p->pos = pos;
-            notify_consumer(p);
+            kring_producer_notify(p);
         }
         if (i == n)
             break;
@@ -243,7 +220,7 @@ static int write_records(struct kring_producer *p, uint16_t type, const uint8_t 
                 rc = KRING_E_TIMEOUT;
                 break;
             }
-            if (interrupted(p)) {
+            if (kring_producer_interrupted(p)) {
                 rc = KRING_E_INTR;
                 break;
             }
@@ -254,7 +231,7 @@ static int write_records(struct kring_producer *p, uint16_t type, const uint8_t 
                     break;
                 }
             }
-            rc = wait_for_space(p, seen, left);
+            rc = kring_producer_wait_space(p, seen, left);
             if (rc == KRING_E_INTR || rc == KRING_E_OS)
                 break;
             rc = KRING_OK;
@@ -271,21 +248,21 @@ static int flush(struct kring_producer *p, int64_t timeout_ns)
 
     for (;;) {
         uint64_t seen;
-        int64_t room = free_space(p, &seen), left = timeout_ns;
+        int64_t room = kring_producer_free(p, &seen), left = timeout_ns;
         int rc;
 
         if (room < 0)
             return KRING_E_BROKEN;
         if ((uint64_t)room == p->m.capacity)
             return KRING_OK;
-        if (interrupted(p))
+        if (kring_producer_interrupted(p))
             return KRING_E_INTR;
         if (timeout_ns >= 0) {
             left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
             if (left <= 0)
                 return KRING_E_TIMEOUT;
         }
-        rc = wait_for_space(p, seen, left);
+        rc = kring_producer_wait_space(p, seen, left);
         if (rc == KRING_E_INTR || rc == KRING_E_OS)
             return rc;
     }
@@ -399,7 +376,13 @@ int kring_producer_create(struct kring_producer *p, const char *path,
 static void close_clean(struct kring_producer *p)
 {
     set_flags(&p->m, KRING_F_CLOSED, KRING_F_PRODUCER);
-    notify_consumer(p);
+    kring_producer_notify(p);
+}
+
+void kring_producer_mark_closed(struct kring_producer *p)
+{
+    if (p->m.prod && !p->m.faulted)
+        KRING_GUARDED(&p->m, truncated(p), close_clean(p));
 }
 
 void kring_producer_close(struct kring_producer *p, int clean)

@@ -117,6 +117,36 @@ struct kring_consumer {
     uint64_t mark_next_seq;
     int64_t mark_gaps;
     int mark_started;
+    /* A zero-copy view's rows still in use (kring_view.c): while holding,
+     * a commit publishes no position past hold, the start of their bytes. */
+    uint64_t hold;
+    int holding;
+    uint64_t asked;                      /* the position the last commit asked to publish */
+};
+
+/* A zero-copy view (kring_view): `count` records of type `type`, each
+ * `size` bytes (the event header and the type's fields) at data + offset +
+ * i * span, starting at ring position `start`; copy = 1 when the next
+ * record is one only a copy can give whole (a short, variable-length one). */
+struct kring_view {
+    uint64_t offset;
+    uint64_t start;
+    uint64_t count;
+    uint64_t span;
+    uint32_t size;
+    uint16_t type;
+    int copy;
+};
+
+/* A zero-copy reservation (kring_reserve): `count` records of `size` bytes
+ * (the event header and the type's fields), `span` apart from data +
+ * offset, for the caller to fill before kring_publish. */
+struct kring_reservation {
+    uint64_t offset;
+    uint64_t count;
+    uint64_t span;
+    uint32_t size;
+    uint16_t type;
 };
 
 /* Counters and flags of a ring's producer page, read in one guarded call. */
@@ -151,6 +181,10 @@ struct kring_producer {
     int broken;
     uint64_t bad_consumer_pos;           /* the nonsense value that broke it */
     uint64_t wakeups;                    /* times it woke a sleeping consumer */
+    /* Rows of a zero-copy reservation still in use (kring_reserve.c): while
+     * holding, the producer writes nothing at or past hold + capacity. */
+    uint64_t hold;
+    int holding;
 };
 
 const char *kring_strerror(int code);
@@ -183,6 +217,9 @@ int kring_consumer_set_type(struct kring_consumer *c, uint16_t id, uint32_t size
 
 void kring_consumer_close(struct kring_consumer *c);
 void kring_producer_close(struct kring_producer *p, int clean);
+/* What a clean close tells the consumer (the ring is closed), without the
+ * unmap: a producer whose reserved rows are still in use unmaps later. */
+void kring_producer_mark_closed(struct kring_producer *p);
 
 /* Drain up to max_records into out[type id] (KRING_MAX_TYPES entries).
  * Returns KRING_OK, or KRING_E_CORRUPT with err_* set (records before the
@@ -238,6 +275,35 @@ int kring_wait_drain(struct kring_consumer *c, struct kring_out *out, uint64_t m
 int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uint64_t stride,
                 uint32_t len, const uint32_t *lens, uint64_t n, uint16_t ev_flags,
                 int64_t timeout_ns, uint64_t *done);
+/* Zero-copy read: the run of records from the private position on that can
+ * be used in place (one type, each of the type's full size, not cut by the
+ * end of the data area), at most max_records; moves the private position
+ * past it (publish with kring_commit). count = 0 with copy = 1: the next
+ * record must be copied (kring_drain). Checks as kring_drain's. */
+int kring_view(struct kring_consumer *c, uint64_t max_records, struct kring_view *v);
+/* Keep a commit from publishing past `pos` (hold = 1) or not (hold = 0),
+ * and publish what may be published now. */
+void kring_hold(struct kring_consumer *c, uint64_t pos, int hold);
+
+/* Zero-copy write: room for n records of type `type`, contiguous in the
+ * data area, waiting as kring_write does (drop policy: count = 0 when there
+ * is no room, nothing counted yet); KRING_E_TOOBIG when n records take more
+ * than a quarter of the data area. Nothing is visible to the consumer until
+ * kring_publish; kring_cancel gives the room back. */
+int kring_reserve(struct kring_producer *p, uint16_t type, uint64_t n, int64_t timeout_ns,
+                  struct kring_reservation *r);
+/* Stamp the first `n` reserved records (length, seq, ts, type, ev_flags)
+ * and publish them; the rest of the reservation is given back. */
+int kring_publish(struct kring_producer *p, const struct kring_reservation *r, uint64_t n,
+                  uint16_t ev_flags);
+/* Keep the producer from reusing the bytes from ring position `pos` on
+ * (hold = 1: it writes nothing at or past pos + capacity), or not (0). */
+void kring_producer_hold(struct kring_producer *p, uint64_t pos, int hold);
+/* The position of the producer's next record (where a reservation starts). */
+uint64_t kring_producer_pos(const struct kring_producer *p);
+/* Count n records as dropped (a reservation refused under the drop policy). */
+void kring_count_dropped(struct kring_producer *p, uint64_t n);
+
 /* Waits until the consumer drained everything, or timeout. */
 int kring_flush(struct kring_producer *p, int64_t timeout_ns);
 /* 1 when a consumer attached and exited without closing the ring (killed),

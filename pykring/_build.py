@@ -24,8 +24,8 @@ CSRC = os.path.join(ROOT, "csrc")
 #: The ABI headers (<kring/...>): the one include path of every C layer.
 INCLUDE = os.path.join(ROOT, "include")
 
-COMMON_SOURCES = ["kring_consumer.c", "kring_drain.c", "kring_wait.c", "kring_producer.c", "kring_meta.c",
-                  "kring_events.c"]
+COMMON_SOURCES = ["kring_consumer.c", "kring_drain.c", "kring_view.c", "kring_wait.c", "kring_producer.c",
+                  "kring_reserve.c", "kring_meta.c", "kring_events.c"]
 #: The platform layer, and the attach code of that platform's kernel source.
 PLATFORM_SOURCES = {"linux": ["kring_linux.c", "kring_guard.c", "kring_bpf_map.c"], "win32": ["kring_win.c", "kring_driver_map.c"]}
 #: A cdef section: "@cdef-begin", an optional platform tag "[linux]" or

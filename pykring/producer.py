@@ -9,6 +9,7 @@ from . import errors
 from ._common import WAIT_SLICE_S, Lifecycle, remove_ring, ring_path
 from ._casting import CASTINGS, SCALAR_KINDS, check_casting, convert_column, refuse_value, value_problem
 from ._lib import check_open, ffi, lib, private_meta, raise_for
+from ._reserve import Reservations
 from .ring import Timeout
 from .schema import HEADER_SIZE, Types, body_dtype, make_meta, normalize_types, types_from_meta
 
@@ -27,7 +28,7 @@ def _owner(uid: int) -> str:
         return "uid %d" % uid
 
 
-class Producer(Lifecycle):
+class Producer(Reservations, Lifecycle):
     """The one writer of a ring.
 
     ``Producer(name)`` attaches to an existing ring (made by
@@ -87,6 +88,7 @@ class Producer(Lifecycle):
         except BaseException:
             lib.kring_producer_close(p, 0)
             raise
+        self._start_reservations()
         self._start_lifecycle("pykring.Producer(%r) attaches a producer" % self._path)
 
     @classmethod
@@ -250,6 +252,8 @@ class Producer(Lifecycle):
         p = self._p
         before = int(p.written)
         try:
+            self._refuse_if_reserving("write")
+            self._settle_reservations()
             return self._write(arr, n, tid, full, body, limit, flags)
         except BaseException as exc:
             # Exact whatever line the exception came from: the C counter.
@@ -282,6 +286,7 @@ class Producer(Lifecycle):
                 break
             if self._closing:
                 raise self._closed_error("write")
+            self._settle_reservations()
             if lib.kring_consumer_gone(p) == 1:
                 raise errors.ConsumerGoneError(
                     "write: the consumer exited without closing the ring (it was killed or crashed) "
@@ -324,7 +329,7 @@ class Producer(Lifecycle):
         lib.kring_interrupt(ffi.addressof(self._p, "m"))
 
     def _release(self) -> None:
-        lib.kring_producer_close(self._p, 1)
+        self._unmap_after_reservations()
 
     def close(self) -> None:
         """Mark the ring closed (the consumer's iterator ends after the last

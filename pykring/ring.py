@@ -14,6 +14,7 @@ from ._common import WAIT_SLICE_MAX_S, WAIT_SLICE_S, file_identity, remove_if_sa
 from ._landing import LANDING_BYTES, LANDING_ROWS_MAX, Landing  # noqa: F401 (the landing sizes, importable from here)
 from ._lib import check_open, ffi, lib, private_meta, raise_for
 from ._readiness import Readiness
+from ._view import Views
 from .batch import Batch, R
 from .schema import Types, make_meta, normalize_types, types_from_meta
 
@@ -53,7 +54,7 @@ class Stats:
     capacity: int
 
 
-class Ring(Readiness[R], Landing, Generic[R]):
+class Ring(Readiness[R], Landing, Views, Generic[R]):
     """The consumer of a ring: owns the mapping, drains records into numpy.
 
     Generic in what iteration yields, for type checkers: ``Ring[np.ndarray]``
@@ -65,7 +66,7 @@ class Ring(Readiness[R], Landing, Generic[R]):
     close it (or use it as a context manager) to release the mapping; a ring
     this consumer created is removed then, if its name still names that file.
     Arrays it returns are copies, owned by the caller: they stay valid after
-    the ring is closed.
+    the ring is closed; :meth:`view` gives the records in place instead.
 
     A Ring may be shared between threads: calls run one at a time, and every
     record is delivered once, to one of them. :meth:`close` may come from any
@@ -97,6 +98,7 @@ class Ring(Readiness[R], Landing, Generic[R]):
         self._n = ffi.new("uint64_t *")
         self._stats = ffi.new("struct kring_ring_stats *")
         self._start_landing(types)
+        self._start_views()
         self._start_readiness()
         self._start_lifecycle(reopen or ("pykring.attach(%r)" % path if path else "open the source again"))
 
@@ -140,7 +142,7 @@ class Ring(Readiness[R], Landing, Generic[R]):
 
     def _release(self) -> None:
         self._stop_watching()
-        lib.kring_consumer_close(self._c)
+        self._unmap_after_views()
         if self._on_close is not None:
             self._on_close()
         if self._path and self._unlink is not None:
@@ -180,6 +182,7 @@ class Ring(Readiness[R], Landing, Generic[R]):
             if rc not in (lib.KRING_E_TIMEOUT, lib.KRING_E_INTR):
                 self._check(rc, "wait")
             # Back in the interpreter: a pending KeyboardInterrupt is raised here.
+            self._settle_views()
             if lib.kring_producer_gone(c) == 1 and lib.kring_pending(c) == 0:
                 self._check(lib.kring_consumer_stats(c, self._stats), "wait")
                 raise errors.ProducerGoneError(
@@ -207,6 +210,7 @@ class Ring(Readiness[R], Landing, Generic[R]):
             if deadline == 0:
                 return 0
             # Back in the interpreter: a pending KeyboardInterrupt is raised here.
+            self._settle_views()
             if lib.kring_producer_gone(c) == 1 and lib.kring_pending(c) == 0:
                 self._check(lib.kring_consumer_stats(c, self._stats), "read")
                 raise errors.ProducerGoneError(
@@ -259,12 +263,16 @@ class Ring(Readiness[R], Landing, Generic[R]):
                     got = self._wait_more(rc, room, deadline)
                 result = build(arg, got, limit)
             except BaseException as exc:
-                lib.kring_rewind(c)
+                # What was drained goes back; a read that found the ring closed
+                # drained nothing, and keeps what it skipped and counted lost.
+                if not (isinstance(exc, errors.RingClosedError) and not self._n[0]):
+                    lib.kring_rewind(c)
                 if commit and isinstance(exc, errors.KringError):
                     lib.kring_commit(c)
                 raise
             # Nothing read and nothing of earlier reads to publish: no call.
             if commit and (got or c.pos != c.committed):
+                self._settle_views()
                 lib.kring_commit(c)
             self._drained()
             return result
@@ -314,6 +322,7 @@ class Ring(Readiness[R], Landing, Generic[R]):
         """Publish the position after reads with ``commit=False``."""
         self._enter()
         try:
+            self._settle_views()
             lib.kring_commit(self._c)
         finally:
             self._leave()

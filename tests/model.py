@@ -149,6 +149,7 @@ class RingModel:
         self.next_seq = 0
         self.gaps = 0
         self.seq_started = seq_started
+        self.hold: Optional[int] = None     # a zero-copy view's rows in use: commits stop there
 
     # -- producer ----------------------------------------------------------------
     def write(self, tid: int, bodies: Sequence[bytes], flags: int = 0, ts: int = 0) -> List[int]:
@@ -183,6 +184,51 @@ class RingModel:
         self.dropped += len(bodies) - done
         self.seq += len(bodies) - done
         self.producer_pos = pos & U64
+        return offsets
+
+    def reserve(self, tid: int, bodies: Sequence[bytes], flags: int = 0, publish: bool = True) -> List[int]:
+        """A zero-copy reservation of len(bodies) full-size records of `tid`
+        (csrc/kring_reserve.c, drop policy): contiguous, so a DISCARD record
+        pads to the end of the data area first (published at once) when they
+        would not fit before it; with no room, all of them are dropped.
+        `publish` False: the block raised, nothing but the padding is
+        published. Returns the data offsets of the records published."""
+        size, _ = self.types[tid]
+        sp = span(size)
+        n = len(bodies)
+        need = n * sp
+        assert n <= self.capacity // 4 // sp
+        if n == 0:
+            return []
+        while True:
+            room = self.capacity - ((self.producer_pos - self.consumer_pos) & U64)
+            off = self.producer_pos & self.mask
+            pad = self.capacity - off if off + need > self.capacity else 0
+            if pad and pad <= room:
+                struct.pack_into("<II", self.data, off, (pad - RECORD_HEADER) | DISCARD, 0)
+                self.producer_pos = (self.producer_pos + pad) & U64
+                continue
+            if not pad and need <= room:
+                break
+            if publish:                     # the drop counted at the end of the block
+                self.dropped += n
+                self.seq += n
+            return []
+        if not publish:
+            for body in bodies:             # filled in place, never published
+                self.data[off + RECORD_HEADER + EVENT_HEADER:off + RECORD_HEADER + size] = body
+                off += sp
+            return []
+        offsets = []
+        for body in bodies:
+            assert EVENT_HEADER + len(body) == size
+            struct.pack_into("<IIQQHHI", self.data, off, size, 0, self.seq, 0, tid, flags, 0)
+            self.data[off + RECORD_HEADER + EVENT_HEADER:off + RECORD_HEADER + size] = body
+            offsets.append(off)
+            self.seq += 1
+            off += sp
+        self.written += n
+        self.producer_pos = (self.producer_pos + need) & U64
         return offsets
 
     def stamp(self, offsets: Sequence[int], ts: int) -> None:
@@ -222,8 +268,69 @@ class RingModel:
             raise ClosedModel()
         return d
 
+    def view(self, max_records: Optional[int] = None):
+        """One zero-copy view (csrc/kring_view.c): ("view", tid, rows, start)
+        for a run of full-size records of one type from ring position start,
+        at most max_records and a quarter of the data area (the first record
+        always); ("copy", Drained, state before it) when the first record is
+        a short one or nothing is pending (the view is then a drain without
+        commit); ("empty",) when max_records is 0. Padding before the run is skipped. Raises ClosedModel as
+        drain() does. Nothing is committed."""
+        pos, prod = self.read_pos, self.producer_pos
+        while pos != prod and (max_records is None or max_records > 0):
+            off = pos & self.mask
+            (hlen,) = struct.unpack_from("<I", self.data, off)
+            length = hlen & LEN_MASK
+            sp = span(length)
+            if hlen & DISCARD:
+                pos = (pos + sp) & U64
+                continue
+            tid = struct.unpack_from("<H", self.data, off + RECORD_HEADER + 16)[0]
+            if length != self.types[tid][0]:
+                self.read_pos = pos
+                mark = self.snapshot()
+                return ("copy", self.drain(max_records, commit=False), mark)
+            most = self.capacity // 4 // sp
+            if max_records is not None:
+                most = min(most, max_records)
+            most = max(1, most)
+            rows, seqs, start = [], [], pos
+            while len(rows) < most and pos != prod:
+                off = pos & self.mask
+                if rows and off == 0:
+                    break                   # the rows are contiguous: never across the end
+                if off + sp > self.capacity or struct.unpack_from("<I", self.data, off)[0] != hlen or \
+                        struct.unpack_from("<H", self.data, off + RECORD_HEADER + 16)[0] != tid:
+                    break
+                rows.append(bytes(self.data[off + RECORD_HEADER:off + RECORD_HEADER + length]))
+                seqs.append(struct.unpack_from("<Q", self.data, off + RECORD_HEADER)[0])
+                pos = (pos + sp) & U64
+            acc = SeqState(self.next_seq, self.gaps, self.seq_started)
+            acc.account(seqs)
+            self.next_seq, self.gaps, self.seq_started = acc.next_seq, acc.gaps, acc.started
+            self.read_pos = pos
+            self.records_read += len(rows)
+            return ("view", tid, rows, start)
+        self.read_pos = pos
+        if pos == prod:
+            mark = self.snapshot()          # nothing there: a drain says whether it is closed
+            return ("copy", self.drain(max_records, commit=False), mark)
+        return ("empty",)
+
+    def snapshot(self) -> tuple:
+        """The consumer's private state (what kring_mark keeps)."""
+        return (self.read_pos, self.records_read, self.next_seq, self.gaps, self.seq_started)
+
+    def restore(self, state: tuple) -> None:
+        """Back to a snapshot (kring_rewind)."""
+        self.read_pos, self.records_read, self.next_seq, self.gaps, self.seq_started = state
+
     def commit(self) -> None:
-        self.consumer_pos = self.read_pos
+        """Publish the read position, but not past a view's rows in use."""
+        to = self.read_pos
+        if self.hold is not None and (self.hold - self.consumer_pos) & U64 < (to - self.consumer_pos) & U64:
+            to = self.hold
+        self.consumer_pos = to
 
     @property
     def pending_bytes(self) -> int:

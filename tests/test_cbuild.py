@@ -8,14 +8,16 @@ import subprocess
 
 import pytest
 
+from pykring._build import COMMON_SOURCES, PLATFORM_SOURCES
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSRC = os.path.join(ROOT, "csrc")
 INCLUDE = os.path.join(ROOT, "include")
 FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I" + INCLUDE, "-I" + CSRC]
-PORTABLE = ["kring_consumer.c", "kring_drain.c", "kring_wait.c", "kring_producer.c", "kring_meta.c", "kring_events.c"]
 #: As pykring/_build.py compiles them per platform.
-LINUX = PORTABLE + ["kring_linux.c", "kring_guard.c", "kring_bpf_map.c"]
-WINDOWS = PORTABLE + ["kring_win.c", "kring_driver_map.c"]
+PORTABLE = COMMON_SOURCES
+LINUX = PORTABLE + PLATFORM_SOURCES["linux"]
+WINDOWS = PORTABLE + PLATFORM_SOURCES["win32"]
 
 
 def _compile(cc, files, tmp_path, extra=()):

@@ -2,6 +2,7 @@
 (tests/model.py): known-answer byte layouts, then a hypothesis state machine
 that runs both side by side and compares bytes, records, counters and
 positions after every step."""
+import ctypes
 import struct
 import time
 
@@ -202,6 +203,29 @@ def test_write_strided_array(ring_name, full):
 
 # -- the state machine ----------------------------------------------------------------
 
+class Boom(Exception):
+    """Raised inside a view or reservation block."""
+
+
+def row_bytes(rows):
+    """The bytes of each row in place, as a (rows, itemsize) uint8 array:
+    rows are strided views into the ring, and numpy's own copies of them
+    (tobytes, np.array) leave the bytes between fields (the event header's
+    `reserved`) undefined."""
+    if not len(rows):
+        return np.zeros((0, rows.dtype.itemsize), np.uint8)
+    addr = rows.__array_interface__["data"][0]
+    span_, size = rows.strides[0], rows.dtype.itemsize
+    whole = (ctypes.c_uint8 * ((len(rows) - 1) * span_ + size)).from_address(addr)
+    return np.lib.stride_tricks.as_strided(np.ctypeslib.as_array(whole), (len(rows), size), (span_, 1))
+
+
+def fill_rows(rows, bodies):
+    """Write each row's body bytes (everything after the event header) in place."""
+    if len(rows):
+        row_bytes(rows)[:, 24:] = bodies
+
+
 CAPACITIES = [4096, 8192, 16384]
 
 
@@ -232,6 +256,7 @@ class RingMachine(RuleBasedStateMachine):
         self.prod = None
         self.raw = None
         self.model = None
+        self.kept = None            # a field of a view's rows, kept past its block
 
     @initialize(data=st.data())
     def create(self, data):
@@ -271,6 +296,7 @@ class RingMachine(RuleBasedStateMachine):
         self.full = {name: self.ring.dtypes[name] for name in self.bodies}
 
     def teardown(self):
+        self.kept = None
         if self.prod is not None:
             self.prod.close()
         if self.ring is not None:
@@ -426,11 +452,116 @@ class RingMachine(RuleBasedStateMachine):
         self.ring.commit()
         self.model.commit()
 
+    # -- zero copy -------------------------------------------------------------------
+    @precondition(lambda self: self.prod is not None)
+    @rule(data=st.data())
+    def reserve(self, data):
+        """Producer.reserve: rows filled in place, published at the end of the
+        block; an exception in the block publishes nothing."""
+        name = data.draw(st.sampled_from(sorted(self.bodies)), label="type")
+        tid = self.ids[name]
+        size = self.types[tid][0]
+        sp = model.span(size)
+        most = self.model.capacity // 4 // sp
+        n = data.draw(st.integers(0, most + 1), label="n")
+        flags = data.draw(st.integers(0, 0xFFFF), label="flags")
+        fail = data.draw(st.booleans(), label="raises in the block")
+        if n > most:
+            with pytest.raises(ValueError, match="at most %d" % most):
+                with self.prod.reserve(n, type=name):
+                    pass
+            return
+        seed = data.draw(st.integers(0, 2 ** 32 - 1))
+        bodies = np.random.default_rng(seed).integers(0, 256, (n, size - 24), dtype=np.uint8)
+        t0 = time.time_ns()
+        try:
+            with self.prod.reserve(n, type=name, flags=flags) as rows:
+                assert rows.dtype == self.full[name] and len(rows) == n and rows.flags.writeable
+                fill_rows(rows, bodies)
+                if fail:
+                    raise Boom()
+        except Boom:
+            event("reserve: raised in the block")
+        t1 = time.time_ns()
+        # After the block: read-only, and emptied if in the ring (nothing was derived from it).
+        assert not rows.flags.writeable and (len(rows) == 0 or rows.base is None)
+        offsets = self.model.reserve(tid, [b.tobytes() for b in bodies], flags, publish=not fail)
+        if offsets:
+            stamps = {u64(self.raw, DATA + off + 16) for off in offsets}
+            assert len(stamps) == 1, "one reservation, one timestamp"
+            ts = stamps.pop()
+            assert t0 <= ts <= t1
+            self.model.stamp(offsets, ts)
+        elif n and not fail:
+            event("reserve: no room, dropped")
+        assert self.prod.written == self.model.written
+        assert self.prod.dropped == self.model.dropped
+
+    @precondition(lambda self: self.model is not None)
+    @rule(data=st.data())
+    def view(self, data):
+        """Ring.view: rows in place, consumed at the end of the block unless
+        it raised; rows kept past the block hold the ring."""
+        max_records = data.draw(st.one_of(st.none(), st.integers(0, 30)), label="max_records")
+        fail = data.draw(st.booleans(), label="raises in the block")
+        keep = self.kept is None and data.draw(st.booleans(), label="keep a field past the block")
+        mark = self.model.snapshot()
+        try:
+            expected = self.model.view(max_records)
+        except model.ClosedModel:
+            event("view: closed")
+            with pytest.raises(pykring.RingClosedError):
+                with self.ring.view(max_records):
+                    pass
+            return
+        if expected[0] == "copy":
+            mark = expected[2]                  # a copy rewinds to the drain's start
+        names = {tid: name for name, tid in self.ids.items()}
+        try:
+            with self.ring.view(max_records) as got:
+                arrays = {next(iter(self.bodies)): got} if isinstance(got, np.ndarray) else dict(got)
+                assert set(arrays) == set(self.bodies)
+                want = {name: b"" for name in self.bodies}
+                if expected[0] == "view":
+                    event("view: in place")
+                    _, tid, rows, start = expected
+                    want[names[tid]] = b"".join(rows)
+                    assert not arrays[names[tid]].flags.writeable
+                    if keep and rows:
+                        self.kept = arrays[names[tid]]["seq"]
+                        self.kept_seqs = self.kept.tolist()
+                        self.model.hold = start
+                elif expected[0] == "copy":
+                    event("view: copied")
+                    for tid, row in expected[1].rows:
+                        want[names[tid]] += row
+                for name, a in arrays.items():
+                    assert a.dtype == self.full[name]
+                    got_bytes = row_bytes(a).tobytes() if a.base is not None and len(a) else a.tobytes()
+                    assert got_bytes == want[name], name
+                if fail:
+                    raise Boom()
+        except Boom:
+            self.model.restore(mark)
+        self.model.commit()
+
+    @precondition(lambda self: self.kept is not None)
+    @rule()
+    def release_kept(self):
+        """The rows kept past a view go; the next call publishes past them."""
+        assert self.kept.tolist() == self.kept_seqs, "kept rows were overwritten"
+        self.kept = None
+        self.ring.commit()
+        self.model.hold = None
+        self.model.commit()
+
     # -- after every step ------------------------------------------------------------
     @invariant()
     def agrees_with_model(self):
         if self.model is None:
             return
+        if self.kept is not None:
+            assert self.kept.tolist() == self.kept_seqs, "kept rows were overwritten"
         m = self.model
         s = self.ring.stats
         assert (s.written, s.dropped, s.lost, s.read, s.pending_bytes, s.capacity) == (

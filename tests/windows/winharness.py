@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from pykring._build import COMMON_SOURCES, PLATFORM_SOURCES
+
 ROOT = Path(__file__).resolve().parents[2]
 DRV = ROOT / "drv"
 CSRC = ROOT / "csrc"
@@ -22,8 +24,7 @@ INCLUDE = ROOT / "include"
 HERE = Path(__file__).resolve().parent
 MINGW_CC = "x86_64-w64-mingw32-gcc"
 #: The csrc files a Windows consumer or producer links (as the extension does on win32).
-CSRC_WIN = [CSRC / f for f in ("kring_consumer.c", "kring_drain.c", "kring_wait.c", "kring_producer.c", "kring_meta.c",
-                               "kring_events.c", "kring_win.c", "kring_driver_map.c")]
+CSRC_WIN = [CSRC / f for f in COMMON_SOURCES + PLATFORM_SOURCES["win32"]]
 #: -Werror: the Windows C code must build warning-free.
 MINGW_FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I" + str(INCLUDE), "-I" + str(CSRC), "-I" + str(DRV)]
 

@@ -1,0 +1,158 @@
+"""Zero-copy reads: :meth:`Ring.view <pykring.Ring.view>`, rows that are
+the records in the mapped ring, consumed when the ``with`` block ends.
+
+A view is a run of records of one type, each of that type's full size, in
+ring order: numpy then sees them as rows ``span`` bytes apart (the record
+header between two rows is not part of any row). A record of another type,
+a shorter one (the variable-length records of a kernel source), the end of
+the data area (rings mapped once) or a quarter of the data area end the
+run; the next view starts there. When the very first record is one only a
+copy can give whole, the view is a copy (as :meth:`read_batch` makes),
+consumed the same way. :class:`Views` is a part of :class:`~pykring.Ring`.
+"""
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from . import errors
+from ._inplace import Holds, rows_at, unmap_when_unused
+from ._lib import ffi, lib
+from .batch import Batch
+
+_NO_LIMIT = 1 << 62
+
+
+class Views:
+    """The zero-copy side of a :class:`~pykring.Ring`."""
+
+    # Given by Ring (and its other parts).
+    _c: Any
+    _types: Any
+    _single: bool
+    _closing: bool
+    _empty: Dict[int, np.ndarray]
+
+    def _start_views(self) -> None:
+        c = self._c
+        self._holds = Holds(lambda pos, on: lib.kring_hold(c, pos, on))
+        self._view_out = ffi.new("struct kring_view *")
+        self._dtype_of = {tid: (name, dt) for tid, name, dt in self._types}
+
+    def view(self, max_records: Optional[int] = None, timeout: Optional[float] = 0) -> "_ViewBlock":
+        """Records without a copy: ``with ring.view() as rows:`` gives what
+        :meth:`read` gives (an array; a :class:`Batch` for a ring of several
+        types, via :meth:`read_batch`), read-only, but as views of the
+        records in the ring itself. They are consumed when the block ends
+        without an exception (an exception leaves them in the ring for the
+        next read); a view is a run of one record type, so it may end
+        before what is pending does (module :mod:`pykring._view`).
+
+        ``max_records`` and ``timeout`` as for :meth:`read`. One view at a
+        time per Ring (a second ``view()`` inside the block raises
+        RuntimeError); :meth:`read` and iteration still copy.
+
+        Rows kept past the block stay valid: the ring does not reuse their
+        bytes while any array of them (a field, a slice) is alive, and the
+        mapping stays until then, also after :meth:`close`. The producer
+        meanwhile has that much less room: keep ``np.array(rows)`` (a copy)
+        rather than the rows themselves for long.
+        """
+        return _ViewBlock(self, max_records, timeout)
+
+    def _settle_views(self) -> None:
+        """Apply the holds of rows that died since the last call (locked)."""
+        if self._holds.dirty:
+            self._holds.settle()
+
+    def _unmap_after_views(self) -> None:
+        """Close the consumer now, or once the last rows in it are gone."""
+        c = self._c
+        unmap_when_unused(self._holds.alive(), lambda: lib.kring_consumer_close(c))
+
+
+class _ViewBlock:
+    """What :meth:`Views.view` returns: the ``with`` block of one view."""
+
+    __slots__ = ("_ring", "_max", "_timeout", "_end", "_in_place", "_rows")
+
+    def __init__(self, ring: Any, max_records: Optional[int], timeout: Optional[float]):
+        if max_records is not None and max_records < 0:
+            raise ValueError("max_records must be >= 0")
+        self._ring, self._max, self._timeout = ring, max_records, timeout
+        self._end: Optional[int] = None     # the position after the rows, if any were taken
+        self._in_place = False              # rows in the ring, held until they are gone
+        self._rows: Optional[np.ndarray] = None    # those rows, as the block got them
+
+    def __enter__(self) -> Any:
+        ring = self._ring
+        if ring._holds.open is not None:
+            raise RuntimeError("a view of this ring is open already: end its with block first "
+                               "(one view at a time per Ring)")
+        limit = _NO_LIMIT if self._max is None else int(self._max)
+        ring._enter()
+        try:
+            ring._settle_views()
+            if self._timeout != 0 and limit and lib.kring_pending(ring._c) == 0:
+                if not ring._wait(self._timeout):
+                    return self._empty()
+            c, v = ring._c, ring._view_out
+            lib.kring_mark(c)
+            rc = lib.kring_view(c, limit, v)
+            if rc < 0:
+                ring._check(rc, "view")
+            if v.count == 0:
+                # A record only a copy gives whole, or nothing at all (the
+                # drain then says whether the producer closed the ring).
+                if v.copy or lib.kring_pending(c) == 0:
+                    return self._copy(limit)
+                return self._empty()
+            name, dt = ring._dtype_of[v.type]
+            if dt.itemsize != v.size:
+                lib.kring_rewind(c)
+                return self._copy(limit)
+            rows, region = rows_at(c.m.data + v.offset, v.count, v.span, dt, False)
+            self._end, self._in_place, self._rows = int(c.pos), True, rows
+            ring._holds.begin(int(v.start), region)
+            if ring._single:
+                return rows
+            arrays = {n: ring._empty[tid] for tid, n, _ in ring._types}
+            arrays[name] = rows
+            return Batch(arrays)
+        finally:
+            ring._leave()
+
+    def _empty(self) -> Any:
+        ring = self._ring
+        if ring._single:
+            return ring._empty[ring._tid0]
+        return Batch(ring._empty_batch)
+
+    def _copy(self, limit: int) -> Any:
+        """A record only a copy can give whole: the rows of a copying read,
+        consumed when the block ends as a view's are."""
+        ring = self._ring
+        if ring._single:
+            out = ring.read(limit, 0, commit=False)
+        else:
+            out = ring.read_batch(limit, 0, commit=False)
+        self._end = int(ring._c.pos)
+        return out
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        ring = self._ring
+        holds = ring._holds
+        try:
+            ring._enter()
+        except errors.ObjectClosedError:
+            return                      # closed in the block: the close unmaps after the rows
+        try:
+            c = ring._c
+            if exc_type is not None and self._end is not None and int(c.pos) == self._end:
+                lib.kring_rewind(c)     # not consumed: the next read gets them again
+            if self._in_place:
+                rows, self._rows = self._rows, None
+                holds.end(rows)             # gives the ring the hold that is left
+            lib.kring_commit(c)
+            ring._drained()
+        finally:
+            ring._leave()

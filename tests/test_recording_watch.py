@@ -26,6 +26,22 @@ pytestmark = pytest.mark.skipif(not IS_ROOT, reason="the kernel event source nee
 FORMATS = (".arrows", ".parquet", ".jsonl")
 
 
+#: Watch processes a test started and has not seen end (killed after it).
+_running: list = []
+
+
+@pytest.fixture(autouse=True)
+def _no_watch_outlives_its_test():
+    """A test that fails before it stops its watches kills them: a watch of a
+    busy machine left running would load every later test."""
+    yield
+    while _running:
+        p = _running.pop()
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=60)
+
+
 class Watch:
     """A `python -m pykring watch` process, stdout and stderr in files."""
 
@@ -35,6 +51,7 @@ class Watch:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.p = subprocess.Popen([sys.executable, "-m", "pykring", "watch", *args], stdout=out,
                                       stderr=err, cwd=ROOT)
+        _running.append(self.p)
 
     def started(self, timeout=180.0):
         end = time.monotonic() + timeout
@@ -47,7 +64,9 @@ class Watch:
 
     def stop(self, sig=signal.SIGINT):
         self.p.send_signal(sig)
-        self.p.wait(timeout=60)
+        # A hang guard, not a time limit: on a busy machine a watch may have
+        # a long backlog of the machine's events to print and record first.
+        self.p.wait(timeout=300)
         if sig == signal.SIGINT:
             assert self.p.returncode == 0, self.err
         return self.out
@@ -167,9 +186,19 @@ def test_a_killed_watch_leaves_a_recording_that_replays_up_to_its_last_batch(tmp
                for fmt in FORMATS}
     for w in watches.values():
         w.started()
+    # Until each watch printed the tagged events and more after them, for 2 s
+    # more at least: a watch records a batch right after printing it, so a
+    # busy machine delays, but does not skip, the recording of the first.
+    seen = {fmt: None for fmt in watches}
     end = time.monotonic() + 3
-    while time.monotonic() < end:
+    give_up = time.monotonic() + 300
+    while (time.monotonic() < end or
+           any(n is None or len(watches[f].out) <= n[0] or time.monotonic() < n[1] for f, n in seen.items())):
+        assert time.monotonic() < give_up, "the watches printed nothing after the tagged events"
         workload(tmp_path, tag)
+        for fmt, w in watches.items():
+            if seen[fmt] is None and tag.encode() in w.out:
+                seen[fmt] = (len(w.out), time.monotonic() + 2)
     for w in watches.values():
         w.stop(signal.SIGKILL)
     assert os.path.exists(str(tmp_path / "k.parquet") + recording._JOURNAL)   # no Parquet file: killed

@@ -50,6 +50,10 @@ rounds of pykring's rate / the peer's rate in the same round.
 A transport whose package is not installed is reported as not installed
 (its keys null under --json), never an error.
 
+The zero-copy path also runs with rings of 256 KiB to 16 MiB (the sweep), each batch at most
+a quarter of the ring: ``zero_copy_ring_<KiB>k_records_per_s_<size>`` and
+``zero_copy_ring_<KiB>k_vs_16m_<size>`` (to the 16 MiB ring, same round).
+
 Keys: ``peer_<peer>_records_per_s_<size>``, ``vs_<peer>_<size>``, ``vs_<peer>_zero_copy_<size>``,
 ``peer_<peer>_consumer_busy_<size>``, ``peers_lossless``, ``drain_checked``.
 
@@ -108,6 +112,8 @@ COUNTS = {
     "mp_queue": (100_000, 50_000),
 }
 QUICK_DIV = 4
+#: The ring sizes of the zero-copy sweep (each batch at most a quarter of the ring).
+SWEEP_BYTES = (256 << 10, 1 << 20, 4 << 20, 16 << 20)
 ROUNDS = {"quick": 3, "full": 5}
 SIZES = {"quick": (64, 1024), "full": (64, 1024)}
 
@@ -160,6 +166,7 @@ class Transport:
     def __init__(self, size: int, count: int, batch: int):
         self.size, self.count, self.batch = size, count, batch
         self.tag = unique_ring_name("bench-peer")
+        self.ring_bytes = BUFFER_BYTES      #: pykring's ring (the ring-size sweep sets others)
 
     def before_fork(self) -> None: ...
     def consumer_setup(self) -> None: ...
@@ -201,7 +208,7 @@ class PykringT(Transport):
         from .e2e import out_rows_for
 
         self.name = unique_ring_name("bench-peer%d" % self.size)
-        self.ring = pykring.create(self.name, BUFFER_BYTES, body_dtype_for(self.size))
+        self.ring = pykring.create(self.name, self.ring_bytes, body_dtype_for(self.size))
         self.out = np.empty(out_rows_for(self.size), dtype=self.ring.dtype)
         self.out.view(np.uint8).fill(0)
 
@@ -684,6 +691,7 @@ def consumer_main(params: dict) -> int:
     peer, size, count = params["peer"], params["size"], params["count"]
     ctx = mp.get_context("fork")
     t: Transport = TRANSPORTS[peer](size, count, params["batch"])
+    t.ring_bytes = params.get("ring_bytes", BUFFER_BYTES)
     setup_done, ready, go, ack = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
     t._ack = ack
     res_r, res_w = ctx.Pipe(duplex=False)
@@ -748,9 +756,13 @@ def _child_env() -> Dict[str, str]:
     return env
 
 
-def one_run(peer: str, size: int, count: int) -> dict:
-    """One run of `peer` in a fresh consumer process."""
-    params = {"peer": peer, "size": size, "count": count, "batch": batch_for(size)}
+def one_run(peer: str, size: int, count: int, ring_bytes: int = BUFFER_BYTES) -> dict:
+    """One run of `peer` in a fresh consumer process (pykring's ring of
+    `ring_bytes`; a batch takes at most a quarter of it)."""
+    batch = batch_for(size)
+    if peer.startswith("pykring"):
+        batch = min(batch, ring_bytes // 4 // (size + 8))
+    params = {"peer": peer, "size": size, "count": count, "batch": batch, "ring_bytes": ring_bytes}
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.peers", "--consumer", json.dumps(params)],
                             cwd=ROOT, env=_child_env(), stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -834,11 +846,44 @@ def run(report: Report, quick: bool, peers: Optional[List[str]] = None,
                 report.add("vs_%s_zero_copy_%d" % (peer, size), None, "x", samples=pairs,
                            note="pykring zero-copy (reserve -> view) records/s / %s records/s, same round"
                            % peer)
+    if "pykring_zero_copy" in present:
+        lossless = _sweep(report, quick, sizes, rounds) and lossless
     report.add("peers_lossless", lossless, note="every run: count, order, last record, producer exit")
     if "pykring_zero_copy" in present:
         report.add("drain_checked", lossless and bool(rates.get(("pykring_zero_copy", sizes[0]))),
                    note="every zero-copy run: the seq of every record, count, the last record byte for "
                         "byte, producer exit")
+
+
+def _sweep(report: Report, quick: bool, sizes, rounds: int) -> bool:
+    """The zero-copy path with rings of SWEEP_BYTES (batches of at most a
+    quarter of the ring): records/s of each, and its ratio to the 16 MiB ring
+    in the same round, so a user can pick the size that stays in cache."""
+    ok = True
+    for size in sizes:
+        count = count_for("pykring_zero_copy", size, quick)
+        rates: Dict[int, List[float]] = {}
+        for r in range(rounds):
+            for rb in SWEEP_BYTES:
+                log("peers: zero-copy ring sweep, %d-byte records, round %d/%d, %d KiB ring"
+                    % (size, r + 1, rounds, rb >> 10))
+                res = one_run("pykring_zero_copy", size, count, rb)
+                if not res.get("ok"):
+                    ok = False
+                    report.fail("peers zero-copy sweep %d KiB %d B: %s"
+                                % (rb >> 10, size, "; ".join(res.get("problems", ["?"]))))
+                    continue
+                rates.setdefault(rb, []).append(res["records"] / res["seconds"])
+        base = rates.get(BUFFER_BYTES, [])
+        for rb, got in sorted(rates.items()):
+            report.add("zero_copy_ring_%dk_records_per_s_%d" % (rb >> 10, size), None, "rec/s", samples=got,
+                       note="reserve -> view, a %d KiB ring, batches of %d" % (rb >> 10, min(batch_for(size),
+                                                                                     rb // 4 // (size + 8))))
+            if rb != BUFFER_BYTES and len(got) == len(base):
+                report.add("zero_copy_ring_%dk_vs_16m_%d" % (rb >> 10, size), None, "x",
+                           samples=[a / b for a, b in zip(got, base)],
+                           note="records/s with this ring / with the 16 MiB ring, same round")
+    return ok
 
 
 def _main(argv: List[str]) -> int:

@@ -183,13 +183,18 @@ class Ring(Readiness[R], Landing, Views, Generic[R]):
                 self._check(rc, "wait")
             # Back in the interpreter: a pending KeyboardInterrupt is raised here.
             self._settle_views()
-            if lib.kring_producer_gone(c) == 1 and lib.kring_pending(c) == 0:
-                self._check(lib.kring_consumer_stats(c, self._stats), "wait")
-                raise errors.ProducerGoneError(
-                    "wait: the producer (pid %d) exited without closing the ring; everything it "
-                    "published was read" % self._stats.producer_pid)
+            self._raise_if_producer_gone("wait")
             if deadline is not None and time.monotonic() >= deadline:
                 return False
+
+    def _raise_if_producer_gone(self, what: str) -> None:
+        """ProducerGoneError once a killed producer's records were all read."""
+        c = self._c
+        if lib.kring_producer_gone(c) == 1 and lib.kring_pending(c) == 0:
+            self._check(lib.kring_consumer_stats(c, self._stats), what)
+            raise errors.ProducerGoneError(
+                "wait: the producer (pid %d) exited without closing the ring; everything it "
+                "published was read" % self._stats.producer_pid)
 
     def _wait_more(self, rc: int, limit: int, deadline: Optional[float]) -> int:
         """_read()'s wait after its first call did not end with records:
@@ -211,11 +216,7 @@ class Ring(Readiness[R], Landing, Views, Generic[R]):
                 return 0
             # Back in the interpreter: a pending KeyboardInterrupt is raised here.
             self._settle_views()
-            if lib.kring_producer_gone(c) == 1 and lib.kring_pending(c) == 0:
-                self._check(lib.kring_consumer_stats(c, self._stats), "read")
-                raise errors.ProducerGoneError(
-                    "wait: the producer (pid %d) exited without closing the ring; everything it "
-                    "published was read" % self._stats.producer_pid)
+            self._raise_if_producer_gone("read")
             slice_s = min(2 * slice_s, slice_max)
             left = slice_s
             if deadline is not None:

@@ -13,7 +13,7 @@ next call (:class:`Holds`), and a closed ring unmaps only then
 import collections
 import sys
 import weakref
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, cast
 
 import numpy as np
 
@@ -26,6 +26,7 @@ class _Region:
     referenced."""
 
     __slots__ = ("__array_interface__", "__weakref__")
+    __array_interface__: Dict[str, Any]
 
 
 def rows_at(ptr: Any, count: int, span: int, dtype: np.dtype, writable: bool) -> Tuple[np.ndarray, _Region]:
@@ -47,7 +48,7 @@ def empty_if_alone(rows: np.ndarray) -> None:
     it to go. A derived array (a field, a slice) keeps the rows as they
     are, and the hold with them."""
     if sys.getrefcount(rows.base) == 2:     # rows.base, and the argument of getrefcount
-        rows.__setstate__((1, (0,), rows.dtype, False, b""))
+        rows.__setstate__(cast(Any, (1, (0,), rows.dtype, False, b"")))
     rows.flags.writeable = False
 
 
@@ -88,7 +89,11 @@ class Holds:
         region = ref()
         if region is not None:
             flag = self._dirty
-            self._kept.append((pos, weakref.ref(region, lambda _r, f=flag: f.__setitem__(0, True))))
+
+            def died(_ref: Any) -> None:
+                flag[0] = True
+
+            self._kept.append((pos, weakref.ref(region, died)))
             del region
         self.settle()
 

@@ -163,12 +163,111 @@ static int producer(const char *name, uint64_t count)
     return 0;
 }
 
+/* The zero-copy paths (kring_view, kring_reserve): the same stream, read in
+ * place and written in place. */
+static int consumer_in_place(const char *name, uint64_t count)
+{
+    struct kring_producer_page meta;
+    struct kring_consumer c;
+    struct kring_view v;
+    uint64_t got = 0, bad = 0, views = 0, i;
+    int closed = 0, rc;
+    const ULONGLONG start = GetTickCount64();
+
+    make_meta(&meta);
+    rc = kring_consumer_create(&c, name, &meta, 0);
+    if (rc != KRING_OK) {
+        printf("create failed: %s (os error %d)\n", kring_strerror(rc), c.m.os_error);
+        return 2;
+    }
+    printf("READY\n");
+    fflush(stdout);
+    while (!closed) {
+        if (GetTickCount64() - start > 120000) {
+            printf("timeout\n");
+            break;
+        }
+        rc = kring_wait(&c, 5000000000LL);
+        if (rc == KRING_E_TIMEOUT)
+            continue;
+        rc = kring_view(&c, UINT64_MAX, &v);
+        if (rc != KRING_OK || v.copy) {
+            printf("view failed: %s reason %s copy %d\n", kring_strerror(rc), kring_corrupt_reason(c.err_reason),
+                   v.copy);
+            break;
+        }
+        for (i = 0; i < v.count; i++) {
+            const struct rec *r = (const struct rec *)(c.m.data + v.offset + i * v.span);
+
+            if (r->value != r->h.seq || r->check != r->value * CHECK_K || r->h.type != TYPE_REC)
+                bad++;
+        }
+        got += v.count;
+        views += v.count > 0;
+        kring_commit(&c);
+        if (v.count == 0 && kring_pending(&c) == 0 && (kring_ring_flags(&c) & KRING_F_CLOSED))
+            closed = 1;
+    }
+    printf("records=%llu gaps=%lld bad=%llu written=%llu dropped=%llu waits=%llu producer_alive_seen=1 closed=%d\n",
+           (unsigned long long)got, (long long)c.gaps, (unsigned long long)bad,
+           (unsigned long long)c.m.prod->written, (unsigned long long)c.m.prod->dropped,
+           (unsigned long long)views, closed);
+    rc = got == count && c.gaps == 0 && bad == 0 && closed && c.m.prod->dropped == 0 ? 0 : 1;
+    kring_consumer_close(&c);
+    return rc;
+}
+
+static int producer_in_place(const char *name, uint64_t count)
+{
+    struct kring_producer p;
+    struct kring_reservation r;
+    uint64_t seq = 0;
+    int rc = KRING_E_NOTFOUND, tries;
+
+    for (tries = 0; tries < 200 && rc != KRING_OK; tries++) {
+        rc = kring_producer_open(&p, name, KRING_BLOCK);
+        if (rc != KRING_OK)
+            Sleep(50);
+    }
+    if (rc != KRING_OK) {
+        printf("open failed: %s\n", kring_strerror(rc));
+        return 2;
+    }
+    while (seq < count) {
+        uint64_t n = count - seq < BATCH ? count - seq : BATCH, i;
+
+        rc = kring_reserve(&p, TYPE_REC, n, 30000000000LL, &r);
+        if (rc != KRING_OK || r.count != n) {
+            printf("reserve failed at %llu: %s\n", (unsigned long long)seq, kring_strerror(rc));
+            kring_producer_close(&p, 1);
+            return 1;
+        }
+        for (i = 0; i < n; i++) {
+            struct rec *row = (struct rec *)(p.m.data + r.offset + i * r.span);
+
+            row->value = seq + i;
+            row->check = (seq + i) * CHECK_K;
+        }
+        rc = kring_publish(&p, &r, n, 0);
+        if (rc != KRING_OK) {
+            printf("publish failed at %llu: %s\n", (unsigned long long)seq, kring_strerror(rc));
+            kring_producer_close(&p, 1);
+            return 1;
+        }
+        seq += n;
+    }
+    printf("written=%llu dropped=%llu wakeups=%llu\n", (unsigned long long)p.written,
+           (unsigned long long)p.dropped, (unsigned long long)p.wakeups);
+    kring_producer_close(&p, 1);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t count;
 
     if (argc != 4) {
-        fprintf(stderr, "usage: shm_ring.exe consumer|producer NAME COUNT\n");
+        fprintf(stderr, "usage: shm_ring.exe consumer|producer[-in-place] NAME COUNT\n");
         return 2;
     }
     count = strtoull(argv[3], NULL, 10);
@@ -176,5 +275,9 @@ int main(int argc, char **argv)
         return consumer(argv[2], count);
     if (strcmp(argv[1], "producer") == 0)
         return producer(argv[2], count);
+    if (strcmp(argv[1], "consumer-in-place") == 0)
+        return consumer_in_place(argv[2], count);
+    if (strcmp(argv[1], "producer-in-place") == 0)
+        return producer_in_place(argv[2], count);
     return 2;
 }

@@ -1,20 +1,25 @@
 """A user-mode ring under Wine: producer and consumer are two Wine processes
 (tests/windows/shm_ring.c) over a named file mapping and named events
 (csrc/kring_win.c), 10^6 records with the blocking producer: zero loss,
-every record checked, the ring closed cleanly at the end."""
+every record checked, the ring closed cleanly at the end; then the same with
+the zero-copy paths (kring_reserve and kring_publish, kring_view), records
+written and checked in place."""
 import re
 import threading
 import uuid
+
+import pytest
 
 from .winharness import CSRC_WIN, HERE, mingw_build
 
 COUNT = 1_000_000
 
 
-def test_two_processes_one_million_records(wine, win_build_dir):
+@pytest.mark.parametrize("how", ["", "-in-place"], ids=["copy", "in-place"])
+def test_two_processes_one_million_records(wine, win_build_dir, how):
     exe = mingw_build(win_build_dir / "shm_ring.exe", [HERE / "shm_ring.c", *CSRC_WIN])
     name = "kring-test-%s" % uuid.uuid4().hex[:12]
-    consumer = wine.popen([exe, "consumer", name, COUNT])
+    consumer = wine.popen([exe, "consumer" + how, name, COUNT])
     try:
         # The consumer creates the ring (it exists while a handle is open)
         # and says READY; read that line without blocking forever.
@@ -24,7 +29,7 @@ def test_two_processes_one_million_records(wine, win_build_dir):
         reader.join(60)
         assert ready and ready[0].strip() == "READY", "consumer did not start: %r" % ready
 
-        producer = wine.run([exe, "producer", name, COUNT], timeout=120)
+        producer = wine.run([exe, "producer" + how, name, COUNT], timeout=120)
         out, err = consumer.communicate(timeout=120)
     finally:
         if consumer.poll() is None:

@@ -307,6 +307,28 @@ def test_spawned_processes_are_all_seen(bins):
 
 
 @needs_root
+def test_a_view_of_the_kernel_ring_gives_its_records_as_a_read_does(bins):
+    """Kernel records are variable-length (a process_start as long as its
+    strings): Ring.view on the kernel ring copies them, as a Batch,
+    consumed at the end of the block; every process this test started is
+    seen once (the ring filtered in the kernel to this test's process tree)."""
+    me = os.getpid()
+    with pykring.kernel(events=("process",), tree=me) as ring:
+        procs = [subprocess.Popen([bins["kern_exit"], "0", "view-%d" % i]) for i in range(20)]
+        for p in procs:
+            assert p.wait(timeout=60) == 0
+        pids = {p.pid for p in procs}
+        exits = []
+        deadline = time.monotonic() + 60
+        while not pids <= set(exits) and time.monotonic() < deadline:
+            with ring.view(timeout=1) as batch:
+                assert isinstance(batch, pykring.Batch) and set(batch) == set(ring.dtypes)
+                exits += [pid for pid in batch["process_exit"]["pid"].tolist() if pid in pids]
+        assert sorted(exits) == sorted(pids)          # each once: consumed at the end of each block
+        assert ring.stats.lost == 0
+
+
+@needs_root
 def test_dlopen_reports_the_library_main_binary_and_loader(bins):
     """A process that dlopens a library (through a symlink): image_load for the
     library's canonical path, covering the symbol dlsym found; for the main

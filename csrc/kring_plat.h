@@ -99,6 +99,11 @@ int64_t kring_producer_free(struct kring_producer *p, uint64_t *seen);
 int kring_producer_wait_space(struct kring_producer *p, uint64_t seen, int64_t timeout_ns);
 void kring_producer_notify(struct kring_producer *p);
 int kring_producer_interrupted(const struct kring_producer *p);
+/* A full ring under the block policy: KRING_E_TIMEOUT when timeout_ns (from
+ * `start`, monotonic) is used up (0: at once), KRING_E_INTR after
+ * kring_interrupt, else wait for consumer_pos to move from `seen` and return
+ * KRING_OK (look again) or the wait's KRING_E_INTR / KRING_E_OS. */
+int kring_producer_wait_room(struct kring_producer *p, uint64_t seen, int64_t timeout_ns, uint64_t start);
 
 /* ---- the platform layer (kring_linux.c / kring_win.c) ------------------ */
 

@@ -137,6 +137,24 @@ int kring_producer_wait_space(struct kring_producer *p, uint64_t seen, int64_t t
     return rc;
 }
 
+int kring_producer_wait_room(struct kring_producer *p, uint64_t seen, int64_t timeout_ns, uint64_t start)
+{
+    int64_t left = timeout_ns;
+    int rc;
+
+    if (timeout_ns == 0)
+        return KRING_E_TIMEOUT;
+    if (kring_producer_interrupted(p))
+        return KRING_E_INTR;
+    if (timeout_ns > 0) {
+        left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
+        if (left <= 0)
+            return KRING_E_TIMEOUT;
+    }
+    rc = kring_producer_wait_space(p, seen, left);
+    return rc == KRING_E_INTR || rc == KRING_E_OS ? rc : KRING_OK;
+}
+
 static int write_records(struct kring_producer *p, uint16_t type, const uint8_t *src, uint64_t stride,
                          uint32_t len, const uint32_t *lens, uint64_t n, uint16_t ev_flags,
                          int64_t timeout_ns, uint64_t *done)
@@ -213,30 +231,10 @@ static int write_records(struct kring_producer *p, uint16_t type, const uint8_t 
             kring_store_relaxed_u64(&p->m.prod->dropped, p->dropped);
             break;
         }
-        {
-            int64_t left = timeout_ns;
-
-            if (timeout_ns == 0) {
-                rc = KRING_E_TIMEOUT;
-                break;
-            }
-            if (kring_producer_interrupted(p)) {
-                rc = KRING_E_INTR;
-                break;
-            }
-            if (timeout_ns > 0) {
-                left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
-                if (left <= 0) {
-                    rc = KRING_E_TIMEOUT;
-                    break;
-                }
-            }
-            rc = kring_producer_wait_space(p, seen, left);
-            if (rc == KRING_E_INTR || rc == KRING_E_OS)
-                break;
-            rc = KRING_OK;
-            ts = kring_time_ns();
-        }
+        rc = kring_producer_wait_room(p, seen, timeout_ns, start);
+        if (rc != KRING_OK)
+            break;
+        ts = kring_time_ns();
     }
     *done = i;
     return rc;

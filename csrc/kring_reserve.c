@@ -58,7 +58,6 @@ static int reserve(struct kring_producer *p, uint64_t n, uint64_t span, int64_t 
         const int64_t room = p->broken ? -1 : kring_producer_free(p, &seen);
         const uint64_t off = p->pos & p->m.mask;
         const uint64_t pad = off + need > cap ? cap - off : 0;
-        int64_t left = timeout_ns;
         int rc;
 
         if (room < 0)
@@ -74,17 +73,8 @@ static int reserve(struct kring_producer *p, uint64_t n, uint64_t span, int64_t 
         }
         if (p->policy == KRING_DROP)
             return KRING_OK;            /* count 0: the caller counts the drop */
-        if (timeout_ns == 0)
-            return KRING_E_TIMEOUT;
-        if (kring_producer_interrupted(p))
-            return KRING_E_INTR;
-        if (timeout_ns > 0) {
-            left = timeout_ns - (int64_t)(kring_plat_monotonic_ns() - start);
-            if (left <= 0)
-                return KRING_E_TIMEOUT;
-        }
-        rc = kring_producer_wait_space(p, seen, left);
-        if (rc == KRING_E_INTR || rc == KRING_E_OS)
+        rc = kring_producer_wait_room(p, seen, timeout_ns, start);
+        if (rc != KRING_OK)
             return rc;
     }
 }

@@ -115,14 +115,17 @@ class WineSession:
                       "binPath=", "C:\\windows\\system32\\drivers\\%s.sys" % service)
         assert self.state(service) == "STOPPED", "sc create %s: %s" % (service, out)
 
+    #: How long a start or a stop may take to reach its state: a hang guard,
+    #: not an expectation (a busy machine has taken over 5 s for a stop).
+    SERVICE_DEADLINE_S = 180.0
+
     def _until(self, command: str, service: str, want: str) -> str:
         self.sc(command, service)
         # sc returns once the command is accepted; DriverEntry and
-        # DriverUnload run in winedevice.exe.
+        # DriverUnload run in winedevice.exe, which reports the state after.
+        deadline = time.monotonic() + self.SERVICE_DEADLINE_S
         state = self.state(service)
-        for _ in range(50):
-            if state == want:
-                break
+        while state != want and time.monotonic() < deadline:
             time.sleep(0.1)
             state = self.state(service)
         return state

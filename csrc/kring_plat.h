@@ -129,6 +129,56 @@ void kring_plat_wake_space(struct kring_map *m);
 /* Wake whatever this process waits on through m (kring_interrupt). */
 void kring_plat_interrupt(struct kring_map *m);
 uint64_t kring_plat_monotonic_ns(void);
+
+/* Adaptive spinning before a sleep (kring_wait.c, kring_producer.c): a
+ * waiter polls the other side's position for up to KRING_SPIN_NS before
+ * it sleeps. A peer that is writing or draining moves its position again
+ * within microseconds, and a sleep and its wakeup (a system call on each
+ * side and a reschedule) cost more than that. A spin that sees nothing
+ * come makes the next 1, 3, 7 ... 63 waits sleep at once, and one that
+ * sees it come ends that: a quiet or trickling peer costs a spin per 64
+ * waits at most. */
+#define KRING_SPIN_NS 50000
+#define KRING_SPIN_MAX_FAILS 2
+
+static inline void kring_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+    _mm_pause();        /* <intrin.h> */
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Poll `done(arg)` for up to KRING_SPIN_NS (at most `left_ns` when that
+ * is >= 0), unless `s` says to sleep at once; 1 when it came true. */
+static inline int kring_spin_until(int (*done)(const void *), const void *arg, struct kring_spin *s,
+                                   int64_t left_ns)
+{
+    uint64_t until;
+    int i;
+
+    if (s->skip) {
+        s->skip--;
+        return 0;
+    }
+    until = kring_plat_monotonic_ns() + (left_ns >= 0 && left_ns < KRING_SPIN_NS ? (uint64_t)left_ns : KRING_SPIN_NS);
+    do {
+        for (i = 0; i < 64; i++) {
+            if (done(arg)) {
+                s->fails = 0;
+                return 1;
+            }
+            kring_cpu_relax();
+        }
+    } while (kring_plat_monotonic_ns() < until);
+    if (s->fails < KRING_SPIN_MAX_FAILS)
+        s->fails++;
+    s->skip = (1u << s->fails) - 1;
+    return 0;
+}
 /* The wall clock (kring_time_ns). */
 uint64_t kring_plat_realtime_ns(void);
 /* Is `role` (0 consumer, 1 producer) held by some process? 1, 0, or -1 unknown. */

@@ -117,10 +117,28 @@ int kring_producer_interrupted(const struct kring_producer *p)
 /* Block policy: sleep until consumer_pos moves away from `seen`, the value
  * that showed the ring full, or timeout. Waiting on a value read later
  * would lose the wakeup of a consumer that drained in between. */
+struct space_moved {
+    const struct kring_producer *p;
+    uint64_t seen;
+};
+
+static int space_moved(const void *arg)
+{
+    const struct space_moved *a = arg;
+
+    /* Pairs with the consumer's release store of consumer_pos. */
+    return kring_load_acquire_u64(&a->p->m.cons->consumer_pos) != a->seen;
+}
+
 int kring_producer_wait_space(struct kring_producer *p, uint64_t seen, int64_t timeout_ns)
 {
+    const struct space_moved moved = {p, seen};
     int rc;
 
+    /* A consumer that is draining frees room within microseconds: poll
+     * before sleeping (kring_plat.h). */
+    if (kring_spin_until(space_moved, &moved, &p->spin, timeout_ns))
+        return KRING_OK;
     kring_store_relaxed_u32(&p->m.prod->producer_waiting, 1);
     /* Store producer_waiting, full fence, load consumer_pos: pairs with the
      * consumer's store of consumer_pos, full fence, load of producer_waiting

@@ -67,6 +67,13 @@ enum {
 };
 
 /* One process's mapping of a ring. */
+/* The spin before a sleep (kring_spin_until, kring_plat.h): after a spin
+ * that saw nothing come, the next 2^fails - 1 waits sleep at once. */
+struct kring_spin {
+    uint32_t fails;                      /* spins in a row that saw nothing come */
+    uint32_t skip;                       /* waits left that do not spin */
+};
+
 struct kring_map {
     struct kring_consumer_page *cons;    /* page 0 */
     struct kring_producer_page *prod;    /* page 1: producer_pos (+ metadata when meta) */
@@ -95,6 +102,8 @@ struct kring_map {
     int wake_fd;                         /* eventfd in the epoll set, for kring_interrupt */
     int faulted;                         /* an access faulted: the ring file was truncated;
                                             nothing is read or written through it again */
+    int lent;                            /* its bytes are numpy rows (zero copy): a fault
+                                            outside a guard is caught too (kring_guard.c) */
 };
 
 /* Consumer state (private). */
@@ -122,6 +131,7 @@ struct kring_consumer {
     uint64_t hold;
     int holding;
     uint64_t asked;                      /* the position the last commit asked to publish */
+    struct kring_spin spin;              /* before a wait for records sleeps (kring_wait.c) */
 };
 
 /* A zero-copy view (kring_view): `count` records of type `type`, each
@@ -185,6 +195,7 @@ struct kring_producer {
      * holding, the producer writes nothing at or past hold + capacity. */
     uint64_t hold;
     int holding;
+    struct kring_spin spin;              /* before a wait for room sleeps (kring_producer.c) */
 };
 
 const char *kring_strerror(int code);
@@ -279,7 +290,8 @@ int kring_write(struct kring_producer *p, uint16_t type, const uint8_t *src, uin
  * be used in place (one type, each of the type's full size, not cut by the
  * end of the data area), at most max_records; moves the private position
  * past it (publish with kring_commit). count = 0 with copy = 1: the next
- * record must be copied (kring_drain). Checks as kring_drain's. */
+ * record must be copied (kring_drain). Checks as kring_drain's. Marks the
+ * position first (kring_mark), so kring_rewind gives the run back. */
 int kring_view(struct kring_consumer *c, uint64_t max_records, struct kring_view *v);
 /* Keep a commit from publishing past `pos` (hold = 1) or not (hold = 0),
  * and publish what may be published now. */

@@ -120,10 +120,16 @@ static int ready(struct kring_consumer *c)
            (kring_consumer_flags(c) & (KRING_F_CLOSED | KRING_F_BROKEN)) != 0;
 }
 
+static int ready_arg(const void *c)
+{
+    return ready((struct kring_consumer *)c);
+}
+
 static int wait_ready(struct kring_consumer *c, int64_t timeout_ns)
 {
     const uint64_t start = kring_plat_monotonic_ns();
     int64_t left = timeout_ns;
+    int spun = 0;
     int rc;
 
     for (;;) {
@@ -141,8 +147,15 @@ static int wait_ready(struct kring_consumer *c, int64_t timeout_ns)
         switch (c->m.wait_kind) {
         case KRING_WAIT_FUTEX:
         case KRING_WAIT_EVENT: {
+            uint32_t seen;
+
+            if (!spun) {
+                spun = 1;
+                if (kring_spin_until(ready_arg, c, &c->spin, timeout_ns >= 0 ? left : -1))
+                    return KRING_OK;
+            }
             /* Pairs with the producer's increment of wake_seq before it wakes us. */
-            uint32_t seen = kring_load_acquire_u32(&c->m.prod->wake_seq);
+            seen = kring_load_acquire_u32(&c->m.prod->wake_seq);
 
             kring_store_relaxed_u32(&c->m.cons->waiting, 1);
             KRING_TEST_HOOK(2);

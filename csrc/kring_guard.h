@@ -43,6 +43,13 @@ void kring_guard_push(struct kring_guard *g, const struct kring_map *m);
 void kring_guard_leave(struct kring_guard *g);
 /* Install the SIGBUS handler (idempotent; again if someone replaced it). */
 int kring_guard_install(void);
+/* Mapping m's bytes are handed out as arrays (zero-copy rows) that code
+ * outside any guard reads and writes: a fault in it anywhere marks it
+ * faulted and maps zero pages over the truncated part, so the access that
+ * faulted completes (reading zeros) instead of killing the process. Undone
+ * by kring_guard_unlend before m is unmapped. */
+void kring_guard_lend(struct kring_map *m);
+void kring_guard_unlend(struct kring_map *m);
 
 /* True (as the controlling expression of an if) when the guarded code
  * faulted. sigsetjmp must run in the caller's frame, hence a macro; the
@@ -74,6 +81,8 @@ struct kring_guard {
 #define kring_guard_push(g, map) ((void)(g), (void)(map))
 #define kring_guard_leave(g) ((void)(g))
 #define kring_guard_install() KRING_OK
+#define kring_guard_lend(m) ((void)(m))
+#define kring_guard_unlend(m) ((void)(m))
 #define KRING_GUARD_FAULTED(g) 0
 #define KRING_GUARDED(map, on_fault, call) \
     do {                                   \

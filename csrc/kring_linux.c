@@ -236,6 +236,7 @@ close_fd:
 
 void kring_plat_unmap(struct kring_map *m)
 {
+    kring_guard_unlend(m);              /* before its pages go */
     if (m->base_cons)
         munmap(m->base_cons, m->len_cons);
     if (m->base_prod)

@@ -67,6 +67,8 @@ static int reserve(struct kring_producer *p, uint64_t n, uint64_t span, int64_t 
             continue;
         }
         if (!pad && need <= (uint64_t)room) {
+            if (!p->m.lent)
+                kring_guard_lend(&p->m);    /* the rows go to numpy */
             r->offset = off + KRING_RECORD_HEADER_SIZE;
             r->count = n;
             return KRING_OK;

@@ -112,6 +112,8 @@ static int view(struct kring_consumer *c, uint64_t max_records, struct kring_vie
         if (most == 0)
             most = 1;
         k = run(rec + span, avail, most - 1, hlen, ev.type, &c->next_seq, &c->gaps);
+        if (!c->m.lent)
+            kring_guard_lend(&c->m);    /* the rows go to numpy */
         v->offset = off + KRING_RECORD_HEADER_SIZE;
         v->start = pos;
         v->count = 1 + k;
@@ -131,6 +133,7 @@ int kring_view(struct kring_consumer *c, uint64_t max_records, struct kring_view
     int rc;
 
     memset(v, 0, sizeof *v);
+    kring_mark(c);                      /* kring_rewind goes back to here */
     if (c->m.faulted)
         return kring_consumer_truncated(c);
     KRING_GUARDED(&c->m, rc = kring_consumer_truncated(c), rc = view(c, max_records, v));

@@ -39,12 +39,12 @@ from .kernel import kernel
 from .producer import Producer
 from .recording import Recorder, RecordingError, open_recording
 from .ring import Batch, Ring, Stats, attach, create
-from .schema import HEADER_FIELDS, body_dtype, record_dtype
+from .schema import DEFAULT_CAPACITY, HEADER_FIELDS, body_dtype, record_dtype
 
 __all__ = [
     "__version__", "create", "attach", "kernel", "ring_path", "Producer", "Ring", "Batch", "Stats", "wait_any",
     "to_arrow", "to_pandas", "Recorder", "open_recording", "RecordingError",
-    "record_dtype", "body_dtype", "HEADER_FIELDS",
+    "record_dtype", "body_dtype", "HEADER_FIELDS", "DEFAULT_CAPACITY",
     "KringError", "KringOSError", "ConsumerGoneError", "ObjectClosedError", "KringPermissionError",
     "ProducerGoneError", "RecordTooBigError", "RingBrokenError", "RingBusyError",
     "RingClosedError", "RingCorruptError", "RingExistsError", "RingNotFoundError",

@@ -29,15 +29,18 @@ class _Region:
     __array_interface__: Dict[str, Any]
 
 
-def rows_at(ptr: Any, count: int, span: int, dtype: np.dtype, writable: bool) -> Tuple[np.ndarray, _Region]:
-    """`count` rows of `dtype`, `span` bytes apart from the cffi pointer
-    `ptr`, in place (read-only unless `writable`), and their region."""
+def address(ptr: Any) -> int:
+    """The address a cffi pointer holds, as an int (for :func:`rows_at`)."""
+    return int(ffi.cast("uintptr_t", ptr))
+
+
+def rows_at(addr: int, count: int, span: int, dtype: np.dtype, writable: bool) -> Tuple[np.ndarray, _Region]:
+    """`count` rows of `dtype`, `span` bytes apart from address `addr`, in
+    place (read-only unless `writable`), and their region."""
     region = _Region()
-    size = (count - 1) * span + dtype.itemsize if count else 0
-    region.__array_interface__ = {"data": (int(ffi.cast("uintptr_t", ptr)), not writable),
-                                  "shape": (size,), "typestr": "|u1", "version": 3}
-    raw = np.asarray(region)
-    return np.ndarray((count,), dtype, raw, 0, (span,)), region
+    region.__array_interface__ = {"data": (addr, not writable), "typestr": "|u1", "version": 3,
+                                  "shape": ((count - 1) * span + dtype.itemsize if count else 0,)}
+    return np.ndarray((count,), dtype, np.asarray(region), 0, (span,)), region
 
 
 def empty_if_alone(rows: np.ndarray) -> None:
@@ -49,20 +52,25 @@ def empty_if_alone(rows: np.ndarray) -> None:
     are, and the hold with them."""
     if sys.getrefcount(rows.base) == 2:     # rows.base, and the argument of getrefcount
         rows.__setstate__(cast(Any, (1, (0,), rows.dtype, False, b"")))
-    rows.flags.writeable = False
+        rows.flags.writeable = False
+    elif rows.flags.writeable:
+        rows.flags.writeable = False
 
 
 class Holds:
     """The regions of a ring whose rows outlived their block, oldest first,
     and the hold they put on the ring: the ring position of the oldest one
-    that is still alive. ``apply(pos, holding)`` gives the ring the hold.
+    that is still alive. ``apply(pos, holding)`` gives the ring the hold;
+    ``quiet(pos, holding)`` only sets it, where the owner's next call (a
+    commit, a publish) follows at once and tells the other side.
 
     A region dying only marks the holds dirty (its weak reference's callback
     may run in any thread, inside any call); the owner settles them under its
     lock, at its next call or wait slice (:meth:`settle`)."""
 
-    def __init__(self, apply: Callable[[int, int], None]):
+    def __init__(self, apply: Callable[[int, int], None], quiet: Optional[Callable[[int, int], None]] = None):
         self._apply = apply
+        self._quiet = quiet or apply
         self._kept: Deque[Tuple[int, "weakref.ref[_Region]"]] = collections.deque()
         self._dirty = [False]
         self.open: Optional[Tuple[int, "weakref.ref[_Region]"]] = None   # the block now open
@@ -75,12 +83,13 @@ class Holds:
         """A block opens with rows from ring position `pos`: hold them."""
         self.open = (pos, weakref.ref(region))
         if not self._kept:
-            self._apply(pos, 1)
+            self._quiet(pos, 1)
 
     def end(self, given: Optional[np.ndarray] = None) -> None:
         """The open block ends. `given`, the array the block gave, is
         emptied if nothing was derived from it (empty_if_alone); the rows'
-        hold stays while an array of them is still alive."""
+        hold stays while an array of them is still alive. The owner's
+        commit or publish follows: the hold is set, not told."""
         pos, ref = self.open            # type: ignore[misc]
         self.open = None
         if given is not None:
@@ -95,6 +104,10 @@ class Holds:
 
             self._kept.append((pos, weakref.ref(region, died)))
             del region
+        elif not self._kept:
+            self._dirty[0] = False
+            self._quiet(0, 0)
+            return
         self.settle()
 
     def settle(self) -> None:

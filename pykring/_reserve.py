@@ -14,7 +14,7 @@ import numpy as np
 
 from . import errors
 from ._common import WAIT_SLICE_S
-from ._inplace import Holds, rows_at, unmap_when_unused
+from ._inplace import Holds, address, rows_at, unmap_when_unused
 from ._lib import ffi, lib, raise_for
 
 Timeout = Optional[float]
@@ -35,6 +35,7 @@ class Reservations:
         self._holds = Holds(lambda pos, on: lib.kring_producer_hold(p, pos, on))
         self._reservation = ffi.new("struct kring_reservation *")
         self._reserving = False
+        self._data_addr = address(p.m.data)     # the data area (mapped at open, never moved)
 
     def reserve(self, n: int, type: Optional[str] = None, timeout: Union[Timeout, str] = "default",
                 flags: int = 0) -> "_ReserveBlock":
@@ -94,19 +95,23 @@ class _ReserveBlock:
 
     def __enter__(self) -> np.ndarray:
         prod = self._prod
-        tid, full, _ = prod._type(self._type)
+        tid, full, _ = prod._single if self._type is None and prod._single else prod._type(self._type)
         prod._enter()
         try:
-            prod._refuse_if_reserving("reserve")
-            prod._settle_reservations()
+            if prod._reserving:
+                prod._refuse_if_reserving("reserve")
+            holds = prod._holds
+            if holds.dirty:
+                holds.settle()
             r = prod._reservation
             self._wait_for_room(tid, r)
-            if r.count < self._n:
+            n = self._n
+            if r.count < n:
                 # Drop mode, no room: rows outside the ring, dropped at the end.
-                self._rows, self._dropped = np.empty(self._n, dtype=full), True
+                self._rows, self._dropped = np.empty(n, dtype=full), True
             else:
-                self._rows, region = rows_at(prod._p.m.data + r.offset, self._n, r.span, full, True)
-                prod._holds.begin(int(lib.kring_producer_pos(prod._p)), region)
+                self._rows, region = rows_at(prod._data_addr + r.offset, n, r.span, full, True)
+                holds.begin(lib.kring_producer_pos(prod._p), region)
             prod._reserving = True
             return self._rows
         finally:
@@ -115,6 +120,8 @@ class _ReserveBlock:
     def _wait_for_room(self, tid: int, r: Any) -> None:
         prod, n, timeout = self._prod, self._n, self._timeout
         p = prod._p
+        if lib.kring_reserve(p, tid, n, 0, r) == lib.KRING_OK and (r.count or n == 0 or not prod._block):
+            return                      # room at once (or dropped): no deadline to keep
         deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
         while True:
             # In slices, as write() waits: Ctrl-C, a dead consumer and rows

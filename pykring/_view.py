@@ -15,11 +15,12 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from . import errors
-from ._inplace import Holds, rows_at, unmap_when_unused
+from ._inplace import Holds, address, rows_at, unmap_when_unused
 from ._lib import ffi, lib
 from .batch import Batch
 
 _NO_LIMIT = 1 << 62
+_ENDED = lib.KRING_F_CLOSED | lib.KRING_F_BROKEN
 
 
 class Views:
@@ -34,9 +35,14 @@ class Views:
 
     def _start_views(self) -> None:
         c = self._c
-        self._holds = Holds(lambda pos, on: lib.kring_hold(c, pos, on))
+
+        def quiet(pos: int, on: int) -> None:
+            c.hold, c.holding = pos, on
+
+        self._holds = Holds(lambda pos, on: lib.kring_hold(c, pos, on), quiet)
         self._view_out = ffi.new("struct kring_view *")
         self._dtype_of = {tid: (name, dt) for tid, name, dt in self._types}
+        self._data_addr = 0     # of the data area, once a view has rows (the mapping never moves)
 
     def view(self, max_records: Optional[int] = None, timeout: Optional[float] = 0) -> "_ViewBlock":
         """Records without a copy: ``with ring.view() as rows:`` gives what
@@ -58,6 +64,10 @@ class Views:
         rather than the rows themselves for long.
         """
         return _ViewBlock(self, max_records, timeout)
+
+    def _find_data(self) -> int:
+        self._data_addr = address(self._c.m.data)
+        return self._data_addr
 
     def _settle_views(self) -> None:
         """Apply the holds of rows that died since the last call (locked)."""
@@ -85,34 +95,37 @@ class _ViewBlock:
 
     def __enter__(self) -> Any:
         ring = self._ring
-        if ring._holds.open is not None:
+        holds = ring._holds
+        if holds.open is not None:
             raise RuntimeError("a view of this ring is open already: end its with block first "
                                "(one view at a time per Ring)")
-        limit = _NO_LIMIT if self._max is None else int(self._max)
+        limit = _NO_LIMIT if self._max is None else self._max
         ring._enter()
         try:
-            ring._settle_views()
-            if self._timeout != 0 and limit and lib.kring_pending(ring._c) == 0:
+            if holds.dirty:
+                holds.settle()
+            c, v = ring._c, ring._view_out
+            if self._timeout != 0 and limit and lib.kring_pending(c) == 0:
                 if not ring._wait(self._timeout):
                     return self._empty()
-            c, v = ring._c, ring._view_out
-            lib.kring_mark(c)
-            rc = lib.kring_view(c, limit, v)
+            rc = lib.kring_view(c, limit, v)        # marks the position for kring_rewind
             if rc < 0:
                 ring._check(rc, "view")
-            if v.count == 0:
-                # A record only a copy gives whole, or nothing at all (the
-                # drain then says whether the producer closed the ring).
-                if v.copy or lib.kring_pending(c) == 0:
+            count = v.count
+            if count == 0:
+                # A record only a copy gives whole, or nothing: the drain then
+                # says why when the ring is closed or broken.
+                if v.copy or lib.kring_ring_flags(c) & _ENDED:
                     return self._copy(limit)
                 return self._empty()
             name, dt = ring._dtype_of[v.type]
             if dt.itemsize != v.size:
                 lib.kring_rewind(c)
                 return self._copy(limit)
-            rows, region = rows_at(c.m.data + v.offset, v.count, v.span, dt, False)
-            self._end, self._in_place, self._rows = int(c.pos), True, rows
-            ring._holds.begin(int(v.start), region)
+            base = ring._data_addr or ring._find_data()
+            rows, region = rows_at(base + v.offset, count, v.span, dt, False)
+            self._end, self._in_place, self._rows = c.pos, True, rows
+            holds.begin(v.start, region)
             if ring._single:
                 return rows
             arrays = {n: ring._empty[tid] for tid, n, _ in ring._types}
@@ -147,7 +160,7 @@ class _ViewBlock:
             return                      # closed in the block: the close unmaps after the rows
         try:
             c = ring._c
-            if exc_type is not None and self._end is not None and int(c.pos) == self._end:
+            if exc_type is not None and self._end is not None and c.pos == self._end:
                 lib.kring_rewind(c)     # not consumed: the next read gets them again
             if self._in_place:
                 rows, self._rows = self._rows, None

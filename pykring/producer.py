@@ -92,7 +92,7 @@ class Producer(Reservations, Lifecycle):
         self._start_lifecycle("pykring.Producer(%r) attaches a producer" % self._path)
 
     @classmethod
-    def create(cls, name: str, capacity: int, dtype: Union[np.dtype, str, list, Types], *,
+    def create(cls, name: str, capacity: Optional[int], dtype: Union[np.dtype, str, list, Types], *,
                block: bool = False, timeout: Timeout = None, replace: bool = False,
                mode: int = 0o600) -> "Producer":
         """Create a ring (as :func:`pykring.create` does) and attach as its producer.

@@ -405,12 +405,12 @@ def _wrap_consumer(c, path: str, unlink: bool = False) -> "Ring[Any]":
 # types or more, which its type does not say, so that ring is Ring[Any]:
 # annotate it (``ring: pykring.Ring[pykring.Batch] = pykring.create(...)``).
 @overload
-def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, tuple], *,
+def create(name: str, capacity: Optional[int], dtype: Union[np.dtype, str, list, tuple], *,
            replace: bool = ..., unlink: bool = ..., mode: int = ...) -> "Ring[np.ndarray]": ...
 @overload
-def create(name: str, capacity: int, dtype: Types, *,
+def create(name: str, capacity: Optional[int], dtype: Types, *,
            replace: bool = ..., unlink: bool = ..., mode: int = ...) -> "Ring[Any]": ...
-def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, tuple, Types], *,
+def create(name: str, capacity: Optional[int], dtype: Union[np.dtype, str, list, tuple, Types], *,
            replace: bool = False, unlink: bool = True, mode: int = 0o600) -> "Ring[Any]":
     """Create a shared-memory ring and return its consumer.
 
@@ -418,7 +418,8 @@ def create(name: str, capacity: int, dtype: Union[np.dtype, str, list, tuple, Ty
     ``"record"``) or a mapping of type names to dtypes (up to 15 types).
     The records read back carry the event header fields ``seq``, ``ts``
     (datetime64[ns]), ``type`` and ``flags`` first. ``capacity``: data bytes,
-    a power of two from 4 KiB to 2 GiB. The file is removed when the ring is
+    a power of two from 4 KiB to 2 GiB, or None for
+    :data:`~pykring.DEFAULT_CAPACITY` (2 MiB, sized for the cache). The file is removed when the ring is
     closed unless ``unlink=False`` (only if the name still names this ring's
     file). ``name``: a plain name is a file in /dev/shm; a name with a slash
     is a path. The file's blocks are reserved now: a full filesystem is an

@@ -5,7 +5,7 @@ followed by the record type's own fields. The numpy dtype of a record maps
 its bytes one to one, so a drain is a plain copy.
 """
 import re
-from typing import Dict, List, Mapping, NoReturn, Tuple, Union
+from typing import Dict, List, Mapping, NoReturn, Optional, Tuple, Union
 
 import numpy as np
 
@@ -16,6 +16,15 @@ HEADER_SIZE = lib.KRING_EVENT_HEADER_SIZE
 RECORD_HEADER_SIZE = lib.KRING_RECORD_HEADER_SIZE
 _ALIGN_MASK = lib.KRING_ALIGN - 1
 #: The common event header, as numpy fields (name, format, offset).
+#: The capacity :func:`pykring.create` gives a ring when it is given None:
+#: 2 MiB, the size the ring-size sweep of ``python -m benchmarks peers``
+#: found fastest for 64-byte and 1 KiB records alike (benchmarks/RESULTS.md),
+#: the copying and the zero-copy paths both: the data area then stays in one
+#: core's L2 cache (2 MiB here) while the producer and the consumer take
+#: turns on it. A larger ring absorbs longer bursts; a producer that must not
+#: drop in them wants one sized for the burst, not for the cache.
+DEFAULT_CAPACITY = 2 << 20
+
 HEADER_FIELDS = (("seq", "<u8", 0), ("ts", "<M8[ns]", 8), ("type", "<u2", 16), ("flags", "<u2", 18))
 HEADER_NAMES = frozenset(f[0] for f in HEADER_FIELDS)
 
@@ -116,8 +125,11 @@ def new_meta(capacity: int):
     return meta
 
 
-def make_meta(capacity: int, types: Mapping[str, np.dtype]):
-    """A producer page template (cffi struct) describing a new ring."""
+def make_meta(capacity: Optional[int], types: Mapping[str, np.dtype]):
+    """A producer page template (cffi struct) describing a new ring
+    (`capacity` None: DEFAULT_CAPACITY)."""
+    if capacity is None:
+        capacity = DEFAULT_CAPACITY
     if not isinstance(capacity, int) or capacity < lib.KRING_MIN_CAPACITY or \
             capacity > lib.KRING_MAX_CAPACITY or capacity & (capacity - 1):
         raise ValueError("capacity must be a power of two from %d bytes to %d bytes, not %r"

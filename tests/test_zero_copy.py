@@ -362,3 +362,52 @@ def test_a_view_ends_at_the_end_of_the_data_area(ring_name):
             assert rows["seq"].tolist() == [60, 61, 62, 63]
         with ring.view() as rows:
             assert rows["seq"].tolist() == [64, 65, 66, 67]
+
+
+TRUNCATE = r"""
+import os, sys, numpy as np, pykring
+name = sys.argv[1]
+BODY = np.dtype([("x", "<u8"), ("y", "<f8")])
+ring = pykring.create(name, 1 << 16, BODY)
+p = pykring.Producer(ring.path)
+with p.reserve(100) as rows:
+    rows["x"] = np.arange(100)
+    rows["y"] = 1.5
+    kept_w = rows["y"]                  # kept past the block: read-only now
+with ring.view() as rows:
+    kept = rows["x"]                    # kept past the block
+    print("before", int(kept.sum()), flush=True)
+os.truncate(ring.path, 0)               # another process could do this
+print("after", int(kept.sum()), float(kept_w.sum()), flush=True)     # numpy, no guard
+for call in (lambda: ring.read(), lambda: p.write(np.zeros(1, BODY))):
+    try:
+        call()
+        print("no error", flush=True)
+    except pykring.KringError as exc:
+        print(type(exc).__name__, "truncated" in str(exc), flush=True)
+"""
+
+
+def test_rows_of_a_ring_file_truncated_under_them_read_zeros_and_the_ring_says_why(ring_name):
+    """Rows kept past their block are numpy memory that nothing guards: a
+    ring file truncated under them (by any process that may write it) would
+    end the process with SIGBUS at the first access. The pages are then
+    zero pages instead, and the next call of the ring and of the producer
+    raises and says the file was truncated."""
+    r = subprocess.run([sys.executable, "-c", TRUNCATE, ring_name], capture_output=True, text=True,
+                       timeout=HANG_S)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "before %d" % sum(range(100)), r.stdout
+    assert lines[1] == "after 0 0.0", r.stdout
+    assert [l.split()[1] for l in lines[2:]] == ["True", "True"], r.stdout
+
+
+def test_a_ring_given_no_capacity_has_the_default(ring_name):
+    """DEFAULT_CAPACITY, the size the ring-size sweep chose (2 MiB)."""
+    assert pykring.DEFAULT_CAPACITY == 2 << 20
+    with pykring.create(ring_name, None, BODY) as ring:
+        assert ring.capacity == pykring.DEFAULT_CAPACITY
+    with pykring.Producer.create(ring_name + "p", None, BODY) as p, pykring.attach(p.path) as ring:
+        assert ring.capacity == pykring.DEFAULT_CAPACITY
+        os.unlink(p.path)

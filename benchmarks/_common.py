@@ -191,27 +191,33 @@ CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra"]
 def build_producer() -> str:
     """Compile benchmarks/producer.c with the project's csrc files into
     benchmarks/.build/ (once per content of the sources) and return its path."""
+    return build_c("producer.c", PRODUCER_SOURCES)
+
+
+def build_c(main: str, sources: List[str]) -> str:
+    """Compile benchmarks/`main` with the csrc files `sources` into
+    benchmarks/.build/ (once per content of the sources) and return its path."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
-        raise RuntimeError("the e2e benchmark needs a C compiler (cc): apt-get install gcc")
-    srcs = [os.path.join(HERE, "producer.c")] + [os.path.join(CSRC, s) for s in PRODUCER_SOURCES]
+        raise RuntimeError("the benchmarks need a C compiler (cc): apt-get install gcc")
+    srcs = [os.path.join(HERE, main)] + [os.path.join(CSRC, s) for s in sources]
     h = hashlib.sha256(" ".join([cc] + CFLAGS).encode())
     headers = [os.path.join(d, n) for d in (CSRC, INCLUDE) for n in sorted(os.listdir(d)) if n.endswith(".h")]
     for path in srcs + headers:
         with open(path, "rb") as f:
             h.update(path.encode() + b"\0" + f.read())
-    exe = os.path.join(BUILD_DIR, "producer-%s" % h.hexdigest()[:16])
+    exe = os.path.join(BUILD_DIR, "%s-%s" % (main[:-2], h.hexdigest()[:16]))
     if os.path.exists(exe):
         return exe
     os.makedirs(BUILD_DIR, exist_ok=True)
     tmp = "%s.tmp%d" % (exe, os.getpid())
     cmd = [cc] + CFLAGS + ["-Iinclude", "-I" + os.path.relpath(CSRC, ROOT)] + \
           [os.path.relpath(s, ROOT) for s in srcs] + ["-o", os.path.relpath(tmp, ROOT)]
-    log("building the C producer: " + " ".join(cmd))
+    log("building benchmarks/%s: %s" % (main, " ".join(cmd)))
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if res.stderr:
         log(res.stderr.rstrip())
     if res.returncode != 0:
-        raise RuntimeError("building benchmarks/producer.c failed (exit %d)" % res.returncode)
+        raise RuntimeError("building benchmarks/%s failed (exit %d)" % (main, res.returncode))
     os.replace(tmp, exe)
     return exe

@@ -60,6 +60,13 @@ and the ring of ``pykring_zero_copy`` above. iceoryx2 keeps its working set in c
 its own way: its publisher loans again the few samples the subscriber gave back,
 while a ring's producer moves on through all of it.
 
+Each round also runs benchmarks/ring_floor.c: pykring's record layout on the zero-copy ring
+in C, both sides spinning, no checks, in one pass per record (as ``write`` writes) and in two
+(every body, then every header: as a reservation is filled, then stamped):
+``c_floor_<one|two>_pass_records_per_s_<size>``, ``c_floor_two_pass_vs_iceoryx2_<size>`` (what
+any reservation stamped after its fill can reach against iceoryx2) and
+``zero_copy_vs_c_floor_two_pass_<size>`` (how near pykring's comes), same round.
+
 Keys: ``peer_<peer>_records_per_s_<size>``, ``vs_<peer>_<size>``, ``vs_<peer>_zero_copy_<size>``,
 ``peer_<peer>_consumer_busy_<size>``, ``peers_lossless``, ``drain_checked``.
 
@@ -809,8 +816,11 @@ def run(report: Report, quick: bool, peers: Optional[List[str]] = None,
     rates: Dict[tuple, List[Optional[float]]] = {}
     busy: Dict[tuple, List[float]] = {}
     lossless = zero_ok = True
+    floor = _floor_program(report)
     for size in sizes:
         for r in range(rounds):
+            if floor:
+                _floor_round(floor, size, quick, rates)
             for peer in present:
                 count = count_for(peer, size, quick)
                 log("peers: %d-byte records, round %d/%d, %s, %d records" % (size, r + 1, rounds, peer, count))
@@ -855,6 +865,8 @@ def run(report: Report, quick: bool, peers: Optional[List[str]] = None,
                 report.add("vs_%s_zero_copy_%d" % (peer, size), None, "x", samples=pairs,
                            note="pykring zero-copy (reserve -> view, a %d MiB ring) records/s / %s "
                                 "records/s, same round" % (ZERO_COPY_RING >> 20, peer))
+    if floor:
+        _floor_report(report, sizes, rates)
     if "pykring_zero_copy" in present:
         zero_ok = _sweep(report, quick, sizes, rounds) and zero_ok
     report.add("peers_lossless", lossless and zero_ok, note="every run: count, order, last record, producer exit")
@@ -862,6 +874,56 @@ def run(report: Report, quick: bool, peers: Optional[List[str]] = None,
         report.add("drain_checked", zero_ok and bool(rates.get(("pykring_zero_copy", sizes[0]))),
                    note="every zero-copy run (and the sweep's): the seq of every record, count, the last "
                         "record byte for byte, producer exit")
+
+
+# -- the C floor -----------------------------------------------------------------
+#: (mode of benchmarks/ring_floor.c, key part): one pass as kring_write writes, two as a
+#: reservation is filled and then stamped.
+FLOOR_MODES = ((1, "one_pass"), (2, "two_pass"))
+
+
+def _floor_program(report: Report) -> Optional[str]:
+    from ._common import build_c
+    try:
+        return build_c("ring_floor.c", [])
+    except RuntimeError as exc:
+        report.fail("peers: no C floor: %s" % exc)
+        return None
+
+
+def _floor_round(exe: str, size: int, quick: bool, rates: Dict[tuple, List[Optional[float]]]) -> None:
+    """One round of benchmarks/ring_floor.c in both modes: pykring's record
+    layout on the zero-copy peer's ring and batches, in C, spinning."""
+    span = size + 8
+    batch = min(batch_for(size), ZERO_COPY_RING // 4 // span)
+    count = count_for("pykring_zero_copy", size, quick)
+    for mode, name in FLOOR_MODES:
+        r = subprocess.run([exe, str(ZERO_COPY_RING), str(span), str(batch), str(count), str(mode)],
+                           capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        res = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {}
+        ok = res.get("records") == count and res.get("bad") == 0
+        rates.setdefault(("c_floor_" + name, size), []).append(res["records"] / res["seconds"] if ok else None)
+        log("peers: C floor, %s, %d-byte records: %s" % (name, size, "%.3g records/s" % (
+            res["records"] / res["seconds"]) if ok else "failed: %s %s" % (r.returncode, r.stderr.strip())))
+
+
+def _floor_report(report: Report, sizes, rates: Dict[tuple, List[Optional[float]]]) -> None:
+    """The floor's rates, and in each round: the two-pass floor / iceoryx2
+    (what any reservation that is stamped after it is filled can reach) and
+    pykring's zero copy / the two-pass floor (how near it comes)."""
+    for size in sizes:
+        for _, name in FLOOR_MODES:
+            got = [x for x in rates.get(("c_floor_" + name, size), []) if x is not None]
+            if got:
+                report.add("c_floor_%s_records_per_s_%d" % (name, size), None, "rec/s", samples=got,
+                           note="benchmarks/ring_floor.c: pykring's record layout in C, both sides spinning, "
+                                "a %d MiB ring" % (ZERO_COPY_RING >> 20))
+        two = rates.get(("c_floor_two_pass", size), [])
+        for key, num, den in (("c_floor_two_pass_vs_iceoryx2_%d", two, rates.get(("iceoryx2", size), [])),
+                              ("zero_copy_vs_c_floor_two_pass_%d", rates.get(("pykring_zero_copy", size), []), two)):
+            pairs = [a / b for a, b in zip(num, den) if a is not None and b is not None]
+            if pairs:
+                report.add(key % size, None, "x", samples=pairs, note="same round")
 
 
 def _sweep(report: Report, quick: bool, sizes, rounds: int) -> bool:

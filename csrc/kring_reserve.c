@@ -70,6 +70,7 @@ static int reserve(struct kring_producer *p, uint64_t n, uint64_t span, int64_t 
             if (!p->m.lent)
                 kring_guard_lend(&p->m);    /* the rows go to numpy */
             r->offset = off + KRING_RECORD_HEADER_SIZE;
+            r->start = p->pos;
             r->count = n;
             return KRING_OK;
         }
@@ -148,9 +149,4 @@ void kring_producer_hold(struct kring_producer *p, uint64_t pos, int hold)
 {
     p->hold = pos;
     p->holding = hold != 0;
-}
-
-uint64_t kring_producer_pos(const struct kring_producer *p)
-{
-    return p->pos;
 }

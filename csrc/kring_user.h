@@ -153,6 +153,7 @@ struct kring_view {
  * offset, for the caller to fill before kring_publish. */
 struct kring_reservation {
     uint64_t offset;
+    uint64_t start;                      /* the ring position of the first record */
     uint64_t count;
     uint64_t span;
     uint32_t size;
@@ -311,8 +312,6 @@ int kring_publish(struct kring_producer *p, const struct kring_reservation *r, u
 /* Keep the producer from reusing the bytes from ring position `pos` on
  * (hold = 1: it writes nothing at or past pos + capacity), or not (0). */
 void kring_producer_hold(struct kring_producer *p, uint64_t pos, int hold);
-/* The position of the producer's next record (where a reservation starts). */
-uint64_t kring_producer_pos(const struct kring_producer *p);
 /* Count n records as dropped (a reservation refused under the drop policy). */
 void kring_count_dropped(struct kring_producer *p, uint64_t n);
 

@@ -32,7 +32,11 @@ class Reservations:
 
     def _start_reservations(self) -> None:
         p = self._p
-        self._holds = Holds(lambda pos, on: lib.kring_producer_hold(p, pos, on))
+
+        def quiet(pos: int, on: int) -> None:
+            p.hold, p.holding = pos, on     # what kring_producer_hold sets, without a call
+
+        self._holds = Holds(lambda pos, on: lib.kring_producer_hold(p, pos, on), quiet)
         self._reservation = ffi.new("struct kring_reservation *")
         self._reserving = False
         self._data_addr = address(p.m.data)     # the data area (mapped at open, never moved)
@@ -103,15 +107,16 @@ class _ReserveBlock:
             holds = prod._holds
             if holds.dirty:
                 holds.settle()
-            r = prod._reservation
-            self._wait_for_room(tid, r)
-            n = self._n
+            r, n = prod._reservation, self._n
+            if lib.kring_reserve(prod._p, tid, n, 0, r) != lib.KRING_OK or not (r.count or n == 0 or
+                                                                                 not prod._block):
+                self._wait_for_room(tid, r)     # no room at once, or an error to raise
             if r.count < n:
                 # Drop mode, no room: rows outside the ring, dropped at the end.
                 self._rows, self._dropped = np.empty(n, dtype=full), True
             else:
                 self._rows, region = rows_at(prod._data_addr + r.offset, n, r.span, full, True)
-                holds.begin(lib.kring_producer_pos(prod._p), region)
+                holds.begin(r.start, region)
             prod._reserving = True
             return self._rows
         finally:
@@ -120,8 +125,6 @@ class _ReserveBlock:
     def _wait_for_room(self, tid: int, r: Any) -> None:
         prod, n, timeout = self._prod, self._n, self._timeout
         p = prod._p
-        if lib.kring_reserve(p, tid, n, 0, r) == lib.KRING_OK and (r.count or n == 0 or not prod._block):
-            return                      # room at once (or dropped): no deadline to keep
         deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
         while True:
             # In slices, as write() waits: Ctrl-C, a dead consumer and rows

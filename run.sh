@@ -84,7 +84,8 @@ want_bpf() {
 BUSY_TESTS=(tests/test_kernel_linux.py tests/test_kernel_filters.py tests/test_kernel_wakeups.py
             tests/test_kernel_fork.py tests/test_kernel_edge_cases.py tests/test_kernel_oracle.py
             tests/test_exit_status.py tests/test_recording_watch.py tests/test_watch_filters.py
-            tests/test_wake_window.py tests/test_output_escaping.py tests/test_event_context.py)
+            tests/test_wake_window.py tests/test_wait_spin.py tests/test_output_escaping.py
+            tests/test_event_context.py)
 busy_pass() {
     log "busy pass: ${#BUSY_TESTS[@]} test files and their mutants beside python -m tests.busy"
     "$PY" -m tests.busy &

@@ -1,5 +1,5 @@
 """The mutation check's verdict: what counts as a kill (tests/mutants.py)."""
-from tests.mutants import load, verdict
+from tests.mutants import check_list, load, verdict
 
 FAILED = """..F
 =========================== short test summary info ============================
@@ -30,3 +30,9 @@ def test_the_list_parses_and_names_tests():
     mutants = load("tests/mutants.txt")
     assert mutants and all(m.tests and m.find != m.replace for m in mutants)
     assert len({m.name for m in mutants}) == len(mutants)
+
+
+def test_every_search_text_is_in_its_file_once():
+    """A mutant whose text is gone (the code it mutates was rewritten) would
+    stop the whole mutation check at its start: found here, in pytest."""
+    check_list(load("tests/mutants.txt"))

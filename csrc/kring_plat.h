@@ -135,9 +135,9 @@ uint64_t kring_plat_monotonic_ns(void);
  * it sleeps. A peer that is writing or draining moves its position again
  * within microseconds, and a sleep and its wakeup (a system call on each
  * side and a reschedule) cost more than that. A spin that sees nothing
- * come makes the next 1, 3, 7 ... 63 waits sleep at once, and one that
- * sees it come ends that: a quiet or trickling peer costs a spin per 64
- * waits at most. */
+ * come makes the next wait sleep at once, a second one in a row the next
+ * three, and one that sees it come ends that: a quiet or trickling peer
+ * costs a spin per four waits at most. */
 #define KRING_SPIN_NS 50000
 #define KRING_SPIN_MAX_FAILS 2
 

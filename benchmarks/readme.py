@@ -150,8 +150,8 @@ def _goal(run: Run, key: str) -> str:
     return "; goal %s: **%s**" % t if t else ""
 
 
-def _peer_ratio(run: Run, peer: str, size: int) -> Optional[str]:
-    key = "vs_%s_%d" % (peer, size)
+def _peer_ratio(run: Run, peer: str, size: int, key_form: str = "vs_%s_%d") -> Optional[str]:
+    key = key_form % (peer, size)
     fig = _fig(run, key)
     if fig is None:
         return None
@@ -215,6 +215,17 @@ def render(run: Run) -> str:
             figs = [f for f in (_peer_ratio(run, peer, s) for s in sz) if f]
             out.append("  - %s: %s" % (PEERS[peer][2], "; ".join(figs) if figs else _missing(
                 run, "vs_%s_%d" % (peer, sz[0]), "not installed")))
+    # Zero copy
+    zc = [f for f in (_peer_ratio(run, "iceoryx2", s, "vs_%s_zero_copy_%d") for s in (64, 1024)) if f]
+    if zc:
+        floor = [f for f in (_peer_ratio(run, "iceoryx2", s, "c_floor_two_pass_vs_%s_%d") for s in (64, 1024)) if f]
+        out.append("- **Zero copy** (`Producer.reserve(n)` filled in place -> `Ring.view()`, every `seq` checked, "
+                   "on a ring of `pykring.DEFAULT_CAPACITY`: %s at 64 B, %s at 1024 B) against iceoryx2's "
+                   "Slice per batch: %s%s." % (
+                       _fig(run, "peer_pykring_zero_copy_records_per_s_64", spread=False),
+                       _fig(run, "peer_pykring_zero_copy_records_per_s_1024", spread=False), "; ".join(zc),
+                       "; the same two passes (fill, then stamp) in C with nothing checked "
+                       "(benchmarks/ring_floor.c): %s" % "; ".join(floor) if floor else ""))
     # Wake latency
     wake = _fig(run, "wake_p50_us", spread=False)
     if wake:

@@ -67,32 +67,75 @@ static void make_meta(struct kring_producer_page *m)
     m->fields[1].offset = 32;
 }
 
-static int consumer(const char *name, uint64_t count)
+/* Create the ring as its consumer and say READY; 0, or 2 on failure. */
+static int create_ring(struct kring_consumer *c, const char *name)
 {
-    static struct rec rows[ROWS];
     struct kring_producer_page meta;
-    struct kring_consumer c;
-    struct kring_out out[KRING_MAX_TYPES];
-    uint64_t got = 0, bad = 0, n, i, waits = 0;
-    int alive_seen = 0, closed = 0, rc;
-    const ULONGLONG start = GetTickCount64();
+    int rc;
 
     make_meta(&meta);
-    rc = kring_consumer_create(&c, name, &meta, 0);
+    rc = kring_consumer_create(c, name, &meta, 0);
     if (rc != KRING_OK) {
-        printf("create failed: %s (os error %d)\n", kring_strerror(rc), c.m.os_error);
+        printf("create failed: %s (os error %d)\n", kring_strerror(rc), c->m.os_error);
         return 2;
     }
     printf("READY\n");
     fflush(stdout);
+    return 0;
+}
+
+/* Wait for records up to 5 s; 0 to go on (records or a timeout of the
+ * wait), -1 once the whole run took more than 2 minutes. */
+static int wait_some(struct kring_consumer *c, ULONGLONG start, int *woken)
+{
+    if (GetTickCount64() - start > 120000) {
+        printf("timeout\n");
+        return -1;
+    }
+    *woken = kring_wait(c, 5000000000LL) != KRING_E_TIMEOUT;
+    return 0;
+}
+
+static int rec_bad(const struct rec *r)
+{
+    return r->value != r->h.seq || r->check != r->value * CHECK_K || r->h.type != TYPE_REC;
+}
+
+static void rec_fill(struct rec *r, uint64_t seq)
+{
+    r->value = seq;
+    r->check = seq * CHECK_K;
+}
+
+/* The consumer's line, its exit status, and the close. */
+static int consumer_done(struct kring_consumer *c, uint64_t count, uint64_t got, uint64_t bad, uint64_t waits,
+                         int alive_seen, int closed)
+{
+    int rc;
+
+    printf("records=%llu gaps=%lld bad=%llu written=%llu dropped=%llu waits=%llu producer_alive_seen=%d closed=%d\n",
+           (unsigned long long)got, (long long)c->gaps, (unsigned long long)bad,
+           (unsigned long long)c->m.prod->written, (unsigned long long)c->m.prod->dropped,
+           (unsigned long long)waits, alive_seen, closed);
+    rc = got == count && c->gaps == 0 && bad == 0 && closed && c->m.prod->dropped == 0 ? 0 : 1;
+    kring_consumer_close(c);
+    return rc;
+}
+
+static int consumer(const char *name, uint64_t count)
+{
+    static struct rec rows[ROWS];
+    struct kring_consumer c;
+    struct kring_out out[KRING_MAX_TYPES];
+    uint64_t got = 0, bad = 0, n, i, waits = 0;
+    int alive_seen = 0, closed = 0, woken, rc;
+    const ULONGLONG start = GetTickCount64();
+
+    if (create_ring(&c, name))
+        return 2;
     memset(out, 0, sizeof out);
-    while (!closed) {
-        if (GetTickCount64() - start > 120000) {
-            printf("timeout\n");
-            break;
-        }
-        rc = kring_wait(&c, 5000000000LL);
-        if (rc == KRING_E_TIMEOUT)
+    while (!closed && wait_some(&c, start, &woken) == 0) {
+        if (!woken)
             continue;
         waits++;
         out[TYPE_REC].buf = (uint8_t *)rows;
@@ -105,23 +148,48 @@ static int consumer(const char *name, uint64_t count)
             printf("drain failed: %s reason %s\n", kring_strerror(rc), kring_corrupt_reason(c.err_reason));
             break;
         }
-        for (i = 0; i < out[TYPE_REC].count; i++) {
-            if (rows[i].value != rows[i].h.seq || rows[i].check != rows[i].value * CHECK_K ||
-                rows[i].h.type != TYPE_REC)
-                bad++;
-        }
+        for (i = 0; i < out[TYPE_REC].count; i++)
+            bad += rec_bad(&rows[i]);
         got += out[TYPE_REC].count;
         /* While the producer writes, its role lock is held: it is not gone. */
         if (!alive_seen && got > 0 && got < count && kring_producer_gone(&c) == 0)
             alive_seen = 1;
     }
-    printf("records=%llu gaps=%lld bad=%llu written=%llu dropped=%llu waits=%llu producer_alive_seen=%d closed=%d\n",
-           (unsigned long long)got, (long long)c.gaps, (unsigned long long)bad,
-           (unsigned long long)c.m.prod->written, (unsigned long long)c.m.prod->dropped,
-           (unsigned long long)waits, alive_seen, closed);
-    rc = got == count && c.gaps == 0 && bad == 0 && closed && c.m.prod->dropped == 0 ? 0 : 1;
-    kring_consumer_close(&c);
-    return rc;
+    return consumer_done(&c, count, got, bad, waits, alive_seen, closed);
+}
+
+/* Attach as the producer (the consumer may not have created the ring yet);
+ * 0, or 2 on failure. */
+static int open_producer(struct kring_producer *p, const char *name)
+{
+    int rc = KRING_E_NOTFOUND, tries;
+
+    for (tries = 0; tries < 200 && rc != KRING_OK; tries++) {
+        rc = kring_producer_open(p, name, KRING_BLOCK);
+        if (rc != KRING_OK)
+            Sleep(50);
+    }
+    if (rc != KRING_OK) {
+        printf("open failed: %s\n", kring_strerror(rc));
+        return 2;
+    }
+    return 0;
+}
+
+/* A failed call at record `seq`: say so, close, exit status 1. */
+static int producer_failed(struct kring_producer *p, const char *what, uint64_t seq, int rc)
+{
+    printf("%s failed at %llu: %s\n", what, (unsigned long long)seq, kring_strerror(rc));
+    kring_producer_close(p, 1);
+    return 1;
+}
+
+static int producer_done(struct kring_producer *p)
+{
+    printf("written=%llu dropped=%llu wakeups=%llu\n", (unsigned long long)p->written,
+           (unsigned long long)p->dropped, (unsigned long long)p->wakeups);
+    kring_producer_close(p, 1);
+    return 0;
 }
 
 static int producer(const char *name, uint64_t count)
@@ -129,66 +197,39 @@ static int producer(const char *name, uint64_t count)
     static struct rec batch[BATCH];
     struct kring_producer p;
     uint64_t seq = 0, done;
-    int rc = KRING_E_NOTFOUND, tries;
+    int rc;
 
-    for (tries = 0; tries < 200 && rc != KRING_OK; tries++) {
-        rc = kring_producer_open(&p, name, KRING_BLOCK);
-        if (rc != KRING_OK)
-            Sleep(50);
-    }
-    if (rc != KRING_OK) {
-        printf("open failed: %s\n", kring_strerror(rc));
+    if (open_producer(&p, name))
         return 2;
-    }
     while (seq < count) {
         uint64_t n = count - seq < BATCH ? count - seq : BATCH, i;
 
-        for (i = 0; i < n; i++) {
-            batch[i].value = seq + i;
-            batch[i].check = (seq + i) * CHECK_K;
-        }
+        for (i = 0; i < n; i++)
+            rec_fill(&batch[i], seq + i);
         /* Body = the bytes after the event header. */
         rc = kring_write(&p, TYPE_REC, (const uint8_t *)batch + sizeof(struct kring_event_header), sizeof batch[0],
                          sizeof batch[0] - sizeof(struct kring_event_header), NULL, n, 0, 30000000000LL, &done);
-        if (rc != KRING_OK || done != n) {
-            printf("write failed at %llu: %s\n", (unsigned long long)seq, kring_strerror(rc));
-            kring_producer_close(&p, 1);
-            return 1;
-        }
+        if (rc != KRING_OK || done != n)
+            return producer_failed(&p, "write", seq, rc);
         seq += n;
     }
-    printf("written=%llu dropped=%llu wakeups=%llu\n", (unsigned long long)p.written,
-           (unsigned long long)p.dropped, (unsigned long long)p.wakeups);
-    kring_producer_close(&p, 1);
-    return 0;
+    return producer_done(&p);
 }
 
 /* The zero-copy paths (kring_view, kring_reserve): the same stream, read in
  * place and written in place. */
 static int consumer_in_place(const char *name, uint64_t count)
 {
-    struct kring_producer_page meta;
     struct kring_consumer c;
     struct kring_view v;
     uint64_t got = 0, bad = 0, views = 0, i;
-    int closed = 0, rc;
+    int closed = 0, woken, rc;
     const ULONGLONG start = GetTickCount64();
 
-    make_meta(&meta);
-    rc = kring_consumer_create(&c, name, &meta, 0);
-    if (rc != KRING_OK) {
-        printf("create failed: %s (os error %d)\n", kring_strerror(rc), c.m.os_error);
+    if (create_ring(&c, name))
         return 2;
-    }
-    printf("READY\n");
-    fflush(stdout);
-    while (!closed) {
-        if (GetTickCount64() - start > 120000) {
-            printf("timeout\n");
-            break;
-        }
-        rc = kring_wait(&c, 5000000000LL);
-        if (rc == KRING_E_TIMEOUT)
+    while (!closed && wait_some(&c, start, &woken) == 0) {
+        if (!woken)
             continue;
         rc = kring_view(&c, UINT64_MAX, &v);
         if (rc != KRING_OK || v.copy) {
@@ -196,25 +237,15 @@ static int consumer_in_place(const char *name, uint64_t count)
                    v.copy);
             break;
         }
-        for (i = 0; i < v.count; i++) {
-            const struct rec *r = (const struct rec *)(c.m.data + v.offset + i * v.span);
-
-            if (r->value != r->h.seq || r->check != r->value * CHECK_K || r->h.type != TYPE_REC)
-                bad++;
-        }
+        for (i = 0; i < v.count; i++)
+            bad += rec_bad((const struct rec *)(c.m.data + v.offset + i * v.span));
         got += v.count;
         views += v.count > 0;
         kring_commit(&c);
         if (v.count == 0 && kring_pending(&c) == 0 && (kring_ring_flags(&c) & KRING_F_CLOSED))
             closed = 1;
     }
-    printf("records=%llu gaps=%lld bad=%llu written=%llu dropped=%llu waits=%llu producer_alive_seen=1 closed=%d\n",
-           (unsigned long long)got, (long long)c.gaps, (unsigned long long)bad,
-           (unsigned long long)c.m.prod->written, (unsigned long long)c.m.prod->dropped,
-           (unsigned long long)views, closed);
-    rc = got == count && c.gaps == 0 && bad == 0 && closed && c.m.prod->dropped == 0 ? 0 : 1;
-    kring_consumer_close(&c);
-    return rc;
+    return consumer_done(&c, count, got, bad, views, 1, closed);
 }
 
 static int producer_in_place(const char *name, uint64_t count)
@@ -222,44 +253,24 @@ static int producer_in_place(const char *name, uint64_t count)
     struct kring_producer p;
     struct kring_reservation r;
     uint64_t seq = 0;
-    int rc = KRING_E_NOTFOUND, tries;
+    int rc;
 
-    for (tries = 0; tries < 200 && rc != KRING_OK; tries++) {
-        rc = kring_producer_open(&p, name, KRING_BLOCK);
-        if (rc != KRING_OK)
-            Sleep(50);
-    }
-    if (rc != KRING_OK) {
-        printf("open failed: %s\n", kring_strerror(rc));
+    if (open_producer(&p, name))
         return 2;
-    }
     while (seq < count) {
         uint64_t n = count - seq < BATCH ? count - seq : BATCH, i;
 
         rc = kring_reserve(&p, TYPE_REC, n, 30000000000LL, &r);
-        if (rc != KRING_OK || r.count != n) {
-            printf("reserve failed at %llu: %s\n", (unsigned long long)seq, kring_strerror(rc));
-            kring_producer_close(&p, 1);
-            return 1;
-        }
-        for (i = 0; i < n; i++) {
-            struct rec *row = (struct rec *)(p.m.data + r.offset + i * r.span);
-
-            row->value = seq + i;
-            row->check = (seq + i) * CHECK_K;
-        }
+        if (rc != KRING_OK || r.count != n)
+            return producer_failed(&p, "reserve", seq, rc);
+        for (i = 0; i < n; i++)
+            rec_fill((struct rec *)(p.m.data + r.offset + i * r.span), seq + i);
         rc = kring_publish(&p, &r, n, 0);
-        if (rc != KRING_OK) {
-            printf("publish failed at %llu: %s\n", (unsigned long long)seq, kring_strerror(rc));
-            kring_producer_close(&p, 1);
-            return 1;
-        }
+        if (rc != KRING_OK)
+            return producer_failed(&p, "publish", seq, rc);
         seq += n;
     }
-    printf("written=%llu dropped=%llu wakeups=%llu\n", (unsigned long long)p.written,
-           (unsigned long long)p.dropped, (unsigned long long)p.wakeups);
-    kring_producer_close(&p, 1);
-    return 0;
+    return producer_done(&p);
 }
 
 int main(int argc, char **argv)

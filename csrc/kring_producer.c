@@ -114,9 +114,7 @@ int kring_producer_interrupted(const struct kring_producer *p)
     return kring_load_acquire_u32(&p->m.interrupted) != 0;
 }
 
-/* Block policy: sleep until consumer_pos moves away from `seen`, the value
- * that showed the ring full, or timeout. Waiting on a value read later
- * would lose the wakeup of a consumer that drained in between. */
+/* The spin's question (kring_spin_until): has consumer_pos moved from `seen`? */
 struct space_moved {
     const struct kring_producer *p;
     uint64_t seen;
@@ -130,6 +128,9 @@ static int space_moved(const void *arg)
     return kring_load_acquire_u64(&a->p->m.cons->consumer_pos) != a->seen;
 }
 
+/* Block policy: sleep until consumer_pos moves away from `seen`, the value
+ * that showed the ring full, or timeout. Waiting on a value read later
+ * would lose the wakeup of a consumer that drained in between. */
 int kring_producer_wait_space(struct kring_producer *p, uint64_t seen, int64_t timeout_ns)
 {
     const struct space_moved moved = {p, seen};

@@ -151,7 +151,7 @@ static int wait_ready(struct kring_consumer *c, int64_t timeout_ns)
 
             if (!spun) {
                 spun = 1;
-                if (kring_spin_until(ready_arg, c, &c->spin, timeout_ns >= 0 ? left : -1))
+                if (kring_spin_until(ready_arg, c, &c->spin, left))
                     return KRING_OK;
             }
             /* Pairs with the producer's increment of wake_seq before it wakes us. */

@@ -52,8 +52,7 @@ def empty_if_alone(rows: np.ndarray) -> None:
     are, and the hold with them."""
     if sys.getrefcount(rows.base) == 2:     # rows.base, and the argument of getrefcount
         rows.__setstate__(cast(Any, (1, (0,), rows.dtype, False, b"")))
-        rows.flags.writeable = False
-    elif rows.flags.writeable:
+    if rows.flags.writeable:
         rows.flags.writeable = False
 
 

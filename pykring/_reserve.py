@@ -99,7 +99,7 @@ class _ReserveBlock:
 
     def __enter__(self) -> np.ndarray:
         prod = self._prod
-        tid, full, _ = prod._single if self._type is None and prod._single else prod._type(self._type)
+        tid, full, _ = prod._type(self._type)
         prod._enter()
         try:
             if prod._reserving:

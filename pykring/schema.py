@@ -15,7 +15,6 @@ HEADER_SIZE = lib.KRING_EVENT_HEADER_SIZE
 #: The ring's record header (length and flags, page offset) before each payload.
 RECORD_HEADER_SIZE = lib.KRING_RECORD_HEADER_SIZE
 _ALIGN_MASK = lib.KRING_ALIGN - 1
-#: The common event header, as numpy fields (name, format, offset).
 #: The capacity :func:`pykring.create` gives a ring when it is given None:
 #: 2 MiB, the size the ring-size sweep of ``python -m benchmarks peers``
 #: found fastest for 64-byte and 1 KiB records alike (benchmarks/RESULTS.md),
@@ -25,6 +24,7 @@ _ALIGN_MASK = lib.KRING_ALIGN - 1
 #: drop in them wants one sized for the burst, not for the cache.
 DEFAULT_CAPACITY = 2 << 20
 
+#: The common event header, as numpy fields (name, format, offset).
 HEADER_FIELDS = (("seq", "<u8", 0), ("ts", "<M8[ns]", 8), ("type", "<u2", 16), ("flags", "<u2", 18))
 HEADER_NAMES = frozenset(f[0] for f in HEADER_FIELDS)
 

@@ -10,6 +10,7 @@ run; the next view starts there. When the very first record is one only a
 copy can give whole, the view is a copy (as :meth:`read_batch` makes),
 consumed the same way. :class:`Views` is a part of :class:`~pykring.Ring`.
 """
+import time
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -105,19 +106,30 @@ class _ViewBlock:
             if holds.dirty:
                 holds.settle()
             c, v = ring._c, ring._view_out
-            if self._timeout != 0 and limit and lib.kring_pending(c) == 0:
-                if not ring._wait(self._timeout):
-                    return self._empty()
-            rc = lib.kring_view(c, limit, v)        # marks the position for kring_rewind
-            if rc < 0:
-                ring._check(rc, "view")
-            count = v.count
-            if count == 0:
+            timeout = self._timeout
+            waits = timeout != 0 and limit
+            deadline = None if timeout is None or not waits else time.monotonic() + max(0.0, timeout)
+            while True:
+                if waits and lib.kring_pending(c) == 0:
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    if not ring._wait(left):
+                        return self._empty()
+                rc = lib.kring_view(c, limit, v)        # marks the position for kring_rewind
+                if rc < 0:
+                    ring._check(rc, "view")
+                count = v.count
+                if count:
+                    break
                 # A record only a copy gives whole, or nothing: the drain then
                 # says why when the ring is closed or broken.
                 if v.copy or lib.kring_ring_flags(c) & _ENDED:
                     return self._copy(limit)
-                return self._empty()
+                # Only the padding before the end of the data area was there:
+                # the view skipped it (the position moved), and a view that
+                # waits waits on for records. A record still being written
+                # (BUSY) moved nothing: empty, as a read gives.
+                if not waits or c.pos == c.mark_pos:
+                    return self._empty()
             name, dt = ring._dtype_of[v.type]
             if dt.itemsize != v.size:
                 lib.kring_rewind(c)

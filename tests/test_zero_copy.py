@@ -411,3 +411,41 @@ def test_a_ring_given_no_capacity_has_the_default(ring_name):
     with pykring.Producer.create(ring_name + "p", None, BODY) as p, pykring.attach(p.path) as ring:
         assert ring.capacity == pykring.DEFAULT_CAPACITY
         os.unlink(p.path)
+
+
+STREAM = r"""
+import sys, numpy as np, pykring
+name, total, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with pykring.Producer(name, block=True, timeout=60) as p:
+    for base in range(0, total, batch):
+        with p.reserve(min(batch, total - base)) as rows:
+            rows["x"] = np.arange(base, base + len(rows))
+"""
+
+
+def test_views_of_a_stream_that_pads_at_the_end_are_always_in_place(ring_name):
+    """A producer that reserves a quarter of the ring at a time pads to the
+    end of the data area every lap: a view that meets only that padding has
+    nothing to give, and must give nothing, not a copy of whatever the
+    producer published meanwhile (which was neither in place nor bounded by
+    the quarter). Every non-empty view of the stream is rows in the ring,
+    at most a quarter of it, in order."""
+    total = 1_000_000
+    with pykring.create(ring_name, 1 << 16, BODY) as ring:
+        most = ring.capacity // 4 // (ring.dtype.itemsize + 8)    # rows a view holds at most
+        prod = subprocess.Popen([sys.executable, "-c", STREAM, ring.path, str(total), str(most - 3)])
+        try:
+            got, copies = 0, 0
+            while got < total:
+                with ring.view(timeout=HANG_S) as rows:
+                    k = len(rows)
+                    assert k, "no record for %d s after %d" % (HANG_S, got)      # hang guard
+                    copies += not in_ring(ring, rows) or k > most
+                    assert rows["x"][0] == got and rows["x"][-1] == got + k - 1
+                    got += k
+            assert prod.wait(HANG_S) == 0
+        finally:
+            if prod.poll() is None:
+                prod.kill()
+                prod.wait()
+        assert copies == 0 and got == total
